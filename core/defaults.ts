@@ -1,0 +1,41 @@
+/** Every default in one place. Units are in the names. */
+
+export const DEFAULTS = {
+  clusterId: 'default',
+  apiListen: '127.0.0.1:6880',
+  proxyListen: '127.0.0.1:8080',
+  apiUrl: 'http://127.0.0.1:6880',
+  advertise: '127.0.0.1',
+  dataDirName: '.orca',
+
+  watchdogIntervalMs: 30_000,
+  heartbeatIntervalMs: 5_000,
+  heartbeatTimeoutMs: 15_000,
+  nodeDownGraceMs: 60_000,
+  reconnectInitialMs: 5_000,
+  reconnectMaxMs: 60_000,
+  reconnectJitter: 0.2,
+
+  /** Work-queue retry backoff for a failed key. */
+  queueRetryInitialMs: 100,
+  queueRetryMaxMs: 10_000,
+  /** Docker event stream reconnect backoff. */
+  eventsReconnectInitialMs: 100,
+  eventsReconnectMaxMs: 5_000,
+
+  revisionsKept: 20,
+  eventsKept: 10_000,
+
+  // Manifest defaults (SPEC §2).
+  replicas: 1,
+  stopGraceSecs: 10,
+  init: true,
+  routePath: '/',
+  probe: {
+    readiness: { intervalSecs: 5, timeoutSecs: 3, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 10 },
+    liveness: { intervalSecs: 10, timeoutSecs: 3, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
+  },
+  restart: { policy: 'always' as const, backoffInitialSecs: 1, backoffMaxSecs: 60, resetAfterSecs: 60 },
+  deploy: { strategy: 'start-first' as const, readyTimeoutSecs: 60 },
+  minDurationSecs: 0.05,
+} as const;

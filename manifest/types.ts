@@ -1,0 +1,56 @@
+/**
+ * The validated, normalised form of a `[[service]]` table (SPEC §2). Every default is filled
+ * in, so two manifests that mean the same thing produce the same ServiceSpec and spec hash.
+ * Durations are seconds (as written in the manifest); memory is bytes.
+ */
+
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+export type DeployStrategy = 'start-first' | 'stop-first';
+
+export type ProbeCheck =
+  | { kind: 'http'; path: string; port?: number }
+  | { kind: 'tcp'; port?: number }
+  | { kind: 'exec'; command: string[] };
+
+export interface ProbeSpec {
+  check: ProbeCheck;
+  intervalSecs: number;
+  timeoutSecs: number;
+  failureThreshold: number;
+  successThreshold: number;
+  initialDelaySecs: number;
+}
+
+export interface ServiceSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  entrypoint?: string[];
+  env: Record<string, string>;
+  replicas: number;
+  port?: number;
+  stopGraceSecs: number;
+  init: boolean;
+  labels: Record<string, string>;
+  placement?: { node?: string; labels?: Record<string, string> };
+  route?: { host: string; path: string };
+  resources: { memoryBytes?: number; cpus?: number };
+  readiness?: ProbeSpec;
+  liveness?: ProbeSpec;
+  restart: {
+    policy: RestartPolicy;
+    backoffInitialSecs: number;
+    backoffMaxSecs: number;
+    resetAfterSecs: number;
+  };
+  deploy: {
+    strategy: DeployStrategy;
+    readyTimeoutSecs: number;
+  };
+}
+
+/** One service as parsed from a file, with where it came from (for error messages). */
+export interface ParsedService {
+  spec: ServiceSpec;
+  file: string;
+}

@@ -1,0 +1,49 @@
+/** The labels every container Orca creates carries (DESIGN principle 4). */
+export const LABEL = {
+  cluster: 'orca.cluster',
+  service: 'orca.service',
+  instance: 'orca.instance',
+  slot: 'orca.slot',
+  revision: 'orca.revision',
+  specHash: 'orca.spec-hash',
+  node: 'orca.node',
+} as const;
+
+export const RESERVED_LABEL_PREFIX = 'orca.';
+
+export interface InstanceLabels {
+  cluster: string;
+  service: string;
+  instance: string;
+  slot: number;
+  revision: number;
+  specHash: string;
+  node: string;
+}
+
+export function instanceLabels(l: InstanceLabels, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...extra,
+    [LABEL.cluster]: l.cluster,
+    [LABEL.service]: l.service,
+    [LABEL.instance]: l.instance,
+    [LABEL.slot]: String(l.slot),
+    [LABEL.revision]: String(l.revision),
+    [LABEL.specHash]: l.specHash,
+    [LABEL.node]: l.node,
+  };
+}
+
+/** Reads Orca's labels back; undefined when any is missing or malformed (an orphan). */
+export function parseInstanceLabels(labels: Record<string, string>): InstanceLabels | undefined {
+  const slot = Number(labels[LABEL.slot]);
+  const revision = Number(labels[LABEL.revision]);
+  const cluster = labels[LABEL.cluster];
+  const service = labels[LABEL.service];
+  const instance = labels[LABEL.instance];
+  const specHash = labels[LABEL.specHash];
+  const node = labels[LABEL.node];
+  if (!cluster || !service || !instance || !specHash || !node) return undefined;
+  if (!Number.isInteger(slot) || slot < 0 || !Number.isInteger(revision) || revision < 1) return undefined;
+  return { cluster, service, instance, slot, revision, specHash, node };
+}

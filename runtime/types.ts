@@ -1,0 +1,105 @@
+/**
+ * The Runtime port: the narrow slice of a container engine that Orca needs.
+ * DockerRuntime (the only file that imports dockerode) and FakeRuntime implement it and
+ * pass one contract suite. Every mutating call is idempotent.
+ */
+
+export interface ContainerSpec {
+  /** Container name; Orca uses the instance id. */
+  name: string;
+  image: string;
+  command?: string[];
+  entrypoint?: string[];
+  env: Record<string, string>;
+  /** All labels, orca.* included (see runtime/labels.ts). */
+  labels: Record<string, string>;
+  /** Container port to publish (TCP) on hostIp with an ephemeral host port. */
+  port?: number;
+  /** Address published ports bind to (the node's advertise address). */
+  hostIp: string;
+  memoryBytes?: number;
+  /** CPUs, fractional (0.5). */
+  cpus?: number;
+  /** Docker's init as PID 1. */
+  init: boolean;
+  /** SIGTERM → SIGKILL grace used by stop. */
+  stopGraceSecs: number;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  status: ContainerStatus;
+  /** Exit code of the last run, when it has exited. */
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** ISO-8601, or null if never started. */
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  /** Published address of `port`, like 127.0.0.1:49153, once running. */
+  hostIp: string | null;
+  hostPort: number | null;
+  /** Docker HEALTHCHECK status, when the image defines one. */
+  health: 'starting' | 'healthy' | 'unhealthy' | null;
+  /** Error Docker recorded when the container failed to start. */
+  error: string | null;
+}
+
+export type RuntimeEventKind = 'create' | 'start' | 'die' | 'oom' | 'kill' | 'stop' | 'destroy' | 'health_status';
+
+export interface RuntimeEvent {
+  kind: RuntimeEventKind;
+  containerId: string;
+  labels: Record<string, string>;
+  /** ms since epoch as reported by the engine. */
+  timeMs: number;
+  exitCode?: number;
+  health?: 'healthy' | 'unhealthy' | 'starting';
+}
+
+export interface LogOptions {
+  tail?: number;
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface Runtime {
+  /** Resolves when the engine answers; throws OrcaError ORCA_RUNTIME_UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
+  /** True when the image is present locally (images are never pulled). */
+  hasImage(image: string): Promise<boolean>;
+  /** HEALTHCHECK defined by an image, if any. */
+  imageHealthcheck(image: string): Promise<boolean>;
+
+  /**
+   * Creates (does not start) a container. Idempotent: if a container with this name exists
+   * and carries the same orca.instance label, returns its id. If the name is taken by any
+   * other container, throws ORCA_RUNTIME_CONFLICT (never force-removes). ORCA_IMAGE_MISSING
+   * when the image is not present.
+   */
+  create(spec: ContainerSpec): Promise<string>;
+  /** Starts; already running is success. ORCA_RUNTIME_NOT_FOUND if the container is gone. */
+  start(id: string): Promise<void>;
+  /** SIGTERM, then SIGKILL after graceSecs. Stopped or missing is success. */
+  stop(id: string, graceSecs: number): Promise<void>;
+  /** Sends a signal to the main process (tests and benchmarks). Missing or not running: ORCA_RUNTIME_NOT_FOUND. */
+  kill(id: string, signal: string): Promise<void>;
+  /** Removes a stopped container; missing is success. With force, removes a running one too (only for orphans). */
+  remove(id: string, opts?: { force?: boolean }): Promise<void>;
+  /** Containers whose labels include every given label (all states). */
+  list(labels: Record<string, string>): Promise<ObservedContainer[]>;
+  /** undefined when there is no such container. */
+  inspect(id: string): Promise<ObservedContainer | undefined>;
+  /** Combined stdout/stderr as text lines. With follow, streams until the container stops or the signal aborts. */
+  logs(id: string, opts: LogOptions): AsyncIterable<string>;
+  /**
+   * Container events filtered by labels. The iterable ends (or throws) when the stream
+   * breaks; callers reconnect and resync.
+   */
+  events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+}

@@ -1,0 +1,105 @@
+import type { ServiceSpec } from '../manifest/types.js';
+
+/** How a revision came to be. */
+export type RevisionSource = 'apply' | 'rollback';
+
+/** How a revision's rollout ended (or that it has not yet). */
+export type RevisionOutcome = 'pending' | 'rolled-out' | 'rollout-failed' | 'superseded';
+
+export interface RevisionRecord {
+  service: string;
+  /** 1, 2, 3 … per service; never reused, even across delete and re-create. */
+  revision: number;
+  spec: ServiceSpec;
+  specHash: string;
+  source: RevisionSource;
+  /** With source 'rollback': the revision it was copied from. */
+  rollbackOf?: number;
+  /** ISO-8601. */
+  createdAt: string;
+  outcome: RevisionOutcome;
+  outcomeReason?: string;
+}
+
+export interface ServiceRecord {
+  name: string;
+  /** The current (desired) revision. */
+  revision: number;
+  spec: ServiceSpec;
+  specHash: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Set when the service was deleted; its history is kept. */
+  deletedAt?: string;
+}
+
+/** One line of the reconciliation log (SPEC §4 `orca events -o json`). */
+export interface EventRecord {
+  /** ISO-8601 with milliseconds. */
+  time: string;
+  reconciler: string;
+  service: string | null;
+  instance: string | null;
+  node: string | null;
+  action: string;
+  reason: string;
+  outcome: string;
+  durationMs: number;
+  /** Free-form detail for humans (for example an OOM hint). */
+  message?: string;
+}
+
+export interface NewRevision {
+  spec: ServiceSpec;
+  specHash: string;
+  source: RevisionSource;
+  rollbackOf?: number;
+  /** ISO-8601. */
+  at: string;
+}
+
+export interface EventQuery {
+  /** Only events at or after this time (ms since epoch). */
+  sinceMs?: number;
+  service?: string;
+  /** At most this many, the newest ones (returned oldest first). */
+  limit?: number;
+}
+
+/**
+ * Desired state and history. Every write is durable once its promise resolves
+ * (an acknowledged write survives kill -9 of the process).
+ */
+export interface Store {
+  /** Opens the store; throws OrcaError ORCA_STORE_LOCKED / ORCA_STORE_CORRUPT with a message that says what to do. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  getService(name: string): Promise<ServiceRecord | undefined>;
+  /** Live services sorted by name; deleted ones only with includeDeleted. */
+  listServices(opts?: { includeDeleted?: boolean }): Promise<ServiceRecord[]>;
+  /**
+   * Writes a new revision for each spec and makes it current, all in one atomic batch.
+   * Earlier revisions beyond the last `revisionsKept` (20) are pruned. A deleted service
+   * comes back to life with the next revision number. Returns the new records in input order.
+   */
+  commitRevisions(revisions: NewRevision[]): Promise<ServiceRecord[]>;
+  /** Marks a service deleted (keeps history). Returns false if there was no live service. */
+  markDeleted(name: string, at: string): Promise<boolean>;
+
+  /** Revisions of a service, oldest first. */
+  listRevisions(name: string): Promise<RevisionRecord[]>;
+  getRevision(name: string, revision: number): Promise<RevisionRecord | undefined>;
+  setRevisionOutcome(name: string, revision: number, outcome: RevisionOutcome, reason?: string): Promise<void>;
+
+  /** Appends to the reconciliation log, a capped ring (oldest dropped past `eventsKept`). */
+  appendEvents(events: EventRecord[]): Promise<void>;
+  listEvents(query?: EventQuery): Promise<EventRecord[]>;
+
+  /** Small JSON values under a namespace (agent assignments, slot state, cluster metadata). */
+  getKv<T>(key: string): Promise<T | undefined>;
+  putKv(key: string, value: unknown): Promise<void>;
+  delKv(key: string): Promise<void>;
+  /** Entries whose key starts with prefix, sorted by key. */
+  listKv<T>(prefix: string): Promise<Array<{ key: string; value: T }>>;
+}
