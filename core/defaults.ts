@@ -18,10 +18,12 @@ export const DEFAULTS = {
 
   /** Work-queue retry backoff for a failed key. */
   queueRetryInitialMs: 100,
-  queueRetryMaxMs: 10_000,
+  queueRetryMaxMs: 5_000,
   /** Docker event stream reconnect backoff. */
   eventsReconnectInitialMs: 100,
-  eventsReconnectMaxMs: 5_000,
+  eventsReconnectMaxMs: 1_000,
+  /** A full resync that could not list containers tries again after this. */
+  resyncRetryMs: 500,
 
   revisionsKept: 20,
   eventsKept: 10_000,

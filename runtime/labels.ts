@@ -7,6 +7,8 @@ export const LABEL = {
   revision: 'orca.revision',
   specHash: 'orca.spec-hash',
   node: 'orca.node',
+  /** stop_grace_secs at creation, so a deleted service's containers still stop gracefully. */
+  stopGrace: 'orca.stop-grace',
 } as const;
 
 export const RESERVED_LABEL_PREFIX = 'orca.';

@@ -1,0 +1,264 @@
+import { sleep, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
+import { backoffDelayMs } from '../core/backoff.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { instanceId } from '../core/ids.js';
+import type { Logger } from '../core/log.js';
+import type { Runtime, ObservedContainer } from '../runtime/types.js';
+import { LABEL, parseInstanceLabels } from '../runtime/labels.js';
+import type { EventRecord, Store } from '../store/types.js';
+import { WorkQueue, type HandlerResult } from '../controllers/work-queue.js';
+import { Executor } from '../controllers/executor.js';
+import { planContainers } from '../controllers/container/planner.js';
+import type { NodeIdentity } from '../controllers/container/container-spec.js';
+import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
+import { buildReports, type InstanceReport } from './reports.js';
+
+export interface AgentDeps {
+  runtime: Runtime;
+  /** The agent's own store (`<data-dir>/agent.db`): assignment cache and slot memory. */
+  store: Store;
+  clock: Clock;
+  rng: Rng;
+  log: Logger;
+  identity: NodeIdentity;
+  watchdogIntervalMs: number;
+  /** Receives every reconcile action (the reconciliation log). */
+  record: (e: EventRecord) => void;
+  /** Called after any action changed the node's instances. */
+  onChange?: () => void;
+}
+
+const ASSIGN_KEY = 'assignments';
+
+/**
+ * The node-local half of Orca: keeps this node's containers matching its assignments.
+ * Runs the container reconciler over a keyed work queue (key = service), triggered by
+ * assignment changes, Docker events and the watchdog. Observed state is always re-read
+ * from the runtime; nothing is trusted from memory but slot history.
+ *
+ * It never reconciles before it has an assignment set (from the server, or cached in its
+ * store from an earlier session), so an empty start can never remove running workloads.
+ */
+export class Agent {
+  private assignments = new Map<string, SlotAssignment[]>();
+  private haveAssignments = false;
+  private readonly slots = new Map<string, SlotState>();
+  private readonly queue: WorkQueue;
+  private readonly executor: Executor;
+  private readonly log: Logger;
+  private watchdogTimer: TimerHandle | null = null;
+  private signal: AbortSignal | null = null;
+  private firstPass: Promise<void> | null = null;
+  private resolveFirstPass: (() => void) | null = null;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
+    this.executor = new Executor({
+      runtime: deps.runtime,
+      clock: deps.clock,
+      log: deps.log.child({ reconciler: 'container' }),
+      identity: deps.identity,
+      saveSlot: (s) => this.saveSlot(s),
+      record: deps.record,
+    });
+    this.queue = new WorkQueue({
+      clock: deps.clock,
+      log: this.log,
+      handler: (key) => this.reconcile(key),
+      retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
+    });
+  }
+
+  get node(): string {
+    return this.deps.identity.node;
+  }
+
+  /**
+   * Replaces the full assignment set of this node and persists it (so the agent keeps
+   * healing across restarts while cut off). Services whose slots changed are reconciled.
+   */
+  async setAssignments(list: SlotAssignment[]): Promise<void> {
+    const next = new Map<string, SlotAssignment[]>();
+    for (const a of list) {
+      const l = next.get(a.service) ?? [];
+      l.push(a);
+      next.set(a.service, l);
+    }
+    const changed = new Set<string>();
+    for (const [svc, slots] of next) {
+      if (JSON.stringify(slots) !== JSON.stringify(this.assignments.get(svc))) changed.add(svc);
+    }
+    for (const svc of this.assignments.keys()) if (!next.has(svc)) changed.add(svc);
+    this.assignments = next;
+    const first = !this.haveAssignments;
+    this.haveAssignments = true;
+    await this.deps.store.putKv(ASSIGN_KEY, list);
+    if (this.signal) {
+      if (first) await this.resyncAll();
+      else for (const svc of changed) this.queue.add(svc);
+    }
+  }
+
+  /** Loads slot memory and cached assignments, then starts reconciling. */
+  async start(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
+    this.firstPass = new Promise((r) => (this.resolveFirstPass = r));
+    for (const { value } of await this.deps.store.listKv<SlotState>('slot/')) {
+      this.slots.set(slotKey(value.service, value.slot), value);
+    }
+    if (!this.haveAssignments) {
+      const cached = await this.deps.store.getKv<SlotAssignment[]>(ASSIGN_KEY);
+      if (cached) {
+        this.log.info({ services: new Set(cached.map((a) => a.service)).size }, 'using cached assignments');
+        await this.setAssignments(cached);
+      }
+    }
+    this.queue.start(signal);
+    signal.addEventListener('abort', () => {
+      if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
+    });
+    void this.watchEvents(signal);
+    this.scheduleWatchdog();
+    if (this.haveAssignments) await this.resyncAll();
+  }
+
+  /** Resolves once every service present at start has been reconciled once. */
+  async ready(): Promise<void> {
+    await this.firstPass;
+  }
+
+  /** Resolves when the work queue is empty (tests). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** This node's instances, read from the runtime now. */
+  async observe(): Promise<InstanceReport[]> {
+    const containers = await this.deps.runtime.list(this.ownLabels());
+    const all = [...this.assignments.values()].flat();
+    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now());
+  }
+
+  /** Containers of this node, optionally of one service (for logs). */
+  async containers(service?: string): Promise<ObservedContainer[]> {
+    return this.deps.runtime.list({ ...this.ownLabels(), ...(service ? { [LABEL.service]: service } : {}) });
+  }
+
+  /** A full level-triggered pass: every assigned or observed service, and orphans. */
+  async resyncAll(): Promise<void> {
+    if (!this.haveAssignments) return;
+    let containers: ObservedContainer[];
+    try {
+      containers = await this.deps.runtime.list({ [LABEL.cluster]: this.deps.identity.cluster });
+    } catch (err) {
+      this.log.warn({ err }, 'resync: runtime list failed; will retry');
+      if (!this.signal?.aborted) this.deps.clock.setTimeout(() => void this.resyncAll(), DEFAULTS.resyncRetryMs);
+      return;
+    }
+    const keys = new Set(this.assignments.keys());
+    const orphans: ObservedContainer[] = [];
+    for (const c of containers) {
+      const l = parseInstanceLabels(c.labels);
+      const nodeLabel = c.labels[LABEL.node];
+      if (!l) {
+        // Ours by cluster label but not a valid instance: an orphan, unless another node's.
+        if (nodeLabel === undefined || nodeLabel === this.node) orphans.push(c);
+        continue;
+      }
+      if (l.node === this.node) keys.add(l.service);
+    }
+    if (orphans.length > 0) {
+      await this.executor.execute(
+        'container',
+        orphans.map((c) => ({
+          kind: 'container.remove' as const,
+          key: `remove:${c.id}`,
+          reason: 'orphan-without-instance-labels',
+          service: c.labels[LABEL.service] ?? null,
+          instance: null,
+          containerId: c.id,
+          force: true,
+        })),
+      );
+    }
+    for (const k of keys) this.queue.add(k);
+    await this.queue.idle();
+    this.resolveFirstPass?.();
+    this.resolveFirstPass = null;
+  }
+
+  private ownLabels(): Record<string, string> {
+    return { [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.node };
+  }
+
+  private async reconcile(service: string): Promise<HandlerResult> {
+    const desired = this.assignments.get(service) ?? [];
+    const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
+    const slots = new Map<number, SlotState>();
+    for (const v of this.slots.values()) if (v.service === service) slots.set(v.slot, v);
+    const plan = planContainers({
+      service,
+      desired,
+      observed,
+      slots,
+      now: this.deps.clock.now(),
+      newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
+    });
+    if (desired.length === 0 && observed.length === 0) {
+      for (const s of slots.values()) await this.forgetSlot(s);
+    }
+    if (plan.actions.length === 0) {
+      return plan.requeueAfterMs !== null ? { kind: 'after', ms: plan.requeueAfterMs } : { kind: 'done' };
+    }
+    const result = await this.executor.execute('container', plan.actions);
+    if (result.applied > 0) this.deps.onChange?.();
+    if (result.error) throw result.error;
+    return { kind: 'requeue' };
+  }
+
+  private async saveSlot(s: SlotState): Promise<void> {
+    this.slots.set(slotKey(s.service, s.slot), s);
+    await this.deps.store.putKv(`slot/${s.service}/${s.slot}`, s);
+  }
+
+  private async forgetSlot(s: SlotState): Promise<void> {
+    this.slots.delete(slotKey(s.service, s.slot));
+    await this.deps.store.delKv(`slot/${s.service}/${s.slot}`);
+  }
+
+  private scheduleWatchdog(): void {
+    if (this.signal?.aborted) return;
+    this.watchdogTimer = this.deps.clock.setTimeout(() => {
+      void this.resyncAll().finally(() => this.scheduleWatchdog());
+    }, this.deps.watchdogIntervalMs);
+  }
+
+  /** Docker events only say when to look; the stream is re-opened with backoff and followed by a full resync. */
+  private async watchEvents(signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    let connectedBefore = false;
+    while (!signal.aborted) {
+      try {
+        const events = this.deps.runtime.events(this.ownLabels(), signal);
+        if (connectedBefore) void this.resyncAll();
+        connectedBefore = true;
+        for await (const ev of events) {
+          attempt = 0;
+          const svc = ev.labels[LABEL.service];
+          if (svc) this.queue.add(svc);
+          if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        this.log.warn({ err }, 'runtime event stream broke; reconnecting');
+      }
+      if (signal.aborted) return;
+      const delay = backoffDelayMs({ initialMs: DEFAULTS.eventsReconnectInitialMs, maxMs: DEFAULTS.eventsReconnectMaxMs }, attempt++);
+      try {
+        await sleep(this.deps.clock, delay, signal);
+      } catch {
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,134 @@
+import type { ObservedContainer } from '../runtime/types.js';
+import { parseInstanceLabels } from '../runtime/labels.js';
+import type { LastExit, SlotAssignment, SlotState } from '../controllers/container/types.js';
+
+/** Lifecycle state names shown for an instance (SPEC §3.2), plus crashloop while in backoff. */
+export type InstanceStateName =
+  | 'pending'
+  | 'creating'
+  | 'starting'
+  | 'running'
+  | 'stopping'
+  | 'exited'
+  | 'removed'
+  | 'crashloop';
+
+/** One instance as observed on a node, what `orca status` shows. */
+export interface InstanceReport {
+  id: string | null;
+  service: string;
+  slot: number;
+  revision: number;
+  specHash: string;
+  node: string;
+  state: InstanceStateName;
+  ready: boolean;
+  restarts: number;
+  lastExit: { code: number | null; reason: string; at: string } | null;
+  containerId: string | null;
+  address: string | null;
+  nextRetryAt: string | null;
+  startedAt: string | null;
+  /** True when this instance runs the desired spec of its slot. */
+  current: boolean;
+}
+
+const EXIT_REASON_TEXT: Record<string, string> = {
+  'oom-killed': 'OOMKilled',
+  exited: 'Error',
+  completed: 'Completed',
+  removed: 'Removed',
+  liveness: 'LivenessFailed',
+  'create-failed': 'CreateFailed',
+};
+
+function exitView(e: LastExit | null): InstanceReport['lastExit'] {
+  if (!e) return null;
+  return { code: e.code, reason: EXIT_REASON_TEXT[e.reason] ?? e.reason, at: e.at };
+}
+
+function stateOf(c: ObservedContainer): InstanceStateName {
+  switch (c.status) {
+    case 'created':
+      return 'starting';
+    case 'running':
+    case 'paused':
+      return 'running';
+    case 'restarting':
+      return 'starting';
+    case 'removing':
+      return 'stopping';
+    default:
+      return 'exited';
+  }
+}
+
+/**
+ * Builds the instance view of one node from what the runtime shows now and the slot
+ * memory: one row per live container, and one per desired slot that has no live container
+ * (pending, or crashloop while waiting for its backoff). Pure.
+ */
+export function buildReports(
+  node: string,
+  assignments: SlotAssignment[],
+  containers: ObservedContainer[],
+  slots: ReadonlyMap<string, SlotState>,
+  now: number,
+): InstanceReport[] {
+  const out: InstanceReport[] = [];
+  const desired = new Map(assignments.map((a) => [`${a.service}/${a.slot}`, a]));
+  const liveSlots = new Set<string>();
+  for (const c of containers) {
+    const l = parseInstanceLabels(c.labels);
+    if (!l) continue;
+    const key = `${l.service}/${l.slot}`;
+    const a = desired.get(key);
+    const live = c.status !== 'exited' && c.status !== 'dead';
+    if (!live) continue;
+    liveSlots.add(key);
+    const slot = slots.get(key);
+    const running = c.status === 'running';
+    out.push({
+      id: l.instance,
+      service: l.service,
+      slot: l.slot,
+      revision: l.revision,
+      specHash: l.specHash,
+      node,
+      state: stateOf(c),
+      ready: running,
+      restarts: slot?.restarts ?? 0,
+      lastExit: exitView(slot?.lastExit ?? null),
+      containerId: c.id,
+      address: c.hostIp && c.hostPort ? `${c.hostIp}:${c.hostPort}` : null,
+      nextRetryAt: null,
+      startedAt: c.startedAt,
+      current: a !== undefined && a.specHash === l.specHash,
+    });
+  }
+  for (const [key, a] of desired) {
+    if (liveSlots.has(key)) continue;
+    const slot = slots.get(key);
+    const waiting = slot?.nextRetryAt != null && slot.nextRetryAt > now;
+    const gaveUp = slot?.gaveUpOnHash === a.specHash;
+    out.push({
+      id: slot?.currentInstance ?? null,
+      service: a.service,
+      slot: a.slot,
+      revision: a.revision,
+      specHash: a.specHash,
+      node,
+      state: waiting ? 'crashloop' : gaveUp ? 'exited' : 'pending',
+      ready: false,
+      restarts: slot?.restarts ?? 0,
+      lastExit: exitView(slot?.lastExit ?? null),
+      containerId: null,
+      address: null,
+      nextRetryAt: waiting && slot?.nextRetryAt ? new Date(slot.nextRetryAt).toISOString() : null,
+      startedAt: null,
+      current: true,
+    });
+  }
+  out.sort((x, y) => x.service.localeCompare(y.service) || x.slot - y.slot || Number(y.current) - Number(x.current));
+  return out;
+}

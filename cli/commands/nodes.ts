@@ -1,0 +1,22 @@
+import { Client, type ClientOptions } from '../client.js';
+import { ago, table } from '../table.js';
+import { systemClock } from '../../core/clock.js';
+
+interface Node {
+  name: string;
+  state: string;
+  address: string;
+  lastHeartbeat: string;
+  instances: number;
+}
+
+/** `orca nodes [-o json]` */
+export async function nodes(g: ClientOptions, opts: { output: string }): Promise<void> {
+  const body = await new Client(g).json<{ nodes: Node[] }>('GET', '/v1/nodes');
+  if (opts.output === 'json') {
+    process.stdout.write(JSON.stringify(body) + '\n');
+    return;
+  }
+  const now = systemClock.now();
+  process.stdout.write(table(['NODE', 'STATE', 'ADDRESS', 'LAST HEARTBEAT', 'INSTANCES'], body.nodes.map((n) => [n.name, n.state, n.address, ago(n.lastHeartbeat, now), String(n.instances)])));
+}

@@ -1,0 +1,34 @@
+import { createLogger } from '../../core/log.js';
+import { isOrcaError } from '../../core/errors.js';
+import { loadServerConfig, type ServerFlags } from '../../server/config.js';
+import { startServer } from '../../server/server.js';
+import { CliError, EXIT } from '../exit.js';
+
+/** `orca server …`: runs until SIGINT or SIGTERM, then stops cleanly. */
+export async function run(flags: ServerFlags): Promise<void> {
+  const cfg = await loadServerConfig(flags);
+  if (!cfg.ok) throw new CliError(EXIT.invalid, cfg.errors.join('\n'));
+  const log = createLogger();
+  let server;
+  try {
+    server = await startServer(cfg.value, { log });
+  } catch (err) {
+    if (isOrcaError(err)) {
+      log.fatal({ code: err.code, err: { message: err.message } }, 'server could not start');
+      throw new CliError(EXIT.failed, err.message);
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new CliError(EXIT.failed, `cannot listen: ${e.message} (another orca server? use --api-listen)`);
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'stopping');
+      resolve();
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+  });
+  await server.stop();
+  log.flush?.();
+}

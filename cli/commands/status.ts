@@ -1,0 +1,59 @@
+import { Client, type ClientOptions } from '../client.js';
+import { ago, inTime, table } from '../table.js';
+import { sleep, systemClock } from '../../core/clock.js';
+
+interface InstanceStatus {
+  id: string | null;
+  node: string;
+  state: string;
+  ready: boolean;
+  restarts: number;
+  lastExit: { code: number | null; reason: string; at: string } | null;
+  containerId: string | null;
+  address: string | null;
+  nextRetryAt: string | null;
+}
+interface ServiceStatus {
+  name: string;
+  revision: number;
+  state: string;
+  reason?: string;
+  replicas: { desired: number; running: number; ready: number };
+  instances: InstanceStatus[];
+}
+
+/** `orca status [SERVICE] [-o table|json] [--watch]` — observed state, read from the nodes now. */
+export async function status(g: ClientOptions, service: string | undefined, opts: { output: string; watch?: boolean }): Promise<void> {
+  const client = new Client(g);
+  const path = service ? `/v1/status?service=${encodeURIComponent(service)}` : '/v1/status';
+  for (;;) {
+    const body = await client.json<{ services: ServiceStatus[] }>('GET', path);
+    const text = opts.output === 'json' ? JSON.stringify(body) + '\n' : render(body.services, systemClock.now());
+    if (opts.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+    process.stdout.write(text);
+    if (!opts.watch) return;
+    await sleep(systemClock, 1000);
+    if (!process.stdout.isTTY) process.stdout.write('\n');
+  }
+}
+
+function render(services: ServiceStatus[], now: number): string {
+  if (services.length === 0) return 'no services (apply some with `orca apply -f FILE`)\n';
+  let out = table(
+    ['SERVICE', 'REVISION', 'STATE', 'READY', 'RUNNING', 'DESIRED'],
+    services.map((s) => [s.name, String(s.revision), s.state + (s.reason ? ` (${s.reason})` : ''), String(s.replicas.ready), String(s.replicas.running), String(s.replicas.desired)]),
+  );
+  const rows = services.flatMap((s) =>
+    s.instances.map((i) => [
+      i.id ?? `${s.name} (pending)`,
+      i.node,
+      i.state === 'crashloop' ? `crashloop (retry ${inTime(i.nextRetryAt, now)})` : i.state,
+      i.ready ? 'yes' : 'no',
+      String(i.restarts),
+      i.address ?? '-',
+      i.lastExit ? `${i.lastExit.reason} (${i.lastExit.code ?? '-'}) ${ago(i.lastExit.at, now)}` : '-',
+    ]),
+  );
+  if (rows.length) out += '\n' + table(['INSTANCE', 'NODE', 'STATE', 'READY', 'RESTARTS', 'ADDRESS', 'LAST EXIT'], rows);
+  return out;
+}

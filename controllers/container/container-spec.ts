@@ -1,0 +1,35 @@
+import type { ContainerSpec } from '../../runtime/types.js';
+import { instanceLabels, LABEL } from '../../runtime/labels.js';
+import type { SlotAssignment } from './types.js';
+
+export interface NodeIdentity {
+  cluster: string;
+  node: string;
+  /** Address published ports bind to. */
+  advertise: string;
+}
+
+/** The container for one instance of a slot. Pure. */
+export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIdentity): ContainerSpec {
+  const s = a.spec;
+  return {
+    name: instance,
+    image: s.image,
+    command: s.command,
+    entrypoint: s.entrypoint,
+    env: { ...s.env },
+    labels: {
+      ...instanceLabels(
+        { cluster: id.cluster, service: a.service, instance, slot: a.slot, revision: a.revision, specHash: a.specHash, node: id.node },
+        s.labels,
+      ),
+      [LABEL.stopGrace]: String(s.stopGraceSecs),
+    },
+    port: s.port,
+    hostIp: id.advertise,
+    memoryBytes: s.resources.memoryBytes,
+    cpus: s.resources.cpus,
+    init: s.init,
+    stopGraceSecs: s.stopGraceSecs,
+  };
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { planContainers, type ContainerPlanInput } from './planner.js';
+import { freshSlotState, type SlotState } from './types.js';
+import { aContainer, aSpec, slotsOf } from '../../test/builders.js';
+import type { Action } from '../actions.js';
+
+const NOW = Date.parse('2026-01-01T00:01:00.000Z');
+const spec = aSpec({ replicas: 2 });
+const desired = slotsOf(spec, 3);
+const hash = desired[0]!.specHash;
+
+function plan(over: Partial<ContainerPlanInput>) {
+  let n = 0;
+  return planContainers({
+    service: 'web',
+    desired,
+    observed: [],
+    slots: new Map(),
+    now: NOW,
+    newInstanceId: (s, rev, slot) => `${s}-${rev}-${slot}-new${n++}`,
+    ...over,
+  });
+}
+
+const kinds = (actions: Action[]) => actions.map((a) => `${a.kind}:${a.instance ?? a.key}`);
+const slotState = (o: Partial<SlotState>, slot = 0): [number, SlotState] => [slot, { ...freshSlotState('web', slot), ...o }];
+
+describe('planContainers', () => {
+  it('creates every missing replica', () => {
+    const p = plan({});
+    expect(kinds(p.actions)).toEqual(['container.create:web-3-0-new0', 'container.create:web-3-1-new1']);
+    expect(p.actions[0]).toMatchObject({ reason: 'missing-replica', slot: 0 });
+  });
+
+  it('does nothing when every slot runs the desired spec and the slot memory agrees', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash });
+    const b = aContainer({ slot: 1, instance: 'b', specHash: hash });
+    const p = plan({ observed: [a, b], slots: new Map([slotState({ currentInstance: 'a' }), slotState({ currentInstance: 'b' }, 1)]) });
+    expect(p.actions).toEqual([]);
+  });
+
+  it('adopts running containers it has no memory of, without touching them', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash });
+    const b = aContainer({ slot: 1, instance: 'b', specHash: hash });
+    const p = plan({ observed: [a, b] });
+    expect(p.actions.map((x) => x.kind)).toEqual(['slot.update', 'slot.update']);
+    expect(p.actions.every((x) => x.reason === 'adopted')).toBe(true);
+  });
+
+  it('starts a container that was created but not started', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'created', startedAt: null });
+    const p = plan({ desired: desired.slice(0, 1), observed: [a], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(kinds(p.actions)).toEqual(['container.start:a']);
+  });
+
+  it('replaces a stale revision start-first: new one first, old one only once the new one runs', () => {
+    const old = aContainer({ slot: 0, instance: 'old', specHash: 'old-hash' });
+    const first = plan({ desired: desired.slice(0, 1), observed: [old], slots: new Map([slotState({ currentInstance: 'old' })]) });
+    expect(kinds(first.actions)).toEqual(['container.create:web-3-0-new0']);
+    expect(first.actions[0]).toMatchObject({ reason: 'new-revision' });
+
+    const fresh = aContainer({ slot: 0, instance: 'web-3-0-new0', specHash: hash });
+    const second = plan({ desired: desired.slice(0, 1), observed: [old, fresh], slots: new Map([slotState({ currentInstance: 'web-3-0-new0' })]) });
+    expect(kinds(second.actions)).toEqual(['container.stop:old', 'container.remove:old']);
+  });
+
+  it('stop-first stops the old revision before creating the new one', () => {
+    const s = aSpec({ deploy: { strategy: 'stop-first', readyTimeoutSecs: 60 } });
+    const d = slotsOf(s, 2);
+    const old = aContainer({ slot: 0, instance: 'old', specHash: 'old-hash' });
+    const p = plan({ desired: d, observed: [old], slots: new Map([slotState({ currentInstance: 'old' })]) });
+    expect(kinds(p.actions)).toEqual(['container.stop:old', 'container.remove:old']);
+  });
+
+  it('replaces a crashed instance at once, counts the failure once, and keeps the corpse for logs', () => {
+    const dead = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'exited', exitCode: 137 });
+    const p = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(kinds(p.actions)).toEqual(['slot.update:a', 'container.create:web-3-0-new0']);
+    const create = p.actions[1];
+    expect(create?.kind === 'container.create' && create.slotAfter).toMatchObject({
+      currentInstance: 'web-3-0-new0',
+      restarts: 1,
+      consecutiveFailures: 1,
+      lastExit: { instance: 'a', code: 137, reason: 'exited' },
+    });
+  });
+
+  it('heals exit code 0 under restart policy always', () => {
+    const dead = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'exited', exitCode: 0 });
+    const p = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(p.actions[0]).toMatchObject({ kind: 'slot.update', slot: { lastExit: { reason: 'completed', code: 0 } } });
+    expect(p.actions[1]?.kind).toBe('container.create');
+  });
+
+  it('records OOM kills as such', () => {
+    const dead = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'exited', exitCode: 137, oomKilled: true });
+    const p = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(p.actions[0]).toMatchObject({ kind: 'slot.update', slot: { lastExit: { reason: 'oom-killed' } } });
+  });
+
+  it('recreates an instance removed behind its back', () => {
+    const p = plan({ desired: desired.slice(0, 1), observed: [], slots: new Map([slotState({ currentInstance: 'gone' })]) });
+    expect(p.actions[0]).toMatchObject({ kind: 'slot.update', slot: { lastExit: { instance: 'gone', reason: 'removed', code: null } } });
+    expect(p.actions[1]).toMatchObject({ kind: 'container.create', reason: 'replace-after-removed' });
+  });
+
+  it('waits out the crash-loop backoff on a repeated failure, then replaces', () => {
+    // The instance started 5 s before it died: well short of reset_after_secs.
+    const dead = aContainer({
+      slot: 0,
+      instance: 'b',
+      specHash: hash,
+      status: 'exited',
+      startedAt: new Date(NOW - 6000).toISOString(),
+      finishedAt: new Date(NOW - 1000).toISOString(),
+    });
+    const slots = new Map([slotState({ currentInstance: 'b', consecutiveFailures: 2, restarts: 2, handledInstance: 'a' })]);
+    const p = plan({ desired: desired.slice(0, 1), observed: [dead], slots });
+    // Third failure in a row: 2 s backoff from the exit, 1 s of which has passed.
+    expect(kinds(p.actions)).toEqual(['slot.update:b']);
+    expect(p.actions[0]).toMatchObject({ slot: { nextRetryAt: NOW + 1000, consecutiveFailures: 3 } });
+    expect(p.requeueAfterMs).toBe(1000);
+
+    const after = p.actions[0]?.kind === 'slot.update' ? p.actions[0].slot : undefined;
+    const later = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([[0, after!]]), now: NOW + 1000 });
+    expect(kinds(later.actions)).toEqual(['container.create:web-3-0-new0']);
+    expect(later.actions[0]?.kind === 'container.create' && later.actions[0].slotAfter.restarts).toBe(3);
+  });
+
+  it('resets the failure count once an instance has run for reset_after_secs', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash, startedAt: new Date(NOW - 61_000).toISOString() });
+    const p = plan({ desired: desired.slice(0, 1), observed: [a], slots: new Map([slotState({ currentInstance: 'a', consecutiveFailures: 4 })]) });
+    expect(p.actions).toMatchObject([{ kind: 'slot.update', slot: { consecutiveFailures: 0 } }]);
+  });
+
+  it('under policy never reports the failure and replaces nothing', () => {
+    const s = aSpec({ restart: { policy: 'never', backoffInitialSecs: 1, backoffMaxSecs: 60, resetAfterSecs: 60 } });
+    const d = slotsOf(s, 1);
+    const dead = aContainer({ slot: 0, instance: 'a', specHash: d[0]!.specHash, status: 'exited' });
+    const p = plan({ desired: d, observed: [dead], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(kinds(p.actions)).toEqual(['slot.update:a']);
+    const after = p.actions[0]?.kind === 'slot.update' ? p.actions[0].slot : undefined;
+    expect(plan({ desired: d, observed: [dead], slots: new Map([[0, after!]]) }).actions).toEqual([]);
+  });
+
+  it('stops and removes slots that are no longer desired (scale down)', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash });
+    const b = aContainer({ slot: 1, instance: 'b', specHash: hash });
+    const p = plan({ desired: desired.slice(0, 1), observed: [a, b], slots: new Map([slotState({ currentInstance: 'a' })]) });
+    expect(kinds(p.actions)).toEqual(['container.stop:b', 'container.remove:b']);
+    expect(p.actions[0]).toMatchObject({ reason: 'scaled-down' });
+  });
+
+  it('removes everything of a deleted service, dead containers included', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash });
+    const dead = aContainer({ slot: 1, instance: 'd', specHash: hash, status: 'exited' });
+    const p = plan({ desired: [], observed: [a, dead] });
+    expect(kinds(p.actions)).toEqual(['container.stop:a', 'container.remove:a', 'container.remove:d']);
+  });
+
+  it('stops duplicates of a slot, keeping the newest running one', () => {
+    const older = aContainer({ slot: 0, instance: 'older', specHash: hash, startedAt: '2026-01-01T00:00:00.000Z' });
+    const newer = aContainer({ slot: 0, instance: 'newer', specHash: hash, startedAt: '2026-01-01T00:00:30.000Z' });
+    const p = plan({ desired: desired.slice(0, 1), observed: [older, newer], slots: new Map([slotState({ currentInstance: 'newer' })]) });
+    expect(kinds(p.actions)).toEqual(['container.stop:older', 'container.remove:older']);
+  });
+
+  it('keeps only the latest exited container per slot', () => {
+    const live = aContainer({ slot: 0, instance: 'live', specHash: hash });
+    const d1 = aContainer({ slot: 0, instance: 'd1', specHash: hash, status: 'exited', finishedAt: '2026-01-01T00:00:10.000Z' });
+    const d2 = aContainer({ slot: 0, instance: 'd2', specHash: hash, status: 'exited', finishedAt: '2026-01-01T00:00:20.000Z' });
+    const p = plan({ desired: desired.slice(0, 1), observed: [d1, live, d2], slots: new Map([slotState({ currentInstance: 'live' })]) });
+    expect(kinds(p.actions)).toEqual(['container.remove:d1']);
+  });
+
+  it('ignores containers of other services', () => {
+    const other = aContainer({ service: 'api', slot: 0, instance: 'x', specHash: hash });
+    const p = plan({ desired: [], observed: [other] });
+    expect(p.actions).toEqual([]);
+  });
+});

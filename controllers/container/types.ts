@@ -1,0 +1,61 @@
+import type { ServiceSpec } from '../../manifest/types.js';
+
+/** One replica slot of a service, assigned to this node by the scheduler. */
+export interface SlotAssignment {
+  service: string;
+  slot: number;
+  revision: number;
+  specHash: string;
+  spec: ServiceSpec;
+}
+
+/** Why an instance stopped being there. */
+export type ExitReason = 'exited' | 'completed' | 'oom-killed' | 'removed' | 'liveness' | 'create-failed';
+
+export interface LastExit {
+  instance: string;
+  /** Exit code, null when the container vanished. */
+  code: number | null;
+  reason: ExitReason;
+  /** ISO-8601. */
+  at: string;
+}
+
+/**
+ * What the agent remembers about a replica slot across instance replacements: restart
+ * counts survive the replacement of instances (they are per slot, not per container).
+ * Serialisable; persisted in the agent store.
+ */
+export interface SlotState {
+  service: string;
+  slot: number;
+  /** The instance Orca created or adopted for this slot. */
+  currentInstance: string | null;
+  /** Replacements made after failures. */
+  restarts: number;
+  /** Failures since the slot last ran for reset_after_secs. */
+  consecutiveFailures: number;
+  lastExit: LastExit | null;
+  /** The instance whose failure has been counted, so one failure counts once. */
+  handledInstance: string | null;
+  /** ms since epoch of the next allowed replacement (crash-loop backoff), or null. */
+  nextRetryAt: number | null;
+  /** Spec hash for which the restart policy decided not to replace; a new spec clears it. */
+  gaveUpOnHash: string | null;
+}
+
+export function freshSlotState(service: string, slot: number): SlotState {
+  return {
+    service,
+    slot,
+    currentInstance: null,
+    restarts: 0,
+    consecutiveFailures: 0,
+    lastExit: null,
+    handledInstance: null,
+    nextRetryAt: null,
+    gaveUpOnHash: null,
+  };
+}
+
+export const slotKey = (service: string, slot: number) => `${service}/${slot}`;

@@ -1,0 +1,99 @@
+import type { Clock } from '../core/clock.js';
+import { errorMessage, isOrcaError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Runtime } from '../runtime/types.js';
+import type { EventRecord } from '../store/types.js';
+import type { Action } from './actions.js';
+import { toContainerSpec, type NodeIdentity } from './container/container-spec.js';
+import type { SlotState } from './container/types.js';
+
+export interface ExecutorDeps {
+  runtime: Runtime;
+  clock: Clock;
+  log: Logger;
+  identity: NodeIdentity;
+  /** Persists slot state (restart counts, backoff) for the agent. */
+  saveSlot: (slot: SlotState) => Promise<void>;
+  /** Receives one record per action (the reconciliation log). */
+  record: (e: EventRecord) => void;
+}
+
+export interface ExecutionResult {
+  /** Actions that changed something in the runtime. */
+  applied: number;
+  /** First failure, if any; later actions of the plan were not attempted. */
+  error?: unknown;
+}
+
+/**
+ * Applies a plan's actions in order through the Runtime. Every action is idempotent, so a
+ * plan interrupted half-way is simply re-planned. Stops at the first failure (the work
+ * queue retries the key with backoff). Each action becomes one log line and one event.
+ */
+export class Executor {
+  constructor(private readonly deps: ExecutorDeps) {}
+
+  async execute(reconciler: string, actions: Action[]): Promise<ExecutionResult> {
+    let applied = 0;
+    for (const action of actions) {
+      const started = this.deps.clock.now();
+      let outcome = 'ok';
+      let error: unknown;
+      try {
+        await this.apply(action);
+        if (action.kind !== 'slot.update') applied++;
+      } catch (err) {
+        error = err;
+        outcome = isOrcaError(err) ? `error: ${err.code}` : 'error';
+      }
+      const durationMs = this.deps.clock.now() - started;
+      const fields = {
+        reconciler,
+        key: action.key,
+        action: action.kind,
+        reason: action.reason,
+        outcome,
+        durationMs,
+        service: action.service,
+        instance: action.instance,
+        node: this.deps.identity.node,
+      };
+      if (error) this.deps.log.warn({ ...fields, err: error }, 'reconcile action failed');
+      else this.deps.log.info(fields, 'reconcile action');
+      this.deps.record({
+        time: new Date(this.deps.clock.now()).toISOString(),
+        reconciler,
+        service: action.service,
+        instance: action.instance,
+        node: this.deps.identity.node,
+        action: action.kind,
+        reason: action.reason,
+        outcome,
+        durationMs,
+        ...(error ? { message: errorMessage(error) } : {}),
+      });
+      if (error) return { applied, error };
+    }
+    return { applied };
+  }
+
+  private async apply(action: Action): Promise<void> {
+    const rt = this.deps.runtime;
+    switch (action.kind) {
+      case 'container.create': {
+        const id = await rt.create(toContainerSpec(action.assignment, action.instance, this.deps.identity));
+        await this.deps.saveSlot(action.slotAfter);
+        await rt.start(id);
+        return;
+      }
+      case 'container.start':
+        return rt.start(action.containerId);
+      case 'container.stop':
+        return rt.stop(action.containerId, action.graceSecs);
+      case 'container.remove':
+        return rt.remove(action.containerId, action.force ? { force: true } : undefined);
+      case 'slot.update':
+        return this.deps.saveSlot(action.slot);
+    }
+  }
+}

@@ -1,0 +1,139 @@
+import { readFile } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULTS } from '../core/defaults.js';
+import { fail, ok, type Result } from '../core/errors.js';
+
+export interface ServerConfig {
+  dataDir: string;
+  apiListen: { host: string; port: number };
+  proxyListen: { host: string; port: number };
+  nodeName: string;
+  advertise: string;
+  clusterId: string;
+  watchdogIntervalMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  nodeDownGraceMs: number;
+  localAgent: boolean;
+}
+
+/** Flags as the CLI passes them (all optional; strings as typed). */
+export interface ServerFlags {
+  config?: string;
+  dataDir?: string;
+  apiListen?: string;
+  proxyListen?: string;
+  nodeName?: string;
+  advertise?: string;
+  clusterId?: string;
+  watchdogInterval?: string;
+  heartbeatInterval?: string;
+  heartbeatTimeout?: string;
+  nodeDownGrace?: string;
+  localAgent?: boolean;
+}
+
+const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
+const fileSchema = z.strictObject({
+  data_dir: z.string().min(1).optional(),
+  api_listen: z.string().optional(),
+  proxy_listen: z.string().optional(),
+  node_name: z.string().optional(),
+  advertise: z.string().optional(),
+  cluster_id: z.string().optional(),
+  watchdog_interval_secs: secs.optional(),
+  heartbeat_interval_secs: secs.optional(),
+  heartbeat_timeout_secs: secs.optional(),
+  node_down_grace_secs: secs.optional(),
+  local_agent: z.boolean().optional(),
+});
+
+const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** `$ORCA_HOME`, else `~/.orca`, unless given. */
+export function defaultDataDir(explicit?: string): string {
+  return resolve(explicit ?? process.env.ORCA_HOME ?? join(homedir(), DEFAULTS.dataDirName));
+}
+
+export function parseListen(value: string, what: string): Result<{ host: string; port: number }> {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) return fail([`${what}: "${value}" is not HOST:PORT (for example 127.0.0.1:6880)`]);
+  return ok({ host: m[1] ?? (m[2] || '127.0.0.1'), port });
+}
+
+function parseSecs(value: string | number | undefined, what: string, errors: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(n) || n < DEFAULTS.minDurationSecs) {
+    errors.push(`${what}: must be a number of seconds ≥ ${DEFAULTS.minDurationSecs}, got "${value}"`);
+    return undefined;
+  }
+  return Math.round(n * 1000);
+}
+
+/**
+ * Builds the server configuration from `cluster.toml` (if given) and flags; flags win.
+ * Every problem is reported, each naming the flag or the file key.
+ */
+export async function loadServerConfig(flags: ServerFlags): Promise<Result<ServerConfig>> {
+  const errors: string[] = [];
+  let file: z.infer<typeof fileSchema> = {};
+  if (flags.config) {
+    let text: string;
+    try {
+      text = await readFile(flags.config, 'utf8');
+    } catch (err) {
+      return fail([`${flags.config}: cannot read: ${(err as Error).message}`]);
+    }
+    const TOML = (await import('@iarna/toml')).default;
+    let raw: unknown;
+    try {
+      raw = TOML.parse(text);
+    } catch (err) {
+      const e = err as { line?: number; col?: number; message: string };
+      const where = e.line !== undefined ? `:${e.line + 1}:${(e.col ?? 0) + 1}` : '';
+      return fail([`${flags.config}${where}: ${e.message.split('\n')[0]}`]);
+    }
+    const parsed = fileSchema.safeParse(raw);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const key = issue.path.join('.');
+        if (issue.code === 'unrecognized_keys') errors.push(`${flags.config}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`);
+        else errors.push(`${flags.config}: ${key}: ${issue.message}`);
+      }
+    } else file = parsed.data;
+  }
+
+  const api = parseListen(flags.apiListen ?? file.api_listen ?? DEFAULTS.apiListen, flags.apiListen ? '--api-listen' : 'api_listen');
+  const proxy = parseListen(flags.proxyListen ?? file.proxy_listen ?? DEFAULTS.proxyListen, flags.proxyListen ? '--proxy-listen' : 'proxy_listen');
+  if (!api.ok) errors.push(...api.errors);
+  if (!proxy.ok) errors.push(...proxy.errors);
+
+  const nodeName = flags.nodeName ?? file.node_name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
+  if (!NAME_RE.test(nodeName)) errors.push(`--node-name: "${nodeName}" must be a DNS label (lowercase letters, digits, '-')`);
+  const clusterId = flags.clusterId ?? file.cluster_id ?? DEFAULTS.clusterId;
+  if (!CLUSTER_RE.test(clusterId)) errors.push(`--cluster-id: "${clusterId}" must be letters, digits, '.', '_' or '-' (at most 63)`);
+  const advertise = flags.advertise ?? file.advertise ?? DEFAULTS.advertise;
+
+  const ms = (flag: string | undefined, flagName: string, fileVal: number | undefined, def: number) =>
+    parseSecs(flag, flagName, errors) ?? (fileVal !== undefined ? Math.round(fileVal * 1000) : def);
+
+  const config: ServerConfig = {
+    dataDir: defaultDataDir(flags.dataDir ?? file.data_dir),
+    apiListen: api.ok ? api.value : { host: '127.0.0.1', port: 0 },
+    proxyListen: proxy.ok ? proxy.value : { host: '127.0.0.1', port: 0 },
+    nodeName,
+    advertise,
+    clusterId,
+    watchdogIntervalMs: ms(flags.watchdogInterval, '--watchdog-interval', file.watchdog_interval_secs, DEFAULTS.watchdogIntervalMs),
+    heartbeatIntervalMs: ms(flags.heartbeatInterval, '--heartbeat-interval', file.heartbeat_interval_secs, DEFAULTS.heartbeatIntervalMs),
+    heartbeatTimeoutMs: ms(flags.heartbeatTimeout, '--heartbeat-timeout', file.heartbeat_timeout_secs, DEFAULTS.heartbeatTimeoutMs),
+    nodeDownGraceMs: ms(flags.nodeDownGrace, '--node-down-grace', file.node_down_grace_secs, DEFAULTS.nodeDownGraceMs),
+    localAgent: flags.localAgent ?? file.local_agent ?? true,
+  };
+  return errors.length ? fail(errors) : ok(config);
+}

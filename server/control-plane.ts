@@ -1,0 +1,210 @@
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { fail, ok, type Result } from '../core/errors.js';
+import { diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
+import type { ServiceSpec } from '../manifest/types.js';
+import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
+import type { InstanceReport } from '../agent/reports.js';
+import { schedule } from './scheduler.js';
+import { serviceStatus, type ServiceStatus } from './status.js';
+import type { NodeLink } from './nodes.js';
+import type { EventLog } from './event-log.js';
+
+export interface ManifestFile {
+  file: string;
+  text: string;
+}
+
+export type ApplyAction = 'created' | 'configured' | 'unchanged';
+
+export interface ApplyResult {
+  service: string;
+  action: ApplyAction;
+  revision: number;
+}
+
+export interface ControlPlaneDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  events: EventLog;
+}
+
+/**
+ * Desired state: applies manifests as revisions, deletes, rolls back, and hands every node
+ * its assignments. Writes are serialised so "unchanged / configured" is decided against
+ * exactly the state the write lands on.
+ */
+export class ControlPlane {
+  private readonly nodes = new Map<string, NodeLink>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private placement = new Map<string, string>();
+
+  constructor(private readonly deps: ControlPlaneDeps) {}
+
+  addNode(link: NodeLink): void {
+    this.nodes.set(link.name, link);
+  }
+
+  nodeLinks(): NodeLink[] {
+    return [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Parses manifests; every error of every file, formatted with file and place. */
+  parse(files: ManifestFile[]): Result<ServiceSpec[]> {
+    const errors: string[] = [];
+    const specs: ServiceSpec[] = [];
+    const seen = new Map<string, string>();
+    if (files.length === 0) return fail(['no manifest given']);
+    for (const f of files) {
+      const r = parseManifestText(f.text, f.file);
+      if (!r.ok) {
+        errors.push(...r.errors.map(formatManifestError));
+        continue;
+      }
+      for (const p of r.value) {
+        const other = seen.get(p.spec.name);
+        if (other !== undefined) errors.push(`${f.file}: service "${p.spec.name}": also defined in ${other}`);
+        seen.set(p.spec.name, f.file);
+        specs.push(p.spec);
+      }
+    }
+    return errors.length ? fail(errors) : ok(specs);
+  }
+
+  /** Applies specs atomically: every changed service gets a new revision, or nothing is written. */
+  apply(files: ManifestFile[], dryRun: boolean): Promise<Result<ApplyResult[]>> {
+    return this.serial(async () => {
+      const parsed = this.parse(files);
+      if (!parsed.ok) return parsed;
+      const results: ApplyResult[] = [];
+      const writes: NewRevision[] = [];
+      const at = new Date(this.deps.clock.now()).toISOString();
+      for (const spec of parsed.value) {
+        const hash = specHash(spec);
+        const existing = await this.deps.store.getService(spec.name);
+        if (existing && !existing.deletedAt && existing.specHash === hash) {
+          results.push({ service: spec.name, action: 'unchanged', revision: existing.revision });
+          continue;
+        }
+        writes.push({ spec, specHash: hash, source: 'apply', at });
+        results.push({
+          service: spec.name,
+          action: existing && !existing.deletedAt ? 'configured' : 'created',
+          revision: existing ? existing.revision + 1 : 1,
+        });
+      }
+      if (!dryRun && writes.length > 0) {
+        const written = await this.deps.store.commitRevisions(writes);
+        for (const w of written) {
+          const r = results.find((x) => x.service === w.name);
+          if (r) r.revision = w.revision;
+        }
+        await this.publish();
+      }
+      return ok(results);
+    });
+  }
+
+  /** Field-level differences between manifests and the stored desired state. */
+  async diff(files: ManifestFile[]): Promise<Result<Array<{ service: string; changes: FieldChange[]; exists: boolean }>>> {
+    const parsed = this.parse(files);
+    if (!parsed.ok) return parsed;
+    const out = [];
+    for (const spec of parsed.value) {
+      const existing = await this.deps.store.getService(spec.name);
+      const live = existing && !existing.deletedAt ? existing.spec : undefined;
+      out.push({ service: spec.name, changes: diffSpecs(live, spec), exists: live !== undefined });
+    }
+    return ok(out);
+  }
+
+  /** Deletes services (history kept). Unknown names are errors and nothing is deleted. */
+  delete(names: string[]): Promise<Result<string[]>> {
+    return this.serial(async () => {
+      const missing: string[] = [];
+      for (const n of names) {
+        const s = await this.deps.store.getService(n);
+        if (!s || s.deletedAt) missing.push(n);
+      }
+      if (missing.length) return fail(missing.map((n) => `service "${n}" not found`));
+      const at = new Date(this.deps.clock.now()).toISOString();
+      for (const n of names) await this.deps.store.markDeleted(n, at);
+      await this.publish();
+      return ok(names);
+    });
+  }
+
+  /** Makes a new revision from an earlier one (default: the one before the current). */
+  rollback(name: string, toRevision?: number): Promise<Result<ApplyResult & { from: number }>> {
+    return this.serial(async () => {
+      const svc = await this.deps.store.getService(name);
+      if (!svc || svc.deletedAt) return fail([`service "${name}" not found`]);
+      const revisions = await this.deps.store.listRevisions(name);
+      const target =
+        toRevision !== undefined
+          ? revisions.find((r) => r.revision === toRevision)
+          : [...revisions].reverse().find((r) => r.revision < svc.revision && r.specHash !== svc.specHash);
+      if (!target) {
+        return fail([
+          toRevision !== undefined
+            ? `service "${name}" has no revision ${toRevision} (kept: ${revisions.map((r) => r.revision).join(', ')})`
+            : `service "${name}" has no earlier revision with a different spec to roll back to`,
+        ]);
+      }
+      if (target.specHash === svc.specHash) {
+        return ok({ service: name, action: 'unchanged' as const, revision: svc.revision, from: target.revision });
+      }
+      const at = new Date(this.deps.clock.now()).toISOString();
+      const [written] = await this.deps.store.commitRevisions([
+        { spec: target.spec, specHash: target.specHash, source: 'rollback', rollbackOf: target.revision, at },
+      ]);
+      await this.publish();
+      return ok({ service: name, action: 'configured' as const, revision: written?.revision ?? svc.revision + 1, from: target.revision });
+    });
+  }
+
+  async history(name: string): Promise<Result<{ current: number | null; revisions: RevisionRecord[] }>> {
+    const revisions = await this.deps.store.listRevisions(name);
+    if (revisions.length === 0) return fail([`service "${name}" not found`]);
+    const svc = await this.deps.store.getService(name);
+    return ok({ current: svc && !svc.deletedAt ? svc.revision : null, revisions });
+  }
+
+  /** Observed status of one or all services, read from the nodes now. */
+  async status(service?: string): Promise<Result<ServiceStatus[]>> {
+    const services = (await this.deps.store.listServices()).filter((s) => !service || s.name === service);
+    if (service && services.length === 0) return fail([`service "${service}" not found`]);
+    const reports = await this.observeAll();
+    return ok(services.map((s) => serviceStatus(s, reports)));
+  }
+
+  async observeAll(): Promise<InstanceReport[]> {
+    const all = await Promise.all(this.nodeLinks().map((n) => n.observe()));
+    return all.flat();
+  }
+
+  async liveServices(): Promise<ServiceRecord[]> {
+    return this.deps.store.listServices();
+  }
+
+  /** Schedules every slot and sends each node its full assignment set. */
+  async publish(): Promise<void> {
+    const services = await this.deps.store.listServices();
+    const links = this.nodeLinks();
+    const { assignments, placement, unplaced } = schedule(
+      services,
+      links.map((n) => ({ name: n.name, labels: n.labels(), schedulable: n.state() === 'ready' })),
+      this.placement,
+    );
+    this.placement = placement;
+    if (unplaced.length) this.deps.log.warn({ slots: unplaced }, 'no eligible node for some replica slots');
+    await Promise.all(links.map((n) => n.setAssignments(assignments.get(n.name) ?? [])));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}

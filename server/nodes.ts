@@ -1,0 +1,25 @@
+import type { InstanceReport } from '../agent/reports.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
+import type { ObservedContainer } from '../runtime/types.js';
+
+export type NodeState = 'ready' | 'unreachable' | 'down' | 'draining';
+
+/**
+ * The server's handle on one node's agent: the embedded local agent today, a WebSocket
+ * session for remote agents. The control plane talks to every node through this alone.
+ */
+export interface NodeLink {
+  readonly name: string;
+  labels(): Record<string, string>;
+  state(): NodeState;
+  address(): string;
+  /** ISO-8601 of the last sign of life. */
+  lastHeartbeat(): string;
+  /** Sends the node its full assignment set. */
+  setAssignments(list: SlotAssignment[]): Promise<void>;
+  /** The node's instances as observed now. */
+  observe(): Promise<InstanceReport[]>;
+  /** Containers of a service on that node (for logs). */
+  containers(service: string): Promise<ObservedContainer[]>;
+  logs(containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<string>;
+}

@@ -1,0 +1,71 @@
+import type { InstanceReport } from '../agent/reports.js';
+import type { ServiceRecord } from '../store/types.js';
+
+export type ServiceState = 'healthy' | 'degraded' | 'updating' | 'rollout-failed' | 'crashloop' | 'stopped';
+
+export interface InstanceStatus {
+  id: string | null;
+  node: string;
+  state: string;
+  ready: boolean;
+  restarts: number;
+  lastExit: { code: number | null; reason: string; at: string } | null;
+  containerId: string | null;
+  address: string | null;
+  nextRetryAt: string | null;
+}
+
+export interface ServiceStatus {
+  name: string;
+  revision: number;
+  state: ServiceState;
+  replicas: { desired: number; running: number; ready: number };
+  instances: InstanceStatus[];
+  /** Why the state is not healthy, when known. */
+  reason?: string;
+}
+
+/**
+ * Service status from the desired record and the instances observed now. Pure.
+ * Counts only instances of the current spec; an instance of an older spec still live
+ * means a rollout is in progress.
+ */
+export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[], rolloutFailed?: string): ServiceStatus {
+  const mine = reports.filter((r) => r.service === svc.name);
+  const current = mine.filter((r) => r.specHash === svc.specHash);
+  const running = current.filter((r) => r.state === 'running').length;
+  const ready = current.filter((r) => r.state === 'running' && r.ready).length;
+  const stale = mine.filter((r) => r.specHash !== svc.specHash && r.containerId !== null);
+  const desired = svc.spec.replicas;
+  let state: ServiceState;
+  let reason: string | undefined;
+  if (rolloutFailed) {
+    state = 'rollout-failed';
+    reason = rolloutFailed;
+  } else if (desired === 0 && mine.every((r) => r.containerId === null)) state = 'stopped';
+  else if (current.some((r) => r.state === 'crashloop')) {
+    state = 'crashloop';
+    const r = current.find((x) => x.state === 'crashloop');
+    reason = r?.lastExit ? `last exit ${r.lastExit.reason} (code ${r.lastExit.code ?? 'none'})` : undefined;
+  } else if (stale.length > 0) state = 'updating';
+  else if (ready >= desired && running === desired) state = 'healthy';
+  else state = 'degraded';
+  return {
+    name: svc.name,
+    revision: svc.revision,
+    state,
+    replicas: { desired, running, ready },
+    instances: mine.map((r) => ({
+      id: r.id,
+      node: r.node,
+      state: r.state,
+      ready: r.ready,
+      restarts: r.restarts,
+      lastExit: r.lastExit,
+      containerId: r.containerId,
+      address: r.address,
+      nextRetryAt: r.nextRetryAt,
+    })),
+    ...(reason ? { reason } : {}),
+  };
+}
