@@ -71,10 +71,16 @@ export interface EventQuery {
  * (an acknowledged write survives kill -9 of the process).
  */
 export interface Store {
-  /** Opens the store; throws OrcaError ORCA_STORE_LOCKED / ORCA_STORE_CORRUPT with a message that says what to do. */
+  /**
+   * Opens the store; throws OrcaError ORCA_STORE_LOCKED / ORCA_STORE_CORRUPT with a message that says what to do
+   * (ORCA_STORE_UNAVAILABLE if a new store cannot be created). Never starts empty over existing data.
+   * Idempotent while open. Every other method rejects with ORCA_STORE_UNAVAILABLE unless the store is open.
+   */
   open(): Promise<void>;
+  /** Waits for writes already started, then closes. Idempotent; open() may be called again. */
   close(): Promise<void>;
 
+  /** The record, including a deleted service's (check `deletedAt`); undefined if never created. */
   getService(name: string): Promise<ServiceRecord | undefined>;
   /** Live services sorted by name; deleted ones only with includeDeleted. */
   listServices(opts?: { includeDeleted?: boolean }): Promise<ServiceRecord[]>;
@@ -82,23 +88,34 @@ export interface Store {
    * Writes a new revision for each spec and makes it current, all in one atomic batch.
    * Earlier revisions beyond the last `revisionsKept` (20) are pruned. A deleted service
    * comes back to life with the next revision number. Returns the new records in input order.
+   * Each new revision has outcome 'pending'; earlier 'pending' revisions of that service become
+   * 'superseded'. An empty list writes nothing. Rejects with ORCA_CONFLICT, writing nothing, when
+   * two entries name the same service. Concurrent calls are serialised (numbers never collide).
    */
   commitRevisions(revisions: NewRevision[]): Promise<ServiceRecord[]>;
-  /** Marks a service deleted (keeps history). Returns false if there was no live service. */
+  /** Marks a service deleted (keeps history). Returns false (and writes nothing) if there was no live service. */
   markDeleted(name: string, at: string): Promise<boolean>;
 
   /** Revisions of a service, oldest first. */
   listRevisions(name: string): Promise<RevisionRecord[]>;
   getRevision(name: string, revision: number): Promise<RevisionRecord | undefined>;
+  /** Idempotent; without `reason` an earlier reason is removed. Rejects with ORCA_NOT_FOUND for an unknown (or pruned) revision. */
   setRevisionOutcome(name: string, revision: number, outcome: RevisionOutcome, reason?: string): Promise<void>;
 
-  /** Appends to the reconciliation log, a capped ring (oldest dropped past `eventsKept`). */
+  /**
+   * Appends to the reconciliation log, a capped ring (oldest dropped past `eventsKept`). Events are
+   * ordered by `time`, then by append order. Rejects with ORCA_INTERNAL, writing nothing, when a
+   * `time` is not an ISO-8601 time.
+   */
   appendEvents(events: EventRecord[]): Promise<void>;
+  /** Matching events among the newest `eventsKept`, oldest first (see EventQuery). */
   listEvents(query?: EventQuery): Promise<EventRecord[]>;
 
   /** Small JSON values under a namespace (agent assignments, slot state, cluster metadata). */
   getKv<T>(key: string): Promise<T | undefined>;
+  /** Stores the value as JSON (it comes back as JSON.parse gives it). Rejects with ORCA_INTERNAL for undefined and other non-JSON values. */
   putKv(key: string, value: unknown): Promise<void>;
+  /** Idempotent. */
   delKv(key: string): Promise<void>;
   /** Entries whose key starts with prefix, sorted by key. */
   listKv<T>(prefix: string): Promise<Array<{ key: string; value: T }>>;
