@@ -1,5 +1,6 @@
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ServiceRecord } from '../store/types.js';
+import { instanceHash } from '../controllers/container/instance-hash.js';
 
 export interface SchedulableNode {
   name: string;
@@ -27,6 +28,7 @@ export function schedule(
 
   const sorted = [...services].filter((s) => !s.deletedAt).sort((a, b) => a.name.localeCompare(b.name));
   for (const svc of sorted) {
+    const hash = instanceHash(svc.spec);
     const eligible = nodes.filter((n) => n.schedulable && fits(svc, n));
     for (let slot = 0; slot < svc.spec.replicas; slot++) {
       const key = `${svc.name}/${slot}`;
@@ -47,7 +49,7 @@ export function schedule(
         service: svc.name,
         slot,
         revision: svc.revision,
-        specHash: svc.specHash,
+        specHash: hash,
         spec: svc.spec,
       });
     }

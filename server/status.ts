@@ -1,5 +1,6 @@
 import type { InstanceReport } from '../agent/reports.js';
 import type { ServiceRecord } from '../store/types.js';
+import { instanceHash } from '../controllers/container/instance-hash.js';
 
 export type ServiceState = 'healthy' | 'degraded' | 'updating' | 'rollout-failed' | 'crashloop' | 'stopped';
 
@@ -27,15 +28,16 @@ export interface ServiceStatus {
 
 /**
  * Service status from the desired record and the instances observed now. Pure.
- * Counts only instances of the current spec; an instance of an older spec still live
+ * Counts only instances of the current spec (by instance hash); an instance of an older spec still live
  * means a rollout is in progress.
  */
 export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[], rolloutFailed?: string): ServiceStatus {
   const mine = reports.filter((r) => r.service === svc.name);
-  const current = mine.filter((r) => r.specHash === svc.specHash);
+  const hash = instanceHash(svc.spec);
+  const current = mine.filter((r) => r.specHash === hash);
   const running = current.filter((r) => r.state === 'running').length;
   const ready = current.filter((r) => r.state === 'running' && r.ready).length;
-  const stale = mine.filter((r) => r.specHash !== svc.specHash && r.containerId !== null);
+  const stale = mine.filter((r) => r.specHash !== hash && r.containerId !== null);
   const desired = svc.spec.replicas;
   let state: ServiceState;
   let reason: string | undefined;

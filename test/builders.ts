@@ -2,7 +2,7 @@ import type { ServiceSpec } from '../manifest/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import { instanceLabels } from '../runtime/labels.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
-import { specHash } from '../manifest/hash.js';
+import { instanceHash } from '../controllers/container/instance-hash.js';
 
 /** A normalised spec with every default, overridable. */
 export function aSpec(over: Partial<ServiceSpec> = {}): ServiceSpec {
@@ -22,7 +22,7 @@ export function aSpec(over: Partial<ServiceSpec> = {}): ServiceSpec {
 }
 
 export function slotsOf(spec: ServiceSpec, revision = 1): SlotAssignment[] {
-  const hash = specHash(spec);
+  const hash = instanceHash(spec);
   return Array.from({ length: spec.replicas }, (_, slot) => ({ service: spec.name, slot, revision, specHash: hash, spec }));
 }
 

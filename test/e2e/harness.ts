@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DockerRuntime } from '../../runtime/docker-runtime.js';
+import { LABEL } from '../../runtime/labels.js';
+import { sleep, systemClock } from '../../core/clock.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const ORCA = join(ROOT, 'bin/orca');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A unique cluster id and data directory for one test file. */
+export async function testEnv(prefix = 'e2e') {
+  const cluster = `orca-${prefix}-${randomBytes(4).toString('hex')}`;
+  const dataDir = await mkdtemp(join(tmpdir(), `${cluster}-`));
+  return { cluster, dataDir };
+}
+
+/** Runs `orca ARGS` as a user would; resolves with exit code and output. */
+export function orca(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [ORCA, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = systemClock.setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`orca ${args.join(' ')} timed out; stdout=${stdout} stderr=${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      systemClock.clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  api: string;
+  pid: number;
+  logs: () => string;
+  /** Waits for the process to end. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `orca server` on ephemeral ports and resolves once /healthz says ready.
+ * Rejects with the server's output if it exits first.
+ */
+export async function startServer(o: { cluster: string; dataDir: string; extra?: string[]; node?: string; waitReady?: boolean }): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      ORCA,
+      'server',
+      '--data-dir',
+      o.dataDir,
+      '--cluster-id',
+      o.cluster,
+      '--node-name',
+      o.node ?? 'n1',
+      '--api-listen',
+      '127.0.0.1:0',
+      '--proxy-listen',
+      '127.0.0.1:0',
+      ...(o.extra ?? []),
+    ],
+    { env: { ...process.env, ORCA_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const api = await new Promise<string>((resolveApi, reject) => {
+    const onData = () => {
+      for (const line of out.split('\n')) {
+        if (!line.includes('api listening')) continue;
+        try {
+          resolveApi((JSON.parse(line) as { api: string }).api);
+          child.stdout?.off('data', onData);
+          return;
+        } catch {
+          /* partial line */
+        }
+      }
+    };
+    child.stdout?.on('data', onData);
+    void exited.then((code) => reject(new Error(`orca server exited with ${code}:\n${out}`)));
+  });
+  const proc: ServerProcess = { child, api, pid: child.pid as number, logs: () => out, exited };
+  if (o.waitReady !== false) await waitFor(async () => (await fetch(`${api}/healthz`)).status === 200, 30_000, `server ready\n${out}`);
+  return proc;
+}
+
+/** Stops a server we started: SIGTERM (or the given signal) by pid, then waits. */
+export async function stopServer(s: ServerProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return;
+  process.kill(s.pid, signal);
+  await s.exited;
+}
+
+/** Polls until fn is true or the time is up (then throws with what). */
+export async function waitFor(fn: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 100): Promise<void> {
+  const deadline = systemClock.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (systemClock.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+    await sleep(systemClock, everyMs);
+  }
+}
+
+/** Removes every container of this test's cluster (and only those) and the data dir. */
+export async function cleanup(cluster: string, dataDir: string): Promise<void> {
+  const rt = new DockerRuntime();
+  const mine = await rt.list({ [LABEL.cluster]: cluster });
+  await Promise.all(mine.map((c) => rt.remove(c.id, { force: true })));
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+/** `orca …` with the API and data dir of a running server. */
+export function cli(server: ServerProcess, dataDir: string) {
+  return (args: string[], timeoutMs?: number) => orca(['--api', server.api, '--data-dir', dataDir, ...args], {}, timeoutMs);
+}
