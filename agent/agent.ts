@@ -48,6 +48,7 @@ export class Agent {
   private readonly log: Logger;
   private watchdogTimer: TimerHandle | null = null;
   private signal: AbortSignal | null = null;
+  private started = false;
   private firstPass: Promise<void> | null = null;
   private resolveFirstPass: (() => void) | null = null;
 
@@ -93,7 +94,7 @@ export class Agent {
     const first = !this.haveAssignments;
     this.haveAssignments = true;
     await this.deps.store.putKv(ASSIGN_KEY, list);
-    if (this.signal) {
+    if (this.started) {
       if (first) await this.resyncAll();
       else for (const svc of changed) this.queue.add(svc);
     }
@@ -114,6 +115,7 @@ export class Agent {
       }
     }
     this.queue.start(signal);
+    this.started = true;
     signal.addEventListener('abort', () => {
       if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
     });

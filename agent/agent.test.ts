@@ -1,0 +1,234 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock, seededRng, flushMicrotasks } from '../core/clock.js';
+import { silentLogger } from '../core/log.js';
+import { FakeRuntime } from '../runtime/fake-runtime.js';
+import { LABEL } from '../runtime/labels.js';
+import { memoryStore } from '../store/index.js';
+import type { EventRecord, Store } from '../store/types.js';
+import { Agent } from './agent.js';
+import { aSpec, slotsOf } from '../test/builders.js';
+
+const IMAGE = 'orca-test/busybox:1';
+const CLUSTER = 'test';
+
+interface World {
+  clock: ManualClock;
+  rt: FakeRuntime;
+  store: Store;
+  events: EventRecord[];
+  agent: Agent;
+  abort: AbortController;
+}
+
+const worlds: World[] = [];
+afterEach(() => {
+  for (const w of worlds.splice(0)) w.abort.abort();
+});
+
+async function world(opts: { rt?: FakeRuntime; clock?: ManualClock; store?: Store } = {}): Promise<World> {
+  const clock = opts.clock ?? new ManualClock();
+  const rt = opts.rt ?? new FakeRuntime(clock);
+  rt.addImage(IMAGE, { cmd: ['sleep', '3600'] });
+  const store = opts.store ?? memoryStore();
+  if (!opts.store) await store.open();
+  const events: EventRecord[] = [];
+  const agent = new Agent({
+    runtime: rt,
+    store,
+    clock,
+    rng: seededRng(1),
+    log: silentLogger(),
+    identity: { cluster: CLUSTER, node: 'n1', advertise: '127.0.0.1' },
+    watchdogIntervalMs: 30_000,
+    record: (e) => events.push(e),
+  });
+  const w = { clock, rt, store, events, agent, abort: new AbortController() };
+  worlds.push(w);
+  return w;
+}
+
+const running = async (w: World, service = 'web') =>
+  (await w.rt.list({ [LABEL.cluster]: CLUSTER, [LABEL.service]: service })).filter((c) => c.status === 'running');
+
+async function settle(w: World, ms = 0) {
+  await flushMicrotasks(20);
+  if (ms) await w.clock.advanceAsync(ms, 50);
+  await w.agent.idle();
+  await flushMicrotasks(20);
+}
+
+describe('Agent on FakeRuntime', () => {
+  it('converges the assigned replicas and reports them', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 3 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    expect(await running(w)).toHaveLength(3);
+    const reports = await w.agent.observe();
+    expect(reports.map((r) => [r.slot, r.state, r.ready, r.restarts])).toEqual([
+      [0, 'running', true, 0],
+      [1, 'running', true, 0],
+      [2, 'running', true, 0],
+    ]);
+    expect(w.events.filter((e) => e.action === 'container.create' && e.outcome === 'ok')).toHaveLength(3);
+  });
+
+  it('never acts before it has assignments: an empty start removes nothing', async () => {
+    const first = await world();
+    await first.agent.setAssignments(slotsOf(aSpec({ replicas: 2 })));
+    await first.agent.start(first.abort.signal);
+    await settle(first);
+    first.abort.abort();
+    first.rt.resetCalls();
+    const again = await world({ rt: first.rt, clock: first.clock, store: memoryStore() });
+    await again.store.open();
+    await again.agent.start(again.abort.signal);
+    await settle(again, 60_000);
+    expect(again.rt.mutatingCalls()).toBe(0);
+    expect(await running(again)).toHaveLength(2);
+  });
+
+  it('adopts what runs after a restart with the same store: no mutating call', async () => {
+    const first = await world();
+    await first.agent.setAssignments(slotsOf(aSpec({ replicas: 2 })));
+    await first.agent.start(first.abort.signal);
+    await settle(first);
+    first.abort.abort();
+    first.rt.resetCalls();
+    const again = await world({ rt: first.rt, clock: first.clock, store: first.store });
+    await again.agent.start(again.abort.signal); // cached assignments from the store
+    await settle(again);
+    expect(again.rt.mutatingCalls()).toBe(0);
+    expect(await running(again)).toHaveLength(2);
+  });
+
+  it('replaces a crashed instance from the die event, with no watchdog', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const [victim] = await running(w);
+    w.rt.crash(victim!.id, 137);
+    await settle(w);
+    const now = await running(w);
+    expect(now).toHaveLength(1);
+    expect(now[0]!.id).not.toBe(victim!.id);
+    const [r] = await w.agent.observe();
+    expect(r).toMatchObject({ restarts: 1, lastExit: { code: 137, reason: 'Error' } });
+  });
+
+  it('follows the crash-loop curve: at once, then 1 s, then 2 s', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const gaps: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [victim] = await running(w);
+      const crashedAt = w.clock.now();
+      w.rt.crash(victim!.id, 1);
+      await settle(w);
+      let waited = 0;
+      while ((await running(w)).length === 0 && waited < 10_000) {
+        await w.clock.advanceAsync(100);
+        await settle(w);
+        waited += 100;
+      }
+      gaps.push(w.clock.now() - crashedAt);
+      if (i < 2) {
+        const [r] = await w.agent.observe();
+        expect(r?.state).toBe('running');
+      }
+    }
+    expect(gaps).toEqual([0, 1000, 2000]);
+  });
+
+  it('shows crashloop with the next retry time while backing off', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    w.rt.crash((await running(w))[0]!.id, 1);
+    await settle(w);
+    w.rt.crash((await running(w))[0]!.id, 1);
+    await settle(w);
+    const [r] = await w.agent.observe();
+    expect(r).toMatchObject({ state: 'crashloop', restarts: 1, nextRetryAt: new Date(w.clock.now() + 1000).toISOString() });
+  });
+
+  it('recreates a container removed behind its back', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const [victim] = await running(w);
+    w.rt.removeBehindBack(victim!.id);
+    await settle(w);
+    expect(await running(w)).toHaveLength(1);
+    const [r] = await w.agent.observe();
+    expect(r?.lastExit).toMatchObject({ reason: 'Removed', code: null });
+  });
+
+  it('removes orphans of its cluster on the watchdog and never touches foreign containers', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const base = { image: IMAGE, env: {}, hostIp: '127.0.0.1', init: true, stopGraceSecs: 1 };
+    const orphan = await w.rt.create({ ...base, name: 'orphan', labels: { [LABEL.cluster]: CLUSTER } });
+    await w.rt.start(orphan);
+    const stray = await w.rt.create({ ...base, name: 'stray', labels: { [LABEL.cluster]: CLUSTER, [LABEL.service]: 'gone', [LABEL.instance]: 'gone-1-0-aaaa', [LABEL.slot]: '0', [LABEL.revision]: '1', [LABEL.specHash]: 'x', [LABEL.node]: 'n1' } });
+    await w.rt.start(stray);
+    const foreign = await w.rt.create({ ...base, name: 'foreign', labels: { [LABEL.cluster]: 'someone-else' } });
+    await w.rt.start(foreign);
+    const plain = await w.rt.create({ ...base, name: 'plain', labels: {} });
+    await w.rt.start(plain);
+    await settle(w, 30_000);
+    expect(await w.rt.inspect(orphan)).toBeUndefined();
+    expect(await w.rt.inspect(stray)).toBeUndefined();
+    expect((await w.rt.inspect(foreign))?.status).toBe('running');
+    expect((await w.rt.inspect(plain))?.status).toBe('running');
+  });
+
+  it('resyncs after the event stream breaks and heals what died meanwhile', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    w.rt.breakEvents();
+    await settle(w);
+    const [victim] = await running(w);
+    w.rt.crash(victim!.id, 2);
+    await settle(w, 2_000);
+    expect(await running(w)).toHaveLength(1);
+  });
+
+  it('retries a failed action with backoff and converges', async () => {
+    const w = await world();
+    w.rt.failNext('create');
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w, 1_000);
+    expect(await running(w)).toHaveLength(1);
+    expect(w.events.some((e) => e.action === 'container.create' && e.outcome.startsWith('error'))).toBe(true);
+  });
+
+  it('a new spec replaces instances start-first; scaling does not', async () => {
+    const w = await world();
+    const spec = aSpec({ replicas: 2 });
+    await w.agent.setAssignments(slotsOf(spec));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const before = (await running(w)).map((c) => c.id).sort();
+    await w.agent.setAssignments(slotsOf({ ...spec, replicas: 3 }, 2));
+    await settle(w);
+    const scaled = (await running(w)).map((c) => c.id);
+    expect(scaled).toHaveLength(3);
+    expect(before.every((id) => scaled.includes(id))).toBe(true);
+    await w.agent.setAssignments(slotsOf({ ...spec, replicas: 3, env: { V: '2' } }, 3));
+    await settle(w);
+    const after = await running(w);
+    expect(after).toHaveLength(3);
+    expect(after.every((c) => c.labels[LABEL.revision] === '3')).toBe(true);
+  });
+});
