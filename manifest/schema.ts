@@ -1,0 +1,254 @@
+/**
+ * The one zod schema for a manifest file (SPEC §2), in the shape TOML parses to (snake_case).
+ * Every object is strict (unknown keys are errors at every level). Messages are written for
+ * operators and carry no field name: the formatter in errors.ts adds file, service and path.
+ *
+ * Cross-field rules use `superRefine(..., { when: always })` so they run even when an unrelated
+ * field failed: every error in a file is reported, not only the first. Such refinements see raw,
+ * possibly invalid values, so they check types before using anything.
+ */
+import { z } from 'zod';
+import { DEFAULTS } from '../core/defaults.js';
+import { parseMemory } from './units.js';
+
+/** A service name is a DNS label. */
+export const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** An exact host name, or a wildcard `*.example.com`; case-insensitive (normalised to lower case). */
+const HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+/** Longer durations would overflow Node's timers (2^31-1 ms, about 24.8 days). */
+export const MAX_DURATION_SECS = 2_147_483;
+const MIN_SECS = DEFAULTS.minDurationSecs;
+/** Docker's NanoCpus minimum is 0.01 CPU. */
+export const MIN_CPUS = 0.01;
+
+type Issue = { input?: unknown; code?: string };
+type Obj = Record<string, unknown>;
+const always = { when: () => true };
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** "is required" for a missing value, `must be <what>` for a wrong type. */
+const typeError = (what: string) => (iss: Issue) => (iss.input === undefined ? 'is required' : `must be ${what}`);
+/** For tables: only the type issue gets our message; unknown keys are formatted in errors.ts. */
+const tableError = (iss: Issue) => (iss.code === 'invalid_type' ? typeError('a table')(iss) : undefined);
+
+const nonEmptyString = () =>
+  z.string({ error: typeError('a non-empty string') }).min(1, { error: 'must be a non-empty string' });
+
+const duration = (min: number = MIN_SECS) => {
+  const msg = `must be a number ≥ ${min}`;
+  return z
+    .number({ error: typeError(msg.slice('must be '.length)) })
+    .min(min, { error: msg })
+    .max(MAX_DURATION_SECS, { error: `must be at most ${MAX_DURATION_SECS} (about 24 days)` });
+};
+
+const integer = (min: number, max?: number) => {
+  const what = max === undefined ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`;
+  const s = z.number({ error: typeError(what) }).int({ error: `must be ${what}` }).min(min, { error: `must be ${what}` });
+  return max === undefined ? s : s.max(max, { error: `must be ${what}` });
+};
+
+const port = () => integer(1, 65535);
+
+const stringArray = () =>
+  z
+    .array(z.string({ error: typeError('a string') }), { error: typeError('an array of strings') })
+    .min(1, { error: 'must not be empty' });
+
+/** A table of strings. zod's records silently skip a `__proto__` key, so it is rejected first. */
+const stringMap = (key: z.ZodType<string>) =>
+  z
+    .unknown()
+    .superRefine((v, ctx) => {
+      if (isObj(v) && Object.hasOwn(v, '__proto__')) {
+        ctx.addIssue({ code: 'custom', message: '"__proto__" is not supported as a key', path: ['__proto__'] });
+      }
+    })
+    .pipe(z.record(key, z.string({ error: typeError('a string') }), { error: typeError('a table of strings') }));
+
+const envKey = z.string().regex(/^[^=\0]+$/, { error: 'must be a variable name (non-empty, without "=")' });
+const mapKey = z.string().min(1, { error: 'must not be empty' });
+const labelKey = mapKey.refine((k) => !k.toLowerCase().startsWith('orca.'), {
+  error: 'keys starting with "orca." are reserved for Orca',
+});
+
+const placementSchema = z
+  .strictObject({ node: nonEmptyString().optional(), labels: stringMap(mapKey).optional() }, { error: tableError })
+  .superRefine((v: unknown, ctx) => {
+    if (!isObj(v)) return;
+    const labels = v.labels;
+    if (v.node === undefined && (labels === undefined || (isObj(labels) && Object.keys(labels).length === 0))) {
+      ctx.addIssue({ code: 'custom', message: 'must set node or labels, e.g. { node = "n2" } or { labels = { zone = "a" } }', path: [] });
+    }
+  }, always);
+
+const routeSchema = z.strictObject(
+  {
+    host: z
+      .string({ error: typeError('a host name') })
+      .max(253, { error: 'must be at most 253 characters' })
+      .regex(HOST_RE, { error: 'must be a host name like "web.example.com" or a wildcard like "*.example.com"' }),
+    path: z.string({ error: typeError('a string') }).regex(/^\/[^\s?#]*$/, {
+      error: 'must be a URL path starting with "/" (no spaces, query or fragment)',
+    }),
+  },
+  { error: tableError },
+).partial({ path: true });
+
+const memorySchema = z
+  .custom<string | number>((v) => typeof v === 'string' || typeof v === 'number', {
+    error: (iss: Issue) => (iss.input === undefined ? 'is required' : 'must be a string like "64m" or an integer number of bytes'),
+  })
+  .superRefine((v, ctx) => {
+    const r = parseMemory(v);
+    if ('error' in r) ctx.addIssue({ code: 'custom', message: r.error, path: [] });
+  });
+
+const resourcesSchema = z.strictObject(
+  {
+    memory: memorySchema.optional(),
+    cpus: z
+      .number({ error: typeError(`a number ≥ ${MIN_CPUS}`) })
+      .min(MIN_CPUS, { error: `must be a number ≥ ${MIN_CPUS} (Docker's minimum)` })
+      .optional(),
+  },
+  { error: tableError },
+);
+
+const probeShape = {
+  path: z.string({ error: typeError('a string') }).regex(/^\//, { error: 'must start with "/"' }).optional(),
+  tcp: z.literal(true, { error: 'must be true (to use another check, omit tcp)' }).optional(),
+  exec: stringArray().optional(),
+  port: port().optional(),
+  interval_secs: duration().optional(),
+  timeout_secs: duration().optional(),
+  failure_threshold: integer(1).optional(),
+  success_threshold: integer(1).optional(),
+  initial_delay_secs: duration(0).optional(),
+};
+
+/** Exactly one check; a port only makes sense for path and tcp checks. */
+function checkProbe(v: unknown, ctx: z.RefinementCtx): void {
+  if (!isObj(v)) return;
+  const kinds = (['path', 'tcp', 'exec'] as const).filter((k) => v[k] !== undefined);
+  if (kinds.length !== 1) {
+    const what = kinds.length === 0 ? 'needs a check' : `has ${kinds.join(' and ')}`;
+    ctx.addIssue({ code: 'custom', message: `${what}: set exactly one of path = "/…", tcp = true, exec = […]`, path: [] });
+  }
+  if (v.exec !== undefined && v.port !== undefined) {
+    ctx.addIssue({ code: 'custom', message: 'only applies to path and tcp checks', path: ['port'] });
+  }
+}
+
+const readinessSchema = z.strictObject(probeShape, { error: tableError }).superRefine(checkProbe, always);
+const livenessSchema = z
+  .strictObject(probeShape, { error: tableError })
+  .superRefine(checkProbe, always)
+  .superRefine((v: unknown, ctx) => {
+    if (isObj(v) && v.success_threshold !== undefined && v.success_threshold !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'must be 1 for a liveness probe (as in Kubernetes)', path: ['success_threshold'] });
+    }
+  }, always);
+
+const restartSchema = z
+  .strictObject(
+    {
+      policy: z.enum(['always', 'on-failure', 'never'], { error: 'must be one of "always", "on-failure", "never"' }).optional(),
+      backoff_initial_secs: duration().optional(),
+      backoff_max_secs: duration().optional(),
+      reset_after_secs: duration().optional(),
+    },
+    { error: tableError },
+  )
+  .superRefine((v: unknown, ctx) => {
+    if (!isObj(v)) return;
+    const initial = v.backoff_initial_secs ?? DEFAULTS.restart.backoffInitialSecs;
+    const max = v.backoff_max_secs ?? DEFAULTS.restart.backoffMaxSecs;
+    if (!isNum(initial) || !isNum(max) || max >= initial) return;
+    if (v.backoff_max_secs !== undefined) {
+      const note = v.backoff_initial_secs === undefined ? ', the default' : '';
+      ctx.addIssue({ code: 'custom', message: `must be ≥ backoff_initial_secs (${initial}${note})`, path: ['backoff_max_secs'] });
+    } else {
+      ctx.addIssue({ code: 'custom', message: `must be ≤ backoff_max_secs (${max}, the default)`, path: ['backoff_initial_secs'] });
+    }
+  }, always);
+
+const deploySchema = z.strictObject(
+  {
+    strategy: z.enum(['start-first', 'stop-first'], { error: 'must be one of "start-first", "stop-first"' }).optional(),
+    ready_timeout_secs: duration().optional(),
+  },
+  { error: tableError },
+);
+
+/** One `[[service]]` table. */
+export const serviceSchema = z
+  .strictObject(
+    {
+      name: z.string({ error: typeError('a string') }).regex(NAME_RE, {
+        error: 'must be a DNS label: 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit',
+      }),
+      image: nonEmptyString(),
+      command: stringArray().optional(),
+      entrypoint: stringArray().optional(),
+      env: stringMap(envKey).optional(),
+      replicas: integer(0).optional(),
+      port: port().optional(),
+      stop_grace_secs: duration(0).optional(),
+      init: z.boolean({ error: typeError('true or false') }).optional(),
+      labels: stringMap(labelKey).optional(),
+      placement: placementSchema.optional(),
+      route: routeSchema.optional(),
+      resources: resourcesSchema.optional(),
+      readiness: readinessSchema.optional(),
+      liveness: livenessSchema.optional(),
+      restart: restartSchema.optional(),
+      deploy: deploySchema.optional(),
+    },
+    { error: tableError },
+  )
+  .superRefine((v: unknown, ctx) => {
+    if (!isObj(v)) return;
+    if (v.route !== undefined && v.port === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'needs the service\'s "port" (the container port that takes traffic)', path: ['route'] });
+    }
+    for (const probe of ['readiness', 'liveness'] as const) {
+      const p = v[probe];
+      if (isObj(p) && (p.path !== undefined || p.tcp !== undefined) && p.port === undefined && v.port === undefined) {
+        ctx.addIssue({ code: 'custom', message: `a path or tcp check needs a port: set ${probe}.port or the service's "port"`, path: [probe] });
+      }
+    }
+  }, always);
+
+/** A whole manifest file. An empty or missing `service` array is reported by the parser. */
+export const manifestSchema = z.strictObject(
+  {
+    service: z
+      .array(serviceSchema, {
+        error: (iss: Issue) => (isObj(iss.input) ? 'must be an array of tables: write [[service]], not [service]' : 'must be an array of tables ([[service]])'),
+      })
+      .optional(),
+  },
+  { error: tableError },
+);
+
+export type RawService = z.output<typeof serviceSchema>;
+export type RawProbe = z.output<typeof readinessSchema>;
+export type RawManifest = z.output<typeof manifestSchema>;
+
+/**
+ * The keys allowed at each table, for "did you mean" hints, keyed by the table's path below a
+ * service (`''` is the service itself, `'readiness'` its probe); `'<file>'` is the top level.
+ */
+export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
+  '<file>': Object.keys(manifestSchema.shape),
+  '': Object.keys(serviceSchema.shape),
+  placement: Object.keys(placementSchema.shape),
+  route: Object.keys(routeSchema.shape),
+  resources: Object.keys(resourcesSchema.shape),
+  readiness: Object.keys(probeShape),
+  liveness: Object.keys(probeShape),
+  restart: Object.keys(restartSchema.shape),
+  deploy: Object.keys(deploySchema.shape),
+};
