@@ -36,9 +36,11 @@ export interface ObservedContainer {
   status: ContainerStatus;
   /** Exit code of the last run, when it has exited. */
   exitCode: number | null;
+  /** The last run was OOM-killed; false while running or never started. */
   oomKilled: boolean;
   /** ISO-8601, or null if never started. */
   startedAt: string | null;
+  /** ISO-8601 end of the last run (kept after a restart, as Docker does), or null. */
   finishedAt: string | null;
   createdAt: string;
   /** Published address of `port`, like 127.0.0.1:49153, once running. */

@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runtimeContract, collect, drain, eventually, expectCode } from '../test/contract/runtime.contract.js';
+import { webImageDef } from '../examples/images.js';
+import { HEALTHCHECK_IMAGE, TEST_IMAGE, ensureTestImages, testImageDef } from '../test/images.js';
+import { DockerRuntime } from './docker-runtime.js';
+import { LABEL } from './labels.js';
+import type { ContainerSpec } from './types.js';
+
+/** Removes (force) the containers labelled with this cluster, and only those. */
+async function removeCluster(rt: DockerRuntime, cluster: string): Promise<void> {
+  const mine = await rt.list({ [LABEL.cluster]: cluster });
+  await Promise.all(mine.map((c) => rt.remove(c.id, { force: true })));
+}
+
+const newCluster = () => `orca-test-${randomBytes(4).toString('hex')}`;
+
+beforeAll(async () => {
+  await ensureTestImages(new DockerRuntime());
+}, 60_000);
+
+runtimeContract('DockerRuntime', async () => {
+  const rt = new DockerRuntime();
+  const cluster = newCluster();
+  return {
+    rt,
+    image: TEST_IMAGE,
+    healthImage: HEALTHCHECK_IMAGE,
+    cluster,
+    // With init, SIGKILL goes to docker-init (PID 1) and takes the whole container down: 137.
+    crash: (id) => rt.kill(id, 'SIGKILL'),
+    cleanup: () => removeCluster(rt, cluster),
+  };
+});
+
+describe('DockerRuntime on a real engine', () => {
+  const rt = new DockerRuntime();
+  const cluster = newCluster();
+  let n = 0;
+  const spec = (over: Partial<ContainerSpec> = {}): ContainerSpec => {
+    const name = `${cluster}-d${++n}`;
+    return {
+      name,
+      image: TEST_IMAGE,
+      env: {},
+      labels: { [LABEL.cluster]: cluster, [LABEL.instance]: name },
+      hostIp: '127.0.0.1',
+      init: true,
+      stopGraceSecs: 1,
+      ...over,
+    };
+  };
+  const run = async (over: Partial<ContainerSpec> = {}) => {
+    const id = await rt.create(spec(over));
+    await rt.start(id);
+    return id;
+  };
+
+  afterAll(() => removeCluster(rt, cluster));
+
+  it('flags an OOM kill: oomKilled, exit 137, oom and die events', async () => {
+    const ac = new AbortController();
+    const ev = collect(rt, { [LABEL.cluster]: cluster }, ac);
+    // Command substitution keeps 64 MB in the shell: far over the 8 MiB limit (no swap).
+    const id = await run({ memoryBytes: 8 * 1024 * 1024, command: ['sh', '-c', 'a=$(yes | head -c 64000000); echo survived'] });
+    const c = await eventually(() => rt.inspect(id), (x) => x?.status === 'exited');
+    expect(c).toMatchObject({ oomKilled: true, exitCode: 137 });
+    await ev.waitFor((e) => e.kind === 'oom' && e.containerId === id);
+    await ev.waitFor((e) => e.kind === 'die' && e.containerId === id);
+    ac.abort();
+  });
+
+  it('applies memory and CPU limits (read back from the cgroup)', async () => {
+    const id = await run({
+      memoryBytes: 16 * 1024 * 1024,
+      cpus: 0.5,
+      command: ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null; exec sleep 3600'],
+    });
+    const lines = await eventually(() => drain(rt.logs(id, {})), (l) => l.length >= 2);
+    expect(lines[0]).toBe(String(16 * 1024 * 1024));
+    expect(lines[1]).toMatch(/^50000( 100000)?$/);
+  });
+
+  it('serves traffic on the published 127.0.0.1 port', async () => {
+    const id = await run({ port: 80, command: ['sh', '-c', 'mkdir -p /www && echo hi-from-httpd > /www/index.html && exec httpd -f -p 80 -h /www'] });
+    const c = await rt.inspect(id);
+    expect(c?.hostIp).toBe('127.0.0.1');
+    const body = await eventually(
+      () => fetch(`http://127.0.0.1:${c?.hostPort}/index.html`).then((r) => r.text(), () => ''),
+      (b) => b.includes('hi-from-httpd'),
+    );
+    expect(body.trim()).toBe('hi-from-httpd');
+  });
+
+  it('kills after the grace when the main process ignores SIGTERM (PID 1 without init)', async () => {
+    const id = await run({ init: false, command: ['sleep', '3600'] });
+    await rt.stop(id, 0.2); // rounded up to 1 s
+    expect(await rt.inspect(id)).toMatchObject({ status: 'exited', exitCode: 137 });
+  });
+
+  it('reports HEALTHCHECK status and health_status events', async () => {
+    const ac = new AbortController();
+    const ev = collect(rt, { [LABEL.cluster]: cluster }, ac);
+    const id = await run({ image: HEALTHCHECK_IMAGE, command: ['sh', '-c', 'touch /tmp/healthy; exec sleep 3600'] });
+    const healthy = await ev.waitFor((e) => e.kind === 'health_status' && e.containerId === id);
+    expect(healthy.health).toBe('healthy');
+    expect((await rt.inspect(id))?.health).toBe('healthy');
+    ac.abort();
+  });
+
+  it('a command that cannot run: with init it exits 127, without init start fails and records the error', async () => {
+    const withInit = await run({ command: ['/does/not/exist'] });
+    expect((await eventually(() => rt.inspect(withInit), (x) => x?.status === 'exited'))?.exitCode).toBe(127);
+
+    const id = await rt.create(spec({ init: false, command: ['/does/not/exist'] }));
+    const err = await expectCode(rt.start(id), 'ORCA_RUNTIME_FAILED');
+    expect((err as { transient?: boolean }).transient).toBe(false);
+    const c = await rt.inspect(id);
+    expect(c?.status).toBe('created');
+    expect(c?.error).toMatch(/does\/not\/exist/);
+  });
+
+  it('maps an unreachable engine to ORCA_RUNTIME_UNAVAILABLE (transient)', async () => {
+    const dead = new DockerRuntime({ socketPath: '/tmp/orca-no-such-docker.sock' });
+    const err = await expectCode(dead.ping(), 'ORCA_RUNTIME_UNAVAILABLE');
+    expect((err as { transient?: boolean }).transient).toBe(true);
+    await expectCode(dead.list({ [LABEL.cluster]: cluster }), 'ORCA_RUNTIME_UNAVAILABLE');
+    await expectCode(drain(dead.events({}, new AbortController().signal)), 'ORCA_RUNTIME_UNAVAILABLE');
+  });
+
+  it('ensureImage is a cheap no-op when the image carries the same content hash', async () => {
+    expect(await rt.ensureImage(testImageDef)).toEqual({ built: false });
+  });
+
+  it('the example web image serves /, /ready and /healthz and logs its start', async () => {
+    await rt.ensureImage(webImageDef(2));
+    const id = await run({ image: 'orca-example/web:2', port: 80 });
+    const port = (await rt.inspect(id))?.hostPort;
+    const get = (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then(async (r) => `${r.status} ${await r.text()}`, () => '');
+    expect(await eventually(() => get('/'), (b) => b !== '')).toBe('200 orca-example web v2');
+    expect(await get('/ready')).toBe('200 ok');
+    expect(await get('/healthz')).toBe('200 ok');
+    expect((await drain(rt.logs(id, {})))[0]).toBe('orca-example web v2 starting');
+  });
+});

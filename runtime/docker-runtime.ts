@@ -1,0 +1,362 @@
+/**
+ * The Runtime port over the Docker Engine API (dockerode). The only file that imports
+ * dockerode. Every mutating call is idempotent; errors are OrcaErrors (see docker-mapping.ts).
+ * Images are never pulled: a missing image is ORCA_IMAGE_MISSING; images Orca needs for tests
+ * and examples are built locally by ensureImage from an ImageDef.
+ */
+import { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { systemClock, type Clock } from '../core/clock.js';
+import { OrcaError, errorMessage } from '../core/errors.js';
+import {
+  dockerMessage,
+  httpStatus,
+  observedFromInspect,
+  runtimeEventFromDocker,
+  toOrcaError,
+  type DockerEvent,
+  type DockerInspect,
+} from './docker-mapping.js';
+import { IMAGE_HASH_LABEL, imageContextTar, imageDefHash, type ImageDef } from './image-def.js';
+import { LABEL } from './labels.js';
+import { imageMissing } from './runtime-errors.js';
+import { dockerLogLines, splitLines } from './streams.js';
+import type { ContainerSpec, LogOptions, ObservedContainer, Runtime, RuntimeEvent } from './types.js';
+
+export interface DockerRuntimeOptions {
+  /** Unix socket of the engine. Default: DOCKER_HOST when set, else /var/run/docker.sock. */
+  socketPath?: string;
+  /** Used only to stamp the `since` of event subscriptions. Default: systemClock. */
+  clock?: Clock;
+}
+
+/** Container events the port reports, filtered by the engine so healthcheck exec_* noise stays out. */
+const EVENT_FILTER = ['create', 'start', 'die', 'oom', 'kill', 'stop', 'destroy', 'health_status'];
+/** Parallel inspects per list(). */
+const INSPECT_CONCURRENCY = 16;
+
+export class DockerRuntime implements Runtime {
+  private readonly docker: Docker;
+  private readonly clock: Clock;
+
+  /** No I/O here; the first call connects. */
+  constructor(opts: DockerRuntimeOptions = {}) {
+    const fromEnv = process.env.DOCKER_HOST;
+    this.docker = opts.socketPath
+      ? new Docker({ socketPath: opts.socketPath })
+      : fromEnv
+        ? new Docker()
+        : new Docker({ socketPath: '/var/run/docker.sock' });
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (e) {
+      const err = toOrcaError(e, 'ping');
+      if (err.code === 'ORCA_RUNTIME_UNAVAILABLE') throw err;
+      throw new OrcaError('ORCA_RUNTIME_UNAVAILABLE', err.message, { transient: true, cause: e });
+    }
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    return (await this.imageInfo(image)) !== undefined;
+  }
+
+  /** True when the image defines a HEALTHCHECK (other than NONE). ORCA_IMAGE_MISSING if absent. */
+  async imageHealthcheck(image: string): Promise<boolean> {
+    const info = await this.imageInfo(image);
+    if (!info) throw imageMissing(image);
+    const test = info.Config?.Healthcheck?.Test;
+    return Array.isArray(test) && test.length > 0 && test[0] !== 'NONE';
+  }
+
+  /**
+   * Creates (never starts) the container, with the port published on spec.hostIp on an
+   * ephemeral host port, no restart policy (Orca heals), and swap disabled under a memory
+   * limit so the limit is the limit. Idempotent by name + orca.instance label.
+   */
+  async create(spec: ContainerSpec): Promise<string> {
+    const portKey = spec.port === undefined ? undefined : `${spec.port}/tcp`;
+    const options: Docker.ContainerCreateOptions = {
+      name: spec.name,
+      Image: spec.image,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: spec.labels,
+      StopTimeout: Math.max(0, Math.ceil(spec.stopGraceSecs)),
+      HostConfig: {
+        Init: spec.init,
+        RestartPolicy: { Name: 'no' },
+        ...(portKey ? { PortBindings: { [portKey]: [{ HostIp: spec.hostIp, HostPort: '' }] } } : {}),
+        ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
+        ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      },
+      ...(portKey ? { ExposedPorts: { [portKey]: {} } } : {}),
+      ...(spec.command ? { Cmd: spec.command } : {}),
+      ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const c = await this.docker.createContainer(options);
+        return c.id;
+      } catch (e) {
+        const status = httpStatus(e);
+        if (status === 404) throw imageMissing(spec.image, e);
+        if (status !== 409) throw toOrcaError(e, `create ${spec.name}`);
+      }
+      // The name is taken: ours (a retried create) or someone else's.
+      const existing = await this.inspectRaw(spec.name);
+      if (!existing) {
+        if (attempt < 2) continue; // removed in between: try again
+        throw new OrcaError('ORCA_RUNTIME_CONFLICT', `create ${spec.name}: name keeps conflicting`, { transient: true });
+      }
+      const mine = spec.labels[LABEL.instance];
+      if (mine !== undefined && existing.Config.Labels?.[LABEL.instance] === mine) return existing.Id;
+      throw new OrcaError(
+        'ORCA_RUNTIME_CONFLICT',
+        `create ${spec.name}: the name is taken by container ${existing.Id.slice(0, 12)} of another instance; Orca never removes it to free the name`,
+        { details: { existingId: existing.Id } },
+      );
+    }
+  }
+
+  /**
+   * Already running is success (HTTP 304). ORCA_RUNTIME_NOT_FOUND when gone. A command that
+   * cannot run: ORCA_RUNTIME_FAILED (terminal), the container stays `created` with `error` set.
+   */
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      if (httpStatus(e) === 304) return;
+      const err = toOrcaError(e, `start ${id}`);
+      // A command that cannot be executed fails the same way on every try.
+      if (err.code === 'ORCA_RUNTIME_FAILED' && /OCI runtime/i.test(err.message)) {
+        throw new OrcaError('ORCA_RUNTIME_FAILED', err.message, { cause: e, details: err.details });
+      }
+      throw err;
+    }
+  }
+
+  /** SIGTERM, SIGKILL after graceSecs rounded up to whole seconds. Stopped or missing: success. */
+  async stop(id: string, graceSecs: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.ceil(graceSecs)) });
+    } catch (e) {
+      const s = httpStatus(e);
+      if (s === 304 || s === 404) return;
+      throw toOrcaError(e, `stop ${id}`);
+    }
+  }
+
+  /** Signal to PID 1 (docker-init when init is on, which forwards it). Missing or not running: NOT_FOUND. */
+  async kill(id: string, signal: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).kill({ signal });
+    } catch (e) {
+      const s = httpStatus(e);
+      if (s === 404 || s === 409) {
+        throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `kill ${id}: ${dockerMessage(e)}`, { cause: e });
+      }
+      throw toOrcaError(e, `kill ${id}`);
+    }
+  }
+
+  /**
+   * Removes the container (and its anonymous volumes). Missing or already being removed:
+   * success. Running without force: ORCA_RUNTIME_CONFLICT.
+   */
+  async remove(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: opts.force ?? false, v: true });
+    } catch (e) {
+      const s = httpStatus(e);
+      if (s === 404) return;
+      if (s === 409 && /already in progress/i.test(dockerMessage(e))) return;
+      throw toOrcaError(e, `remove ${id}`);
+    }
+  }
+
+  /**
+   * All containers (any state) carrying every given label, newest first. One list call plus one
+   * inspect per container (in parallel): only inspect has exit code, OOM flag and timestamps.
+   * A container removed between the two calls is left out.
+   */
+  async list(labels: Record<string, string>): Promise<ObservedContainer[]> {
+    let infos: Docker.ContainerInfo[];
+    try {
+      infos = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) } });
+    } catch (e) {
+      throw toOrcaError(e, 'list containers');
+    }
+    const inspected = await mapLimit(infos, INSPECT_CONCURRENCY, (info) => this.inspectRaw(info.Id));
+    return inspected.filter((c): c is DockerInspect => c !== undefined).map(observedFromInspect);
+  }
+
+  async inspect(id: string): Promise<ObservedContainer | undefined> {
+    const raw = await this.inspectRaw(id);
+    return raw && observedFromInspect(raw);
+  }
+
+  /**
+   * Combined stdout/stderr lines. tail: last N lines (default all). follow: keeps streaming
+   * until the container stops or opts.signal aborts (then the iterable just ends).
+   * ORCA_RUNTIME_NOT_FOUND for a missing container.
+   */
+  logs(id: string, opts: LogOptions): AsyncIterable<string> {
+    return this.logStream(id, opts);
+  }
+
+  /**
+   * Container events carrying every given label, from the moment of this call on (the engine
+   * replays what happened between the call and the connection, via `since`). Ends when the
+   * engine closes the stream, throws (ORCA_RUNTIME_UNAVAILABLE etc.) when it breaks, and ends
+   * quietly when signal aborts.
+   */
+  events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+    return this.eventStream(labels, signal, this.clock.now());
+  }
+
+  /**
+   * Builds def unless an image with its tag already carries its content hash. The build runs in
+   * the engine from a `FROM scratch` context (no network). Throws ORCA_RUNTIME_FAILED with the
+   * build's own error message when the build fails.
+   */
+  async ensureImage(def: ImageDef): Promise<{ built: boolean }> {
+    const hash = await imageDefHash(def);
+    const existing = await this.imageInfo(def.tag);
+    if (existing?.Config?.Labels?.[IMAGE_HASH_LABEL] === hash) return { built: false };
+    const context = await imageContextTar(def);
+    let output: Array<{ error?: string; errorDetail?: { message?: string } }>;
+    try {
+      const stream = await this.docker.buildImage(Readable.from([context]), { t: def.tag, rm: true, forcerm: true });
+      output = await new Promise((resolve, reject) => {
+        this.docker.modem.followProgress(stream, (err, res) => (err ? reject(err) : resolve(res)));
+      });
+    } catch (e) {
+      throw toOrcaError(e, `build image ${def.tag}`);
+    }
+    const failed = output.find((o) => o.error !== undefined || o.errorDetail !== undefined);
+    if (failed) {
+      const msg = failed.errorDetail?.message ?? failed.error ?? 'unknown error';
+      throw new OrcaError('ORCA_RUNTIME_FAILED', `build image ${def.tag}: ${msg}`);
+    }
+    const built = await this.imageInfo(def.tag);
+    if (built?.Config?.Labels?.[IMAGE_HASH_LABEL] !== hash) {
+      throw new OrcaError('ORCA_RUNTIME_FAILED', `build image ${def.tag}: the built image does not carry the expected hash`);
+    }
+    return { built: true };
+  }
+
+  private async imageInfo(image: string): Promise<Docker.ImageInspectInfo | undefined> {
+    try {
+      return await this.docker.getImage(image).inspect();
+    } catch (e) {
+      if (httpStatus(e) === 404) return undefined;
+      throw toOrcaError(e, `inspect image ${image}`);
+    }
+  }
+
+  private async inspectRaw(idOrName: string): Promise<DockerInspect | undefined> {
+    try {
+      return (await this.docker.getContainer(idOrName).inspect()) as unknown as DockerInspect;
+    } catch (e) {
+      if (httpStatus(e) === 404) return undefined;
+      throw toOrcaError(e, `inspect ${idOrName}`);
+    }
+  }
+
+  private async *logStream(id: string, opts: LogOptions): AsyncGenerator<string> {
+    const signal = opts.signal;
+    if (signal?.aborted) return;
+    const query = { stdout: true, stderr: true, follow: opts.follow ?? false, tail: opts.tail ?? 'all' };
+    let stream: Readable;
+    try {
+      stream = await new Promise<Readable>((resolve, reject) => {
+        this.docker.modem.dial(
+          {
+            path: `/containers/${encodeURIComponent(id)}/logs?`,
+            method: 'GET',
+            options: query,
+            isStream: true,
+            statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+            ...(signal ? { abortSignal: signal } : {}),
+          },
+          (err, res) => (err ? reject(err) : resolve(res as Readable)),
+        );
+      });
+    } catch (e) {
+      if (signal?.aborted) return;
+      throw toOrcaError(e, `logs ${id}`);
+    }
+    yield* this.guarded(stream, signal, `logs ${id}`, dockerLogLines(stream));
+  }
+
+  private async *eventStream(labels: Record<string, string>, signal: AbortSignal, sinceMs: number): AsyncGenerator<RuntimeEvent> {
+    if (signal.aborted) return;
+    let stream: Readable;
+    try {
+      stream = (await this.docker.getEvents({
+        since: (sinceMs / 1000).toFixed(3),
+        filters: { type: ['container'], event: EVENT_FILTER, label: labelFilters(labels) },
+        abortSignal: signal,
+      } as unknown as Docker.GetEventsOptions)) as unknown as Readable;
+    } catch (e) {
+      if (signal.aborted) return;
+      throw toOrcaError(e, 'events');
+    }
+    for await (const line of this.guarded(stream, signal, 'events', splitLines(stream))) {
+      if (line.trim() === '') continue;
+      let parsed: DockerEvent;
+      try {
+        parsed = JSON.parse(line) as DockerEvent;
+      } catch (e) {
+        throw new OrcaError('ORCA_RUNTIME_FAILED', `events: unparsable line from Docker: ${errorMessage(e)}`, { transient: true });
+      }
+      const ev = runtimeEventFromDocker(parsed);
+      if (ev) yield ev;
+    }
+  }
+
+  /**
+   * Yields from `items` (read from `stream`), destroying the stream on abort or when the consumer
+   * stops early. Errors after an abort end the iteration quietly; others become OrcaErrors.
+   */
+  private async *guarded<T>(stream: Readable, signal: AbortSignal | undefined, what: string, items: AsyncIterable<T>): AsyncGenerator<T> {
+    const onAbort = () => stream.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const item of items) {
+        if (signal?.aborted) return;
+        yield item;
+      }
+    } catch (e) {
+      if (signal?.aborted) return;
+      throw toOrcaError(e, what);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      stream.destroy();
+    }
+  }
+}
+
+
+function labelFilters(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Maps items with at most `limit` calls in flight; results keep input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,496 @@
+/**
+ * An in-memory Runtime with Docker's semantics for everything in the port (idempotency, name
+ * conflicts, exit codes 137/143, OOM flag, events in Docker's order, logs), timestamps from an
+ * injected Clock. Containers "run" a tiny program (see fake-program.ts): `sh -c 'echo hi; exit 3'`
+ * prints and exits as it would in Docker.
+ *
+ * Test controls act like the outside world does and go through the same state machine and
+ * events; they never bypass port semantics: crash, removeBehindBack, setHealth, failNext,
+ * failStart, ignoreSigterm, writeLog, addImage, breakEvents, setEngineDown; `calls` counts port
+ * calls by operation.
+ */
+import { createHash } from 'node:crypto';
+import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
+import { OrcaError } from '../core/errors.js';
+import { AsyncQueue } from './async-queue.js';
+import { fakeProgram, type Step } from './fake-program.js';
+import { LABEL } from './labels.js';
+import { imageMissing } from './runtime-errors.js';
+import type { ContainerSpec, ContainerStatus, LogOptions, ObservedContainer, Runtime, RuntimeEvent, RuntimeEventKind } from './types.js';
+
+export type RuntimeOp =
+  | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events';
+
+/** Operations that change engine state. */
+export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove'];
+
+export interface FakeImage {
+  healthcheck?: boolean;
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: Record<string, string>;
+  /** Merged under the container's labels, as Docker does. */
+  labels?: Record<string, string>;
+}
+
+type Health = 'starting' | 'healthy' | 'unhealthy';
+
+interface FakeContainer {
+  id: string;
+  seq: number;
+  spec: ContainerSpec;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  argv: string[];
+  healthcheck: boolean;
+  status: ContainerStatus;
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  hostPort: number | null;
+  health: Health | null;
+  error: string | null;
+  logs: string[];
+  logFollowers: Set<AsyncQueue<string>>;
+  /** Bumped per start so timers of an earlier run are ignored. */
+  run: number;
+  timer: TimerHandle | undefined;
+  ignoresSigterm: boolean;
+  startFailure: string | undefined;
+}
+
+const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 };
+/** Signals whose default action does not end a process. */
+const HARMLESS_SIGNALS = new Set(['CHLD', 'CONT', 'URG', 'WINCH']);
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export class FakeRuntime implements Runtime {
+  /** Port calls so far, by operation (failed ones included). */
+  readonly calls: Record<RuntimeOp, number> = {
+    ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
+  };
+  private readonly images = new Map<string, FakeImage>();
+  private readonly containers = new Map<string, FakeContainer>();
+  private readonly subscribers = new Set<{ labels: Record<string, string>; queue: AsyncQueue<RuntimeEvent> }>();
+  private readonly failures = new Map<RuntimeOp, Error[]>();
+  private seq = 0;
+  private nextHostPort = 49153;
+  private down = false;
+
+  constructor(private readonly clock: Clock) {}
+
+  // ---- test controls -------------------------------------------------------------------
+
+  /** Makes an image present ("busybox" means "busybox:latest"). */
+  addImage(tag: string, image: FakeImage = {}): void {
+    this.images.set(normalizeImage(tag), image);
+  }
+
+  /** The next call of op throws error (queued: several calls fail in order). */
+  failNext(op: RuntimeOp, error: Error = unavailable()): void {
+    const list = this.failures.get(op) ?? [];
+    list.push(error);
+    this.failures.set(op, list);
+  }
+
+  /** The next start of this container fails as a bad command does in Docker: stays created, error recorded. */
+  failStart(id: string, message = 'OCI runtime create failed: exec: no such file or directory'): void {
+    this.mustGet(id).startFailure = message;
+  }
+
+  /** The main process ignores SIGTERM: stop then waits the grace on the clock and kills (137). */
+  ignoreSigterm(id: string): void {
+    this.mustGet(id).ignoresSigterm = true;
+  }
+
+  /** The main process dies on its own: status exited, `oom` (if oom) and `die` events. */
+  crash(id: string, exitCode: number, opts: { oom?: boolean } = {}): void {
+    const c = this.mustGet(id);
+    if (c.status !== 'running') throw new Error(`FakeRuntime.crash: ${id} is ${c.status}, not running`);
+    if (opts.oom) this.emit('oom', c);
+    this.exit(c, exitCode, opts.oom ?? false);
+  }
+
+  /** Someone ran `docker rm -f` behind Orca's back (not counted in calls). */
+  removeBehindBack(id: string): void {
+    this.forceRemove(this.mustGet(id));
+  }
+
+  /** The HEALTHCHECK reports a new status (health_status event). */
+  setHealth(id: string, health: Health): void {
+    const c = this.mustGet(id);
+    c.health = health;
+    this.emit('health_status', c, { health });
+  }
+
+  /** The container prints a line. */
+  writeLog(id: string, line: string): void {
+    this.appendLog(this.mustGet(id), line);
+  }
+
+  /** Ends every open event stream (with error, if given), as a daemon restart does. */
+  breakEvents(error?: Error): void {
+    for (const s of [...this.subscribers]) {
+      if (error) s.queue.fail(error);
+      else s.queue.end();
+    }
+  }
+
+  /** While down, every call throws ORCA_RUNTIME_UNAVAILABLE; going down breaks event streams. */
+  setEngineDown(down: boolean): void {
+    this.down = down;
+    if (down) this.breakEvents(unavailable());
+  }
+
+  /** The spec a container was created with (memory, cpus, grace ...), for assertions. */
+  specOf(id: string): ContainerSpec | undefined {
+    const c = this.find(id);
+    return c && structuredClone(c.spec);
+  }
+
+  /** Sum of create, start, stop, kill and remove calls. */
+  mutatingCalls(): number {
+    return MUTATING_OPS.reduce((n, op) => n + this.calls[op], 0);
+  }
+
+  resetCalls(): void {
+    for (const k of Object.keys(this.calls) as RuntimeOp[]) this.calls[k] = 0;
+  }
+
+  // ---- the port ------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    this.enter('ping');
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    this.enter('hasImage');
+    return this.images.has(normalizeImage(image));
+  }
+
+  async imageHealthcheck(image: string): Promise<boolean> {
+    this.enter('imageHealthcheck');
+    const img = this.images.get(normalizeImage(image));
+    if (!img) throw imageMissing(image);
+    return img.healthcheck ?? false;
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    this.enter('create');
+    if (!NAME_RE.test(spec.name)) {
+      throw new OrcaError('ORCA_RUNTIME_FAILED', `create ${spec.name}: Invalid container name`);
+    }
+    const existing = this.byName(spec.name);
+    if (existing) {
+      const mine = spec.labels[LABEL.instance];
+      if (mine !== undefined && existing.labels[LABEL.instance] === mine) return existing.id;
+      throw new OrcaError('ORCA_RUNTIME_CONFLICT', `create ${spec.name}: the name is taken by container ${existing.id.slice(0, 12)} of another instance`, {
+        details: { existingId: existing.id },
+      });
+    }
+    const image = this.images.get(normalizeImage(spec.image));
+    if (!image) throw imageMissing(spec.image);
+    const entrypoint = spec.entrypoint ?? image.entrypoint ?? [];
+    const cmd = spec.command ?? (spec.entrypoint ? [] : (image.cmd ?? []));
+    const argv = [...entrypoint, ...cmd];
+    if (argv.length === 0) throw new OrcaError('ORCA_RUNTIME_FAILED', `create ${spec.name}: No command specified`);
+    const seq = ++this.seq;
+    const c: FakeContainer = {
+      id: createHash('sha256').update(`fake-container-${seq}`).digest('hex'),
+      seq,
+      spec: structuredClone(spec),
+      labels: { ...(image.labels ?? {}), ...spec.labels },
+      env: { ...(image.env ?? {}), ...spec.env },
+      argv,
+      healthcheck: image.healthcheck ?? false,
+      status: 'created',
+      exitCode: 0,
+      oomKilled: false,
+      startedAt: null,
+      finishedAt: null,
+      createdAt: this.iso(),
+      hostPort: null,
+      health: null,
+      error: null,
+      logs: [],
+      logFollowers: new Set(),
+      run: 0,
+      timer: undefined,
+      ignoresSigterm: false,
+      startFailure: undefined,
+    };
+    this.containers.set(c.id, c);
+    this.emit('create', c);
+    return c.id;
+  }
+
+  async start(id: string): Promise<void> {
+    this.enter('start');
+    const c = this.find(id);
+    if (!c) throw notFound('start', id);
+    if (c.status === 'running') return;
+    if (c.startFailure !== undefined) {
+      c.error = c.startFailure;
+      c.exitCode = 127;
+      c.startFailure = undefined;
+      throw new OrcaError('ORCA_RUNTIME_FAILED', `start ${id}: ${c.error}`);
+    }
+    c.status = 'running';
+    c.run++;
+    c.exitCode = 0;
+    c.oomKilled = false;
+    c.error = null;
+    c.startedAt = this.iso();
+    c.hostPort = c.spec.port === undefined ? null : this.nextHostPort++;
+    c.health = c.healthcheck ? 'starting' : null;
+    this.emit('start', c);
+    this.runSteps(c, c.run, fakeProgram(c.argv, c.env), 0);
+  }
+
+  async stop(id: string, graceSecs: number): Promise<void> {
+    this.enter('stop');
+    const c = this.find(id);
+    if (!c || c.status !== 'running') return;
+    this.emit('kill', c);
+    if (c.ignoresSigterm) {
+      const run = c.run;
+      await sleep(this.clock, Math.max(0, Math.ceil(graceSecs)) * 1000);
+      if (c.status === 'running' && c.run === run) {
+        this.emit('kill', c);
+        this.exit(c, 137, false);
+      }
+    } else {
+      this.exit(c, 143, false);
+    }
+    if (this.containers.has(c.id)) this.emit('stop', c);
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    this.enter('kill');
+    const c = this.find(id);
+    if (!c) throw notFound('kill', id);
+    if (c.status !== 'running') {
+      throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `kill ${id}: Container ${id} is not running`);
+    }
+    const name = signal.toUpperCase().replace(/^SIG/, '');
+    const num = /^\d+$/.test(name) ? Number(name) : SIGNALS[name];
+    if (num === undefined && !HARMLESS_SIGNALS.has(name)) {
+      throw new OrcaError('ORCA_RUNTIME_FAILED', `kill ${id}: Invalid signal: ${signal}`);
+    }
+    this.emit('kill', c);
+    if (num === undefined || (num === 15 && c.ignoresSigterm)) return;
+    this.exit(c, 128 + num, false);
+  }
+
+  async remove(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    this.enter('remove');
+    const c = this.find(id);
+    if (!c) return;
+    if (c.status === 'running' && !opts.force) {
+      throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove ${id}: You cannot remove a running container; stop it first`);
+    }
+    this.forceRemove(c);
+  }
+
+  async list(labels: Record<string, string>): Promise<ObservedContainer[]> {
+    this.enter('list');
+    return [...this.containers.values()]
+      .filter((c) => matches(c.labels, labels))
+      .sort((a, b) => b.seq - a.seq)
+      .map((c) => this.observe(c));
+  }
+
+  async inspect(id: string): Promise<ObservedContainer | undefined> {
+    this.enter('inspect');
+    const c = this.find(id);
+    return c && this.observe(c);
+  }
+
+  logs(id: string, opts: LogOptions): AsyncIterable<string> {
+    return this.logStream(id, opts);
+  }
+
+  /** Subscribes at call time (like Docker's `since`): events after this call are delivered. */
+  events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+    this.calls.events++;
+    const queue = new AsyncQueue<RuntimeEvent>(() => {
+      this.subscribers.delete(sub);
+      signal.removeEventListener('abort', onAbort);
+    });
+    const sub = { labels: { ...labels }, queue };
+    const onAbort = () => queue.end();
+    const failure = this.takeFailure('events');
+    if (failure) queue.fail(failure);
+    else if (this.down) queue.fail(unavailable());
+    else if (signal.aborted) queue.end();
+    else {
+      this.subscribers.add(sub);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    return queue;
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private async *logStream(id: string, opts: LogOptions): AsyncGenerator<string> {
+    this.enter('logs');
+    const c = this.find(id);
+    if (!c) throw notFound('logs', id);
+    if (opts.signal?.aborted) return;
+    const lines = opts.tail === undefined ? [...c.logs] : opts.tail <= 0 ? [] : c.logs.slice(-opts.tail);
+    if (!opts.follow || c.status !== 'running') {
+      yield* lines;
+      return;
+    }
+    const signal = opts.signal;
+    const queue = new AsyncQueue<string>(() => {
+      c.logFollowers.delete(queue);
+      signal?.removeEventListener('abort', onAbort);
+    });
+    const onAbort = () => queue.end();
+    for (const l of lines) queue.push(l);
+    c.logFollowers.add(queue);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    yield* queue;
+  }
+
+  /** Runs program steps from index i for run `run`; stops if the container moved on. */
+  private runSteps(c: FakeContainer, run: number, steps: Step[], i: number): void {
+    let status = 0;
+    for (; i < steps.length; i++) {
+      if (c.status !== 'running' || c.run !== run) return;
+      const step = steps[i] as Step;
+      switch (step.kind) {
+        case 'echo':
+          this.appendLog(c, step.text);
+          status = 0;
+          break;
+        case 'status':
+          status = step.code;
+          break;
+        case 'exit':
+          this.exit(c, step.code, false);
+          return;
+        case 'forever':
+          return;
+        case 'sleep': {
+          const next = i + 1;
+          c.timer = this.clock.setTimeout(() => {
+            c.timer = undefined;
+            this.runSteps(c, run, steps, next);
+          }, step.secs * 1000);
+          return;
+        }
+      }
+    }
+    if (c.status === 'running' && c.run === run) this.exit(c, status, false);
+  }
+
+  private exit(c: FakeContainer, code: number, oom: boolean): void {
+    if (c.timer) this.clock.clearTimeout(c.timer);
+    c.timer = undefined;
+    c.status = 'exited';
+    c.exitCode = code;
+    c.oomKilled = oom;
+    c.finishedAt = this.iso();
+    c.hostPort = null;
+    for (const f of c.logFollowers) f.end();
+    this.emit('die', c, { exitCode: code });
+  }
+
+  private forceRemove(c: FakeContainer): void {
+    if (c.status === 'running') {
+      this.emit('kill', c);
+      this.exit(c, 137, false);
+    }
+    this.containers.delete(c.id);
+    this.emit('destroy', c);
+  }
+
+  private appendLog(c: FakeContainer, line: string): void {
+    c.logs.push(line);
+    for (const f of c.logFollowers) f.push(line);
+  }
+
+  private emit(kind: RuntimeEventKind, c: FakeContainer, extra: Pick<RuntimeEvent, 'exitCode' | 'health'> = {}): void {
+    for (const s of this.subscribers) {
+      if (!matches(c.labels, s.labels)) continue;
+      s.queue.push({ kind, containerId: c.id, labels: { ...c.labels }, timeMs: this.clock.now(), ...extra });
+    }
+  }
+
+  private observe(c: FakeContainer): ObservedContainer {
+    const exited = c.status === 'exited' || c.status === 'dead';
+    return {
+      id: c.id,
+      name: c.spec.name,
+      image: c.spec.image,
+      labels: { ...c.labels },
+      status: c.status,
+      exitCode: exited ? c.exitCode : null,
+      oomKilled: exited && c.oomKilled,
+      startedAt: c.startedAt,
+      finishedAt: c.finishedAt,
+      createdAt: c.createdAt,
+      hostIp: c.hostPort === null ? null : c.spec.hostIp,
+      hostPort: c.hostPort,
+      health: c.health,
+      error: c.error,
+    };
+  }
+
+  /** Counts the call, then fails it if the engine is down or a failure was injected. */
+  private enter(op: RuntimeOp): void {
+    this.calls[op]++;
+    const failure = this.takeFailure(op);
+    if (failure) throw failure;
+    if (this.down) throw unavailable();
+  }
+
+  private takeFailure(op: RuntimeOp): Error | undefined {
+    const list = this.failures.get(op);
+    const e = list?.shift();
+    if (list && list.length === 0) this.failures.delete(op);
+    return e;
+  }
+
+  /** By id or name, as Docker resolves them. */
+  private find(idOrName: string): FakeContainer | undefined {
+    return this.containers.get(idOrName) ?? this.byName(idOrName);
+  }
+
+  private byName(name: string): FakeContainer | undefined {
+    for (const c of this.containers.values()) if (c.spec.name === name) return c;
+    return undefined;
+  }
+
+  private mustGet(id: string): FakeContainer {
+    const c = this.find(id);
+    if (!c) throw new Error(`FakeRuntime: no container ${id}`);
+    return c;
+  }
+
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}
+
+function matches(labels: Record<string, string>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([k, v]) => labels[k] === v);
+}
+
+function normalizeImage(image: string): string {
+  const last = image.slice(image.lastIndexOf('/') + 1);
+  return last.includes(':') || last.includes('@') ? image : `${image}:latest`;
+}
+
+
+function notFound(op: string, id: string): OrcaError {
+  return new OrcaError('ORCA_RUNTIME_NOT_FOUND', `${op} ${id}: No such container: ${id}`);
+}
+
+function unavailable(): OrcaError {
+  return new OrcaError('ORCA_RUNTIME_UNAVAILABLE', 'Docker is unreachable (fake engine down)', { transient: true });
+}
