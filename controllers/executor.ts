@@ -18,6 +18,13 @@ export interface ExecutorDeps {
   record: (e: EventRecord) => void;
 }
 
+/** Actions that share a group run in plan order; slot memory writes are never concurrent. */
+function groupOf(a: Action): string {
+  if (a.kind === 'slot.update') return `slot:${a.service}/${a.slot.slot}`;
+  if (a.kind === 'container.create') return `slot:${a.service}/${a.slot}`;
+  return `instance:${a.instance ?? a.key}`;
+}
+
 export interface ExecutionResult {
   /** Actions that changed something in the runtime. */
   applied: number;
@@ -26,14 +33,33 @@ export interface ExecutionResult {
 }
 
 /**
- * Applies a plan's actions in order through the Runtime. Every action is idempotent, so a
- * plan interrupted half-way is simply re-planned. Stops at the first failure (the work
- * queue retries the key with backoff). Each action becomes one log line and one event.
+ * Applies a plan's actions through the Runtime. Every action is idempotent, so a plan
+ * interrupted half-way is simply re-planned. An instance's actions stop at its first failure
+ * (the work queue retries the key with backoff). Each action becomes one log line and one event.
  */
 export class Executor {
   constructor(private readonly deps: ExecutorDeps) {}
 
+  /**
+   * Actions on different instances and slots run concurrently (two replicas start in the time
+   * of one); actions on the same instance or slot run in plan order (stop before remove; a
+   * failure is counted before its replacement is created).
+   */
   async execute(reconciler: string, actions: Action[]): Promise<ExecutionResult> {
+    const groups = new Map<string, Action[]>();
+    for (const a of actions) {
+      const k = groupOf(a);
+      const g = groups.get(k) ?? [];
+      g.push(a);
+      groups.set(k, g);
+    }
+    const results = await Promise.all([...groups.values()].map((g) => this.executeInOrder(reconciler, g)));
+    const applied = results.reduce((n, r) => n + r.applied, 0);
+    const failed = results.find((r) => r.error !== undefined);
+    return failed ? { applied, error: failed.error } : { applied };
+  }
+
+  private async executeInOrder(reconciler: string, actions: Action[]): Promise<ExecutionResult> {
     let applied = 0;
     for (const action of actions) {
       const started = this.deps.clock.now();
