@@ -31,7 +31,23 @@ interface ErrorBody {
   errors?: string[];
 }
 
-/** A thin API client. Maps transport failures to exit 3 and HTTP errors to exit 1 or 2. */
+/** A response whose status was 2xx: the body as a stream, or read whole. */
+export interface OkResponse {
+  status: number;
+  body: AsyncIterable<Buffer>;
+  json<T>(): Promise<T>;
+}
+
+async function readAll(body: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * A thin API client over node:http (not fetch: loading undici costs `orca status` ~25 ms of
+ * start-up). Maps transport failures to exit 3 and HTTP errors to exit 1 or 2.
+ */
 export class Client {
   readonly api: string;
   private readonly token: string | undefined;
@@ -42,42 +58,51 @@ export class Client {
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body);
-    return (await res.json()) as T;
+    return (await this.request(method, path, body)).json<T>();
   }
 
   /** Performs a request; resolves only for 2xx. */
-  async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(this.api + path, {
-        method,
-        headers: {
-          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+  async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<OkResponse> {
+    const url = new URL(this.api + path);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const http = await import(url.protocol === 'https:' ? 'node:https' : 'node:http');
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = http.request(
+        url,
+        {
+          method,
+          signal,
+          headers: {
+            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          },
         },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        resolve,
+      );
+      req.on('error', reject);
+      req.end(payload);
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (signal?.aborted) throw err;
       throw new CliError(
         EXIT.unreachable,
-        `cannot reach the Orca server at ${this.api}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`orca server\` running? set --api or ORCA_API)`,
+        `cannot reach the Orca server at ${this.api}: ${err.code ?? err.message} (is \`orca server\` running? set --api or ORCA_API)`,
       );
+    });
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) {
+      return { status, body: res, json: async <T>() => JSON.parse(await readAll(res)) as T };
     }
-    if (res.ok) return res;
     let parsed: ErrorBody = {};
     try {
-      parsed = (await res.json()) as ErrorBody;
+      parsed = JSON.parse(await readAll(res)) as ErrorBody;
     } catch {
       /* not JSON */
     }
-    if (res.status === 401) {
+    if (status === 401) {
       throw new CliError(EXIT.failed, `the server refused the token (401): pass --token, set ORCA_TOKEN, or point --data-dir at the server's data directory`);
     }
-    const lines = parsed.errors?.length ? parsed.errors : [parsed.message ?? `HTTP ${res.status}`];
-    const code = res.status === 400 || res.status === 413 ? EXIT.invalid : EXIT.failed;
+    const lines = parsed.errors?.length ? parsed.errors : [parsed.message ?? `HTTP ${status}`];
+    const code = status === 400 || status === 413 ? EXIT.invalid : EXIT.failed;
     throw new CliError(code, lines.join('\n'));
   }
 }

@@ -74,7 +74,6 @@ export class Executor {
       }
       const durationMs = this.deps.clock.now() - started;
       const fields = {
-        reconciler,
         key: action.key,
         action: action.kind,
         reason: action.reason,

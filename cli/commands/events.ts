@@ -32,7 +32,7 @@ export async function events(g: ClientOptions, opts: { follow?: boolean; service
   let buf = '';
   const decoder = new TextDecoder();
   try {
-    for await (const chunk of res.body ?? []) {
+    for await (const chunk of res.body) {
       buf += decoder.decode(chunk as Uint8Array, { stream: true });
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {

@@ -15,7 +15,7 @@ export async function logs(g: ClientOptions, service: string, opts: { tail?: str
   process.once('SIGINT', () => abort.abort());
   const res = await new Client(g).request('GET', `/v1/services/${encodeURIComponent(service)}/logs?${q}`, undefined, abort.signal);
   try {
-    for await (const chunk of res.body ?? []) process.stdout.write(chunk as Uint8Array);
+    for await (const chunk of res.body) process.stdout.write(chunk as Uint8Array);
   } catch (err) {
     if (!abort.signal.aborted) throw err;
   }

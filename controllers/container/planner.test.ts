@@ -130,7 +130,7 @@ describe('planContainers', () => {
   it('resets the failure count once an instance has run for reset_after_secs', () => {
     const a = aContainer({ slot: 0, instance: 'a', specHash: hash, startedAt: new Date(NOW - 61_000).toISOString() });
     const p = plan({ desired: desired.slice(0, 1), observed: [a], slots: new Map([slotState({ currentInstance: 'a', consecutiveFailures: 4 })]) });
-    expect(p.actions).toMatchObject([{ kind: 'slot.update', slot: { consecutiveFailures: 0 } }]);
+    expect(p.actions).toMatchObject([{ kind: 'slot.update', reason: 'ran-reset-after-secs-failure-count-reset', slot: { consecutiveFailures: 0 } }]);
   });
 
   it('under policy never reports the failure and replaces nothing', () => {

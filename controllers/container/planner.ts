@@ -113,7 +113,7 @@ export function planContainers(input: ContainerPlanInput): Plan {
     const liveStale = live.filter((o) => o.specHash !== d.specHash);
     const dead = all.filter((o) => !isLive(o.c)).sort(byRecency);
     let state: SlotState = { ...(input.slots.get(d.slot) ?? freshSlotState(service, d.slot)) };
-    let stateChanged = false;
+    let stateChanged: string | null = null;
 
     const keep = liveCurrent[0];
     if (keep) {
@@ -129,15 +129,15 @@ export function planContainers(input: ContainerPlanInput): Plan {
         });
       }
       if (state.currentInstance !== keep.instance || state.nextRetryAt !== null || state.gaveUpOnHash !== null) {
+        stateChanged = state.currentInstance === keep.instance ? 'running-again' : 'adopted';
         state = { ...state, currentInstance: keep.instance, nextRetryAt: null, gaveUpOnHash: null };
-        stateChanged = true;
       }
       const started = ms(keep.c.startedAt);
       const resetMs = d.spec.restart.resetAfterSecs * 1000;
       if (keep.c.status === 'running' && state.consecutiveFailures > 0) {
         if (now - started >= resetMs) {
           state = { ...state, consecutiveFailures: 0 };
-          stateChanged = true;
+          stateChanged ??= 'ran-reset-after-secs-failure-count-reset';
         } else {
           wake(Math.max(0, started + resetMs - now));
         }
@@ -184,7 +184,7 @@ export function planContainers(input: ContainerPlanInput): Plan {
           instance: cur,
           slot: state,
         });
-        stateChanged = false;
+        stateChanged = null;
       }
 
       const gaveUp = state.gaveUpOnHash === d.specHash && liveStale.length === 0;
@@ -215,12 +215,12 @@ export function planContainers(input: ContainerPlanInput): Plan {
           assignment: d,
           slotAfter,
         });
-        stateChanged = false;
+        stateChanged = null;
       }
     }
 
     if (stateChanged) {
-      actions.push({ kind: 'slot.update', key: `slot:${service}/${d.slot}`, reason: 'adopted', service, instance: state.currentInstance, slot: state });
+      actions.push({ kind: 'slot.update', key: `slot:${service}/${d.slot}`, reason: stateChanged, service, instance: state.currentInstance, slot: state });
     }
 
     // Keep the latest dead container per slot (for logs --previous); remove older ones.

@@ -1,13 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
 import { sleep, systemClock } from '../../core/clock.js';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+/** The repository root (works from test/e2e and from dist/test/e2e). */
+export const ROOT = findRoot(import.meta.dirname);
+function findRoot(start: string): string {
+  let dir = start;
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bin/orca'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no repository root above ${start}`);
+    dir = up;
+  }
+  return dir;
+}
 export const ORCA = join(ROOT, 'bin/orca');
 
 export interface RunResult {
