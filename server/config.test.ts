@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadServerConfig } from './config.js';
+
+async function configFile(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'orca-config-'));
+  const p = join(dir, 'cluster.toml');
+  await writeFile(p, text);
+  return p;
+}
+
+describe('loadServerConfig', () => {
+  it('uses the SPEC defaults', async () => {
+    const r = await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1' });
+    expect(r).toMatchObject({
+      ok: true,
+      value: {
+        dataDir: '/tmp/x',
+        apiListen: { host: '127.0.0.1', port: 6880 },
+        proxyListen: { host: '127.0.0.1', port: 8080 },
+        advertise: '127.0.0.1',
+        clusterId: 'default',
+        watchdogIntervalMs: 30_000,
+        heartbeatIntervalMs: 5_000,
+        heartbeatTimeoutMs: 15_000,
+        nodeDownGraceMs: 60_000,
+        localAgent: true,
+      },
+    });
+  });
+
+  it('reads every key from cluster.toml, and flags win over the file', async () => {
+    const file = await configFile(
+      [
+        'data_dir = "/srv/orca"',
+        'api_listen = "127.0.0.1:7000"',
+        'proxy_listen = "127.0.0.1:7001"',
+        'node_name = "alpha"',
+        'advertise = "127.0.0.2"',
+        'cluster_id = "prod"',
+        'watchdog_interval_secs = 0.5',
+        'heartbeat_interval_secs = 1',
+        'heartbeat_timeout_secs = 3',
+        'node_down_grace_secs = 9',
+        'local_agent = false',
+      ].join('\n'),
+    );
+    const fromFile = await loadServerConfig({ config: file });
+    expect(fromFile).toMatchObject({
+      ok: true,
+      value: {
+        dataDir: '/srv/orca',
+        apiListen: { port: 7000 },
+        proxyListen: { port: 7001 },
+        nodeName: 'alpha',
+        advertise: '127.0.0.2',
+        clusterId: 'prod',
+        watchdogIntervalMs: 500,
+        heartbeatIntervalMs: 1000,
+        heartbeatTimeoutMs: 3000,
+        nodeDownGraceMs: 9000,
+        localAgent: false,
+      },
+    });
+    const flagsWin = await loadServerConfig({ config: file, nodeName: 'beta', watchdogInterval: '2', localAgent: true });
+    expect(flagsWin).toMatchObject({ ok: true, value: { nodeName: 'beta', watchdogIntervalMs: 2000, localAgent: true, clusterId: 'prod' } });
+  });
+
+  it('reports every mistake, naming the flag or the key', async () => {
+    const file = await configFile('watchdog_interval_secs = 0.01\nnode_nmae = "x"\n');
+    const r = await loadServerConfig({ config: file, apiListen: 'nope', heartbeatTimeout: 'soon', nodeName: 'Bad_Name' });
+    expect(r.ok).toBe(false);
+    const text = r.ok ? '' : r.errors.join('\n');
+    expect(text).toContain('watchdog_interval_secs');
+    expect(text).toContain('node_nmae');
+    expect(text).toContain('--api-listen');
+    expect(text).toContain('--heartbeat-timeout');
+    expect(text).toContain('--node-name');
+  });
+
+  it('reports TOML syntax errors with file:line:col', async () => {
+    const file = await configFile('node_name = "a"\napi_listen = \n');
+    const r = await loadServerConfig({ config: file });
+    expect(r.ok ? '' : r.errors[0]).toMatch(/cluster\.toml:2:\d+: /);
+  });
+});
