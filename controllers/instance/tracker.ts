@@ -1,0 +1,211 @@
+import { createActor, type Actor, type ActorOptions, type Snapshot } from 'xstate';
+import type { Clock, TimerHandle } from '../../core/clock.js';
+import {
+  instanceMachine,
+  isReady,
+  stateName,
+  type InstanceContext,
+  type InstanceEvent,
+  type InstanceInput,
+  type InstanceSnapshot,
+  type InstanceStateName,
+} from './machine.js';
+import { nextSyncEvent, type ObservedInstance } from './sync.js';
+
+/** An event whose `at` may be left out; the tracker then stamps it with its clock. */
+export type InstanceEventInput = InstanceEvent extends infer E
+  ? E extends { at: number }
+    ? Omit<E, 'at'> & { at?: number }
+    : never
+  : never;
+
+/** What `track()` takes: the machine's input, with `now` defaulting to the tracker's clock. */
+export type TrackInput = Omit<InstanceInput, 'now'> & { now?: number };
+
+/** A persisted instance snapshot: plain JSON (`actor.getPersistedSnapshot()`). */
+export interface PersistedInstance {
+  status: string;
+  value: unknown;
+  context: InstanceContext;
+  [key: string]: unknown;
+}
+
+/** One tracked instance as `list()` shows it. */
+export interface InstanceView {
+  instance: string;
+  state: InstanceStateName;
+  ready: boolean;
+  context: InstanceContext;
+}
+
+export type InstanceListener = (instance: string, state: InstanceStateName, ready: boolean) => void;
+
+/** Adapts Orca's Clock to the `{ setTimeout, clearTimeout }` shape xstate's scheduler calls. */
+export function xstateClock(clock: Clock): { setTimeout(fn: () => void, ms: number): TimerHandle; clearTimeout(h: TimerHandle): void } {
+  return {
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+    clearTimeout: (h) => clock.clearTimeout(h),
+  };
+}
+
+type InstanceActor = Actor<typeof instanceMachine>;
+
+/**
+ * Creates (does not start) an instance actor from a persisted snapshot. Its timers are not
+ * running until it is started and sent `RESUME { at }`.
+ */
+export function restoreInstanceActor(persisted: Snapshot<unknown>, clock: Clock): InstanceActor {
+  // xstate's types demand `input` even when a snapshot is given; it is ignored then.
+  const options = { snapshot: persisted, clock: xstateClock(clock) } as ActorOptions<typeof instanceMachine> & { input: InstanceInput };
+  return createActor(instanceMachine, options);
+}
+
+interface Entry {
+  actor: InstanceActor;
+  last: { state: InstanceStateName; ready: boolean } | null;
+}
+
+/** Bound on events per sync; the longest walk the table allows (pending → exited) takes three. */
+const MAX_SYNC_STEPS = 8;
+
+/**
+ * Holds one xstate actor per instance, all on the injected clock (so backoff and start
+ * timeouts run on a ManualClock in tests). Synchronous and in-memory: persisting snapshots is
+ * the caller's job (`snapshot()` / `restore()`). It never talks to Docker.
+ */
+export class InstanceTracker {
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<InstanceListener>();
+  private readonly xclock: ReturnType<typeof xstateClock>;
+
+  constructor(private readonly clock: Clock) {
+    this.xclock = xstateClock(clock);
+  }
+
+  /**
+   * Starts tracking a new instance (in backoff when `backoffUntil` is still ahead, else
+   * pending). Idempotent: an instance already tracked is left as it is. Returns its state.
+   */
+  track(input: TrackInput): InstanceStateName {
+    const existing = this.entries.get(input.instance);
+    if (existing) return stateName(existing.actor.getSnapshot());
+    const full: InstanceInput = { ...input, now: input.now ?? this.clock.now() };
+    return this.start(input.instance, createActor(instanceMachine, { input: full, clock: this.xclock }));
+  }
+
+  /**
+   * Re-creates an instance from a persisted snapshot (replacing any actor tracked under the
+   * same id) and re-arms its timers with the time left now. Throws when the snapshot is not
+   * one of ours (a bug or a corrupt store).
+   */
+  restore(persisted: PersistedInstance): InstanceStateName {
+    const instance = persisted?.context?.instance;
+    if (typeof instance !== 'string') throw new Error('not a persisted instance snapshot');
+    this.forget(instance);
+    const actor = restoreInstanceActor(persisted as unknown as Snapshot<unknown>, this.clock);
+    this.start(instance, actor);
+    if (actor.getSnapshot().status === 'active') actor.send({ type: 'RESUME', at: this.clock.now() });
+    return stateName(actor.getSnapshot());
+  }
+
+  /**
+   * Sends one event to an instance (stamping `at` from the clock when missing). Illegal
+   * events change nothing. Returns the state afterwards, or undefined for an unknown instance.
+   */
+  send(instance: string, event: InstanceEventInput): InstanceStateName | undefined {
+    const e = this.entries.get(instance);
+    if (!e) return undefined;
+    // A final actor would drop the event anyway, with a console warning from xstate.
+    if (e.actor.getSnapshot().status === 'active') {
+      e.actor.send({ ...event, at: event.at ?? this.clock.now() } as InstanceEvent);
+    }
+    return stateName(e.actor.getSnapshot());
+  }
+
+  /**
+   * Sends whatever events make the instance agree with what Docker shows (see
+   * `nextSyncEvent` for the table) and returns them, in order. Level-triggered and
+   * idempotent: a second call with the same observation sends nothing. Unknown instance: [].
+   */
+  syncFromObserved(instance: string, observed: ObservedInstance): InstanceEvent[] {
+    const e = this.entries.get(instance);
+    if (!e) return [];
+    const sent: InstanceEvent[] = [];
+    for (let i = 0; i < MAX_SYNC_STEPS; i++) {
+      const before = e.actor.getSnapshot();
+      const event = nextSyncEvent(before, observed);
+      if (!event) break;
+      e.actor.send(event);
+      sent.push(event);
+      if (e.actor.getSnapshot() === before) break; // not legal here after all; stop rather than spin
+    }
+    return sent;
+  }
+
+  state(instance: string): InstanceStateName | undefined {
+    const e = this.entries.get(instance);
+    return e ? stateName(e.actor.getSnapshot()) : undefined;
+  }
+
+  ready(instance: string): boolean {
+    const e = this.entries.get(instance);
+    return e ? isReady(e.actor.getSnapshot()) : false;
+  }
+
+  context(instance: string): InstanceContext | undefined {
+    return this.entries.get(instance)?.actor.getSnapshot().context;
+  }
+
+  /** The persisted snapshot (plain JSON, safe to stringify and store), or undefined. */
+  snapshot(instance: string): PersistedInstance | undefined {
+    const e = this.entries.get(instance);
+    return e ? (e.actor.getPersistedSnapshot() as unknown as PersistedInstance) : undefined;
+  }
+
+  /** Stops the instance's actor and its timers. No notification. Unknown instance: no-op. */
+  forget(instance: string): void {
+    const e = this.entries.get(instance);
+    if (!e) return;
+    this.entries.delete(instance);
+    e.actor.stop();
+  }
+
+  /** Forgets every instance (shutdown). */
+  clear(): void {
+    for (const instance of [...this.entries.keys()]) this.forget(instance);
+  }
+
+  list(): InstanceView[] {
+    return [...this.entries.entries()].map(([instance, e]) => {
+      const s = e.actor.getSnapshot();
+      return { instance, state: stateName(s), ready: isReady(s), context: s.context };
+    });
+  }
+
+  /**
+   * Calls fn(instance, state, ready) whenever an instance's shown state or readiness
+   * changes, including when it is first tracked or restored and when a timer fires. Listeners
+   * run synchronously and must not throw. Returns an unsubscribe function.
+   */
+  subscribe(fn: InstanceListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private start(instance: string, actor: InstanceActor): InstanceStateName {
+    const entry: Entry = { actor, last: null };
+    this.entries.set(instance, entry);
+    actor.subscribe((s) => this.changed(instance, entry, s));
+    actor.start();
+    this.changed(instance, entry, actor.getSnapshot());
+    return stateName(actor.getSnapshot());
+  }
+
+  private changed(instance: string, entry: Entry, s: InstanceSnapshot): void {
+    if (this.entries.get(instance) !== entry) return; // a forgotten actor's last words
+    const next = { state: stateName(s), ready: isReady(s) };
+    if (entry.last && entry.last.state === next.state && entry.last.ready === next.ready) return;
+    entry.last = next;
+    for (const fn of [...this.listeners]) fn(instance, next.state, next.ready);
+  }
+}
