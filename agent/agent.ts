@@ -12,6 +12,7 @@ import { planContainers } from '../controllers/container/planner.js';
 import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
+import { InstanceLifecycle } from './lifecycle.js';
 
 export interface AgentDeps {
   runtime: Runtime;
@@ -26,6 +27,8 @@ export interface AgentDeps {
   record: (e: EventRecord) => void;
   /** Called after any action changed the node's instances. */
   onChange?: () => void;
+  /** A failed slot has a ready replacement: seconds from the failure to then. */
+  onRecovery?: (service: string, seconds: number) => void;
 }
 
 const ASSIGN_KEY = 'assignments';
@@ -43,8 +46,11 @@ export class Agent {
   private assignments = new Map<string, SlotAssignment[]>();
   private haveAssignments = false;
   private readonly slots = new Map<string, SlotState>();
+  /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
+  private readonly recovering = new Map<string, { instance: string; atMs: number }>();
   private readonly queue: WorkQueue;
   private readonly executor: Executor;
+  private readonly lifecycle: InstanceLifecycle;
   private readonly log: Logger;
   private watchdogTimer: TimerHandle | null = null;
   private signal: AbortSignal | null = null;
@@ -54,6 +60,11 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
+    this.lifecycle = new InstanceLifecycle(deps.clock, (service, instance, state) => {
+      // A replacement's crash-loop backoff ended: its service is due for another look.
+      if (state === 'pending' && this.isWaitingReplacement(service, instance)) this.queue.add(service);
+      this.deps.onChange?.();
+    });
     this.executor = new Executor({
       runtime: deps.runtime,
       clock: deps.clock,
@@ -61,6 +72,7 @@ export class Agent {
       identity: deps.identity,
       saveSlot: (s) => this.saveSlot(s),
       record: deps.record,
+      lifecycle: this.lifecycle,
     });
     this.queue = new WorkQueue({
       clock: deps.clock,
@@ -118,6 +130,7 @@ export class Agent {
     this.started = true;
     signal.addEventListener('abort', () => {
       if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
+      this.lifecycle.stop();
     });
     void this.watchEvents(signal);
     this.scheduleWatchdog();
@@ -138,7 +151,7 @@ export class Agent {
   async observe(): Promise<InstanceReport[]> {
     const containers = await this.deps.runtime.list(this.ownLabels());
     const all = [...this.assignments.values()].flat();
-    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now());
+    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle);
   }
 
   /** Containers of this node, optionally of one service (for logs). */
@@ -198,11 +211,14 @@ export class Agent {
     const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
     const slots = new Map<number, SlotState>();
     for (const v of this.slots.values()) if (v.service === service) slots.set(v.slot, v);
+    this.noteRecoveries(service, observed);
+    this.lifecycle.sync(service, observed, slots.values());
     const plan = planContainers({
       service,
       desired,
       observed,
       slots,
+      condemned: this.lifecycle.condemned(service),
       now: this.deps.clock.now(),
       newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
     });
@@ -212,10 +228,36 @@ export class Agent {
     if (plan.actions.length === 0) {
       return plan.requeueAfterMs !== null ? { kind: 'after', ms: plan.requeueAfterMs } : { kind: 'done' };
     }
+    for (const a of plan.actions) {
+      if (a.kind === 'slot.update' && a.key.startsWith('failure:') && a.slot.lastExit) {
+        this.recovering.set(slotKey(service, a.slot.slot), { instance: a.slot.lastExit.instance, atMs: Date.parse(a.slot.lastExit.at) });
+      }
+    }
     const result = await this.executor.execute('container', plan.actions);
     if (result.applied > 0) this.deps.onChange?.();
     if (result.error) throw result.error;
     return { kind: 'requeue' };
+  }
+
+  private isWaitingReplacement(service: string, instance: string): boolean {
+    for (const s of this.slots.values()) if (s.service === service && s.nextInstance === instance) return true;
+    return false;
+  }
+
+  /** Reports recovery time for slots whose replacement now runs (and, once probes exist, is ready). */
+  private noteRecoveries(service: string, observed: ObservedContainer[]): void {
+    if (!this.deps.onRecovery) return;
+    for (const [key, r] of this.recovering) {
+      if (!key.startsWith(`${service}/`)) continue;
+      const slot = Number(key.slice(service.length + 1));
+      const replacement = observed.find((c) => {
+        const l = parseInstanceLabels(c.labels);
+        return l !== undefined && l.slot === slot && l.instance !== r.instance && c.status === 'running';
+      });
+      if (!replacement) continue;
+      this.recovering.delete(key);
+      this.deps.onRecovery(service, Math.max(0, this.deps.clock.now() - r.atMs) / 1000);
+    }
   }
 
   private async saveSlot(s: SlotState): Promise<void> {

@@ -2,16 +2,15 @@ import type { ObservedContainer } from '../runtime/types.js';
 import { parseInstanceLabels } from '../runtime/labels.js';
 import type { LastExit, SlotAssignment, SlotState } from '../controllers/container/types.js';
 
-/** Lifecycle state names shown for an instance (SPEC §3.2), plus crashloop while in backoff. */
-export type InstanceStateName =
-  | 'pending'
-  | 'creating'
-  | 'starting'
-  | 'running'
-  | 'stopping'
-  | 'exited'
-  | 'removed'
-  | 'crashloop';
+import type { InstanceStateName } from '../controllers/instance/machine.js';
+
+export type { InstanceStateName };
+
+/** What the reports need of the instance lifecycle (the xstate actors). */
+export interface LifecycleView {
+  state(instance: string): InstanceStateName | undefined;
+  ready(instance: string): boolean;
+}
 
 /** One instance as observed on a node, what `orca status` shows. */
 export interface InstanceReport {
@@ -39,7 +38,9 @@ const EXIT_REASON_TEXT: Record<string, string> = {
   completed: 'Completed',
   removed: 'Removed',
   liveness: 'LivenessFailed',
+  unhealthy: 'Unhealthy',
   'create-failed': 'CreateFailed',
+  'start-timeout': 'StartTimeout',
 };
 
 function exitView(e: LastExit | null): InstanceReport['lastExit'] {
@@ -74,6 +75,7 @@ export function buildReports(
   containers: ObservedContainer[],
   slots: ReadonlyMap<string, SlotState>,
   now: number,
+  lifecycle?: LifecycleView,
 ): InstanceReport[] {
   const out: InstanceReport[] = [];
   const desired = new Map(assignments.map((a) => [`${a.service}/${a.slot}`, a]));
@@ -95,8 +97,8 @@ export function buildReports(
       revision: l.revision,
       specHash: l.specHash,
       node,
-      state: stateOf(c),
-      ready: running,
+      state: lifecycle?.state(l.instance) ?? stateOf(c),
+      ready: lifecycle?.state(l.instance) !== undefined ? lifecycle.ready(l.instance) : running,
       restarts: slot?.restarts ?? 0,
       lastExit: exitView(slot?.lastExit ?? null),
       containerId: c.id,
@@ -109,10 +111,13 @@ export function buildReports(
   for (const [key, a] of desired) {
     if (liveSlots.has(key)) continue;
     const slot = slots.get(key);
-    const waiting = slot?.nextRetryAt != null && slot.nextRetryAt > now;
+    const waiting =
+      slot?.nextInstance && lifecycle?.state(slot.nextInstance) !== undefined
+        ? lifecycle.state(slot.nextInstance) === 'crashloop'
+        : slot?.nextRetryAt != null && slot.nextRetryAt > now;
     const gaveUp = slot?.gaveUpOnHash === a.specHash;
     out.push({
-      id: slot?.currentInstance ?? null,
+      id: (waiting ? slot?.nextInstance : null) ?? slot?.currentInstance ?? null,
       service: a.service,
       slot: a.slot,
       revision: a.revision,

@@ -16,6 +16,18 @@ export interface ExecutorDeps {
   saveSlot: (slot: SlotState) => Promise<void>;
   /** Receives one record per action (the reconciliation log). */
   record: (e: EventRecord) => void;
+  /** Told what happened to each instance, for its lifecycle machine. */
+  lifecycle?: LifecycleHooks;
+}
+
+/** What the executor tells an instance's lifecycle, as it happens. None of these may throw. */
+export interface LifecycleHooks {
+  creating(a: Extract<Action, { kind: 'container.create' }>): void;
+  created(instance: string, containerId: string): void;
+  createFailed(instance: string, error: string): void;
+  started(instance: string): void;
+  stopping(instance: string, reason: string): void;
+  removed(instance: string): void;
 }
 
 /** Actions that share a group run in plan order; slot memory writes are never concurrent. */
@@ -104,19 +116,34 @@ export class Executor {
 
   private async apply(action: Action): Promise<void> {
     const rt = this.deps.runtime;
+    const life = this.deps.lifecycle;
     switch (action.kind) {
       case 'container.create': {
-        const id = await rt.create(toContainerSpec(action.assignment, action.instance, this.deps.identity));
+        life?.creating(action);
+        let id: string;
+        try {
+          id = await rt.create(toContainerSpec(action.assignment, action.instance, this.deps.identity));
+        } catch (err) {
+          life?.createFailed(action.instance, errorMessage(err));
+          throw err;
+        }
+        life?.created(action.instance, id);
         await this.deps.saveSlot(action.slotAfter);
         await rt.start(id);
+        life?.started(action.instance);
         return;
       }
       case 'container.start':
-        return rt.start(action.containerId);
+        await rt.start(action.containerId);
+        life?.started(action.instance);
+        return;
       case 'container.stop':
+        life?.stopping(action.instance, action.reason);
         return rt.stop(action.containerId, action.graceSecs);
       case 'container.remove':
-        return rt.remove(action.containerId, action.force ? { force: true } : undefined);
+        await rt.remove(action.containerId, action.force ? { force: true } : undefined);
+        if (action.instance) life?.removed(action.instance);
+        return;
       case 'slot.update':
         return this.deps.saveSlot(action.slot);
     }

@@ -25,6 +25,9 @@ export const DEFAULTS = {
   /** A full resync that could not list containers tries again after this. */
   resyncRetryMs: 500,
 
+  /** An instance whose container has not started running by then is given up on. */
+  instanceStartTimeoutMs: 120_000,
+
   revisionsKept: 20,
   eventsKept: 10_000,
 

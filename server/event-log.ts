@@ -15,11 +15,14 @@ export class EventLog {
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
+    /** Sees every record first (metrics). */
+    private readonly onRecord?: (e: EventRecord) => void,
   ) {
     this.emitter.setMaxListeners(0);
   }
 
   record(e: EventRecord): void {
+    this.onRecord?.(e);
     this.pending.push(e);
     this.emitter.emit('event', e);
     if (!this.flushing) this.flushing = this.flush();

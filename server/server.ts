@@ -13,6 +13,7 @@ import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
 import { LocalNode } from './local-node.js';
 import { ensureToken } from './token.js';
+import { Metrics } from './metrics.js';
 import type { ServerConfig } from './config.js';
 
 export interface ServerDeps {
@@ -30,6 +31,7 @@ export interface RunningServer {
   token: string;
   control: ControlPlane;
   agent: Agent | null;
+  metrics: Metrics;
   /** Resolves once running containers have been adopted and /healthz answers 200. */
   ready(): Promise<void>;
   /** Stops everything and closes the stores. */
@@ -67,11 +69,29 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   };
   try {
     const token = await ensureToken(config.dataDir);
-    const eventLog = new EventLog(store, log.child({ component: 'event-log' }));
+    let control: ControlPlane | null = null;
+    const metrics = new Metrics({
+      instances: () => control?.observeAll() ?? Promise.resolve([]),
+      nodes: () => control?.nodeLinks().map((n) => ({ state: n.state() })) ?? [],
+    });
+    const eventLog = new EventLog(store, log.child({ component: 'event-log' }), (e) => metrics.observeAction(e));
     events = eventLog;
-    const control = new ControlPlane({ store, clock, log: log.child({ component: 'control-plane' }), events: eventLog });
+    const cp = new ControlPlane({ store, clock, log: log.child({ component: 'control-plane' }), events: eventLog });
+    control = cp;
 
-    api = createApi({ token, log: log.child({ component: 'api' }), control, store, events: eventLog, isReady: () => ready });
+    api = createApi({
+      token,
+      log: log.child({ component: 'api' }),
+      control: cp,
+      store,
+      events: eventLog,
+      isReady: () => ready,
+      metrics: async (_req, res) => {
+        const m = await metrics.text();
+        res.writeHead(200, { 'content-type': m.contentType });
+        res.end(m.body);
+      },
+    });
     api.listen(config.apiListen.port, config.apiListen.host);
     await once(api, 'listening');
     const addr = api.address() as AddressInfo;
@@ -92,10 +112,11 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
         identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
         watchdogIntervalMs: config.watchdogIntervalMs,
         record: (e) => eventLog.record(e),
+        onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds),
       });
       agent = a;
-      control.addNode(new LocalNode(a, runtime, clock, config.advertise));
-      await control.publish();
+      cp.addNode(new LocalNode(a, runtime, clock, config.advertise));
+      await cp.publish();
       await a.start(abort.signal);
       adopted = a.ready();
     }
@@ -108,8 +129,9 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     return {
       apiUrl,
       token,
-      control,
+      control: cp,
       agent,
+      metrics,
       ready: () => adopted,
       stop,
     };

@@ -179,3 +179,35 @@ describe('planContainers', () => {
     expect(p.actions).toEqual([]);
   });
 });
+
+describe('planContainers: lifecycle verdicts and pre-assigned replacements', () => {
+  it('stops a condemned instance, counts the failure with the lifecycle reason, and replaces it at once', () => {
+    const a = aContainer({ slot: 0, instance: 'a', specHash: hash });
+    const p = plan({
+      desired: desired.slice(0, 1),
+      observed: [a],
+      slots: new Map([slotState({ currentInstance: 'a' })]),
+      condemned: new Map([['a', 'liveness']]),
+    });
+    expect(kinds(p.actions)).toEqual(['container.stop:a', 'slot.update:a', 'container.create:web-3-0-new0']);
+    expect(p.actions[1]).toMatchObject({ slot: { lastExit: { instance: 'a', reason: 'liveness' }, consecutiveFailures: 1 } });
+    expect(p.actions[2]).toMatchObject({ reason: 'replace-after-liveness' });
+  });
+
+  it('names the replacement when it must wait, and creates exactly that instance later', () => {
+    const dead = aContainer({
+      slot: 0,
+      instance: 'b',
+      specHash: hash,
+      status: 'exited',
+      startedAt: new Date(NOW - 2000).toISOString(),
+      finishedAt: new Date(NOW).toISOString(),
+    });
+    const p = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([slotState({ currentInstance: 'b', consecutiveFailures: 1, handledInstance: 'a' })]) });
+    const waiting = p.actions[0]?.kind === 'slot.update' ? p.actions[0].slot : undefined;
+    expect(waiting).toMatchObject({ nextRetryAt: NOW + 1000, nextInstance: 'web-3-0-new0' });
+    const later = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([[0, waiting!]]), now: NOW + 1000 });
+    expect(kinds(later.actions)).toEqual(['container.create:web-3-0-new0']);
+    expect(later.actions[0]?.kind === 'container.create' && later.actions[0].slotAfter.nextInstance).toBe(null);
+  });
+});

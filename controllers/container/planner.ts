@@ -14,6 +14,11 @@ export interface ContainerPlanInput {
   /** Remembered slot state by slot number. */
   slots: ReadonlyMap<number, SlotState>;
   now: number;
+  /**
+   * Live instances the lifecycle has given up on (failed liveness, start timeout…), with the
+   * reason: they are stopped, and their end counts as a failure with that reason.
+   */
+  condemned?: ReadonlyMap<string, ExitReason>;
   /** Makes the id of a new instance (injected so the planner stays deterministic). */
   newInstanceId: (service: string, revision: number, slot: number) => string;
 }
@@ -104,11 +109,18 @@ export function planContainers(input: ContainerPlanInput): Plan {
   };
 
   const desiredSlots = new Set(input.desired.map((d) => d.slot));
+  /** Condemned live containers: stopped (not removed: the corpse tells why) before anything else. */
+  const stopAndRemoveLater: Array<{ o: Observed; why: ExitReason; grace: number }> = [];
 
   for (const d of input.desired) {
     const all = bySlot.get(d.slot) ?? [];
     const grace = d.spec.stopGraceSecs;
-    const live = all.filter((o) => isLive(o.c));
+    const condemned = input.condemned ?? new Map<string, ExitReason>();
+    for (const o of all) {
+      const why = condemned.get(o.instance);
+      if (why && isLive(o.c)) stopAndRemoveLater.push({ o, why, grace: graceOf(o, grace) });
+    }
+    const live = all.filter((o) => isLive(o.c) && !condemned.has(o.instance));
     const liveCurrent = live.filter((o) => o.specHash === d.specHash).sort(byPreference);
     const liveStale = live.filter((o) => o.specHash !== d.specHash);
     const dead = all.filter((o) => !isLive(o.c)).sort(byRecency);
@@ -130,7 +142,7 @@ export function planContainers(input: ContainerPlanInput): Plan {
       }
       if (state.currentInstance !== keep.instance || state.nextRetryAt !== null || state.gaveUpOnHash !== null) {
         stateChanged = state.currentInstance === keep.instance ? 'running-again' : 'adopted';
-        state = { ...state, currentInstance: keep.instance, nextRetryAt: null, gaveUpOnHash: null };
+        state = { ...state, currentInstance: keep.instance, nextRetryAt: null, nextInstance: null, gaveUpOnHash: null };
       }
       const started = ms(keep.c.startedAt);
       const resetMs = d.spec.restart.resetAfterSecs * 1000;
@@ -152,7 +164,7 @@ export function planContainers(input: ContainerPlanInput): Plan {
       const curLive = cur !== null && live.some((o) => o.instance === cur);
       if (cur !== null && !curLive && state.handledInstance !== cur) {
         const corpse = all.find((o) => o.instance === cur);
-        const reason: ExitReason = corpse ? exitReasonOf(corpse.c) : 'removed';
+        const reason: ExitReason = condemned.get(cur) ?? (corpse ? exitReasonOf(corpse.c) : 'removed');
         const endedAtMs = corpse ? ms(corpse.c.finishedAt) || now : now;
         const decision = decideRestart(
           {
@@ -174,6 +186,8 @@ export function planContainers(input: ContainerPlanInput): Plan {
             at: new Date(endedAtMs).toISOString(),
           },
           nextRetryAt: decision.kind === 'restart' && decision.delayMs > 0 ? endedAtMs + decision.delayMs : null,
+          nextInstance:
+            decision.kind === 'restart' && decision.delayMs > 0 ? input.newInstanceId(service, d.revision, d.slot) : null,
           gaveUpOnHash: decision.kind === 'no-restart' ? d.specHash : null,
         };
         actions.push({
@@ -196,12 +210,13 @@ export function planContainers(input: ContainerPlanInput): Plan {
       } else if (waitMs > 0 && liveStale.length === 0) {
         wake(waitMs);
       } else {
-        const instance = input.newInstanceId(service, d.revision, d.slot);
+        const instance = state.nextInstance ?? input.newInstanceId(service, d.revision, d.slot);
         const isReplacement = state.handledInstance !== null && state.handledInstance === state.currentInstance;
         const slotAfter: SlotState = {
           ...state,
           currentInstance: instance,
           nextRetryAt: null,
+          nextInstance: null,
           gaveUpOnHash: null,
           restarts: state.restarts + (isReplacement && liveStale.length === 0 ? 1 : 0),
         };
@@ -237,6 +252,20 @@ export function planContainers(input: ContainerPlanInput): Plan {
       });
     }
   }
+
+  // Condemned instances are stopped first; once their corpse is seen the failure is counted
+  // with the lifecycle's reason and a replacement follows the restart policy.
+  actions.unshift(
+    ...stopAndRemoveLater.map(({ o, why, grace }) => ({
+      kind: 'container.stop' as const,
+      key: `stop:${o.instance}`,
+      reason: why,
+      service,
+      instance: o.instance,
+      containerId: o.c.id,
+      graceSecs: grace,
+    })),
+  );
 
   // Slots no longer desired here (scale-down, service deleted, moved away).
   for (const [slot, list] of bySlot) {

@@ -10,7 +10,7 @@ export interface SlotAssignment {
 }
 
 /** Why an instance stopped being there. */
-export type ExitReason = 'exited' | 'completed' | 'oom-killed' | 'removed' | 'liveness' | 'create-failed';
+export type ExitReason = 'exited' | 'completed' | 'oom-killed' | 'removed' | 'liveness' | 'create-failed' | 'start-timeout' | 'unhealthy';
 
 export interface LastExit {
   instance: string;
@@ -40,6 +40,8 @@ export interface SlotState {
   handledInstance: string | null;
   /** ms since epoch of the next allowed replacement (crash-loop backoff), or null. */
   nextRetryAt: number | null;
+  /** The id the replacement will have while it waits out its backoff (so it can be tracked and shown). */
+  nextInstance: string | null;
   /** Spec hash for which the restart policy decided not to replace; a new spec clears it. */
   gaveUpOnHash: string | null;
 }
@@ -54,6 +56,7 @@ export function freshSlotState(service: string, slot: number): SlotState {
     lastExit: null,
     handledInstance: null,
     nextRetryAt: null,
+    nextInstance: null,
     gaveUpOnHash: null,
   };
 }

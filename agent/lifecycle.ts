@@ -1,0 +1,143 @@
+import type { Clock } from '../core/clock.js';
+import { DEFAULTS } from '../core/defaults.js';
+import type { ObservedContainer } from '../runtime/types.js';
+import { parseInstanceLabels } from '../runtime/labels.js';
+import type { Action } from '../controllers/actions.js';
+import type { LifecycleHooks } from '../controllers/executor.js';
+import type { ExitReason, SlotState } from '../controllers/container/types.js';
+import { InstanceTracker } from '../controllers/instance/tracker.js';
+import type { InstanceStateName } from '../controllers/instance/machine.js';
+import type { ObservedInstance } from '../controllers/instance/sync.js';
+
+const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
+
+/**
+ * One xstate actor per instance of this node (SPEC §3.2). The executor tells it what it did,
+ * every reconcile tells it what Docker shows (level-triggered sync), and it owns the timers:
+ * a replacement waiting out its crash-loop backoff sits in `backoff` and wakes its service
+ * when the delay ends. Nothing is persisted: after a restart the actors are rebuilt from
+ * Docker and the slot memory, the two sources of truth.
+ */
+export class InstanceLifecycle implements LifecycleHooks {
+  readonly tracker: InstanceTracker;
+  private readonly serviceOf = new Map<string, string>();
+
+  constructor(
+    private readonly clock: Clock,
+    /** Called when an instance's shown state or readiness changes. */
+    onChange: (service: string, instance: string, state: InstanceStateName, ready: boolean) => void,
+  ) {
+    this.tracker = new InstanceTracker(clock);
+    this.tracker.subscribe((instance, state, ready) => {
+      const service = this.serviceOf.get(instance);
+      if (service) onChange(service, instance, state, ready);
+    });
+  }
+
+  private track(service: string, slot: number, instance: string, backoffUntil: number | null = null): void {
+    this.serviceOf.set(instance, service);
+    this.tracker.track({
+      instance,
+      service,
+      slot,
+      backoffUntil,
+      startTimeoutMs: DEFAULTS.instanceStartTimeoutMs,
+      // Until health probes decide readiness, a running instance is ready.
+      readyOnStart: true,
+    });
+  }
+
+  creating(a: Extract<Action, { kind: 'container.create' }>): void {
+    this.track(a.service, a.slot, a.instance);
+    this.tracker.send(a.instance, { type: 'CREATE' });
+  }
+  created(instance: string, containerId: string): void {
+    this.tracker.send(instance, { type: 'CREATED', containerId });
+  }
+  createFailed(instance: string, error: string): void {
+    this.tracker.send(instance, { type: 'CREATE_FAILED', error });
+  }
+  started(instance: string): void {
+    this.tracker.send(instance, { type: 'STARTED' });
+  }
+  stopping(instance: string, reason: string): void {
+    this.tracker.send(instance, { type: 'STOP', reason });
+  }
+  removed(instance: string): void {
+    this.tracker.send(instance, { type: 'REMOVED' });
+    this.forget(instance);
+  }
+
+  /**
+   * Makes every actor of a service agree with what Docker shows now: adopts containers it
+   * does not know, moves known ones, marks vanished ones, tracks replacements waiting out a
+   * backoff, and forgets instances whose container is gone for good.
+   */
+  sync(service: string, observed: ObservedContainer[], slots: Iterable<SlotState>): void {
+    const seen = new Set<string>();
+    for (const c of observed) {
+      const l = parseInstanceLabels(c.labels);
+      if (!l || l.service !== service) continue;
+      seen.add(l.instance);
+      if (!this.serviceOf.has(l.instance)) this.track(service, l.slot, l.instance);
+      this.tracker.syncFromObserved(l.instance, observation(c, this.clock.now()));
+    }
+    for (const s of slots) {
+      if (s.nextInstance && s.nextRetryAt !== null && !this.serviceOf.has(s.nextInstance)) {
+        this.track(service, s.slot, s.nextInstance, s.nextRetryAt);
+      }
+      if (s.nextInstance) seen.add(s.nextInstance);
+    }
+    for (const [instance, svc] of this.serviceOf) {
+      if (svc !== service || seen.has(instance)) continue;
+      const state = this.tracker.state(instance);
+      if (state === 'creating' || state === 'pending' || state === 'crashloop') continue;
+      this.tracker.syncFromObserved(instance, { status: 'missing', exitCode: null, oomKilled: false, at: this.clock.now() });
+      if (this.tracker.state(instance) === 'removed' || this.tracker.state(instance) === 'exited') this.forget(instance);
+    }
+  }
+
+  /** Live instances of a service the lifecycle has given up on, with the reason (e.g. start timeout). */
+  condemned(service: string): Map<string, ExitReason> {
+    const out = new Map<string, ExitReason>();
+    for (const v of this.tracker.list()) {
+      if (v.context.service !== service) continue;
+      if (v.state === 'exited' && v.context.exit?.reason === 'start-timeout') out.set(v.instance, 'start-timeout');
+      if (v.state === 'stopping' && (v.context.stopReason === 'liveness' || v.context.stopReason === 'unhealthy')) {
+        out.set(v.instance, v.context.stopReason);
+      }
+    }
+    return out;
+  }
+
+  state(instance: string): InstanceStateName | undefined {
+    return this.tracker.state(instance);
+  }
+
+  ready(instance: string): boolean {
+    return this.tracker.ready(instance);
+  }
+
+  stop(): void {
+    this.tracker.clear();
+    this.serviceOf.clear();
+  }
+
+  private forget(instance: string): void {
+    this.tracker.forget(instance);
+    this.serviceOf.delete(instance);
+  }
+}
+
+/** What Docker shows of one container, in the tracker's terms. */
+function observation(c: ObservedContainer, now: number): ObservedInstance {
+  const at = c.status === 'running' ? ms(c.startedAt) : c.status === 'exited' || c.status === 'dead' ? ms(c.finishedAt) : NaN;
+  return {
+    status: c.status,
+    exitCode: c.exitCode,
+    oomKilled: c.oomKilled,
+    at: Number.isFinite(at) ? at : now,
+    containerId: c.id,
+    error: c.error,
+  };
+}

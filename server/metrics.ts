@@ -1,0 +1,101 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventRecord } from '../store/types.js';
+import type { InstanceReport } from '../agent/reports.js';
+import type { NodeState } from './nodes.js';
+
+/**
+ * Prometheus metrics of SPEC §5. Reconcile counts and durations, restarts and recovery times
+ * are pushed as they happen; instances and nodes per state are read at scrape time from what
+ * the nodes show now (a gauge that is never stale).
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly actions: Counter<'reconciler' | 'action' | 'outcome'>;
+  private readonly actionSeconds: Histogram<'reconciler' | 'action' | 'outcome'>;
+  private readonly restarts: Counter<'service' | 'reason'>;
+  private readonly recovery: Histogram<'service'>;
+  readonly proxyRequests: Counter<'route' | 'status'>;
+  readonly proxyUpstreamSeconds: Histogram<'route'>;
+
+  constructor(sources: { instances: () => Promise<InstanceReport[]>; nodes: () => Array<{ state: NodeState }> }) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'orca_process_' });
+    this.actions = new Counter({
+      name: 'orca_reconcile_actions_total',
+      help: 'Reconcile actions taken, by reconciler, action and outcome',
+      labelNames: ['reconciler', 'action', 'outcome'],
+      registers,
+    });
+    this.actionSeconds = new Histogram({
+      name: 'orca_reconcile_action_duration_seconds',
+      help: 'Duration of reconcile actions',
+      labelNames: ['reconciler', 'action', 'outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'orca_restarts_total',
+      help: 'Instances replaced after a failure, by service and reason',
+      labelNames: ['service', 'reason'],
+      registers,
+    });
+    this.recovery = new Histogram({
+      name: 'orca_recovery_seconds',
+      help: 'Time from an instance failure to its replacement being ready',
+      labelNames: ['service'],
+      buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.proxyRequests = new Counter({
+      name: 'orca_proxy_requests_total',
+      help: 'Proxied requests by route and status',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    this.proxyUpstreamSeconds = new Histogram({
+      name: 'orca_proxy_upstream_duration_seconds',
+      help: 'Time to the upstream response headers',
+      labelNames: ['route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    new Gauge({
+      name: 'orca_instances',
+      help: 'Instances by lifecycle state, as observed now',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const r of await sources.instances()) this.inc({ state: r.state });
+      },
+    });
+    new Gauge({
+      name: 'orca_nodes',
+      help: 'Nodes by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of sources.nodes()) this.inc({ state: n.state });
+      },
+    });
+  }
+
+  /** Counts one reconcile action (and a restart, when it replaced a failed instance). */
+  observeAction(e: EventRecord): void {
+    const labels = { reconciler: e.reconciler, action: e.action, outcome: e.outcome.startsWith('error') ? 'error' : e.outcome };
+    this.actions.inc(labels);
+    this.actionSeconds.observe(labels, e.durationMs / 1000);
+    if (e.action === 'container.create' && labels.outcome === 'ok' && e.reason.startsWith('replace-after-')) {
+      this.restarts.inc({ service: e.service ?? '', reason: e.reason.slice('replace-after-'.length) });
+    }
+  }
+
+  observeRecovery(service: string, seconds: number): void {
+    this.recovery.observe({ service }, seconds);
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
