@@ -41,6 +41,8 @@ export type Action =
       kind: 'slot.update';
       key: string;
       reason: string;
+      /** Advice for the operator, shown in the reconciliation log (e.g. raise resources.memory). */
+      message?: string;
       service: string;
       instance: string | null;
       slot: SlotState;

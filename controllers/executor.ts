@@ -107,7 +107,7 @@ export class Executor {
         reason: action.reason,
         outcome,
         durationMs,
-        ...(error ? { message: errorMessage(error) } : {}),
+        ...(error ? { message: errorMessage(error) } : action.kind === 'slot.update' && action.message ? { message: action.message } : {}),
       });
       if (error) return { applied, error };
     }

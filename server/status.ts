@@ -1,6 +1,7 @@
 import type { InstanceReport } from '../agent/reports.js';
 import type { ServiceRecord } from '../store/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
+import { oomHint } from '../controllers/container/planner.js';
 
 export type ServiceState = 'healthy' | 'degraded' | 'updating' | 'rollout-failed' | 'crashloop' | 'stopped';
 
@@ -24,6 +25,8 @@ export interface ServiceStatus {
   instances: InstanceStatus[];
   /** Why the state is not healthy, when known. */
   reason?: string;
+  /** Advice, when an instance's last exit calls for it (an OOM kill: raise resources.memory). */
+  hint?: string;
 }
 
 /**
@@ -69,5 +72,6 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[], rol
       nextRetryAt: r.nextRetryAt,
     })),
     ...(reason ? { reason } : {}),
+    ...(current.some((r) => r.lastExit?.reason === 'OOMKilled') ? { hint: oomHint(svc.spec.resources.memoryBytes) } : {}),
   };
 }

@@ -18,6 +18,7 @@ interface ServiceStatus {
   revision: number;
   state: string;
   reason?: string;
+  hint?: string;
   replicas: { desired: number; running: number; ready: number };
   instances: InstanceStatus[];
 }
@@ -43,6 +44,7 @@ function render(services: ServiceStatus[], now: number): string {
     ['SERVICE', 'REVISION', 'STATE', 'READY', 'RUNNING', 'DESIRED'],
     services.map((s) => [s.name, String(s.revision), s.state + (s.reason ? ` (${s.reason})` : ''), String(s.replicas.ready), String(s.replicas.running), String(s.replicas.desired)]),
   );
+  for (const s of services) if (s.hint) out += `${s.name}: ${s.hint}\n`;
   const rows = services.flatMap((s) =>
     s.instances.map((i) => [
       i.id ?? `${s.name} (pending)`,

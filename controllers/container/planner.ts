@@ -1,6 +1,7 @@
 import type { ObservedContainer } from '../../runtime/types.js';
 import { LABEL, parseInstanceLabels } from '../../runtime/labels.js';
 import { DEFAULTS } from '../../core/defaults.js';
+import { formatMemory } from '../../manifest/units.js';
 import type { Action, Plan } from '../actions.js';
 import { decideRestart } from './restart.js';
 import { freshSlotState, type ExitReason, type SlotAssignment, type SlotState } from './types.js';
@@ -51,8 +52,17 @@ function byRecency(a: Observed, b: Observed): number {
   return (ms(b.c.finishedAt) || ms(b.c.createdAt)) - (ms(a.c.finishedAt) || ms(a.c.createdAt));
 }
 
+/** What to tell an operator whose instance ran out of memory. */
+export function oomHint(memoryBytes: number | undefined): string {
+  return memoryBytes !== undefined
+    ? `OOM-killed at its memory limit (resources.memory = "${formatMemory(memoryBytes)}"): raise resources.memory`
+    : 'OOM-killed by the kernel (no memory limit set): the host ran out of memory; set or raise resources.memory';
+}
+
 /** How a dead container ended, from what Docker recorded. */
 export function exitReasonOf(c: ObservedContainer): ExitReason {
+  // Seen half-way through `docker rm -f`: it is being removed, whatever killed it.
+  if (c.status === 'removing' || (c.status === 'dead' && c.exitCode === null)) return 'removed';
   if (c.oomKilled) return 'oom-killed';
   if (c.exitCode === 0) return 'completed';
   return 'exited';
@@ -197,6 +207,7 @@ export function planContainers(input: ContainerPlanInput): Plan {
           service,
           instance: cur,
           slot: state,
+          ...(reason === 'oom-killed' ? { message: oomHint(d.spec.resources.memoryBytes) } : {}),
         });
         stateChanged = null;
       }

@@ -66,7 +66,7 @@ export interface ServerProcess {
  * Starts `orca server` on ephemeral ports and resolves once /healthz says ready.
  * Rejects with the server's output if it exits first.
  */
-export async function startServer(o: { cluster: string; dataDir: string; extra?: string[]; node?: string; waitReady?: boolean }): Promise<ServerProcess> {
+export async function startServer(o: { cluster: string; dataDir: string; extra?: string[]; node?: string; waitReady?: boolean; env?: Record<string, string> }): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
     [
@@ -84,7 +84,7 @@ export async function startServer(o: { cluster: string; dataDir: string; extra?:
       '127.0.0.1:0',
       ...(o.extra ?? []),
     ],
-    { env: { ...process.env, ORCA_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, ORCA_LOG_LEVEL: 'debug', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
