@@ -219,6 +219,7 @@ export class Agent {
       observed,
       slots,
       condemned: this.lifecycle.condemned(service),
+      ready: this.lifecycle.readySet(service),
       now: this.deps.clock.now(),
       newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
     });

@@ -110,6 +110,13 @@ export class InstanceLifecycle implements LifecycleHooks {
     return out;
   }
 
+  /** Instances of a service that are ready now (running.ready). */
+  readySet(service: string): Set<string> {
+    const out = new Set<string>();
+    for (const [instance, svc] of this.serviceOf) if (svc === service && this.tracker.ready(instance)) out.add(instance);
+    return out;
+  }
+
   state(instance: string): InstanceStateName | undefined {
     return this.tracker.state(instance);
   }

@@ -37,8 +37,8 @@ export type Action =
       force?: boolean;
     }
   | {
-      /** Bookkeeping: a failure was counted or a backoff set; no runtime call. */
-      kind: 'slot.update';
+      /** Bookkeeping: a failure was counted, a backoff set, a rollout halted; no runtime call. */
+      kind: 'slot.update' | 'rollout.halt';
       key: string;
       reason: string;
       /** Advice for the operator, shown in the reconciliation log (e.g. raise resources.memory). */

@@ -32,7 +32,7 @@ export interface LifecycleHooks {
 
 /** Actions that share a group run in plan order; slot memory writes are never concurrent. */
 function groupOf(a: Action): string {
-  if (a.kind === 'slot.update') return `slot:${a.service}/${a.slot.slot}`;
+  if (a.kind === 'slot.update' || a.kind === 'rollout.halt') return `slot:${a.service}/${a.slot.slot}`;
   if (a.kind === 'container.create') return `slot:${a.service}/${a.slot}`;
   return `instance:${a.instance ?? a.key}`;
 }
@@ -79,7 +79,7 @@ export class Executor {
       let error: unknown;
       try {
         await this.apply(action);
-        if (action.kind !== 'slot.update') applied++;
+        if (action.kind !== 'slot.update' && action.kind !== 'rollout.halt') applied++;
       } catch (err) {
         error = err;
         outcome = isOrcaError(err) ? `error: ${err.code}` : 'error';
@@ -107,7 +107,7 @@ export class Executor {
         reason: action.reason,
         outcome,
         durationMs,
-        ...(error ? { message: errorMessage(error) } : action.kind === 'slot.update' && action.message ? { message: action.message } : {}),
+        ...(error ? { message: errorMessage(error) } : (action.kind === 'slot.update' || action.kind === 'rollout.halt') && action.message ? { message: action.message } : {}),
       });
       if (error) return { applied, error };
     }
@@ -145,6 +145,7 @@ export class Executor {
         if (action.instance) life?.removed(action.instance);
         return;
       case 'slot.update':
+      case 'rollout.halt':
         return this.deps.saveSlot(action.slot);
     }
   }

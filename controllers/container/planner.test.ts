@@ -69,7 +69,12 @@ describe('planContainers', () => {
     const d = slotsOf(s, 2);
     const old = aContainer({ slot: 0, instance: 'old', specHash: 'old-hash' });
     const p = plan({ desired: d, observed: [old], slots: new Map([slotState({ currentInstance: 'old' })]) });
-    expect(kinds(p.actions)).toEqual(['container.stop:old', 'container.remove:old']);
+    expect(kinds(p.actions)).toEqual(['container.stop:old', 'container.remove:old', 'slot.update:old']);
+    const started = p.actions[2]?.kind === 'slot.update' ? p.actions[2].slot : undefined;
+    expect(started?.rollout).toEqual({ hash: d[0]!.specHash, startedAt: NOW });
+    // Next look: the slot is empty, so the new instance is created.
+    const next = plan({ desired: d, observed: [], slots: new Map([[0, started!]]) });
+    expect(next.actions).toMatchObject([{ kind: 'container.create', reason: 'new-revision' }]);
   });
 
   it('replaces a crashed instance at once, counts the failure once, and keeps the corpse for logs', () => {
@@ -209,5 +214,74 @@ describe('planContainers: lifecycle verdicts and pre-assigned replacements', () 
     const later = plan({ desired: desired.slice(0, 1), observed: [dead], slots: new Map([[0, waiting!]]), now: NOW + 1000 });
     expect(kinds(later.actions)).toEqual(['container.create:web-3-0-new0']);
     expect(later.actions[0]?.kind === 'container.create' && later.actions[0].slotAfter.nextInstance).toBe(null);
+  });
+});
+
+describe('planContainers: rollouts', () => {
+  const s3 = aSpec({ replicas: 3, deploy: { strategy: 'start-first', readyTimeoutSecs: 60 } });
+  const d3 = slotsOf(s3, 2);
+  const h3 = d3[0]!.specHash;
+  const olds = [0, 1, 2].map((slot) => aContainer({ slot, instance: `old${slot}`, specHash: 'old-hash' }));
+  const oldSlots = () => new Map([0, 1, 2].map((i) => slotState({ currentInstance: `old${i}` }, i)));
+
+  it('moves one slot at a time (a surge of one)', () => {
+    const p = plan({ desired: d3, observed: olds, slots: oldSlots(), ready: new Set(['old0', 'old1', 'old2']) });
+    expect(kinds(p.actions)).toEqual(['container.create:web-2-0-new0']);
+    expect(p.actions[0]).toMatchObject({ reason: 'new-revision', slotAfter: { rollout: { hash: h3, startedAt: NOW } } });
+  });
+
+  it('waits for the new instance to be ready before retiring the old one or moving on', () => {
+    const fresh = aContainer({ slot: 0, instance: 'new0', specHash: h3 });
+    const slots = oldSlots();
+    slots.set(0, { ...freshSlotState('web', 0), currentInstance: 'new0', rollout: { hash: h3, startedAt: NOW - 1000 } });
+    const notReady = plan({ desired: d3, observed: [...olds, fresh], slots, ready: new Set(['old0', 'old1', 'old2']) });
+    expect(notReady.actions).toEqual([]);
+    expect(notReady.requeueAfterMs).toBe(59_000); // the rollout deadline
+
+    const ready = plan({ desired: d3, observed: [...olds, fresh], slots, ready: new Set(['old0', 'old1', 'old2', 'new0']) });
+    expect(kinds(ready.actions)).toEqual(['container.stop:old0', 'container.remove:old0', 'slot.update:new0', 'container.create:web-2-1-new0']);
+  });
+
+  it('halts at ready_timeout_secs: the new instance goes, the old ones keep serving, no further slot moves', () => {
+    const fresh = aContainer({ slot: 0, instance: 'new0', specHash: h3 });
+    const slots = oldSlots();
+    slots.set(0, { ...freshSlotState('web', 0), currentInstance: 'new0', rollout: { hash: h3, startedAt: NOW - 60_000 } });
+    const p = plan({ desired: d3, observed: [...olds, fresh], slots, ready: new Set(['old0', 'old1', 'old2']) });
+    expect(kinds(p.actions)).toEqual(['container.stop:new0', 'container.remove:new0', 'rollout.halt:new0']);
+    const halt = p.actions[2];
+    expect(halt?.kind === 'rollout.halt' && halt.slot.rolloutFailed).toMatchObject({ hash: h3, reason: expect.stringContaining('ready_timeout_secs = 60') });
+
+    // Afterwards: nothing moves, the old ones are untouched.
+    const halted = new Map(slots);
+    halted.set(0, halt?.kind === 'rollout.halt' ? halt.slot : slots.get(0)!);
+    const after = plan({ desired: d3, observed: olds, slots: halted, ready: new Set(['old0', 'old1', 'old2']) });
+    expect(after.actions.filter((a) => a.kind !== 'slot.update')).toEqual([]);
+
+    // A new spec clears the halt and moves again.
+    const s4 = aSpec({ ...s3, env: { V: '4' } });
+    const d4 = slotsOf(s4, 3);
+    const again = plan({ desired: d4, observed: olds, slots: halted, ready: new Set(['old0', 'old1', 'old2']) });
+    expect(again.actions.some((a) => a.kind === 'container.create')).toBe(true);
+  });
+
+  it('heals an empty slot at once even while a rollout is moving another', () => {
+    const fresh = aContainer({ slot: 0, instance: 'new0', specHash: h3 });
+    const slots = oldSlots();
+    slots.set(0, { ...freshSlotState('web', 0), currentInstance: 'new0', rollout: { hash: h3, startedAt: NOW - 1000 } });
+    slots.set(2, { ...freshSlotState('web', 2), currentInstance: 'gone2' });
+    const p = plan({ desired: d3, observed: [...olds.slice(0, 2), fresh], slots, ready: new Set(['old0', 'old1']) });
+    expect(p.actions.filter((a) => a.kind === 'container.create').map((a) => a.kind === 'container.create' && a.slot)).toEqual([2]);
+  });
+
+  it('a crashing new instance during a rollout waits out its backoff', () => {
+    const dead = aContainer({ slot: 0, instance: 'new0', specHash: h3, status: 'exited', startedAt: new Date(NOW - 2000).toISOString(), finishedAt: new Date(NOW).toISOString() });
+    const slots = oldSlots();
+    slots.set(0, { ...freshSlotState('web', 0), currentInstance: 'new0', consecutiveFailures: 1, handledInstance: 'x', rollout: { hash: h3, startedAt: NOW - 5000 } });
+    const p = plan({ desired: d3, observed: [...olds, dead], slots, ready: new Set(['old0', 'old1', 'old2']) });
+    expect(kinds(p.actions)).toEqual(['slot.update:new0']);
+    expect(p.requeueAfterMs).toBe(1000);
+    const waiting = p.actions[0]?.kind === 'slot.update' ? p.actions[0].slot : undefined;
+    const later = plan({ desired: d3, observed: [...olds, dead], slots: new Map([...slots, [0, waiting!]]), ready: new Set(['old0', 'old1', 'old2']), now: NOW + 1000 });
+    expect(later.actions).toMatchObject([{ kind: 'container.create', slot: 0, reason: 'replace-after-exited' }]);
   });
 });

@@ -16,6 +16,11 @@ export interface ContainerPlanInput {
   slots: ReadonlyMap<number, SlotState>;
   now: number;
   /**
+   * Instances that are ready now (their lifecycle says so). When absent, a running container
+   * counts as ready.
+   */
+  ready?: ReadonlySet<string>;
+  /**
    * Live instances the lifecycle has given up on (failed liveness, start timeout…), with the
    * reason: they are stopped, and their end counts as a failure with that reason.
    */
@@ -68,24 +73,45 @@ export function exitReasonOf(c: ObservedContainer): ExitReason {
   return 'exited';
 }
 
+/** Per-slot facts the rollout phase needs. */
+interface SlotView {
+  d: SlotAssignment;
+  state: SlotState;
+  keep: Observed | undefined;
+  keepReady: boolean;
+  liveStale: Observed[];
+  /** ms until a crash-loop backoff lets this slot be replaced, or 0. */
+  waitMs: number;
+  gaveUp: boolean;
+}
+
 /**
  * The container reconciler's planner: desired slots vs containers observed in the runtime
  * → actions. Pure and level-triggered: it looks at the whole state of one service every time.
  *
- * Per desired slot: keep exactly one live container with the desired spec hash (start it if
- * only created); replace a stale one start-first; when the slot's instance died or vanished,
- * count the failure once and replace it per the restart policy and crash-loop backoff (new
- * instance, new container, never reusing a name); keep the latest dead container per slot for
+ * Healing, per slot: keep exactly one live container with the desired spec hash (start it if
+ * only created); when the slot's instance died, vanished or was condemned, count the failure
+ * once and replace it per the restart policy and crash-loop backoff (a new instance with a new
+ * container; a name is never reused); keep the latest dead container per slot for
  * `orca logs --previous` and remove older ones. Containers of slots no longer desired are
  * stopped and removed.
+ *
+ * Rollouts, per service (SPEC §3.4): slots still running an older spec are moved one at a
+ * time. start-first creates the new instance beside the old one and stops the old one only
+ * once the new one is ready; stop-first stops the old one first. A slot that is not serving a
+ * ready instance of the desired spec holds the next one back (a surge of one). A new instance
+ * not ready within ready_timeout_secs halts the rollout: it is stopped, the old instances keep
+ * serving, and the halt is recorded until the spec changes.
  */
 export function planContainers(input: ContainerPlanInput): Plan {
   const { service, now } = input;
   const actions: Action[] = [];
   let requeueAfterMs: number | null = null;
   const wake = (delay: number) => {
-    requeueAfterMs = requeueAfterMs === null ? delay : Math.min(requeueAfterMs, delay);
+    requeueAfterMs = requeueAfterMs === null ? Math.max(0, delay) : Math.min(requeueAfterMs, Math.max(0, delay));
   };
+  const isReady = (o: Observed) => (input.ready ? input.ready.has(o.instance) : o.c.status === 'running');
+  const condemned = input.condemned ?? new Map<string, ExitReason>();
 
   const bySlot = new Map<number, Observed[]>();
   for (const c of input.observed) {
@@ -96,77 +122,75 @@ export function planContainers(input: ContainerPlanInput): Plan {
     bySlot.set(l.slot, list);
   }
 
+  const stop = (o: Observed, reason: string, graceSecs: number) =>
+    actions.push({ kind: 'container.stop', key: `stop:${o.instance}`, reason, service, instance: o.instance, containerId: o.c.id, graceSecs });
+  const remove = (o: Observed, reason: string) =>
+    actions.push({ kind: 'container.remove', key: `remove:${o.instance}`, reason, service, instance: o.instance, containerId: o.c.id });
   const stopAndRemove = (o: Observed, reason: string, graceSecs: number) => {
-    if (isLive(o.c)) {
-      actions.push({
-        kind: 'container.stop',
-        key: `stop:${o.instance}`,
-        reason,
-        service,
-        instance: o.instance,
-        containerId: o.c.id,
-        graceSecs,
-      });
-    }
+    if (isLive(o.c)) stop(o, reason, graceSecs);
+    remove(o, reason);
+  };
+  const create = (view: SlotView, reason: string, extra: Partial<SlotState> = {}) => {
+    const { d, state } = view;
+    const instance = state.nextInstance ?? input.newInstanceId(service, d.revision, d.slot);
+    const isReplacement = state.handledInstance !== null && state.handledInstance === state.currentInstance;
     actions.push({
-      kind: 'container.remove',
-      key: `remove:${o.instance}`,
+      kind: 'container.create',
+      key: `create:${service}/${d.slot}`,
       reason,
       service,
-      instance: o.instance,
-      containerId: o.c.id,
+      instance,
+      slot: d.slot,
+      assignment: d,
+      slotAfter: {
+        ...state,
+        currentInstance: instance,
+        nextRetryAt: null,
+        nextInstance: null,
+        gaveUpOnHash: null,
+        restarts: state.restarts + (isReplacement ? 1 : 0),
+        ...extra,
+      },
     });
   };
 
-  const desiredSlots = new Set(input.desired.map((d) => d.slot));
-  /** Condemned live containers: stopped (not removed: the corpse tells why) before anything else. */
-  const stopAndRemoveLater: Array<{ o: Observed; why: ExitReason; grace: number }> = [];
-
+  const views: SlotView[] = [];
   for (const d of input.desired) {
     const all = bySlot.get(d.slot) ?? [];
     const grace = d.spec.stopGraceSecs;
-    const condemned = input.condemned ?? new Map<string, ExitReason>();
+    // Condemned instances are stopped first; the corpse then tells the story.
     for (const o of all) {
       const why = condemned.get(o.instance);
-      if (why && isLive(o.c)) stopAndRemoveLater.push({ o, why, grace: graceOf(o, grace) });
+      if (why && isLive(o.c)) stop(o, why, graceOf(o, grace));
     }
     const live = all.filter((o) => isLive(o.c) && !condemned.has(o.instance));
     const liveCurrent = live.filter((o) => o.specHash === d.specHash).sort(byPreference);
     const liveStale = live.filter((o) => o.specHash !== d.specHash);
     const dead = all.filter((o) => !isLive(o.c)).sort(byRecency);
-    let state: SlotState = { ...(input.slots.get(d.slot) ?? freshSlotState(service, d.slot)) };
-    let stateChanged: string | null = null;
+    let state: SlotState = { ...freshSlotState(service, d.slot), ...(input.slots.get(d.slot) ?? {}) };
+    let bookkeeping: string | null = null;
+    if (state.rolloutFailed && state.rolloutFailed.hash !== d.specHash) {
+      state = { ...state, rolloutFailed: null };
+      bookkeeping = 'new-spec-clears-halted-rollout';
+    }
 
     const keep = liveCurrent[0];
     if (keep) {
       for (const dup of liveCurrent.slice(1)) stopAndRemove(dup, 'duplicate-instance', grace);
       if (keep.c.status === 'created') {
-        actions.push({
-          kind: 'container.start',
-          key: `start:${keep.instance}`,
-          reason: 'created-not-started',
-          service,
-          instance: keep.instance,
-          containerId: keep.c.id,
-        });
+        actions.push({ kind: 'container.start', key: `start:${keep.instance}`, reason: 'created-not-started', service, instance: keep.instance, containerId: keep.c.id });
       }
       if (state.currentInstance !== keep.instance || state.nextRetryAt !== null || state.gaveUpOnHash !== null) {
-        stateChanged = state.currentInstance === keep.instance ? 'running-again' : 'adopted';
+        bookkeeping = state.currentInstance === keep.instance ? 'running-again' : 'adopted';
         state = { ...state, currentInstance: keep.instance, nextRetryAt: null, nextInstance: null, gaveUpOnHash: null };
       }
-      const started = ms(keep.c.startedAt);
       const resetMs = d.spec.restart.resetAfterSecs * 1000;
       if (keep.c.status === 'running' && state.consecutiveFailures > 0) {
+        const started = ms(keep.c.startedAt);
         if (now - started >= resetMs) {
           state = { ...state, consecutiveFailures: 0 };
-          stateChanged ??= 'ran-reset-after-secs-failure-count-reset';
-        } else {
-          wake(Math.max(0, started + resetMs - now));
-        }
-      }
-      // Start-first replacement: the old revision goes once the new one runs.
-      if (keep.c.status === 'running') {
-        for (const old of liveStale) stopAndRemove(old, 'replaced-by-new-revision', graceOf(old, grace));
+          bookkeeping ??= 'ran-reset-after-secs-failure-count-reset';
+        } else wake(started + resetMs - now);
       }
     } else {
       // No live instance of the desired spec. Did the slot's instance fail?
@@ -177,27 +201,18 @@ export function planContainers(input: ContainerPlanInput): Plan {
         const reason: ExitReason = condemned.get(cur) ?? (corpse ? exitReasonOf(corpse.c) : 'removed');
         const endedAtMs = corpse ? ms(corpse.c.finishedAt) || now : now;
         const decision = decideRestart(
-          {
-            consecutiveFailures: state.consecutiveFailures,
-            startedAtMs: corpse ? ms(corpse.c.startedAt) || null : null,
-            endedAtMs,
-          },
+          { consecutiveFailures: state.consecutiveFailures, startedAtMs: corpse ? ms(corpse.c.startedAt) || null : null, endedAtMs },
           { reason, code: corpse ? corpse.c.exitCode : null },
           d.spec.restart,
         );
+        const delayed = decision.kind === 'restart' && decision.delayMs > 0;
         state = {
           ...state,
           handledInstance: cur,
           consecutiveFailures: decision.consecutiveFailures,
-          lastExit: {
-            instance: cur,
-            code: corpse ? corpse.c.exitCode : null,
-            reason,
-            at: new Date(endedAtMs).toISOString(),
-          },
-          nextRetryAt: decision.kind === 'restart' && decision.delayMs > 0 ? endedAtMs + decision.delayMs : null,
-          nextInstance:
-            decision.kind === 'restart' && decision.delayMs > 0 ? input.newInstanceId(service, d.revision, d.slot) : null,
+          lastExit: { instance: cur, code: corpse ? corpse.c.exitCode : null, reason, at: new Date(endedAtMs).toISOString() },
+          nextRetryAt: delayed ? endedAtMs + decision.delayMs : null,
+          nextInstance: delayed ? input.newInstanceId(service, d.revision, d.slot) : null,
           gaveUpOnHash: decision.kind === 'no-restart' ? d.specHash : null,
         };
         actions.push({
@@ -209,82 +224,113 @@ export function planContainers(input: ContainerPlanInput): Plan {
           slot: state,
           ...(reason === 'oom-killed' ? { message: oomHint(d.spec.resources.memoryBytes) } : {}),
         });
-        stateChanged = null;
+        bookkeeping = null;
       }
-
-      const gaveUp = state.gaveUpOnHash === d.specHash && liveStale.length === 0;
-      const waitMs = state.nextRetryAt !== null ? state.nextRetryAt - now : 0;
-      if (d.spec.deploy.strategy === 'stop-first' && liveStale.length > 0) {
-        for (const old of liveStale) stopAndRemove(old, 'stop-first-rollout', grace);
-      } else if (gaveUp) {
-        // Restart policy said no; stay down until the spec changes.
-      } else if (waitMs > 0 && liveStale.length === 0) {
-        wake(waitMs);
-      } else {
-        const instance = state.nextInstance ?? input.newInstanceId(service, d.revision, d.slot);
-        const isReplacement = state.handledInstance !== null && state.handledInstance === state.currentInstance;
-        const slotAfter: SlotState = {
-          ...state,
-          currentInstance: instance,
-          nextRetryAt: null,
-          nextInstance: null,
-          gaveUpOnHash: null,
-          restarts: state.restarts + (isReplacement && liveStale.length === 0 ? 1 : 0),
-        };
-        actions.push({
-          kind: 'container.create',
-          key: `create:${service}/${d.slot}`,
-          reason: liveStale.length > 0 ? 'new-revision' : isReplacement ? `replace-after-${state.lastExit?.reason ?? 'failure'}` : 'missing-replica',
-          service,
-          instance,
-          slot: d.slot,
-          assignment: d,
-          slotAfter,
-        });
-        stateChanged = null;
-      }
-    }
-
-    if (stateChanged) {
-      actions.push({ kind: 'slot.update', key: `slot:${service}/${d.slot}`, reason: stateChanged, service, instance: state.currentInstance, slot: state });
     }
 
     // Keep the latest dead container per slot (for logs --previous); remove older ones.
-    const keepDead = dead[0];
-    for (const o of dead) {
-      if (o === keepDead) continue;
-      actions.push({
-        kind: 'container.remove',
-        key: `remove:${o.instance}`,
-        reason: 'cleanup-old-exited',
-        service,
-        instance: o.instance,
-        containerId: o.c.id,
-      });
+    for (const o of dead.slice(1)) remove(o, 'cleanup-old-exited');
+
+    const waitMs = state.nextRetryAt !== null ? Math.max(0, state.nextRetryAt - now) : 0;
+    const gaveUp = state.gaveUpOnHash === d.specHash;
+    const view: SlotView = { d, state, keep, keepReady: keep ? isReady(keep) : false, liveStale, waitMs, gaveUp };
+    views.push(view);
+
+    if (keep) {
+      if (view.keepReady) {
+        // The new instance serves: the old revision of this slot goes, and the slot's rollout is done.
+        for (const old of liveStale) stopAndRemove(old, 'replaced-by-new-revision', graceOf(old, grace));
+        if (state.rollout) {
+          view.state = state = { ...state, rollout: null };
+          bookkeeping ??= 'rollout-slot-done';
+        }
+      }
+    } else if (liveStale.length === 0) {
+      // Nothing serves this slot: heal it now (or when its backoff ends), whatever any rollout says.
+      if (gaveUp) {
+        // The restart policy said no; stay down until the spec changes.
+      } else if (waitMs > 0) wake(waitMs);
+      else {
+        const replacing = state.handledInstance !== null && state.handledInstance === state.currentInstance;
+        const reason = replacing
+          ? `replace-after-${state.lastExit?.reason ?? 'failure'}`
+          : state.rollout?.hash === d.specHash
+            ? 'new-revision'
+            : 'missing-replica';
+        create(view, reason);
+        continue; // the create carries the slot state
+      }
+    }
+    if (bookkeeping) {
+      actions.push({ kind: 'slot.update', key: `slot:${service}/${d.slot}`, reason: bookkeeping, service, instance: state.currentInstance, slot: state });
     }
   }
 
-  // Condemned instances are stopped first; once their corpse is seen the failure is counted
-  // with the lifecycle's reason and a replacement follows the restart policy.
-  actions.unshift(
-    ...stopAndRemoveLater.map(({ o, why, grace }) => ({
-      kind: 'container.stop' as const,
-      key: `stop:${o.instance}`,
-      reason: why,
-      service,
-      instance: o.instance,
-      containerId: o.c.id,
-      graceSecs: grace,
-    })),
-  );
+  planRollout(input, views, actions, { stop, stopAndRemove, create, wake });
 
   // Slots no longer desired here (scale-down, service deleted, moved away).
+  const desiredSlots = new Set(input.desired.map((d) => d.slot));
   for (const [slot, list] of bySlot) {
     if (desiredSlots.has(slot)) continue;
-    for (const o of list) {
-      stopAndRemove(o, input.desired.length === 0 ? 'service-not-desired' : 'scaled-down', graceOf(o, DEFAULTS.stopGraceSecs));
-    }
+    for (const o of list) stopAndRemove(o, input.desired.length === 0 ? 'service-not-desired' : 'scaled-down', graceOf(o, DEFAULTS.stopGraceSecs));
   }
 
   return { actions, requeueAfterMs };
+}
+
+interface Emit {
+  stop: (o: Observed, reason: string, graceSecs: number) => void;
+  stopAndRemove: (o: Observed, reason: string, graceSecs: number) => void;
+  create: (view: SlotView, reason: string, extra?: Partial<SlotState>) => void;
+  wake: (ms: number) => void;
+}
+
+/** Moves slots of an older spec to the desired one, one at a time (see planContainers). */
+function planRollout(input: ContainerPlanInput, views: SlotView[], actions: Action[], emit: Emit): void {
+  const { service, now } = input;
+  const first = views[0];
+  if (!first) return;
+  const { specHash, spec } = first.d;
+  const timeoutMs = spec.deploy.readyTimeoutSecs * 1000;
+  const halted = views.some((v) => v.state.rolloutFailed?.hash === specHash);
+
+  // Slots moving now: a new instance that is not ready yet, or a rollout waiting on a backoff.
+  const moving = views.filter((v) => (v.keep && !v.keepReady) || (!v.keep && v.liveStale.length > 0 && v.state.rollout?.hash === specHash));
+  for (const v of moving) {
+    const since = v.state.rollout?.hash === specHash ? v.state.rollout.startedAt : null;
+    if (since === null || v.liveStale.length === 0) continue;
+    if (now - since >= timeoutMs) {
+      const who = v.keep ? `instance ${v.keep.instance}` : `slot ${v.d.slot}`;
+      const reason = `${who} of revision ${v.d.revision} was not ready within ready_timeout_secs = ${spec.deploy.readyTimeoutSecs}`;
+      if (v.keep) emit.stopAndRemove(v.keep, 'rollout-timeout', spec.stopGraceSecs);
+      const state: SlotState = { ...v.state, rollout: null, rolloutFailed: { hash: specHash, reason, at: now } };
+      actions.push({ kind: 'rollout.halt', key: `rollout:${service}/${v.d.slot}`, reason: 'rollout-timeout', message: `rollout halted: ${reason}; the previous instances keep serving`, service, instance: v.keep?.instance ?? null, slot: state });
+      return;
+    }
+    emit.wake(since + timeoutMs - now);
+    if (!v.keep && !halted) {
+      // The slot's new instance failed mid-rollout: replace it when its backoff allows.
+      if (v.waitMs > 0) emit.wake(v.waitMs);
+      else if (!v.gaveUp) emit.create(v, `replace-after-${v.state.lastExit?.reason ?? 'failure'}`);
+    }
+  }
+  if (halted) return;
+
+  // A slot that is not serving a ready instance of any kind holds the next move back.
+  const busy = views.some((v) => (v.keep && !v.keepReady) || (!v.keep && (v.liveStale.length === 0 || v.state.rollout?.hash === specHash)));
+  if (busy) return;
+  const next = views.find((v) => !v.keep && v.liveStale.length > 0);
+  if (!next) return;
+  if (next.waitMs > 0) {
+    emit.wake(next.waitMs);
+    return;
+  }
+  const rollout = { hash: specHash, startedAt: now };
+  if (spec.deploy.strategy === 'stop-first') {
+    for (const old of next.liveStale) emit.stopAndRemove(old, 'stop-first-rollout', spec.stopGraceSecs);
+    // The old instance is retired on purpose: its end is not a failure of the slot.
+    actions.push({ kind: 'slot.update', key: `slot:${service}/${next.d.slot}`, reason: 'rollout-slot-started', service, instance: next.state.currentInstance, slot: { ...next.state, currentInstance: null, rollout } });
+    return;
+  }
+  emit.create(next, 'new-revision', { rollout });
 }

@@ -44,6 +44,10 @@ export interface SlotState {
   nextInstance: string | null;
   /** Spec hash for which the restart policy decided not to replace; a new spec clears it. */
   gaveUpOnHash: string | null;
+  /** A rollout of this slot to a new spec hash in progress: since when (ms). */
+  rollout: { hash: string; startedAt: number } | null;
+  /** A rollout to this spec hash that halted, and why; a new spec clears it. */
+  rolloutFailed: { hash: string; reason: string; at: number } | null;
 }
 
 export function freshSlotState(service: string, slot: number): SlotState {
@@ -58,6 +62,8 @@ export function freshSlotState(service: string, slot: number): SlotState {
     nextRetryAt: null,
     nextInstance: null,
     gaveUpOnHash: null,
+    rollout: null,
+    rolloutFailed: null,
   };
 }
 
