@@ -39,3 +39,23 @@ function fmt(n: number): string {
 export function isMain(metaUrl: string): boolean {
   return process.argv[1] !== undefined && metaUrl === new URL(`file://${process.argv[1]}`).href;
 }
+
+/** HTTP status of a GET, or undefined when there is no answer within timeoutMs (refused, reset, slow). */
+export async function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+  const abort = new AbortController();
+  const timer = systemClock.setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    const res = await fetch(url, { signal: abort.signal });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return undefined;
+  } finally {
+    systemClock.clearTimeout(timer);
+  }
+}
+
+/** Numbers as a compact space-separated series (rounded), with `-` for NaN. */
+export function series(values: number[]): string {
+  return values.map((v) => (Number.isFinite(v) ? v.toFixed(0) : '-')).join(' ');
+}
