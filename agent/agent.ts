@@ -46,6 +46,8 @@ export class Agent {
   private assignments = new Map<string, SlotAssignment[]>();
   private haveAssignments = false;
   private readonly slots = new Map<string, SlotState>();
+  /** The same slot memory by service, so per-service work never walks the whole node. */
+  private readonly slotsByService = new Map<string, Map<number, SlotState>>();
   /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
   private readonly recovering = new Map<string, { instance: string; atMs: number }>();
   private readonly queue: WorkQueue;
@@ -117,7 +119,7 @@ export class Agent {
     this.signal = signal;
     this.firstPass = new Promise((r) => (this.resolveFirstPass = r));
     for (const { value } of await this.deps.store.listKv<SlotState>('slot/')) {
-      this.slots.set(slotKey(value.service, value.slot), value);
+      this.remember(value);
     }
     if (!this.haveAssignments) {
       const cached = await this.deps.store.getKv<SlotAssignment[]>(ASSIGN_KEY);
@@ -210,7 +212,7 @@ export class Agent {
     const desired = this.assignments.get(service) ?? [];
     const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
     const slots = new Map<number, SlotState>();
-    for (const v of this.slots.values()) if (v.service === service) slots.set(v.slot, v);
+    for (const v of this.slotsByService.get(service)?.values() ?? []) slots.set(v.slot, v);
     this.noteRecoveries(service, observed);
     this.lifecycle.sync(service, observed, slots.values());
     const plan = planContainers({
@@ -241,7 +243,7 @@ export class Agent {
   }
 
   private isWaitingReplacement(service: string, instance: string): boolean {
-    for (const s of this.slots.values()) if (s.service === service && s.nextInstance === instance) return true;
+    for (const s of this.slotsByService.get(service)?.values() ?? []) if (s.nextInstance === instance) return true;
     return false;
   }
 
@@ -261,13 +263,23 @@ export class Agent {
     }
   }
 
-  private async saveSlot(s: SlotState): Promise<void> {
+  private remember(s: SlotState): void {
     this.slots.set(slotKey(s.service, s.slot), s);
+    let bySlot = this.slotsByService.get(s.service);
+    if (!bySlot) this.slotsByService.set(s.service, (bySlot = new Map()));
+    bySlot.set(s.slot, s);
+  }
+
+  private async saveSlot(s: SlotState): Promise<void> {
+    this.remember(s);
     await this.deps.store.putKv(`slot/${s.service}/${s.slot}`, s);
   }
 
   private async forgetSlot(s: SlotState): Promise<void> {
     this.slots.delete(slotKey(s.service, s.slot));
+    const bySlot = this.slotsByService.get(s.service);
+    bySlot?.delete(s.slot);
+    if (bySlot?.size === 0) this.slotsByService.delete(s.service);
     await this.deps.store.delKv(`slot/${s.service}/${s.slot}`);
   }
 

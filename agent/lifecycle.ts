@@ -21,6 +21,8 @@ const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 export class InstanceLifecycle implements LifecycleHooks {
   readonly tracker: InstanceTracker;
   private readonly serviceOf = new Map<string, string>();
+  /** Instances by service, so per-service work never walks the whole node. */
+  private readonly byService = new Map<string, Set<string>>();
 
   constructor(
     private readonly clock: Clock,
@@ -36,6 +38,9 @@ export class InstanceLifecycle implements LifecycleHooks {
 
   private track(service: string, slot: number, instance: string, backoffUntil: number | null = null): void {
     this.serviceOf.set(instance, service);
+    let set = this.byService.get(service);
+    if (!set) this.byService.set(service, (set = new Set()));
+    set.add(instance);
     this.tracker.track({
       instance,
       service,
@@ -88,8 +93,8 @@ export class InstanceLifecycle implements LifecycleHooks {
       }
       if (s.nextInstance) seen.add(s.nextInstance);
     }
-    for (const [instance, svc] of this.serviceOf) {
-      if (svc !== service || seen.has(instance)) continue;
+    for (const instance of this.instancesOf(service)) {
+      if (seen.has(instance)) continue;
       const state = this.tracker.state(instance);
       if (state === 'creating' || state === 'pending' || state === 'crashloop') continue;
       this.tracker.syncFromObserved(instance, { status: 'missing', exitCode: null, oomKilled: false, at: this.clock.now() });
@@ -100,12 +105,12 @@ export class InstanceLifecycle implements LifecycleHooks {
   /** Live instances of a service the lifecycle has given up on, with the reason (e.g. start timeout). */
   condemned(service: string): Map<string, ExitReason> {
     const out = new Map<string, ExitReason>();
-    for (const v of this.tracker.list()) {
-      if (v.context.service !== service) continue;
-      if (v.state === 'exited' && v.context.exit?.reason === 'start-timeout') out.set(v.instance, 'start-timeout');
-      if (v.state === 'stopping' && (v.context.stopReason === 'liveness' || v.context.stopReason === 'unhealthy')) {
-        out.set(v.instance, v.context.stopReason);
-      }
+    for (const instance of this.instancesOf(service)) {
+      const state = this.tracker.state(instance);
+      if (state !== 'exited' && state !== 'stopping') continue;
+      const ctx = this.tracker.context(instance);
+      if (state === 'exited' && ctx?.exit?.reason === 'start-timeout') out.set(instance, 'start-timeout');
+      if (state === 'stopping' && (ctx?.stopReason === 'liveness' || ctx?.stopReason === 'unhealthy')) out.set(instance, ctx.stopReason);
     }
     return out;
   }
@@ -113,7 +118,7 @@ export class InstanceLifecycle implements LifecycleHooks {
   /** Instances of a service that are ready now (running.ready). */
   readySet(service: string): Set<string> {
     const out = new Set<string>();
-    for (const [instance, svc] of this.serviceOf) if (svc === service && this.tracker.ready(instance)) out.add(instance);
+    for (const instance of this.instancesOf(service)) if (this.tracker.ready(instance)) out.add(instance);
     return out;
   }
 
@@ -128,11 +133,23 @@ export class InstanceLifecycle implements LifecycleHooks {
   stop(): void {
     this.tracker.clear();
     this.serviceOf.clear();
+    this.byService.clear();
+  }
+
+  /** A copy, so callers may forget instances while they walk it. */
+  private instancesOf(service: string): string[] {
+    return [...(this.byService.get(service) ?? [])];
   }
 
   private forget(instance: string): void {
     this.tracker.forget(instance);
+    const service = this.serviceOf.get(instance);
     this.serviceOf.delete(instance);
+    if (service !== undefined) {
+      const set = this.byService.get(service);
+      set?.delete(instance);
+      if (set?.size === 0) this.byService.delete(service);
+    }
   }
 }
 

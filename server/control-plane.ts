@@ -96,8 +96,9 @@ export class ControlPlane {
       }
       if (!dryRun && writes.length > 0) {
         const written = await this.deps.store.commitRevisions(writes);
+        const byName = new Map(results.map((r) => [r.service, r]));
         for (const w of written) {
-          const r = results.find((x) => x.service === w.name);
+          const r = byName.get(w.name);
           if (r) r.revision = w.revision;
         }
         await this.publish();
