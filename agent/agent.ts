@@ -13,6 +13,9 @@ import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
+import { HealthReconciler, type ProbeTarget } from './health.js';
+import { effectiveReadiness } from '../manifest/probes.js';
+import { realProbeChecks, type ProbeChecks } from './probe-checks.js';
 
 export interface AgentDeps {
   runtime: Runtime;
@@ -29,6 +32,8 @@ export interface AgentDeps {
   onChange?: () => void;
   /** A failed slot has a ready replacement: seconds from the failure to then. */
   onRecovery?: (service: string, seconds: number) => void;
+  /** Probe I/O; default: real HTTP, TCP and exec checks. */
+  checks?: ProbeChecks;
 }
 
 const ASSIGN_KEY = 'assignments';
@@ -53,6 +58,7 @@ export class Agent {
   private readonly queue: WorkQueue;
   private readonly executor: Executor;
   private readonly lifecycle: InstanceLifecycle;
+  private readonly health: HealthReconciler;
   private readonly log: Logger;
   private watchdogTimer: TimerHandle | null = null;
   private signal: AbortSignal | null = null;
@@ -67,6 +73,23 @@ export class Agent {
       if (state === 'pending' && this.isWaitingReplacement(service, instance)) this.queue.add(service);
       this.deps.onChange?.();
     });
+    this.health = new HealthReconciler(
+      deps.clock,
+      deps.checks ?? realProbeChecks(deps.runtime),
+      {
+        readiness: (service, instance, ready, detail) => {
+          this.lifecycle.tracker.send(instance, { type: ready ? 'READY' : 'UNREADY' });
+          this.recordHealth(service, instance, ready ? 'instance.ready' : 'instance.unready', ready ? 'readiness-passed' : 'readiness-failed', detail);
+          this.queue.add(service);
+        },
+        livenessFailed: (service, instance, detail) => {
+          this.lifecycle.stopping(instance, 'liveness');
+          this.recordHealth(service, instance, 'instance.liveness-failed', 'liveness', detail);
+          this.queue.add(service);
+        },
+      },
+      deps.log.child({ reconciler: 'health' }),
+    );
     this.executor = new Executor({
       runtime: deps.runtime,
       clock: deps.clock,
@@ -133,15 +156,20 @@ export class Agent {
     signal.addEventListener('abort', () => {
       if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
       this.lifecycle.stop();
+      this.health.stop();
     });
     void this.watchEvents(signal);
     this.scheduleWatchdog();
     if (this.haveAssignments) await this.resyncAll();
   }
 
-  /** Resolves once every service present at start has been reconciled once. */
+  /**
+   * Resolves once every service present at start has been reconciled once and the readiness
+   * of the instances found has been probed once (at most DEFAULTS.adoptProbeWaitMs).
+   */
   async ready(): Promise<void> {
     await this.firstPass;
+    await this.health.firstRound(DEFAULTS.adoptProbeWaitMs);
   }
 
   /** Resolves when the work queue is empty (tests). */
@@ -213,8 +241,10 @@ export class Agent {
     const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
     const slots = new Map<number, SlotState>();
     for (const v of this.slotsByService.get(service)?.values() ?? []) slots.set(v.slot, v);
+    const spec = desired[0]?.spec;
+    this.lifecycle.sync(service, observed, slots.values(), spec);
+    this.health.syncService(service, this.probeTargets(service, observed));
     this.noteRecoveries(service, observed);
-    this.lifecycle.sync(service, observed, slots.values());
     const plan = planContainers({
       service,
       desired,
@@ -242,12 +272,53 @@ export class Agent {
     return { kind: 'requeue' };
   }
 
+  /** Running, non-condemned instances of a service, with the probes of the desired spec. */
+  private probeTargets(service: string, observed: ObservedContainer[]): ProbeTarget[] {
+    const spec = this.assignments.get(service)?.[0]?.spec;
+    if (!spec) return [];
+    const readiness = effectiveReadiness(spec);
+    const condemned = this.lifecycle.condemned(service);
+    const out: ProbeTarget[] = [];
+    for (const c of observed) {
+      const l = parseInstanceLabels(c.labels);
+      if (!l || c.status !== 'running' || condemned.has(l.instance)) continue;
+      out.push({
+        service,
+        instance: l.instance,
+        containerId: c.id,
+        host: c.hostIp ?? this.deps.identity.advertise,
+        ports: c.ports,
+        startedAtMs: Date.parse(c.startedAt ?? '') || this.deps.clock.now(),
+        readiness,
+        liveness: spec.liveness,
+        servicePort: spec.port,
+      });
+    }
+    return out;
+  }
+
+  private recordHealth(service: string, instance: string, action: string, reason: string, message: string): void {
+    this.log.info({ reconciler: 'health', service, instance, action, reason, detail: message }, 'health change');
+    this.deps.record({
+      time: new Date(this.deps.clock.now()).toISOString(),
+      reconciler: 'health',
+      service,
+      instance,
+      node: this.node,
+      action,
+      reason,
+      outcome: 'ok',
+      durationMs: 0,
+      message,
+    });
+  }
+
   private isWaitingReplacement(service: string, instance: string): boolean {
     for (const s of this.slotsByService.get(service)?.values() ?? []) if (s.nextInstance === instance) return true;
     return false;
   }
 
-  /** Reports recovery time for slots whose replacement now runs (and, once probes exist, is ready). */
+  /** Reports recovery time for slots whose replacement is now ready. */
   private noteRecoveries(service: string, observed: ObservedContainer[]): void {
     if (!this.deps.onRecovery) return;
     for (const [key, r] of this.recovering) {
@@ -255,7 +326,7 @@ export class Agent {
       const slot = Number(key.slice(service.length + 1));
       const replacement = observed.find((c) => {
         const l = parseInstanceLabels(c.labels);
-        return l !== undefined && l.slot === slot && l.instance !== r.instance && c.status === 'running';
+        return l !== undefined && l.slot === slot && l.instance !== r.instance && c.status === 'running' && this.lifecycle.ready(l.instance);
       });
       if (!replacement) continue;
       this.recovering.delete(key);

@@ -8,6 +8,8 @@ import type { ExitReason, SlotState } from '../controllers/container/types.js';
 import { InstanceTracker } from '../controllers/instance/tracker.js';
 import type { InstanceStateName } from '../controllers/instance/machine.js';
 import type { ObservedInstance } from '../controllers/instance/sync.js';
+import type { ServiceSpec } from '../manifest/types.js';
+import { effectiveReadiness } from '../manifest/probes.js';
 
 const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 
@@ -36,7 +38,7 @@ export class InstanceLifecycle implements LifecycleHooks {
     });
   }
 
-  private track(service: string, slot: number, instance: string, backoffUntil: number | null = null): void {
+  private track(service: string, slot: number, instance: string, readyOnStart: boolean, backoffUntil: number | null = null): void {
     this.serviceOf.set(instance, service);
     let set = this.byService.get(service);
     if (!set) this.byService.set(service, (set = new Set()));
@@ -47,13 +49,13 @@ export class InstanceLifecycle implements LifecycleHooks {
       slot,
       backoffUntil,
       startTimeoutMs: DEFAULTS.instanceStartTimeoutMs,
-      // Until health probes decide readiness, a running instance is ready.
-      readyOnStart: true,
+      // Without a readiness probe (and no port to check) a running instance is ready.
+      readyOnStart,
     });
   }
 
   creating(a: Extract<Action, { kind: 'container.create' }>): void {
-    this.track(a.service, a.slot, a.instance);
+    this.track(a.service, a.slot, a.instance, effectiveReadiness(a.assignment.spec) === undefined);
     this.tracker.send(a.instance, { type: 'CREATE' });
   }
   created(instance: string, containerId: string): void {
@@ -78,18 +80,23 @@ export class InstanceLifecycle implements LifecycleHooks {
    * does not know, moves known ones, marks vanished ones, tracks replacements waiting out a
    * backoff, and forgets instances whose container is gone for good.
    */
-  sync(service: string, observed: ObservedContainer[], slots: Iterable<SlotState>): void {
+  sync(service: string, observed: ObservedContainer[], slots: Iterable<SlotState>, spec?: ServiceSpec): void {
     const seen = new Set<string>();
+    const readyOnStart = spec ? effectiveReadiness(spec) === undefined : true;
     for (const c of observed) {
       const l = parseInstanceLabels(c.labels);
       if (!l || l.service !== service) continue;
       seen.add(l.instance);
-      if (!this.serviceOf.has(l.instance)) this.track(service, l.slot, l.instance);
+      if (!this.serviceOf.has(l.instance)) this.track(service, l.slot, l.instance, readyOnStart);
       this.tracker.syncFromObserved(l.instance, observation(c, this.clock.now()));
+      // Docker's own HEALTHCHECK stands in for liveness when the manifest has none.
+      if (c.health === 'unhealthy' && spec && !spec.liveness && this.tracker.state(l.instance) === 'running') {
+        this.tracker.send(l.instance, { type: 'STOP', reason: 'unhealthy' });
+      }
     }
     for (const s of slots) {
       if (s.nextInstance && s.nextRetryAt !== null && !this.serviceOf.has(s.nextInstance)) {
-        this.track(service, s.slot, s.nextInstance, s.nextRetryAt);
+        this.track(service, s.slot, s.nextInstance, readyOnStart, s.nextRetryAt);
       }
       if (s.nextInstance) seen.add(s.nextInstance);
     }

@@ -30,6 +30,8 @@ export interface InstanceReport {
   startedAt: string | null;
   /** True when this instance runs the desired spec of its slot. */
   current: boolean;
+  /** Set when a rollout of this slot to the desired spec halted, with the reason. */
+  rolloutFailed: string | null;
 }
 
 const EXIT_REASON_TEXT: Record<string, string> = {
@@ -106,6 +108,7 @@ export function buildReports(
       nextRetryAt: null,
       startedAt: c.startedAt,
       current: a !== undefined && a.specHash === l.specHash,
+      rolloutFailed: a && slot?.rolloutFailed?.hash === a.specHash ? slot.rolloutFailed.reason : null,
     });
   }
   for (const [key, a] of desired) {
@@ -132,6 +135,7 @@ export function buildReports(
       nextRetryAt: waiting && slot?.nextRetryAt ? new Date(slot.nextRetryAt).toISOString() : null,
       startedAt: null,
       current: true,
+      rolloutFailed: slot?.rolloutFailed?.hash === a.specHash ? slot.rolloutFailed.reason : null,
     });
   }
   out.sort((x, y) => x.service.localeCompare(y.service) || x.slot - y.slot || Number(y.current) - Number(x.current));

@@ -28,6 +28,12 @@ export const DEFAULTS = {
   /** An instance whose container has not started running by then is given up on. */
   instanceStartTimeoutMs: 120_000,
 
+  /** The readiness check of a service with a port and no readiness probe: its port accepts connections. */
+  implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
+
+  /** At start, how long readiness probes of adopted instances may take before the server says ready. */
+  adoptProbeWaitMs: 2_000,
+
   revisionsKept: 20,
   eventsKept: 10_000,
 

@@ -48,8 +48,31 @@ describe('observedFromInspect', () => {
     expect(observedFromInspect(base)).toEqual({
       id: 'id1', name: 'web-1', image: 'orca-test/busybox:1', labels: { a: 'b' }, status: 'running', exitCode: null,
       oomKilled: false, startedAt: '2026-01-01T00:00:01.500Z', finishedAt: null, createdAt: '2026-01-01T00:00:00.123Z',
-      hostIp: '127.0.0.1', hostPort: 49153, health: 'healthy', error: null,
+      hostIp: '127.0.0.1', hostPort: 49153, ports: { '80': 49153 }, health: 'healthy', error: null,
     });
+  });
+
+  it('takes the primary port from the orca.port label, not from the order of the port map', () => {
+    const c = observedFromInspect({
+      ...base,
+      Config: { ...base.Config, Labels: { 'orca.port': '9000' } },
+      HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }], '9000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
+      NetworkSettings: {
+        Ports: {
+          '53/udp': [{ HostIp: '127.0.0.1', HostPort: '49000' }],
+          '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '49153' }],
+          '443/tcp': null,
+          '9000/tcp': [{ HostIp: '127.0.0.1', HostPort: '49154' }],
+        },
+      },
+    });
+    expect(c).toMatchObject({ hostIp: '127.0.0.1', hostPort: 49154, ports: { '80': 49153, '9000': 49154 } });
+    expect(Object.keys(c.ports).sort()).toEqual(['80', '9000']);
+  });
+
+  it('an empty orca.port label means only extra ports: no hostPort', () => {
+    const c = observedFromInspect({ ...base, Config: { ...base.Config, Labels: { 'orca.port': '' } } });
+    expect(c).toMatchObject({ hostIp: null, hostPort: null, ports: { '80': 49153 } });
   });
 
   it('maps an exited container with its code, OOM flag and error', () => {
@@ -58,7 +81,7 @@ describe('observedFromInspect', () => {
       State: { ...base.State, Status: 'exited', ExitCode: 137, Error: 'boom', FinishedAt: '2026-01-01T00:00:02Z', Health: null },
       NetworkSettings: { Ports: {} },
     });
-    expect(c).toMatchObject({ status: 'exited', exitCode: 137, oomKilled: true, error: 'boom', hostPort: null, health: null });
+    expect(c).toMatchObject({ status: 'exited', exitCode: 137, oomKilled: true, error: 'boom', hostPort: null, ports: {}, health: null });
   });
 
   it('treats the zero time as null', () => {

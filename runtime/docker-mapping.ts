@@ -4,6 +4,7 @@
  * Only the fields Orca reads are typed here; dockerode stays confined to docker-runtime.ts.
  */
 import { OrcaError, errorMessage, type ErrorCode } from '../core/errors.js';
+import { LABEL } from './labels.js';
 import type { ContainerStatus, ObservedContainer, RuntimeEvent, RuntimeEventKind } from './types.js';
 
 /** The subset of GET /containers/{id}/json that Orca reads. */
@@ -44,7 +45,7 @@ const NON_LABEL_ATTRIBUTES = ['name', 'image', 'exitCode'];
 /** ObservedContainer from an inspect result. Exit code only once exited; ports only while published. */
 export function observedFromInspect(c: DockerInspect): ObservedContainer {
   const status = (STATUSES as readonly string[]).includes(c.State.Status) ? (c.State.Status as ContainerStatus) : 'dead';
-  const published = publishedPort(c);
+  const published = primaryPort(c);
   const health = c.State.Health?.Status;
   const exited = status === 'exited' || status === 'dead';
   return {
@@ -61,23 +62,47 @@ export function observedFromInspect(c: DockerInspect): ObservedContainer {
     createdAt: dockerTime(c.Created) ?? new Date(0).toISOString(),
     hostIp: published?.hostIp ?? null,
     hostPort: published?.hostPort ?? null,
+    ports: publishedPorts(c),
     health: health === 'starting' || health === 'healthy' || health === 'unhealthy' ? health : null,
     error: c.State.Error ? c.State.Error : null,
   };
 }
 
+type Bindings = Array<{ HostIp?: string; HostPort?: string }> | null | undefined;
+
+/** The first binding with a real host port. */
+function hostBinding(bindings: Bindings): { hostIp: string; hostPort: number } | undefined {
+  for (const b of bindings ?? []) {
+    const port = Number(b.HostPort);
+    if (b.HostPort && Number.isInteger(port) && port > 0) return { hostIp: b.HostIp ?? '', hostPort: port };
+  }
+  return undefined;
+}
+
+/** Every published TCP container port ("80") → host port, from NetworkSettings.Ports (empty unless running). */
+function publishedPorts(c: DockerInspect): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+    const m = /^(\d+)\/tcp$/.exec(key);
+    const b = hostBinding(bindings);
+    if (m?.[1] !== undefined && b) out[m[1]] = b.hostPort;
+  }
+  return out;
+}
+
 /**
- * The published address of the port Orca asked for (the first PortBindings key), falling back
+ * The published address of ContainerSpec.port: the port recorded in the orca.port label (none
+ * when it is ''). Containers created before that label: the first PortBindings key, falling back
  * to any published port. Reads NetworkSettings.Ports only, never container IPs.
  */
-function publishedPort(c: DockerInspect): { hostIp: string; hostPort: number } | undefined {
+function primaryPort(c: DockerInspect): { hostIp: string; hostPort: number } | undefined {
   const ports = c.NetworkSettings?.Ports ?? {};
+  const recorded = c.Config.Labels?.[LABEL.port];
+  if (recorded !== undefined) return recorded === '' ? undefined : hostBinding(ports[`${recorded}/tcp`]);
   const wanted = Object.keys(c.HostConfig?.PortBindings ?? {});
   for (const key of [...wanted, ...Object.keys(ports)]) {
-    for (const b of ports[key] ?? []) {
-      const port = Number(b.HostPort);
-      if (b.HostPort && Number.isInteger(port) && port > 0) return { hostIp: b.HostIp, hostPort: port };
-    }
+    const b = hostBinding(ports[key]);
+    if (b) return b;
   }
   return undefined;
 }

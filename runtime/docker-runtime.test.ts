@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, systemClock } from '../core/clock.js';
 import { runtimeContract, collect, drain, eventually, expectCode } from '../test/contract/runtime.contract.js';
 import { webImageDef } from '../examples/images.js';
 import { HEALTHCHECK_IMAGE, TEST_IMAGE, ensureTestImages, testImageDef } from '../test/images.js';
@@ -29,6 +30,7 @@ runtimeContract('DockerRuntime', async () => {
     cluster,
     // With init, SIGKILL goes to docker-init (PID 1) and takes the whole container down: 137.
     crash: (id) => rt.kill(id, 'SIGKILL'),
+    elapse: (ms) => sleep(systemClock, ms),
     cleanup: () => removeCluster(rt, cluster),
   };
 });
@@ -90,6 +92,37 @@ describe('DockerRuntime on a real engine', () => {
       (b) => b.includes('hi-from-httpd'),
     );
     expect(body.trim()).toBe('hi-from-httpd');
+  });
+
+  it('serves traffic on an extra published port too, and records the primary port in orca.port', async () => {
+    const id = await run({
+      port: 80,
+      extraPorts: [8081],
+      command: ['sh', '-c', 'mkdir -p /www /probe && echo main > /www/index.html && echo probe > /probe/index.html && httpd -p 8081 -h /probe && exec httpd -f -p 80 -h /www'],
+    });
+    const c = await rt.inspect(id);
+    expect(c?.labels[LABEL.port]).toBe('80');
+    expect(c?.hostPort).toBe(c?.ports['80']);
+    const get = (port: number | undefined) => fetch(`http://127.0.0.1:${port}/index.html`).then((r) => r.text(), () => '');
+    expect((await eventually(() => get(c?.ports['80']), (b) => b !== '')).trim()).toBe('main');
+    expect((await eventually(() => get(c?.ports['8081']), (b) => b !== '')).trim()).toBe('probe');
+  });
+
+  it('exec keeps at most 64 KiB of output, and reports a command that cannot run as exit 126', async () => {
+    const id = await run();
+    const big = await rt.exec(id, ['sh', '-c', 'head -c 100000 /dev/zero | tr "\\0" x'], 10_000);
+    expect(big.exitCode).toBe(0);
+    expect(big.output).toBe('x'.repeat(64 * 1024));
+    const missing = await rt.exec(id, ['/does/not/exist'], 10_000);
+    expect(missing).toMatchObject({ exitCode: 126, timedOut: false });
+    expect(missing.output).toMatch(/does\/not\/exist/);
+  });
+
+  it('a timed-out exec lingers in the container (Docker cannot kill an exec)', async () => {
+    const id = await run();
+    const r = await rt.exec(id, ['sh', '-c', 'sleep 0.5; touch /tmp/late'], 100);
+    expect(r.timedOut).toBe(true);
+    await eventually(() => rt.exec(id, ['cat', '/tmp/late'], 10_000), (x) => x.exitCode === 0);
   });
 
   it('kills after the grace when the main process ignores SIGTERM (PID 1 without init)', async () => {

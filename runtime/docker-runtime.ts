@@ -4,9 +4,9 @@
  * Images are never pulled: a missing image is ORCA_IMAGE_MISSING; images Orca needs for tests
  * and examples are built locally by ensureImage from an ImageDef.
  */
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
-import { systemClock, type Clock } from '../core/clock.js';
+import { sleep, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { OrcaError, errorMessage } from '../core/errors.js';
 import {
   dockerMessage,
@@ -20,18 +20,21 @@ import {
 import { IMAGE_HASH_LABEL, imageContextTar, imageDefHash, type ImageDef } from './image-def.js';
 import { LABEL } from './labels.js';
 import { imageMissing } from './runtime-errors.js';
-import { dockerLogLines, splitLines } from './streams.js';
-import type { ContainerSpec, LogOptions, ObservedContainer, Runtime, RuntimeEvent } from './types.js';
+import { labelsWithPort, publishedContainerPorts } from './ports.js';
+import { demuxDockerStream, dockerLogLines, splitLines } from './streams.js';
+import { EXEC_OUTPUT_LIMIT, type ContainerSpec, type ExecResult, type LogOptions, type ObservedContainer, type Runtime, type RuntimeEvent } from './types.js';
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine. Default: DOCKER_HOST when set, else /var/run/docker.sock. */
   socketPath?: string;
-  /** Used only to stamp the `since` of event subscriptions. Default: systemClock. */
+  /** Stamps the `since` of event subscriptions and times exec. Default: systemClock. */
   clock?: Clock;
 }
 
 /** Container events the port reports, filtered by the engine so healthcheck exec_* noise stays out. */
 const EVENT_FILTER = ['create', 'start', 'die', 'oom', 'kill', 'stop', 'destroy', 'health_status'];
+/** How often exec polls for the exit code when it is not recorded yet as the stream ends. */
+const EXEC_INSPECT_POLL_MS = 10;
 /** Parallel inspects per list(). */
 const INSPECT_CONCURRENCY = 16;
 
@@ -73,26 +76,29 @@ export class DockerRuntime implements Runtime {
   }
 
   /**
-   * Creates (never starts) the container, with the port published on spec.hostIp on an
-   * ephemeral host port, no restart policy (Orca heals), and swap disabled under a memory
-   * limit so the limit is the limit. Idempotent by name + orca.instance label.
+   * Creates (never starts) the container, with port and extraPorts published on spec.hostIp on
+   * ephemeral host ports, no restart policy (Orca heals), and swap disabled under a memory
+   * limit so the limit is the limit. Idempotent by name + orca.instance label. The primary port
+   * is recorded in the orca.port label (see ports.ts).
    */
   async create(spec: ContainerSpec): Promise<string> {
-    const portKey = spec.port === undefined ? undefined : `${spec.port}/tcp`;
+    const portKeys = publishedContainerPorts(spec).map((p) => `${p}/tcp`);
     const options: Docker.ContainerCreateOptions = {
       name: spec.name,
       Image: spec.image,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: spec.labels,
+      Labels: labelsWithPort(spec),
       StopTimeout: Math.max(0, Math.ceil(spec.stopGraceSecs)),
       HostConfig: {
         Init: spec.init,
         RestartPolicy: { Name: 'no' },
-        ...(portKey ? { PortBindings: { [portKey]: [{ HostIp: spec.hostIp, HostPort: '' }] } } : {}),
+        ...(portKeys.length > 0
+          ? { PortBindings: Object.fromEntries(portKeys.map((k) => [k, [{ HostIp: spec.hostIp, HostPort: '' }]])) }
+          : {}),
         ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
       },
-      ...(portKey ? { ExposedPorts: { [portKey]: {} } } : {}),
+      ...(portKeys.length > 0 ? { ExposedPorts: Object.fromEntries(portKeys.map((k) => [k, {}])) } : {}),
       ...(spec.command ? { Cmd: spec.command } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
     };
@@ -200,6 +206,34 @@ export class DockerRuntime implements Runtime {
   }
 
   /**
+   * `docker exec` without a TTY: creates the exec, starts it attached (hijacked stream), keeps
+   * up to EXEC_OUTPUT_LIMIT bytes of the demultiplexed stdout/stderr, and reads the exit code
+   * from the exec's inspect once the stream ends. After timeoutMs (on the clock) it gives up:
+   * the stream is closed and { exitCode: null, timedOut: true } returned, but the process keeps
+   * running in the container until it ends by itself or the container stops (the Engine API
+   * has no way to kill an exec). ORCA_RUNTIME_NOT_FOUND when the container is missing or not
+   * running (or stops before the exec starts).
+   */
+  async exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+    const ac = new AbortController();
+    const output = new CappedOutput(EXEC_OUTPUT_LIMIT);
+    let timer: TimerHandle | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs));
+    });
+    const work = this.runExec(id, command, ac.signal, output);
+    try {
+      const r = await Promise.race([work, timeout]);
+      if (r !== 'timeout') return r;
+      ac.abort();
+      work.catch(() => undefined); // it fails or ends quietly once aborted; nobody waits for it
+      return { exitCode: null, output: output.text(), timedOut: true };
+    } finally {
+      if (timer) this.clock.clearTimeout(timer);
+    }
+  }
+
+  /**
    * Combined stdout/stderr lines. tail: last N lines (default all). follow: keeps streaming
    * until the container stops or opts.signal aborts (then the iterable just ends).
    * ORCA_RUNTIME_NOT_FOUND for a missing container.
@@ -264,6 +298,47 @@ export class DockerRuntime implements Runtime {
     } catch (e) {
       if (httpStatus(e) === 404) return undefined;
       throw toOrcaError(e, `inspect ${idOrName}`);
+    }
+  }
+
+  private async runExec(id: string, command: string[], signal: AbortSignal, output: CappedOutput): Promise<ExecResult> {
+    const what = `exec in ${id}`;
+    const notRunning = (e: unknown) => {
+      const s = httpStatus(e);
+      // 404: no such container; 409: not running (or paused), also when it stopped before the start.
+      if (s === 404 || s === 409) return new OrcaError('ORCA_RUNTIME_NOT_FOUND', `${what}: ${dockerMessage(e)}`, { cause: e });
+      return toOrcaError(e, what);
+    };
+    let exec: Docker.Exec;
+    let stream: Duplex;
+    try {
+      exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal: signal });
+      stream = await exec.start({ hijack: true, stdin: false, abortSignal: signal });
+    } catch (e) {
+      throw notRunning(e);
+    }
+    const onAbort = () => stream.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const frame of demuxDockerStream(stream as AsyncIterable<Buffer>)) output.push(frame.data);
+    } catch (e) {
+      if (!signal.aborted) throw toOrcaError(e, what);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy();
+    }
+    // The stream ends when the process does; the exit code may be recorded a moment later.
+    for (;;) {
+      if (signal.aborted) return { exitCode: null, output: output.text(), timedOut: true };
+      let info: Docker.ExecInspectInfo;
+      try {
+        info = await exec.inspect({ abortSignal: signal });
+      } catch (e) {
+        if (signal.aborted) continue;
+        throw toOrcaError(e, what);
+      }
+      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, output: output.text(), timedOut: false };
+      await sleep(this.clock, EXEC_INSPECT_POLL_MS, signal).catch(() => undefined);
     }
   }
 
@@ -344,6 +419,25 @@ export class DockerRuntime implements Runtime {
 
 function labelFilters(labels: Record<string, string>): string[] {
   return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Collects chunks up to a byte limit, dropping the rest (the stream is still read to its end). */
+class CappedOutput {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    const room = this.limit - this.size;
+    if (room <= 0) return;
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.chunks.push(Buffer.from(kept));
+    this.size += kept.length;
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
 }
 
 /** Maps items with at most `limit` calls in flight; results keep input order. */

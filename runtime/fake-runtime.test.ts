@@ -18,7 +18,8 @@ function makeFake(clock = new ManualClock()): FakeRuntime {
 }
 
 runtimeContract('FakeRuntime', async () => {
-  const rt = makeFake();
+  const clock = new ManualClock();
+  const rt = makeFake(clock);
   const cluster = `fake-${++clusters}`;
   return {
     rt,
@@ -26,6 +27,7 @@ runtimeContract('FakeRuntime', async () => {
     healthImage: HEALTH_IMAGE,
     cluster,
     crash: async (id) => rt.crash(id, 137),
+    elapse: (ms) => clock.advanceAsync(ms),
     cleanup: async () => {
       for (const c of await rt.list({ [LABEL.cluster]: cluster })) await rt.remove(c.id, { force: true });
     },
@@ -154,5 +156,122 @@ describe('FakeRuntime test controls', () => {
     await rt.start(id);
     expect(await rt.inspect(id)).toMatchObject({ hostPort: 49153, labels: { 'orca.image-hash': 'h', team: 'mine' } });
     expect(rt.specOf(id)?.port).toBe(80);
+  });
+});
+
+describe('FakeRuntime exec and the fake filesystem', () => {
+  const started = async (rt: FakeRuntime, over: Partial<ContainerSpec> = {}) => {
+    const id = await rt.create(spec('ctr-a', over));
+    await rt.start(id);
+    return id;
+  };
+
+  it('writeFile / removeFile control what cat sees', async () => {
+    const rt = makeFake();
+    const id = await started(rt);
+    expect(await rt.exec(id, ['cat', '/tmp/ok'], 1000)).toEqual({
+      exitCode: 1,
+      output: "cat: can't open '/tmp/ok': No such file or directory\n",
+      timedOut: false,
+    });
+    rt.writeFile(id, '/tmp/ok', 'fine\n');
+    expect(await rt.exec(id, ['cat', '/tmp/ok'], 1000)).toEqual({ exitCode: 0, output: 'fine\n', timedOut: false });
+    rt.removeFile(id, '/tmp/ok');
+    expect((await rt.exec(id, ['/bin/cat', '/tmp/ok'], 1000)).exitCode).toBe(1);
+    await rt.exec(id, ['sh', '-c', 'echo a > /tmp/f; echo b >> /tmp/f; echo gone > /dev/null'], 1000);
+    expect(rt.readFile(id, '/tmp/f')).toBe('a\nb\n');
+    expect(rt.readFile(id, '/dev/null')).toBeUndefined();
+  });
+
+  it('the main process uses the same filesystem, and cat output goes to the logs', async () => {
+    const rt = makeFake();
+    const id = await rt.create(spec('ctr-a', { command: ['sh', '-c', 'echo hi > /tmp/x; cat /tmp/x /tmp/nope; exec sleep 3600'] }));
+    rt.writeFile(id, '/etc/seed', 'seeded');
+    await rt.start(id);
+    expect(await drain(rt.logs(id, {}))).toEqual(['hi', "cat: can't open '/tmp/nope': No such file or directory"]);
+    expect((await rt.exec(id, ['cat', '/etc/seed'], 1000)).output).toBe('seeded');
+  });
+
+  it('&& and || short-circuit; test and [ check files', async () => {
+    const rt = makeFake();
+    const id = await started(rt);
+    const out = async (script: string) => (await rt.exec(id, ['sh', '-c', script], 1000)).output;
+    expect(await out('[ -f /tmp/ok ] && echo yes || echo no')).toBe('no\n');
+    rt.writeFile(id, '/tmp/ok', '');
+    expect(await out('[ -f /tmp/ok ] && echo yes || echo no')).toBe('yes\n');
+    expect(await out('test -e /tmp/ok && exec echo via-exec; echo not-reached')).toBe('via-exec\n');
+    expect(await out('false && echo a; echo b')).toBe('b\n');
+    expect((await rt.exec(id, ['sh', '-c', 'rm /tmp/nope'], 1000)).exitCode).toBe(1);
+    expect((await rt.exec(id, ['sh', '-c', 'rm -f /tmp/nope'], 1000)).exitCode).toBe(0);
+  });
+
+  it('times out on the clock, and a timed-out command lingers until it ends', async () => {
+    const clock = new ManualClock();
+    const rt = makeFake(clock);
+    const id = await started(rt);
+    let result: unknown;
+    const p = rt.exec(id, ['sh', '-c', 'echo begun; sleep 2; touch /tmp/late'], 500).then((r) => (result = r));
+    await clock.advanceAsync(499);
+    expect(result).toBeUndefined();
+    await clock.advanceAsync(1);
+    await p;
+    expect(result).toEqual({ exitCode: null, output: 'begun\n', timedOut: true });
+    expect(rt.readFile(id, '/tmp/late')).toBeUndefined();
+    await clock.advanceAsync(1500);
+    expect(rt.readFile(id, '/tmp/late')).toBe('');
+  });
+
+  it('an unknown program runs until the timeout', async () => {
+    const clock = new ManualClock();
+    const rt = makeFake(clock);
+    const id = await started(rt);
+    const p = rt.exec(id, ['pg_isready'], 1000);
+    await clock.advanceAsync(1000);
+    expect(await p).toMatchObject({ exitCode: null, timedOut: true });
+  });
+
+  it('keeps at most 64 KiB of output', async () => {
+    const rt = makeFake();
+    const id = await started(rt);
+    rt.writeFile(id, '/big', 'x'.repeat(100_000));
+    expect((await rt.exec(id, ['cat', '/big', '/big'], 1000)).output).toBe('x'.repeat(64 * 1024));
+  });
+
+  it('counts exec calls apart from the mutating ones, and honours failNext and engine down', async () => {
+    const rt = makeFake();
+    const id = await started(rt);
+    rt.resetCalls();
+    await rt.exec(id, ['true'], 1000);
+    expect(rt.calls.exec).toBe(1);
+    expect(rt.mutatingCalls()).toBe(0);
+    rt.failNext('exec');
+    await expectCode(rt.exec(id, ['true'], 1000), 'ORCA_RUNTIME_UNAVAILABLE');
+    rt.setEngineDown(true);
+    await expectCode(rt.exec(id, ['true'], 1000), 'ORCA_RUNTIME_UNAVAILABLE');
+  });
+
+  it('files stay across restarts and go with the container', async () => {
+    const rt = makeFake();
+    const id = await started(rt);
+    await rt.exec(id, ['touch', '/tmp/ok'], 1000);
+    await rt.stop(id, 1);
+    expect(rt.readFile(id, '/tmp/ok')).toBe('');
+    await rt.start(id);
+    expect((await rt.exec(id, ['cat', '/tmp/ok'], 1000)).exitCode).toBe(0);
+    await rt.remove(id, { force: true });
+    const again = await started(rt);
+    expect(rt.readFile(again, '/tmp/ok')).toBeUndefined();
+  });
+
+  it('allocates a host port per published port, the primary first, and labels the primary port', async () => {
+    const rt = makeFake();
+    const id = await started(rt, { port: 80, extraPorts: [9090, 80, 8081] });
+    expect(await rt.inspect(id)).toMatchObject({
+      hostPort: 49153,
+      ports: { '80': 49153, '9090': 49154, '8081': 49155 },
+      labels: { [LABEL.port]: '80' },
+    });
+    const plain = await rt.create(spec('ctr-b'));
+    expect((await rt.inspect(plain))?.labels).not.toHaveProperty(LABEL.port);
   });
 });

@@ -2,26 +2,40 @@
  * An in-memory Runtime with Docker's semantics for everything in the port (idempotency, name
  * conflicts, exit codes 137/143, OOM flag, events in Docker's order, logs), timestamps from an
  * injected Clock. Containers "run" a tiny program (see fake-program.ts): `sh -c 'echo hi; exit 3'`
- * prints and exits as it would in Docker.
+ * prints and exits as it would in Docker. Each container has a fake filesystem (path → content,
+ * kept across restarts, gone with the container) that programs and exec'ed commands read and
+ * write: `cat /tmp/ok`, `touch /tmp/ok`, `echo x > /tmp/ok`.
  *
  * Test controls act like the outside world does and go through the same state machine and
  * events; they never bypass port semantics: crash, removeBehindBack, setHealth, failNext,
- * failStart, ignoreSigterm, writeLog, addImage, breakEvents, setEngineDown; `calls` counts port
- * calls by operation.
+ * failStart, ignoreSigterm, writeLog, writeFile, removeFile, addImage, breakEvents,
+ * setEngineDown; `calls` counts port calls by operation.
  */
 import { createHash } from 'node:crypto';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { OrcaError } from '../core/errors.js';
 import { AsyncQueue } from './async-queue.js';
-import { fakeProgram, type Step } from './fake-program.js';
+import { fakeProgram, type Redirect, type Step } from './fake-program.js';
 import { LABEL } from './labels.js';
+import { labelsWithPort, publishedContainerPorts } from './ports.js';
 import { imageMissing } from './runtime-errors.js';
-import type { ContainerSpec, ContainerStatus, LogOptions, ObservedContainer, Runtime, RuntimeEvent, RuntimeEventKind } from './types.js';
+import {
+  EXEC_OUTPUT_LIMIT,
+  type ContainerSpec,
+  type ContainerStatus,
+  type ExecResult,
+  type LogOptions,
+  type ObservedContainer,
+  type Runtime,
+  type RuntimeEvent,
+  type RuntimeEventKind,
+} from './types.js';
 
 export type RuntimeOp =
-  | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events';
+  | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events'
+  | 'exec';
 
-/** Operations that change engine state. */
+/** Operations that change engine state (exec does not: it changes what is inside a container). */
 export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove'];
 
 export interface FakeImage {
@@ -34,6 +48,21 @@ export interface FakeImage {
 }
 
 type Health = 'starting' | 'healthy' | 'unhealthy';
+
+/** A running program: a container's main process or an exec'ed command. */
+interface FakeProcess {
+  c: FakeContainer;
+  /** The container run it belongs to; it dies with that run. */
+  run: number;
+  steps: Step[];
+  /** Pending `sleep`. */
+  timer: TimerHandle | undefined;
+  done: boolean;
+  /** Output (whole lines or file content, newlines included). */
+  print(text: string, stream: 'stdout' | 'stderr'): void;
+  /** The program ended with this exit code (called once). */
+  finish(code: number): void;
+}
 
 interface FakeContainer {
   id: string;
@@ -49,14 +78,19 @@ interface FakeContainer {
   startedAt: string | null;
   finishedAt: string | null;
   createdAt: string;
-  hostPort: number | null;
+  /** Published container port ("80") → host port while running; {} otherwise. */
+  ports: Record<string, number>;
   health: Health | null;
   error: string | null;
   logs: string[];
   logFollowers: Set<AsyncQueue<string>>;
   /** Bumped per start so timers of an earlier run are ignored. */
   run: number;
-  timer: TimerHandle | undefined;
+  /** The main process of the current run. */
+  main: FakeProcess | undefined;
+  /** Exec'ed commands still running (including ones whose exec call timed out). */
+  execs: Set<FakeProcess>;
+  files: Map<string, string>;
   ignoresSigterm: boolean;
   startFailure: string | undefined;
 }
@@ -70,6 +104,7 @@ export class FakeRuntime implements Runtime {
   /** Port calls so far, by operation (failed ones included). */
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
+    exec: 0,
   };
   private readonly images = new Map<string, FakeImage>();
   private readonly containers = new Map<string, FakeContainer>();
@@ -128,6 +163,21 @@ export class FakeRuntime implements Runtime {
   /** The container prints a line. */
   writeLog(id: string, line: string): void {
     this.appendLog(this.mustGet(id), line);
+  }
+
+  /** Writes a file into the container's filesystem (as `docker cp` would); any state. */
+  writeFile(id: string, path: string, content: string): void {
+    this.mustGet(id).files.set(path, content);
+  }
+
+  /** Removes a file from the container's filesystem; a missing one is fine. */
+  removeFile(id: string, path: string): void {
+    this.mustGet(id).files.delete(path);
+  }
+
+  /** A file's content, or undefined when it does not exist. */
+  readFile(id: string, path: string): string | undefined {
+    return this.mustGet(id).files.get(path);
   }
 
   /** Ends every open event stream (with error, if given), as a daemon restart does. */
@@ -201,7 +251,7 @@ export class FakeRuntime implements Runtime {
       id: createHash('sha256').update(`fake-container-${seq}`).digest('hex'),
       seq,
       spec: structuredClone(spec),
-      labels: { ...(image.labels ?? {}), ...spec.labels },
+      labels: { ...(image.labels ?? {}), ...labelsWithPort(spec) },
       env: { ...(image.env ?? {}), ...spec.env },
       argv,
       healthcheck: image.healthcheck ?? false,
@@ -211,13 +261,15 @@ export class FakeRuntime implements Runtime {
       startedAt: null,
       finishedAt: null,
       createdAt: this.iso(),
-      hostPort: null,
+      ports: {},
       health: null,
       error: null,
       logs: [],
       logFollowers: new Set(),
       run: 0,
-      timer: undefined,
+      main: undefined,
+      execs: new Set(),
+      files: new Map(),
       ignoresSigterm: false,
       startFailure: undefined,
     };
@@ -243,10 +295,27 @@ export class FakeRuntime implements Runtime {
     c.oomKilled = false;
     c.error = null;
     c.startedAt = this.iso();
-    c.hostPort = c.spec.port === undefined ? null : this.nextHostPort++;
+    c.ports = {};
+    for (const p of publishedContainerPorts(c.spec)) c.ports[String(p)] = this.nextHostPort++;
     c.health = c.healthcheck ? 'starting' : null;
     this.emit('start', c);
-    this.runSteps(c, c.run, fakeProgram(c.argv, c.env), 0);
+    const main: FakeProcess = {
+      c,
+      run: c.run,
+      steps: fakeProgram(c.argv, c.env),
+      timer: undefined,
+      done: false,
+      print: (text) => {
+        const lines = text.split('\n');
+        if (lines[lines.length - 1] === '') lines.pop();
+        for (const line of lines) this.appendLog(c, line);
+      },
+      finish: (code) => {
+        if (c.status === 'running' && c.run === main.run) this.exit(c, code, false);
+      },
+    };
+    c.main = main;
+    this.runProcess(main, 0, 0);
   }
 
   async stop(id: string, graceSecs: number): Promise<void> {
@@ -308,6 +377,52 @@ export class FakeRuntime implements Runtime {
     return c && this.observe(c);
   }
 
+  /**
+   * Runs command with fake-program against the container's filesystem and env. Timers (sleep,
+   * the timeout) run on the clock. On timeout the command keeps running, as in Docker, until it
+   * ends or the container stops; commands still running when the container stops end with 137.
+   * A program fake-program does not know runs until the timeout.
+   */
+  async exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+    this.enter('exec');
+    const c = this.find(id);
+    if (!c) throw notFound('exec', id);
+    if (c.status !== 'running') throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `exec ${id}: Container ${c.id} is not running`);
+    if (command.length === 0) throw new OrcaError('ORCA_RUNTIME_FAILED', `exec ${id}: No exec command specified`);
+    return new Promise<ExecResult>((resolve) => {
+      let output = '';
+      let bytes = 0;
+      let settled = false;
+      const settle = (r: ExecResult) => {
+        if (settled) return;
+        settled = true;
+        this.clock.clearTimeout(deadline);
+        resolve(r);
+      };
+      const proc: FakeProcess = {
+        c,
+        run: c.run,
+        steps: fakeProgram(command, c.env),
+        timer: undefined,
+        done: false,
+        print: (text) => {
+          if (settled || bytes >= EXEC_OUTPUT_LIMIT) return;
+          const buf = Buffer.from(text);
+          const kept = buf.length > EXEC_OUTPUT_LIMIT - bytes ? buf.subarray(0, EXEC_OUTPUT_LIMIT - bytes) : buf;
+          bytes += kept.length;
+          output += kept.toString();
+        },
+        finish: (code) => {
+          c.execs.delete(proc);
+          settle({ exitCode: code, output, timedOut: false });
+        },
+      };
+      const deadline = this.clock.setTimeout(() => settle({ exitCode: null, output, timedOut: true }), Math.max(0, timeoutMs));
+      c.execs.add(proc);
+      this.runProcess(proc, 0, 0);
+    });
+  }
+
   logs(id: string, opts: LogOptions): AsyncIterable<string> {
     return this.logStream(id, opts);
   }
@@ -356,46 +471,106 @@ export class FakeRuntime implements Runtime {
     yield* queue;
   }
 
-  /** Runs program steps from index i for run `run`; stops if the container moved on. */
-  private runSteps(c: FakeContainer, run: number, steps: Step[], i: number): void {
-    let status = 0;
-    for (; i < steps.length; i++) {
-      if (c.status !== 'running' || c.run !== run) return;
-      const step = steps[i] as Step;
+  /**
+   * Runs p's steps from index i, `status` being the last status so far. Stops (without
+   * finishing) when p is done or its container run is over; a sleep continues on the clock.
+   */
+  private runProcess(p: FakeProcess, i: number, status: number): void {
+    const alive = () => !p.done && p.c.status === 'running' && p.c.run === p.run;
+    const files = p.c.files;
+    for (; i < p.steps.length; i++) {
+      if (!alive()) return;
+      const step = p.steps[i] as Step;
       switch (step.kind) {
         case 'echo':
-          this.appendLog(c, step.text);
+          this.output(p, `${step.text}\n`, step.stream, step.to);
           status = 0;
+          break;
+        case 'cat': {
+          status = 0;
+          for (const path of step.paths) {
+            const content = files.get(path);
+            if (content === undefined) {
+              this.output(p, `cat: can't open '${path}': No such file or directory\n`, 'stderr');
+              status = 1;
+            } else this.output(p, content, 'stdout', step.to);
+          }
+          break;
+        }
+        case 'touch':
+          for (const path of step.paths) if (!files.has(path)) files.set(path, '');
+          status = 0;
+          break;
+        case 'rm':
+          status = 0;
+          for (const path of step.paths) {
+            if (files.delete(path) || step.force) continue;
+            this.output(p, `rm: can't remove '${path}': No such file or directory\n`, 'stderr');
+            status = 1;
+          }
+          break;
+        case 'exists':
+          status = files.has(step.path) ? 0 : 1;
           break;
         case 'status':
           status = step.code;
           break;
+        case 'skip':
+          if ((status === 0) === (step.when === 'success')) i += step.count;
+          break;
         case 'exit':
-          this.exit(c, step.code, false);
+          this.finishProcess(p, step.code);
+          return;
+        case 'end':
+          this.finishProcess(p, status);
           return;
         case 'forever':
           return;
         case 'sleep': {
           const next = i + 1;
-          c.timer = this.clock.setTimeout(() => {
-            c.timer = undefined;
-            this.runSteps(c, run, steps, next);
+          p.timer = this.clock.setTimeout(() => {
+            p.timer = undefined;
+            this.runProcess(p, next, 0);
           }, step.secs * 1000);
           return;
         }
       }
     }
-    if (c.status === 'running' && c.run === run) this.exit(c, status, false);
+    if (alive()) this.finishProcess(p, status);
+  }
+
+  private finishProcess(p: FakeProcess, code: number): void {
+    if (p.done) return;
+    p.done = true;
+    if (p.timer) this.clock.clearTimeout(p.timer);
+    p.timer = undefined;
+    p.finish(code);
+  }
+
+  /** Output of a process: to a file when redirected (stdout only), else to the process. */
+  private output(p: FakeProcess, text: string, stream: 'stdout' | 'stderr', to?: Redirect): void {
+    if (!to || stream !== 'stdout') {
+      p.print(text, stream);
+      return;
+    }
+    if (to.path === '/dev/null') return;
+    p.c.files.set(to.path, (to.append ? (p.c.files.get(to.path) ?? '') : '') + text);
   }
 
   private exit(c: FakeContainer, code: number, oom: boolean): void {
-    if (c.timer) this.clock.clearTimeout(c.timer);
-    c.timer = undefined;
+    const main = c.main;
+    c.main = undefined;
+    if (main && !main.done) {
+      main.done = true;
+      if (main.timer) this.clock.clearTimeout(main.timer);
+    }
+    // Every other process in the container is SIGKILLed with it.
+    for (const p of [...c.execs]) this.finishProcess(p, 137);
     c.status = 'exited';
     c.exitCode = code;
     c.oomKilled = oom;
     c.finishedAt = this.iso();
-    c.hostPort = null;
+    c.ports = {};
     for (const f of c.logFollowers) f.end();
     this.emit('die', c, { exitCode: code });
   }
@@ -422,6 +597,7 @@ export class FakeRuntime implements Runtime {
   }
 
   private observe(c: FakeContainer): ObservedContainer {
+    const hostPort = c.spec.port === undefined ? undefined : c.ports[String(c.spec.port)];
     const exited = c.status === 'exited' || c.status === 'dead';
     return {
       id: c.id,
@@ -434,8 +610,9 @@ export class FakeRuntime implements Runtime {
       startedAt: c.startedAt,
       finishedAt: c.finishedAt,
       createdAt: c.createdAt,
-      hostIp: c.hostPort === null ? null : c.spec.hostIp,
-      hostPort: c.hostPort,
+      hostIp: hostPort === undefined ? null : c.spec.hostIp,
+      hostPort: hostPort ?? null,
+      ports: { ...c.ports },
       health: c.health,
       error: c.error,
     };

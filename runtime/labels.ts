@@ -9,6 +9,11 @@ export const LABEL = {
   node: 'orca.node',
   /** stop_grace_secs at creation, so a deleted service's containers still stop gracefully. */
   stopGrace: 'orca.stop-grace',
+  /**
+   * Set by the runtime, not by callers: ContainerSpec.port ('' when only extra ports are
+   * published), because Docker reports published ports as an unordered map.
+   */
+  port: 'orca.port',
 } as const;
 
 export const RESERVED_LABEL_PREFIX = 'orca.';

@@ -13,8 +13,17 @@ export interface ContainerSpec {
   env: Record<string, string>;
   /** All labels, orca.* included (see runtime/labels.ts). */
   labels: Record<string, string>;
-  /** Container port to publish (TCP) on hostIp with an ephemeral host port. */
+  /**
+   * Container port to publish (TCP) on hostIp with an ephemeral host port: the service port,
+   * reported as hostIp/hostPort. The runtime records it in the orca.port label (LABEL.port).
+   */
   port?: number;
+  /**
+   * More container ports to publish (TCP) on hostIp, each with its own ephemeral host port
+   * (health probes on a port other than `port`). Duplicates, and `port` itself, are ignored.
+   * Reported in ObservedContainer.ports only.
+   */
+  extraPorts?: number[];
   /** Address published ports bind to (the node's advertise address). */
   hostIp: string;
   memoryBytes?: number;
@@ -43,9 +52,15 @@ export interface ObservedContainer {
   /** ISO-8601 end of the last run (kept after a restart, as Docker does), or null. */
   finishedAt: string | null;
   createdAt: string;
-  /** Published address of `port`, like 127.0.0.1:49153, once running. */
+  /** Published address of `port` (never of an extra port), like 127.0.0.1:49153, once running. */
   hostIp: string | null;
   hostPort: number | null;
+  /**
+   * Every published container port (`port` and extraPorts) → its host port on hostIp (the
+   * spec's), keyed by the container port as a string ("80"), once running; {} when none is
+   * published or the container is not running.
+   */
+  ports: Record<string, number>;
   /** Docker HEALTHCHECK status, when the image defines one. */
   health: 'starting' | 'healthy' | 'unhealthy' | null;
   /** Error Docker recorded when the container failed to start. */
@@ -63,6 +78,19 @@ export interface RuntimeEvent {
   exitCode?: number;
   health?: 'healthy' | 'unhealthy' | 'starting';
 }
+
+/** The outcome of Runtime.exec. */
+export interface ExecResult {
+  /** Exit code of the command; null when it timed out. */
+  exitCode: number | null;
+  /** stdout and stderr interleaved as they arrived, at most 64 KiB (the rest is dropped). */
+  output: string;
+  /** The command did not finish within timeoutMs (it may still be running in the container). */
+  timedOut: boolean;
+}
+
+/** Most bytes of output Runtime.exec keeps. */
+export const EXEC_OUTPUT_LIMIT = 64 * 1024;
 
 export interface LogOptions {
   tail?: number;
@@ -97,6 +125,16 @@ export interface Runtime {
   list(labels: Record<string, string>): Promise<ObservedContainer[]>;
   /** undefined when there is no such container. */
   inspect(id: string): Promise<ObservedContainer | undefined>;
+  /**
+   * Runs command (argv, no shell unless it is `sh -c ...`) inside a running container, as
+   * `docker exec` does, for exec probes. Resolves with the exit code and the combined output.
+   * After timeoutMs it resolves with { exitCode: null, timedOut: true } and the output so far;
+   * the process may linger in the container (Docker cannot kill an exec), until it ends or the
+   * container stops. A command that cannot be executed is a non-zero exit code (126/127), not
+   * an error. Missing or not running container: ORCA_RUNTIME_NOT_FOUND. Not idempotent: it
+   * runs the command each time.
+   */
+  exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult>;
   /** Combined stdout/stderr as text lines. With follow, streams until the container stops or the signal aborts. */
   logs(id: string, opts: LogOptions): AsyncIterable<string>;
   /**

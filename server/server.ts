@@ -14,6 +14,7 @@ import { createApi } from './api.js';
 import { LocalNode } from './local-node.js';
 import { ensureToken } from './token.js';
 import { Metrics } from './metrics.js';
+import { RolloutWatcher } from './rollouts.js';
 import type { ServerConfig } from './config.js';
 
 export interface ServerDeps {
@@ -74,10 +75,25 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       instances: () => control?.observeAll() ?? Promise.resolve([]),
       nodes: () => control?.nodeLinks().map((n) => ({ state: n.state() })) ?? [],
     });
-    const eventLog = new EventLog(store, log.child({ component: 'event-log' }), (e) => metrics.observeAction(e));
+    let rollouts: RolloutWatcher | null = null;
+    const eventLog = new EventLog(store, log.child({ component: 'event-log' }), (e) => {
+      metrics.observeAction(e);
+      rollouts?.onEvent(e);
+    });
     events = eventLog;
     const cp = new ControlPlane({ store, clock, log: log.child({ component: 'control-plane' }), events: eventLog });
     control = cp;
+    const watcher = new RolloutWatcher(
+      store,
+      async () => {
+        const r = await cp.status();
+        return r.ok ? r.value : [];
+      },
+      clock,
+      log.child({ component: 'rollouts' }),
+    );
+    rollouts = watcher;
+    abort.signal.addEventListener('abort', () => watcher.stop());
 
     api = createApi({
       token,
@@ -113,6 +129,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
         watchdogIntervalMs: config.watchdogIntervalMs,
         record: (e) => eventLog.record(e),
         onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds),
+        onChange: () => watcher.poke(),
       });
       agent = a;
       cp.addNode(new LocalNode(a, runtime, clock, config.advertise));

@@ -34,8 +34,9 @@ export interface ServiceStatus {
  * Counts only instances of the current spec (by instance hash); an instance of an older spec still live
  * means a rollout is in progress.
  */
-export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[], rolloutFailed?: string): ServiceStatus {
+export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
   const mine = reports.filter((r) => r.service === svc.name);
+  const rolloutFailed = mine.find((r) => r.rolloutFailed)?.rolloutFailed ?? undefined;
   const hash = instanceHash(svc.spec);
   const current = mine.filter((r) => r.specHash === hash);
   const running = current.filter((r) => r.state === 'running').length;

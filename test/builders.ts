@@ -69,6 +69,7 @@ export function aContainer(o: ContainerOpts = {}): ObservedContainer {
     createdAt: '2026-01-01T00:00:00.000Z',
     hostIp: status === 'running' ? '127.0.0.1' : null,
     hostPort: status === 'running' ? 49153 : null,
+    ports: status === 'running' ? { '80': 49153 } : {},
     health: null,
     error: null,
   };

@@ -1,6 +1,7 @@
 import type { ContainerSpec } from '../../runtime/types.js';
 import { instanceLabels, LABEL } from '../../runtime/labels.js';
 import type { SlotAssignment } from './types.js';
+import { probePorts } from '../../manifest/probes.js';
 
 export interface NodeIdentity {
   cluster: string;
@@ -26,6 +27,7 @@ export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIde
       [LABEL.stopGrace]: String(s.stopGraceSecs),
     },
     port: s.port,
+    extraPorts: probePorts(s),
     hostIp: id.advertise,
     memoryBytes: s.resources.memoryBytes,
     cpus: s.resources.cpus,

@@ -21,6 +21,11 @@ export interface RuntimeFixture {
   cluster: string;
   /** The main process dies abruptly, as from SIGKILL (exit code 137). */
   crash(id: string): Promise<void>;
+  /**
+   * Lets ms of the runtime's time pass: a real sleep for Docker, advancing the fake's clock for
+   * FakeRuntime (so timeouts and `sleep` steps measured on it fire).
+   */
+  elapse(ms: number): Promise<void>;
   /** Removes (force) every container labelled with `cluster`, and nothing else. */
   cleanup(): Promise<void>;
 }
@@ -84,7 +89,7 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       const s = spec({}, { team: 'web' });
       const id = await rt.create(s);
       const c = await rt.inspect(id);
-      expect(c).toMatchObject({ id, name: s.name, image: f.image, status: 'created', exitCode: null, startedAt: null, hostPort: null });
+      expect(c).toMatchObject({ id, name: s.name, image: f.image, status: 'created', exitCode: null, startedAt: null, hostPort: null, ports: {} });
       expect(c?.labels).toMatchObject(s.labels);
       expect(Date.parse(c?.createdAt ?? '')).not.toBeNaN();
 
@@ -119,20 +124,115 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       expect(Date.parse(c?.startedAt ?? '')).not.toBeNaN();
       expect(c?.hostIp).toBe('127.0.0.1');
       expect(c?.hostPort).toBeGreaterThan(0);
+      expect(c?.ports).toEqual({ '80': c?.hostPort });
       const [listed] = await rt.list({ [LABEL.cluster]: f.cluster });
-      expect(listed).toMatchObject({ id, hostIp: '127.0.0.1', hostPort: c?.hostPort });
+      expect(listed).toMatchObject({ id, hostIp: '127.0.0.1', hostPort: c?.hostPort, ports: { '80': c?.hostPort } });
     });
 
     it('reports no published port for a container without one', async () => {
       const { id } = await running();
-      expect(await rt.inspect(id)).toMatchObject({ hostIp: null, hostPort: null });
+      expect(await rt.inspect(id)).toMatchObject({ hostIp: null, hostPort: null, ports: {} });
+    });
+
+    it('publishes extra ports on their own ephemeral host ports; hostPort stays the primary port', async () => {
+      // 9000 sorts after 80 and 8081: the primary port must not be taken from the order of the map.
+      const { id } = await running({ port: 9000, extraPorts: [80, 9000, 8081, 80] });
+      const c = await rt.inspect(id);
+      const ports = c?.ports ?? {};
+      expect(Object.keys(ports).sort()).toEqual(['80', '8081', '9000']);
+      expect(new Set(Object.values(ports)).size).toBe(3);
+      for (const hostPort of Object.values(ports)) expect(hostPort).toBeGreaterThan(0);
+      expect(c).toMatchObject({ hostIp: '127.0.0.1', hostPort: ports['9000'] });
+      expect(c?.labels[LABEL.port]).toBe('9000');
+      const [listed] = await rt.list({ [LABEL.cluster]: f.cluster });
+      expect(listed?.ports).toEqual(ports);
+      await rt.stop(id, 1);
+      expect(await rt.inspect(id)).toMatchObject({ hostIp: null, hostPort: null, ports: {} });
+      await rt.start(id);
+      expect(Object.keys((await rt.inspect(id))?.ports ?? {}).sort()).toEqual(['80', '8081', '9000']);
+    });
+
+    it('publishes extra ports without a service port: ports has them, hostPort stays null', async () => {
+      const { id } = await running({ extraPorts: [8081] });
+      const c = await rt.inspect(id);
+      expect(c).toMatchObject({ hostIp: null, hostPort: null });
+      expect(Object.keys(c?.ports ?? {})).toEqual(['8081']);
+      expect(c?.ports['8081']).toBeGreaterThan(0);
+    });
+
+    it('exec runs a command in a running container: exit code, combined output, the container env', async () => {
+      const { id } = await running({ env: { GREETING: 'hello orca' } });
+      const r = await rt.exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 3'], 10_000);
+      expect(r).toMatchObject({ exitCode: 3, timedOut: false });
+      expect(r.output).toContain('out\n');
+      expect(r.output).toContain('err\n');
+      expect(await rt.exec(id, ['sh', '-c', 'echo "$GREETING"'], 10_000)).toEqual({ exitCode: 0, output: 'hello orca\n', timedOut: false });
+      expect(await rt.exec(id, ['true'], 10_000)).toEqual({ exitCode: 0, output: '', timedOut: false });
+      expect((await rt.exec(id, ['false'], 10_000)).exitCode).toBe(1);
+      expect((await rt.exec(id, ['sh', '-c', 'false || exit 7'], 10_000)).exitCode).toBe(7);
+      expect((await rt.exec(id, ['sh', '-c', 'false && exit 7'], 10_000)).exitCode).toBe(1);
+      expect(await rt.inspect(id)).toMatchObject({ status: 'running', exitCode: null });
+    });
+
+    it('exec sees and changes the container filesystem, which survives a restart', async () => {
+      const { id } = await running({ command: ['sh', '-c', 'touch /tmp/from-main; exec sleep 3600'] });
+      await eventually(() => rt.exec(id, ['cat', '/tmp/from-main'], 10_000), (r) => r.exitCode === 0);
+      const missing = await rt.exec(id, ['cat', '/tmp/ok'], 10_000);
+      expect(missing).toMatchObject({ exitCode: 1, timedOut: false });
+      expect(missing.output).toContain('/tmp/ok');
+      expect((await rt.exec(id, ['touch', '/tmp/ok'], 10_000)).exitCode).toBe(0);
+      expect(await rt.exec(id, ['cat', '/tmp/ok'], 10_000)).toEqual({ exitCode: 0, output: '', timedOut: false });
+      expect((await rt.exec(id, ['sh', '-c', 'echo ready > /tmp/ok'], 10_000)).exitCode).toBe(0);
+      expect(await rt.exec(id, ['cat', '/tmp/ok'], 10_000)).toEqual({ exitCode: 0, output: 'ready\n', timedOut: false });
+      expect((await rt.exec(id, ['sh', '-c', 'test -f /tmp/ok && echo yes || echo no'], 10_000)).output).toBe('yes\n');
+      await rt.stop(id, 1);
+      await rt.start(id);
+      expect((await rt.exec(id, ['cat', '/tmp/ok'], 10_000)).output).toBe('ready\n');
+      expect((await rt.exec(id, ['rm', '/tmp/ok'], 10_000)).exitCode).toBe(0);
+      expect((await rt.exec(id, ['cat', '/tmp/ok'], 10_000)).exitCode).toBe(1);
+    });
+
+    it('exec waits for a command that finishes within the timeout', async () => {
+      const { id } = await running();
+      const p = rt.exec(id, ['sh', '-c', 'sleep 0.2; echo done'], 10_000);
+      await f.elapse(200);
+      expect(await p).toEqual({ exitCode: 0, output: 'done\n', timedOut: false });
+    });
+
+    it('exec gives up after the timeout: exitCode null, timedOut; the container carries on', async () => {
+      const { id } = await running();
+      const t0 = systemClock.now();
+      const p = rt.exec(id, ['sleep', '5'], 300);
+      await f.elapse(300);
+      expect(await p).toEqual({ exitCode: null, output: '', timedOut: true });
+      expect(systemClock.now() - t0).toBeLessThan(1000);
+      expect(await rt.exec(id, ['true'], 10_000)).toMatchObject({ exitCode: 0, timedOut: false });
+      expect((await rt.inspect(id))?.status).toBe('running');
+    });
+
+    it('a running exec ends with 137 when its container stops', async () => {
+      const { id } = await running();
+      const p = rt.exec(id, ['sh', '-c', 'touch /tmp/exec-started; sleep 30'], 20_000);
+      await eventually(() => rt.exec(id, ['cat', '/tmp/exec-started'], 10_000), (r) => r.exitCode === 0);
+      await rt.stop(id, 1);
+      expect(await p).toMatchObject({ exitCode: 137, timedOut: false });
+    });
+
+    it('exec says ORCA_RUNTIME_NOT_FOUND for a missing, created or exited container; no command is ORCA_RUNTIME_FAILED', async () => {
+      await expectCode(rt.exec(`${f.cluster}-never-existed`, ['true'], 10_000), 'ORCA_RUNTIME_NOT_FOUND');
+      const id = await rt.create(spec());
+      await expectCode(rt.exec(id, ['true'], 10_000), 'ORCA_RUNTIME_NOT_FOUND');
+      await rt.start(id);
+      await expectCode(rt.exec(id, [], 10_000), 'ORCA_RUNTIME_FAILED');
+      await rt.stop(id, 1);
+      await expectCode(rt.exec(id, ['true'], 10_000), 'ORCA_RUNTIME_NOT_FOUND');
     });
 
     it('stops with SIGTERM (init forwards it: exit 143), idempotently; stopping a missing container is fine', async () => {
       const { id } = await running();
       await rt.stop(id, 1);
       const c = await rt.inspect(id);
-      expect(c).toMatchObject({ status: 'exited', exitCode: 143, oomKilled: false, hostPort: null });
+      expect(c).toMatchObject({ status: 'exited', exitCode: 143, oomKilled: false, hostPort: null, ports: {} });
       expect(Date.parse(c?.finishedAt ?? '')).not.toBeNaN();
       await rt.stop(id, 1);
       await rt.stop(`${f.cluster}-never-existed`, 1);

@@ -45,10 +45,10 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
       async () => {
         const s = await run(['status', '-o', 'json']);
         status = JSON.parse(s.stdout) as Status;
-        return status.services[0]?.replicas.running === 2;
+        return status.services[0]?.replicas.ready === 2;
       },
       20_000,
-      'two running replicas',
+      'two ready replicas',
     );
     const web = status!.services[0]!;
     expect(web).toMatchObject({ name: 'web', revision: 1, state: 'healthy', replicas: { desired: 2, running: 2, ready: 2 } });
@@ -108,7 +108,8 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
     server = await startServer(env);
     run = cli(server, env.dataDir);
     const st = JSON.parse((await run(['status', '-o', 'json'])).stdout) as Status;
-    expect(st.services[0]).toMatchObject({ name: 'web', state: 'healthy', replicas: { running: 2 } });
+    // Ready at once: the readiness of adopted instances is probed before /healthz says ready.
+    expect(st.services[0]).toMatchObject({ name: 'web', state: 'healthy', replicas: { running: 2, ready: 2 } });
     await new Promise((res) => setTimeout(res, 500));
     expect(await containers()).toEqual(before);
   });
