@@ -16,6 +16,7 @@ interface StatusLite {
   state: string;
   reason?: string;
   replicas: { desired: number; running: number; ready: number };
+  instances: Array<{ id: string | null; state: string; ready: boolean }>;
 }
 
 /** `orca apply -f PATH… [--dry-run] [--wait] [--timeout S]` */
@@ -37,7 +38,8 @@ async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: nu
     const { services } = await client.json<{ services: StatusLite[] }>('GET', '/v1/status');
     for (const s of services) {
       if (!pending.has(s.name)) continue;
-      const line = `service/${s.name} ${s.state}: ${s.replicas.ready}/${s.replicas.desired} ready`;
+      const live = s.instances.filter((i) => i.state === 'running').length;
+      const line = `service/${s.name} revision ${s.revision} ${s.state}: ${s.replicas.ready}/${s.replicas.desired} ready, ${live} instance${live === 1 ? '' : 's'} running`;
       if (last.get(s.name) !== line) process.stdout.write(line + '\n');
       last.set(s.name, line);
       if (s.state === 'healthy' || s.state === 'stopped') pending.delete(s.name);
