@@ -34,6 +34,11 @@ export interface AgentDeps {
   onRecovery?: (service: string, seconds: number) => void;
   /** Probe I/O; default: real HTTP, TCP and exec checks. */
   checks?: ProbeChecks;
+  /**
+   * Takes an instance out of the routes and waits (at most maxMs) for its in-flight requests
+   * before it is stopped. The server's proxy provides it.
+   */
+  drain?: (instance: string, address: string, maxMs: number) => Promise<void>;
 }
 
 const ASSIGN_KEY = 'assignments';
@@ -98,6 +103,13 @@ export class Agent {
       saveSlot: (s) => this.saveSlot(s),
       record: deps.record,
       lifecycle: this.lifecycle,
+      drain: async (instance, graceSecs) => {
+        const address = this.lifecycle.address(instance);
+        if (!address || !this.deps.drain) return;
+        // The STOP already made the instance unready; routes follow onChange.
+        this.deps.onChange?.();
+        await this.deps.drain(instance, address, Math.min(DEFAULTS.drainMaxMs, Math.max(1000, graceSecs * 1000)));
+      },
     });
     this.queue = new WorkQueue({
       clock: deps.clock,
@@ -182,6 +194,19 @@ export class Agent {
     const containers = await this.deps.runtime.list(this.ownLabels());
     const all = [...this.assignments.values()].flat();
     return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle);
+  }
+
+  /**
+   * Ready instances of this node and where they answer, from memory kept in step with
+   * Docker (cheap enough to call on every change: this is what routes are built from).
+   */
+  endpoints(): Array<{ service: string; instance: string; address: string }> {
+    return this.lifecycle.endpoints();
+  }
+
+  /** Output of one of this node's containers. */
+  logs(containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<string> {
+    return this.deps.runtime.logs(containerId, opts);
   }
 
   /** Containers of this node, optionally of one service (for logs). */
@@ -373,6 +398,10 @@ export class Agent {
         for await (const ev of events) {
           attempt = 0;
           const svc = ev.labels[LABEL.service];
+          const instance = ev.labels[LABEL.instance];
+          // A death takes the instance out of service at once (routes follow through onChange);
+          // the reconcile this queues confirms it against Docker's full view.
+          if (instance && (ev.kind === 'die' || ev.kind === 'destroy')) this.lifecycle.observedGone(instance, ev);
           if (svc) this.queue.add(svc);
           if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
         }

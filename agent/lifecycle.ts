@@ -23,6 +23,8 @@ const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 export class InstanceLifecycle implements LifecycleHooks {
   readonly tracker: InstanceTracker;
   private readonly serviceOf = new Map<string, string>();
+  /** Where each instance's service port answers (advertise address and host port), from Docker. */
+  private readonly addressOf = new Map<string, string>();
   /** Instances by service, so per-service work never walks the whole node. */
   private readonly byService = new Map<string, Set<string>>();
 
@@ -88,6 +90,7 @@ export class InstanceLifecycle implements LifecycleHooks {
       if (!l || l.service !== service) continue;
       seen.add(l.instance);
       if (!this.serviceOf.has(l.instance)) this.track(service, l.slot, l.instance, readyOnStart);
+      if (c.status === 'running' && c.hostIp && c.hostPort) this.addressOf.set(l.instance, `${c.hostIp}:${c.hostPort}`);
       this.tracker.syncFromObserved(l.instance, observation(c, this.clock.now()));
       // Docker's own HEALTHCHECK stands in for liveness when the manifest has none.
       if (c.health === 'unhealthy' && spec && !spec.liveness && this.tracker.state(l.instance) === 'running') {
@@ -122,6 +125,27 @@ export class InstanceLifecycle implements LifecycleHooks {
     return out;
   }
 
+  /** An event said the container died or was removed: the instance stops being ready now. */
+  observedGone(instance: string, ev: { kind: string; exitCode?: number; timeMs: number }): void {
+    if (!this.serviceOf.has(instance)) return;
+    if (ev.kind === 'die') this.tracker.send(instance, { type: 'EXITED', code: ev.exitCode ?? null, oomKilled: false, at: ev.timeMs });
+    else this.tracker.send(instance, { type: 'VANISHED', at: ev.timeMs });
+  }
+
+  /** Ready instances with a known address. */
+  endpoints(): Array<{ service: string; instance: string; address: string }> {
+    const out: Array<{ service: string; instance: string; address: string }> = [];
+    for (const [instance, service] of this.serviceOf) {
+      const address = this.addressOf.get(instance);
+      if (address && this.tracker.ready(instance)) out.push({ service, instance, address });
+    }
+    return out;
+  }
+
+  address(instance: string): string | undefined {
+    return this.addressOf.get(instance);
+  }
+
   /** Instances of a service that are ready now (running.ready). */
   readySet(service: string): Set<string> {
     const out = new Set<string>();
@@ -141,6 +165,7 @@ export class InstanceLifecycle implements LifecycleHooks {
     this.tracker.clear();
     this.serviceOf.clear();
     this.byService.clear();
+    this.addressOf.clear();
   }
 
   /** A copy, so callers may forget instances while they walk it. */
@@ -150,6 +175,7 @@ export class InstanceLifecycle implements LifecycleHooks {
 
   private forget(instance: string): void {
     this.tracker.forget(instance);
+    this.addressOf.delete(instance);
     const service = this.serviceOf.get(instance);
     this.serviceOf.delete(instance);
     if (service !== undefined) {

@@ -1,13 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { decodeAgentMessage, decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './protocol.js';
-import { aSpec, slotsOf } from '../test/builders.js';
+import { aContainer, aSpec, slotsOf } from '../test/builders.js';
 
 describe('protocol', () => {
   const agentMessages: AgentMessage[] = [
     { type: 'hello', v: PROTOCOL_VERSION, node: 'n2', cluster: 'c', advertise: '127.0.0.1', labels: { zone: 'a' }, capacity: { memoryBytes: 1 << 30 }, reports: [], endpoints: [] },
     {
       type: 'state',
-      reports: [{ id: 'web-1-0-aaaa', service: 'web', slot: 0, revision: 1, specHash: 'h', node: 'n2', state: 'running', ready: true, restarts: 0, containerId: 'c1', address: '127.0.0.1:1' }],
+      reports: [
+        {
+          id: 'web-1-0-aaaa',
+          service: 'web',
+          slot: 0,
+          revision: 1,
+          specHash: 'h',
+          node: 'n2',
+          state: 'running',
+          ready: true,
+          restarts: 0,
+          lastExit: null,
+          containerId: 'c1',
+          address: '127.0.0.1:1',
+          nextRetryAt: null,
+          startedAt: null,
+          current: true,
+          rolloutFailed: null,
+        },
+      ],
       endpoints: [{ service: 'web', instance: 'web-1-0-aaaa', address: '127.0.0.1:1' }],
     },
     { type: 'event', records: [{ time: 't', reconciler: 'container', service: 'web', instance: null, node: 'n2', action: 'container.create', reason: 'r', outcome: 'ok', durationMs: 1 }] },
@@ -15,7 +34,7 @@ describe('protocol', () => {
     { type: 'drain', id: 1, instance: 'i', address: '127.0.0.1:1', maxMs: 1000 },
     { type: 'logs-data', id: 2, lines: ['a', 'b'] },
     { type: 'logs-end', id: 2 },
-    { type: 'containers-result', id: 4, containers: [{ id: 'x', name: 'n', labels: {}, status: 'running' }] },
+    { type: 'containers-result', id: 4, containers: [aContainer()] },
   ];
   const serverMessages: ServerMessage[] = [
     { type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 },

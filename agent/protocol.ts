@@ -6,9 +6,14 @@
  * later deltas per service. The agent pushes `state` (instances and ready endpoints) on every
  * change and `event` lines of its reconciliation log; it sends `heartbeat` every period and
  * the server acks. Either side ends a session that stays silent past the deadline.
- * Request/response pairs carry an `id`: drain (agent asks), logs and containers (server asks).
+ * Request/response pairs carry an `id`: drain (agent asks); observe, logs and containers
+ * (server asks: status reads the node's instances from Docker through its agent, not a cache).
  */
 import { z } from 'zod';
+import type { InstanceReport } from './reports.js';
+import type { EventRecord } from '../store/types.js';
+import type { ObservedContainer } from '../runtime/types.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -66,6 +71,7 @@ export const agentMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('logs-data'), id: z.number().int(), lines: z.array(str) }),
   z.strictObject({ type: z.literal('logs-end'), id: z.number().int(), error: str.optional() }),
   z.strictObject({ type: z.literal('containers-result'), id: z.number().int(), containers: z.array(container), error: str.optional() }),
+  z.strictObject({ type: z.literal('observed'), id: z.number().int(), reports: z.array(instanceReport), endpoints: z.array(endpoint).optional(), error: str.optional() }),
 ]);
 
 export const serverMessage = z.discriminatedUnion('type', [
@@ -82,15 +88,52 @@ export const serverMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('logs'), id: z.number().int(), containerId: str, tail: z.number().int().nonnegative().optional(), follow: z.boolean() }),
   z.strictObject({ type: z.literal('logs-cancel'), id: z.number().int() }),
   z.strictObject({ type: z.literal('containers'), id: z.number().int(), service: str }),
+  z.strictObject({ type: z.literal('observe'), id: z.number().int() }),
   z.strictObject({ type: z.literal('error'), code: str, message: str }),
 ]);
 
-export type AgentMessage = z.infer<typeof agentMessage>;
-export type ServerMessage = z.infer<typeof serverMessage>;
+/** The messages in domain types (the schemas above check their shape on receipt). */
+export type AgentMessage =
+  | {
+      type: 'hello';
+      v: number;
+      node: string;
+      cluster: string;
+      advertise: string;
+      labels: Record<string, string>;
+      capacity: { memoryBytes?: number };
+      reports: InstanceReport[];
+      endpoints: Endpoint[];
+    }
+  | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[] }
+  | { type: 'event'; records: EventRecord[] }
+  | { type: 'heartbeat'; seq: number }
+  | { type: 'drain'; id: number; instance: string; address: string; maxMs: number }
+  | { type: 'logs-data'; id: number; lines: string[] }
+  | { type: 'logs-end'; id: number; error?: string }
+  | { type: 'containers-result'; id: number; containers: ObservedContainer[]; error?: string }
+  | { type: 'observed'; id: number; reports: InstanceReport[]; endpoints?: Endpoint[]; error?: string };
+
+export type ServerMessage =
+  | { type: 'welcome'; v: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }
+  | { type: 'assignments'; full: boolean; slots?: SlotAssignment[]; services?: Record<string, SlotAssignment[]> }
+  | { type: 'heartbeat-ack'; seq: number }
+  | { type: 'drained'; id: number }
+  | { type: 'logs'; id: number; containerId: string; tail?: number; follow: boolean }
+  | { type: 'logs-cancel'; id: number }
+  | { type: 'containers'; id: number; service: string }
+  | { type: 'observe'; id: number }
+  | { type: 'error'; code: string; message: string };
+
+export interface Endpoint {
+  service: string;
+  instance: string;
+  address: string;
+}
 
 export type Decoded<T> = { ok: true; msg: T } | { ok: false; error: string };
 
-function decode<T>(schema: z.ZodType<T>, raw: string): Decoded<T> {
+function decode<T>(schema: z.ZodType, raw: string): Decoded<T> {
   let data: unknown;
   try {
     data = JSON.parse(raw);
@@ -98,14 +141,14 @@ function decode<T>(schema: z.ZodType<T>, raw: string): Decoded<T> {
     return { ok: false, error: 'not JSON' };
   }
   const r = schema.safeParse(data);
-  if (r.success) return { ok: true, msg: r.data };
+  if (r.success) return { ok: true, msg: r.data as T };
   const first = r.error.issues[0];
   const type = typeof data === 'object' && data !== null && 'type' in data ? String((data as { type: unknown }).type) : '?';
   return { ok: false, error: `bad "${type}" message: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}` };
 }
 
 /** Parses and validates a message from an agent. Never throws. */
-export const decodeAgentMessage = (raw: string) => decode(agentMessage, raw);
+export const decodeAgentMessage = (raw: string) => decode<AgentMessage>(agentMessage, raw);
 /** Parses and validates a message from the server. Never throws. */
-export const decodeServerMessage = (raw: string) => decode(serverMessage, raw);
+export const decodeServerMessage = (raw: string) => decode<ServerMessage>(serverMessage, raw);
 export const encode = (msg: AgentMessage | ServerMessage): string => JSON.stringify(msg);

@@ -34,6 +34,19 @@ function buildProgram(): Command {
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program
+    .command('agent')
+    .description('run a worker agent on this host in the foreground')
+    .requiredOption('--join <url>', "the server's API URL, e.g. http://10.0.0.1:6880")
+    .option('--node-name <name>', 'this node’s name (default: hostname)')
+    .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
+    .option('--cluster-id <id>', 'cluster label on every container (default "default")')
+    .option('--reconnect-initial <secs>', 'first reconnect delay (default 5)')
+    .option('--reconnect-max <secs>', 'longest reconnect delay (default 60)')
+    .option('--watchdog-interval <secs>', 'full local resync period (default 30)')
+    .option('--label <key=value>', 'node label for placement.labels (repeatable)', collect)
+    .action(async (opts) => (await import('./commands/agent.js')).run(opts, g()));
+
+  program
     .command('apply')
     .description('apply manifests (files or directories of *.toml)')
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
@@ -100,6 +113,18 @@ function buildProgram(): Command {
     .description('nodes of the cluster')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (opts) => (await import('./commands/nodes.js')).nodes(g(), opts));
+
+  program
+    .command('drain')
+    .description('move every replica off a node (start-first), and keep new ones away')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, true));
+
+  program
+    .command('uncordon')
+    .description('let a drained node take replicas again')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, false));
 
   return program;
 }

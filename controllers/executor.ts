@@ -18,6 +18,11 @@ export interface ExecutorDeps {
   record: (e: EventRecord) => void;
   /** Told what happened to each instance, for its lifecycle machine. */
   lifecycle?: LifecycleHooks;
+  /**
+   * Before a container is stopped: take the instance out of the routes and let its in-flight
+   * requests finish (bounded). Must not throw.
+   */
+  drain?: (instance: string, graceSecs: number) => Promise<void>;
 }
 
 /** What the executor tells an instance's lifecycle, as it happens. None of these may throw. */
@@ -139,6 +144,7 @@ export class Executor {
         return;
       case 'container.stop':
         life?.stopping(action.instance, action.reason);
+        await this.deps.drain?.(action.instance, action.graceSecs);
         return rt.stop(action.containerId, action.graceSecs);
       case 'container.remove':
         await rt.remove(action.containerId, action.force ? { force: true } : undefined);

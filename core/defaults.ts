@@ -34,6 +34,9 @@ export const DEFAULTS = {
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,
 
+  /** Longest wait for an instance's in-flight requests before it is stopped. */
+  drainMaxMs: 30_000,
+
   revisionsKept: 20,
   eventsKept: 10_000,
 

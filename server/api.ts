@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../core/log.js';
+import { OrcaError } from '../core/errors.js';
 import type { Store, EventRecord } from '../store/types.js';
 import { parseInstanceLabels } from '../runtime/labels.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import { bearer, tokenMatches } from './token.js';
 import type { ControlPlane, ManifestFile } from './control-plane.js';
 import type { EventLog } from './event-log.js';
+import type { NodeRegistry } from './node-registry.js';
 import { boolParam, HttpError, intParam, readJson, sendError, sendJson } from './http-util.js';
 
 export interface ApiDeps {
@@ -14,6 +16,8 @@ export interface ApiDeps {
   control: ControlPlane;
   store: Store;
   events: EventLog;
+  /** The node registry (drain, uncordon). */
+  nodes: NodeRegistry;
   /** True once the store is open, containers adopted and the proxy started. */
   isReady: () => boolean;
   /** Extra unauthenticated-by-path handlers (for example /metrics) return true when they answered. */
@@ -48,7 +52,10 @@ export function createApi(deps: ApiDeps): Server {
       sendJson(res, 200, { deleted: r.value });
     }],
     ['GET', /^\/v1\/status$/, async (_req, res, url) => {
-      const r = await control.status(url.searchParams.get('service') ?? undefined);
+      const r = await control.status(url.searchParams.get('service') ?? undefined).catch((err: unknown) => {
+        if (err instanceof OrcaError) throw new HttpError(503, err.code, err.message);
+        throw err;
+      });
       if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '));
       sendJson(res, 200, { services: r.value });
     }],
@@ -69,8 +76,13 @@ export function createApi(deps: ApiDeps): Server {
     }],
     ['GET', /^\/v1\/services\/([^/]+)\/logs$/, (req, res, url, [name]) => streamLogs(control, req, res, url, name ?? '')],
     ['GET', /^\/v1\/events$/, (req, res, url) => streamEvents(deps, req, res, url)],
+    ['POST', /^\/v1\/nodes\/([^/]+)\/(drain|uncordon)$/, async (_req, res, _url, [name, verb]) => {
+      const n = await deps.nodes.setDrained(name ?? '', verb === 'drain');
+      if (!n) throw new HttpError(404, 'ORCA_NOT_FOUND', `node "${name}" not found`);
+      sendJson(res, 200, { node: n.name, state: n.state() });
+    }],
     ['GET', /^\/v1\/nodes$/, async (_req, res) => {
-      const reports = await control.observeAll();
+      const reports = control.lastReports();
       sendJson(res, 200, {
         nodes: control.nodeLinks().map((n) => ({
           name: n.name,

@@ -5,7 +5,8 @@ import { diffSpecs, formatManifestError, parseManifestText, specHash, type Field
 import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
 import type { InstanceReport } from '../agent/reports.js';
-import { schedule } from './scheduler.js';
+import { nodeSchedulingFlags, schedule } from './scheduler.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
 import { serviceStatus, type ServiceStatus } from './status.js';
 import type { NodeLink } from './nodes.js';
 import type { EventLog } from './event-log.js';
@@ -28,7 +29,13 @@ export interface ControlPlaneDeps {
   clock: Clock;
   log: Logger;
   events: EventLog;
+  /** Told the desired services after every change (the route reconciler). */
+  onServices?: (services: ServiceRecord[]) => void;
+  /** Every node the cluster knows (the node registry). */
+  nodes: () => NodeLink[];
 }
+
+const PLACEMENT_KEY = 'placement';
 
 /**
  * Desired state: applies manifests as revisions, deletes, rolls back, and hands every node
@@ -36,18 +43,31 @@ export interface ControlPlaneDeps {
  * exactly the state the write lands on.
  */
 export class ControlPlane {
-  private readonly nodes = new Map<string, NodeLink>();
   private chain: Promise<unknown> = Promise.resolve();
   private placement = new Map<string, string>();
+  /**
+   * Slots moved off a draining node keep running there until their new instance is ready
+   * elsewhere (start-first drain): slot key → the node they are leaving.
+   */
+  private lingering = new Map<string, string>();
+  private publishing: Promise<void> | null = null;
+  private publishAgain = false;
 
   constructor(private readonly deps: ControlPlaneDeps) {}
 
-  addNode(link: NodeLink): void {
-    this.nodes.set(link.name, link);
+  /** Loads the last placement, so a restarted server moves nothing that runs. */
+  async load(): Promise<void> {
+    const saved = await this.deps.store.getKv<Record<string, string>>(PLACEMENT_KEY);
+    if (saved) this.placement = new Map(Object.entries(saved));
   }
 
   nodeLinks(): NodeLink[] {
-    return [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.deps.nodes()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Slots waiting for their replacement before leaving a draining node. */
+  hasLingering(): boolean {
+    return this.lingering.size > 0;
   }
 
   /** Parses manifests; every error of every file, formatted with file and place. */
@@ -180,27 +200,88 @@ export class ControlPlane {
     return ok(services.map((s) => serviceStatus(s, reports)));
   }
 
+  /** Every node's instances, read from Docker through its agent now (unreachable nodes: their last report). */
   async observeAll(): Promise<InstanceReport[]> {
     const all = await Promise.all(this.nodeLinks().map((n) => n.observe()));
     return all.flat();
+  }
+
+  /** What every node last reported (cheap; for listings that must not wait on a slow node). */
+  lastReports(): InstanceReport[] {
+    return this.nodeLinks().flatMap((n) => n.lastReports());
   }
 
   async liveServices(): Promise<ServiceRecord[]> {
     return this.deps.store.listServices();
   }
 
-  /** Schedules every slot and sends each node its full assignment set. */
+  /**
+   * Schedules every slot and sends each node its assignment set. Calls that arrive while one
+   * runs are folded into one more pass after it.
+   */
   async publish(): Promise<void> {
+    if (this.publishing) {
+      this.publishAgain = true;
+      return this.publishing;
+    }
+    this.publishing = (async () => {
+      do {
+        this.publishAgain = false;
+        await this.publishOnce();
+      } while (this.publishAgain);
+    })().finally(() => (this.publishing = null));
+    return this.publishing;
+  }
+
+  private async publishOnce(): Promise<void> {
     const services = await this.deps.store.listServices();
+    this.deps.onServices?.(services);
     const links = this.nodeLinks();
-    const { assignments, placement, unplaced } = schedule(
+    const byName = new Map(links.map((n) => [n.name, n]));
+    const { assignments, placement, unplaced, moved } = schedule(
       services,
-      links.map((n) => ({ name: n.name, labels: n.labels(), schedulable: n.state() === 'ready' })),
+      links.map((n) => ({ name: n.name, labels: n.labels(), capacity: n.capacity(), ...nodeSchedulingFlags(n.state()) })),
       this.placement,
     );
+    for (const m of moved) {
+      this.deps.log.info({ slot: m.key, from: m.from, to: m.to }, 'slot rescheduled');
+      this.deps.events.record({
+        time: new Date(this.deps.clock.now()).toISOString(),
+        reconciler: 'node',
+        service: m.key.split('/')[0] ?? null,
+        instance: null,
+        node: m.to,
+        action: 'slot.reschedule',
+        reason: `${m.key} from ${m.from} (${byName.get(m.from)?.state() ?? 'gone'}) to ${m.to ?? 'nowhere'}`,
+        outcome: m.to ? 'ok' : 'unplaced',
+        durationMs: 0,
+      });
+      // Leaving a node that still runs it: keep it there until the new instance is ready.
+      if (m.to && byName.get(m.from)?.state() === 'draining') this.lingering.set(m.key, m.from);
+    }
     this.placement = placement;
-    if (unplaced.length) this.deps.log.warn({ slots: unplaced }, 'no eligible node for some replica slots');
-    await Promise.all(links.map((n) => n.setAssignments(assignments.get(n.name) ?? [])));
+    if (unplaced.length) this.deps.log.warn({ unplaced }, 'no eligible node for some replica slots');
+    await this.deps.store.putKv(PLACEMENT_KEY, Object.fromEntries(placement));
+
+    // Release lingering slots whose replacement is ready (or that no longer exist).
+    const reports = this.lingering.size ? links.flatMap((n) => n.lastReports()) : [];
+    for (const [key, from] of [...this.lingering]) {
+      const to = placement.get(key);
+      const [service, slot] = key.split('/');
+      const svc = services.find((x) => x.name === service);
+      const readyThere =
+        to !== undefined &&
+        reports.some((r) => r.node === to && r.service === service && String(r.slot) === slot && r.ready && r.current);
+      if (!to || !svc || svc.deletedAt || readyThere || to === from) this.lingering.delete(key);
+    }
+    const sets = new Map<string, SlotAssignment[]>();
+    for (const n of links) sets.set(n.name, [...(assignments.get(n.name) ?? [])]);
+    for (const [key, from] of this.lingering) {
+      const [service] = key.split('/');
+      const slotOf = [...assignments.values()].flat().find((a) => `${a.service}/${a.slot}` === key);
+      if (slotOf && service) sets.get(from)?.push(slotOf);
+    }
+    await Promise.all(links.map((n) => n.setAssignments(sets.get(n.name) ?? [])));
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

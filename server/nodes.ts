@@ -11,12 +11,18 @@ export type NodeState = 'ready' | 'unreachable' | 'down' | 'draining';
 export interface NodeLink {
   readonly name: string;
   labels(): Record<string, string>;
+  /** What the node can hold (for declared memory). */
+  capacity(): { memoryBytes?: number };
   state(): NodeState;
   address(): string;
   /** ISO-8601 of the last sign of life. */
   lastHeartbeat(): string;
   /** Sends the node its full assignment set. */
   setAssignments(list: SlotAssignment[]): Promise<void>;
+  /** Ready instances of the node and where they answer (cheap: called on every change). */
+  endpoints(): Array<{ service: string; instance: string; address: string }>;
+  /** What the node last reported (no round trip). */
+  lastReports(): InstanceReport[];
   /** The node's instances as observed now. */
   observe(): Promise<InstanceReport[]>;
   /** Containers of a service on that node (for logs). */

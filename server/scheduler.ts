@@ -1,66 +1,319 @@
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ServiceRecord } from '../store/types.js';
+import type { ServiceSpec } from '../manifest/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
+import { formatMemory } from '../manifest/units.js';
+import type { NodeState } from './nodes.js';
 
+/**
+ * One node as the scheduler sees it. Two independent switches say what the node may hold:
+ *
+ * | node                         | schedulable | keepsSlots | effect                                        |
+ * |------------------------------|-------------|------------|-----------------------------------------------|
+ * | ready                        | true        | true       | keeps its slots, receives new ones            |
+ * | ready but cordoned           | false       | true       | keeps its slots, receives none                |
+ * | unreachable (not yet down)   | false       | true       | keeps its slots (don't reschedule yet)        |
+ * | down                         | false       | false      | its slots move to other nodes                 |
+ * | draining (`orca drain`)      | false       | false      | its slots move to other nodes                 |
+ *
+ * `nodeSchedulingFlags()` computes the pair from a node state.
+ */
 export interface SchedulableNode {
   name: string;
   labels: Record<string, string>;
-  /** Only schedulable nodes receive new slots. */
+  /** Whether the node may receive new (or moved) slots. */
   schedulable: boolean;
+  /**
+   * Whether the slots already assigned to this node stay there. Defaults to `schedulable`
+   * (the scheduler's behaviour before this field existed); a schedulable node always keeps
+   * its slots, whatever this says. Set it explicitly: `true` for unreachable-but-not-yet-down
+   * (and cordoned) nodes, `false` for down and draining ones.
+   */
+  keepsSlots?: boolean;
+  /**
+   * What the node can hold. `memoryBytes` is the node's total memory: the declared
+   * `resources.memory` of the slots placed on it never exceeds it (a slot without a declared
+   * memory counts 0). Absent means unlimited.
+   */
+  capacity?: { memoryBytes?: number };
+}
+
+/** A replica slot the scheduler could not place, and why (for logs, events and status). */
+export interface UnplacedSlot {
+  /** `service/slot`, as in `placement`. */
+  key: string;
+  /**
+   * e.g. `no node matches placement.node = "x"`, `no node has labels zone=a`,
+   * `no schedulable node matches labels zone=a`, `not enough memory: needs 64m, largest free 32m`.
+   */
+  reason: string;
+}
+
+/** A slot that had a node before this run and is not on it any more. */
+export interface MovedSlot {
+  key: string;
+  from: string;
+  /** The new node, or null when the slot could not be placed anywhere (see `unplaced`). */
+  to: string | null;
+}
+
+export interface ScheduleResult {
+  /**
+   * Per node (every node passed in, sorted by name, an empty list included) its full
+   * assignment set, sorted by service name then slot. Send every node its list: an empty list
+   * tells a down or drained node's agent to remove what it still runs once it comes back.
+   */
+  assignments: Map<string, SlotAssignment[]>;
+  /** `service/slot` → node, for every placed slot (sorted by service, then slot). Feed it back as `previous`. */
+  placement: Map<string, string>;
+  /** Slots that fit no node, sorted by service then slot. They are retried on the next run. */
+  unplaced: UnplacedSlot[];
+  /** Slots that left the node they had in `previous` (sorted by key order like `placement`). */
+  moved: MovedSlot[];
 }
 
 /**
- * Assigns every replica slot of every live service to a node. Pure and deterministic:
- * the same inputs give the same placement. A slot keeps its node while that node stays
- * schedulable and still fits the placement; otherwise it goes to the eligible node with
- * the fewest slots (ties by name).
+ * Maps a node's state (SPEC §4 `orca nodes`) to the scheduler's switches. Pure.
+ *
+ * - `ready` keeps its slots and receives new ones (none when `cordoned`).
+ * - `unreachable` keeps its slots but receives none: the server has stopped hearing it, but its
+ *   workloads most likely still run, so nothing is rescheduled until it is declared `down`
+ *   (SPEC §3.1, `node_down_grace_secs`).
+ * - `down` and `draining` lose their slots: the next `schedule()` moves them to other nodes.
+ *
+ * Drain (`orca drain NODE`) is exactly `draining` → `{ schedulable: false, keepsSlots: false }`:
+ * the scheduler merely reassigns the slots. It does not stop anything. The move is start-first
+ * at the agents: the new node starts the replacement, and the drained node's agent keeps the
+ * old instance running (and routed) until the replacement is ready elsewhere, then stops it.
+ * Sequencing that is the agents' and the control plane's business, not the scheduler's.
+ * `orca uncordon` makes the node `ready` again; slots that moved away stay where they are
+ * (the scheduler never rebalances running slots).
  */
-export function schedule(
-  services: ServiceRecord[],
-  nodes: SchedulableNode[],
-  previous: ReadonlyMap<string, string> = new Map(),
-): { assignments: Map<string, SlotAssignment[]>; placement: Map<string, string>; unplaced: string[] } {
-  const assignments = new Map<string, SlotAssignment[]>();
-  const placement = new Map<string, string>();
-  const unplaced: string[] = [];
-  const load = new Map<string, number>(nodes.map((n) => [n.name, 0]));
-  for (const n of nodes) assignments.set(n.name, []);
-
-  const sorted = [...services].filter((s) => !s.deletedAt).sort((a, b) => a.name.localeCompare(b.name));
-  for (const svc of sorted) {
-    const hash = instanceHash(svc.spec);
-    const eligible = nodes.filter((n) => n.schedulable && fits(svc, n));
-    for (let slot = 0; slot < svc.spec.replicas; slot++) {
-      const key = `${svc.name}/${slot}`;
-      const prev = previous.get(key);
-      let node = prev !== undefined ? eligible.find((n) => n.name === prev) : undefined;
-      if (!node) {
-        node = [...eligible].sort(
-          (a, b) => (load.get(a.name) ?? 0) - (load.get(b.name) ?? 0) || a.name.localeCompare(b.name),
-        )[0];
-      }
-      if (!node) {
-        unplaced.push(key);
-        continue;
-      }
-      load.set(node.name, (load.get(node.name) ?? 0) + 1);
-      placement.set(key, node.name);
-      assignments.get(node.name)?.push({
-        service: svc.name,
-        slot,
-        revision: svc.revision,
-        specHash: hash,
-        spec: svc.spec,
-      });
+export function nodeSchedulingFlags(
+  state: NodeState,
+  opts: { cordoned?: boolean } = {},
+): { schedulable: boolean; keepsSlots: boolean } {
+  switch (state) {
+    case 'ready':
+      return { schedulable: !opts.cordoned, keepsSlots: true };
+    case 'unreachable':
+      return { schedulable: false, keepsSlots: true };
+    case 'down':
+    case 'draining':
+      return { schedulable: false, keepsSlots: false };
+    default: {
+      const never: never = state;
+      throw new Error(`unknown node state ${String(never)}`);
     }
   }
-  return { assignments, placement, unplaced };
 }
 
-function fits(svc: ServiceRecord, node: SchedulableNode): boolean {
-  const p = svc.spec.placement;
-  if (!p) return true;
-  if (p.node !== undefined && p.node !== node.name) return false;
-  for (const [k, v] of Object.entries(p.labels ?? {})) if (node.labels[k] !== v) return false;
+/**
+ * Assigns every replica slot of every live service to a node. Pure and deterministic: the
+ * same inputs give the same output, whatever the order of `services` and `nodes` (names are
+ * compared by UTF-16 code units, never by locale). `previous` is the last run's `placement`.
+ *
+ * 1. **Keep.** A slot stays on its previous node while that node keeps slots (see
+ *    `SchedulableNode`), still matches the service's `placement` and still has room for its
+ *    declared memory. Slots are kept in service-name, then slot order, so when a node's room
+ *    shrank, the later slots are the ones that move.
+ * 2. **Place.** Every other slot (new, scaled up, or moved) goes to an eligible node
+ *    (schedulable, matches `placement.node` and every `placement.labels`, enough free memory),
+ *    choosing the one with the fewest slots of that service, then the fewest slots overall,
+ *    then the smallest name. Slots with the largest declared memory are placed first (then by
+ *    service name, then slot), which packs big replicas while room is still available.
+ *    Replicas of one service therefore spread by count: 4 on 2 nodes → 2 + 2, 3 on 3 → 1 + 1 + 1.
+ * 3. A slot that fits nowhere is reported in `unplaced` with a reason (judged against the
+ *    final placement) and retried on the next run.
+ *
+ * There is no rebalancing: a running slot never moves only because a node was added or came
+ * back. Capacity is accounted by the declared limits of the desired slots; the transient surge
+ * instance of a start-first rollout or move is not counted.
+ */
+export function schedule(
+  services: readonly ServiceRecord[],
+  nodes: readonly SchedulableNode[],
+  previous: ReadonlyMap<string, string> = new Map(),
+): ScheduleResult {
+  const sortedNodes = [...nodes].sort((a, b) => cmp(a.name, b.name));
+  const byName = new Map<string, NodeUsage>();
+  for (const node of sortedNodes) {
+    if (byName.has(node.name)) continue; // names must be unique; a duplicate is ignored
+    byName.set(node.name, { node, total: 0, memory: 0, perService: new Map() });
+  }
+  const usages = [...byName.values()];
+
+  const live = services.filter((s) => !s.deletedAt).sort((a, b) => cmp(a.name, b.name));
+  const slots: Slot[] = [];
+  for (const svc of live) {
+    const hash = instanceHash(svc.spec);
+    const memory = svc.spec.resources.memoryBytes ?? 0;
+    for (let slot = 0; slot < svc.spec.replicas; slot++) {
+      slots.push({ svc, slot, key: `${svc.name}/${slot}`, hash, memory });
+    }
+  }
+
+  const chosen = new Map<Slot, NodeUsage>();
+  const pending: Slot[] = [];
+
+  // 1. Keep.
+  for (const s of slots) {
+    const prev = previous.get(s.key);
+    const u = prev === undefined ? undefined : byName.get(prev);
+    if (u && keepsSlots(u.node) && matches(s.svc.spec, u.node) && hasRoom(u, s.memory)) {
+      take(u, s);
+      chosen.set(s, u);
+    } else {
+      pending.push(s);
+    }
+  }
+
+  // 2. Place.
+  pending.sort((a, b) => b.memory - a.memory || cmp(a.svc.name, b.svc.name) || a.slot - b.slot);
+  const failed: Slot[] = [];
+  for (const s of pending) {
+    let best: NodeUsage | undefined;
+    for (const u of usages) {
+      if (!u.node.schedulable || !matches(s.svc.spec, u.node) || !hasRoom(u, s.memory)) continue;
+      if (!best || better(u, best, s.svc.name)) best = u;
+    }
+    if (best) {
+      take(best, s);
+      chosen.set(s, best);
+    } else {
+      failed.push(s);
+    }
+  }
+  // Reasons describe the final state (e.g. the memory still free after everything else was
+  // placed), so rescheduling with this run's placement gives the very same reasons.
+  const reasons = new Map(failed.map((s) => [s, whyUnplaced(s, usages)]));
+
+  // 3. Report, in canonical order.
+  const assignments = new Map<string, SlotAssignment[]>(usages.map((u) => [u.node.name, []]));
+  const placement = new Map<string, string>();
+  const unplaced: UnplacedSlot[] = [];
+  const moved: MovedSlot[] = [];
+  for (const s of slots) {
+    const u = chosen.get(s);
+    const prev = previous.get(s.key);
+    if (u) {
+      placement.set(s.key, u.node.name);
+      assignments.get(u.node.name)?.push({
+        service: s.svc.name,
+        slot: s.slot,
+        revision: s.svc.revision,
+        specHash: s.hash,
+        spec: s.svc.spec,
+      });
+    } else {
+      unplaced.push({ key: s.key, reason: reasons.get(s) ?? 'unplaceable' });
+    }
+    const to = u?.node.name ?? null;
+    if (prev !== undefined && prev !== to) moved.push({ key: s.key, from: prev, to });
+  }
+  return { assignments, placement, unplaced, moved };
+}
+
+interface Slot {
+  svc: ServiceRecord;
+  slot: number;
+  key: string;
+  hash: string;
+  /** Declared memory in bytes; 0 when the service declares none. */
+  memory: number;
+}
+
+interface NodeUsage {
+  node: SchedulableNode;
+  /** Slots on the node, all services. */
+  total: number;
+  /** Declared memory of the slots on the node. */
+  memory: number;
+  perService: Map<string, number>;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function keepsSlots(node: SchedulableNode): boolean {
+  return node.schedulable || (node.keepsSlots ?? node.schedulable);
+}
+
+/** The node's memory limit, or undefined when it has none (a non-number or NaN counts as none). */
+function memoryLimit(node: SchedulableNode): number | undefined {
+  const m = node.capacity?.memoryBytes;
+  return typeof m === 'number' && !Number.isNaN(m) ? m : undefined;
+}
+
+function hasRoom(u: NodeUsage, memory: number): boolean {
+  const limit = memoryLimit(u.node);
+  return limit === undefined || u.memory + memory <= limit;
+}
+
+function take(u: NodeUsage, s: Slot): void {
+  u.total += 1;
+  u.memory += s.memory;
+  u.perService.set(s.svc.name, (u.perService.get(s.svc.name) ?? 0) + 1);
+}
+
+/** Spread order: fewest slots of this service, then fewest slots overall, then name. */
+function better(a: NodeUsage, b: NodeUsage, service: string): boolean {
+  const d = (a.perService.get(service) ?? 0) - (b.perService.get(service) ?? 0) || a.total - b.total;
+  return d !== 0 ? d < 0 : cmp(a.node.name, b.node.name) < 0;
+}
+
+function matchesNode(spec: ServiceSpec, node: SchedulableNode): boolean {
+  const want = spec.placement?.node;
+  return want === undefined || want === node.name;
+}
+
+function matchesLabels(spec: ServiceSpec, node: SchedulableNode): boolean {
+  for (const [k, v] of Object.entries(spec.placement?.labels ?? {})) {
+    if (!Object.hasOwn(node.labels, k) || node.labels[k] !== v) return false;
+  }
   return true;
+}
+
+function matches(spec: ServiceSpec, node: SchedulableNode): boolean {
+  return matchesNode(spec, node) && matchesLabels(spec, node);
+}
+
+function labelText(labels: Record<string, string>): string {
+  return Object.keys(labels)
+    .sort(cmp)
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}
+
+/** Why no node took the slot, checking the constraints in the order an operator would. */
+function whyUnplaced(s: Slot, usages: readonly NodeUsage[]): string {
+  const spec = s.svc.spec;
+  const wantNode = spec.placement?.node;
+  const labels = spec.placement?.labels ?? {};
+  const hasLabels = Object.keys(labels).length > 0;
+  const nodeText = wantNode === undefined ? '' : `placement.node = "${wantNode}"`;
+  const placementText = [nodeText, hasLabels ? `labels ${labelText(labels)}` : ''].filter(Boolean).join(' and ');
+
+  const byNode = usages.filter((u) => matchesNode(spec, u.node));
+  if (byNode.length === 0) return wantNode === undefined ? 'no nodes' : `no node matches ${nodeText}`;
+  const byPlacement = byNode.filter((u) => matchesLabels(spec, u.node));
+  if (byPlacement.length === 0) {
+    return wantNode === undefined ? `no node has labels ${labelText(labels)}` : `no node matches ${placementText}`;
+  }
+  const schedulable = byPlacement.filter((u) => u.node.schedulable);
+  if (schedulable.length === 0) {
+    return placementText ? `no schedulable node matches ${placementText}` : 'no schedulable node';
+  }
+  let largest = 0;
+  for (const u of schedulable) {
+    const limit = memoryLimit(u.node);
+    if (limit !== undefined) largest = Math.max(largest, limit - u.memory);
+  }
+  return `not enough memory: needs ${memText(s.memory)}, largest free ${memText(largest)}`;
+}
+
+function memText(bytes: number): string {
+  if (bytes <= 0) return '0b';
+  return Number.isSafeInteger(bytes) ? formatMemory(bytes) : `${bytes}b`;
 }

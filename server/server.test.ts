@@ -3,7 +3,7 @@ import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ManualClock, seededRng } from '../core/clock.js';
+import { ManualClock, flushMicrotasks, seededRng } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { FakeRuntime } from '../runtime/fake-runtime.js';
 import { memoryStore } from '../store/index.js';
@@ -13,6 +13,17 @@ import { startServer, type RunningServer } from './server.js';
 const WEB = '[[service]]\nname = "web"\nimage = "orca-test/busybox:1"\nreplicas = 2\n';
 
 const running: RunningServer[] = [];
+
+/** Lets queued I/O callbacks run (the embedded agent's channel delivers on setImmediate). */
+const settle = () => flushMicrotasks(20);
+/** Polls (on I/O turns, not timers) until fn holds; fails after many turns. */
+async function until(fn: () => Promise<boolean>, turns = 500): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (await fn()) return;
+    await settle();
+  }
+  throw new Error('condition not reached');
+}
 afterEach(async () => {
   for (const s of running.splice(0)) await s.stop();
 });
@@ -80,7 +91,7 @@ describe('server API (FakeRuntime, memory store)', () => {
     expect((await call('GET', '/v1/status')).body.services).toEqual([]);
     const real = await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
     expect(real.body.results).toEqual([{ service: 'web', action: 'created', revision: 1 }]);
-    await server.agent?.idle();
+    await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
     const st = await call('GET', '/v1/status?service=web');
     expect(st.body.services[0]).toMatchObject({ name: 'web', state: 'healthy', replicas: { desired: 2, running: 2, ready: 2 } });
     const again = await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
@@ -104,7 +115,8 @@ describe('server API (FakeRuntime, memory store)', () => {
   it('records every action in the reconciliation log', async () => {
     const { call, server } = await boot();
     await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
-    await server.agent?.idle();
+    await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
+    await settle();
     const res = await fetch(`${server.apiUrl}/v1/events?service=web`, { headers: { authorization: `Bearer ${server.token}` } });
     const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((e) => e.action === 'container.create')).toHaveLength(2);
@@ -114,10 +126,9 @@ describe('server API (FakeRuntime, memory store)', () => {
   it('deletes a service, keeps its history, and continues its revisions when it returns', async () => {
     const { call, server, rt } = await boot();
     await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
-    await server.agent?.idle();
+    await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
     expect((await call('POST', '/v1/delete', { services: ['web'] })).status).toBe(200);
-    await server.agent?.idle();
-    expect(await rt.list({ 'orca.cluster': 'unit' })).toEqual([]);
+    await until(async () => (await rt.list({ 'orca.cluster': 'unit' })).length === 0);
     expect((await call('POST', '/v1/delete', { services: ['web'] })).status).toBe(404);
     const h = await call('GET', '/v1/services/web/history');
     expect(h.body).toMatchObject({ current: null, revisions: [{ revision: 1 }] });
@@ -128,7 +139,7 @@ describe('server API (FakeRuntime, memory store)', () => {
   it('lists its node', async () => {
     const { call, server } = await boot();
     await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
-    await server.agent?.idle();
+    await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
     const n = await call('GET', '/v1/nodes');
     expect(n.body.nodes).toEqual([{ name: 'n1', state: 'ready', address: '127.0.0.1', lastHeartbeat: expect.any(String), instances: 2 }]);
   });

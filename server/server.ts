@@ -2,19 +2,27 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
+import { systemClock, systemRng, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
+import { DEFAULTS } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/types.js';
 import type { Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
-import { Agent } from '../agent/agent.js';
+import type { Agent } from '../agent/agent.js';
+import { buildAgent } from '../agent/main.js';
+import { memoryChannelPair } from '../agent/channel.js';
+import type { ProbeChecks } from '../agent/probe-checks.js';
+import { Proxy } from '../proxy/proxy.js';
+import type { Route } from '../proxy/table.js';
 import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
-import { LocalNode } from './local-node.js';
 import { ensureToken } from './token.js';
 import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
+import { RouteReconciler } from './routes.js';
+import { NodeRegistry } from './node-registry.js';
+import { AgentHub } from './agent-hub.js';
 import type { ServerConfig } from './config.js';
 
 export interface ServerDeps {
@@ -23,6 +31,8 @@ export interface ServerDeps {
   runtime?: Runtime;
   clock?: Clock;
   rng?: Rng;
+  /** Probe I/O for the local agent (tests). */
+  checks?: ProbeChecks;
   /** Store factories; default: LevelDB in the data directory. */
   openStore?: (path: string) => Promise<Store>;
 }
@@ -31,18 +41,25 @@ export interface RunningServer {
   apiUrl: string;
   token: string;
   control: ControlPlane;
+  /** The embedded agent, unless --no-local-agent. */
   agent: Agent | null;
   metrics: Metrics;
-  /** Resolves once running containers have been adopted and /healthz answers 200. */
+  /** Where the proxy listens, once it does. */
+  proxy(): { host: string; port: number } | null;
+  routes(): Route[];
+  /** Resolves once running containers have been adopted, routes restored and the proxy listens (/healthz answers 200). */
   ready(): Promise<void>;
   /** Stops everything and closes the stores. */
   stop(): Promise<void>;
 }
 
 /**
- * The composition root of `orca server`: store, token, API, embedded local agent.
- * Order matters: the store opens first (and refuses to start over an unreadable one),
- * the API answers /healthz 503 until the local agent has adopted what is running.
+ * The composition root of `orca server`: store, token, node registry and agent hub, control
+ * plane, route reconciler and proxy, API, and the embedded agent — which talks to the hub over
+ * an in-memory channel with the same protocol a remote agent uses.
+ * Order matters: the store opens first (and refuses to start over an unreadable one); the
+ * proxy listens only after the local containers were adopted and the routes restored, and
+ * /healthz answers 503 until then.
  */
 export async function startServer(config: ServerConfig, deps: ServerDeps): Promise<RunningServer> {
   const log = deps.log;
@@ -50,39 +67,97 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   const rng = deps.rng ?? systemRng;
   const openStore = deps.openStore ?? ((path: string) => openLevelStore(path));
   const abort = new AbortController();
+  const timers: TimerHandle[] = [];
   let ready = false;
   let api: HttpServer | null = null;
   let agentStore: Store | null = null;
   let events: EventLog | null = null;
+  let proxy: Proxy | null = null;
+  let hub: AgentHub | null = null;
+  let registry: NodeRegistry | null = null;
+  let agentRunning: Promise<void> = Promise.resolve();
 
   const store = await openStore(join(config.dataDir, 'cluster.db'));
-  /** Stops in dependency order: no new requests, no new actions, log flushed, stores closed. */
+  /** Stops in dependency order: no new traffic, no new actions, log flushed, stores closed. */
   const stop = async () => {
     abort.abort();
+    for (const t of timers) clock.clearTimeout(t);
+    registry?.stop();
+    await agentRunning.catch(() => undefined);
+    hub?.close();
+    await proxy?.close().catch((err: unknown) => log.warn({ err }, 'closing proxy'));
     if (api) {
       const s = api;
       s.closeAllConnections();
       await new Promise<void>((r) => s.close(() => r()));
     }
     await events?.drain();
-    await agentStore?.close().catch((err) => log.warn({ err }, 'closing agent store'));
-    await store.close().catch((err) => log.warn({ err }, 'closing store'));
+    await agentStore?.close().catch((err: unknown) => log.warn({ err }, 'closing agent store'));
+    await store.close().catch((err: unknown) => log.warn({ err }, 'closing store'));
   };
+
   try {
     const token = await ensureToken(config.dataDir);
-    let control: ControlPlane | null = null;
-    const metrics = new Metrics({
-      instances: () => control?.observeAll() ?? Promise.resolve([]),
-      nodes: () => control?.nodeLinks().map((n) => ({ state: n.state() })) ?? [],
-    });
+    let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
+    const metrics = new Metrics({
+      instances: () => cp?.observeAll() ?? Promise.resolve([]),
+      nodes: () => cp?.nodeLinks().map((n) => ({ state: n.state() })) ?? [],
+    });
     const eventLog = new EventLog(store, log.child({ component: 'event-log' }), (e) => {
       metrics.observeAction(e);
       rollouts?.onEvent(e);
     });
     events = eventLog;
-    const cp = new ControlPlane({ store, clock, log: log.child({ component: 'control-plane' }), events: eventLog });
-    control = cp;
+
+    const px = new Proxy({
+      log: log.child({ component: 'proxy' }),
+      clock,
+      metrics: {
+        request: (route: string, status: number) => metrics.proxyRequests.inc({ route, status: String(status) }),
+        upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
+      },
+    });
+    proxy = px;
+
+    const reg = new NodeRegistry({
+      store,
+      clock,
+      log: log.child({ component: 'nodes' }),
+      timing: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, nodeDownGraceMs: config.nodeDownGraceMs },
+      record: (e) => eventLog.record(e),
+      onStateChange: (_node, from, to) => {
+        // Routes to an unreachable node's instances go at once; scheduling changes when a node
+        // is down, drained, or back.
+        routes.reconcileNow();
+        if (to !== 'unreachable' || from === 'down') void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
+      },
+    });
+    registry = reg;
+    await reg.load();
+
+    const routes = new RouteReconciler({
+      clock,
+      log: log.child({ reconciler: 'route' }),
+      apply: (table) => px.setRoutes(table),
+      endpoints: () => reg.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
+      reachable: (node) => {
+        const s = reg.get(node)?.state();
+        return s === 'ready' || s === 'draining';
+      },
+      record: (e) => eventLog.record(e),
+    });
+    abort.signal.addEventListener('abort', () => routes.stop());
+
+    cp = new ControlPlane({
+      store,
+      clock,
+      log: log.child({ component: 'control-plane' }),
+      events: eventLog,
+      nodes: () => reg.list(),
+      onServices: (services) => routes.setServices(services),
+    });
+    await cp.load();
     const watcher = new RolloutWatcher(
       store,
       async () => {
@@ -95,12 +170,34 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     rollouts = watcher;
     abort.signal.addEventListener('abort', () => watcher.stop());
 
+    const agentHub = new AgentHub({
+      clock,
+      log: log.child({ component: 'agent-hub' }),
+      token,
+      clusterId: config.clusterId,
+      heartbeat: { intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs },
+      registry: reg,
+      onSession: () => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed')),
+      onState: () => {
+        routes.poke();
+        watcher.poke();
+        if (cp.hasLingering()) void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
+      },
+      record: (e) => eventLog.record(e),
+      drain: async (address, maxMs) => {
+        routes.reconcileNow();
+        await px.drain(address, maxMs);
+      },
+    });
+    hub = agentHub;
+
     api = createApi({
       token,
       log: log.child({ component: 'api' }),
       control: cp,
       store,
       events: eventLog,
+      nodes: reg,
       isReady: () => ready,
       metrics: async (_req, res) => {
         const m = await metrics.text();
@@ -108,40 +205,76 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
         res.end(m.body);
       },
     });
+    api.on('upgrade', (req, socket, head) => {
+      if (!agentHub.handleUpgrade(req, socket, head)) socket.destroy();
+    });
     api.listen(config.apiListen.port, config.apiListen.host);
     await once(api, 'listening');
     const addr = api.address() as AddressInfo;
     const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
     log.info({ api: apiUrl, dataDir: config.dataDir, cluster: config.clusterId, node: config.nodeName }, 'api listening');
 
+    // Every known node's assignment set is decided before any agent can ask for it.
+    await cp.publish();
+
     let agent: Agent | null = null;
     let adopted: Promise<void> = Promise.resolve();
     if (config.localAgent) {
       const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
       agentStore = await openStore(join(config.dataDir, 'agent.db'));
-      const a = new Agent({
+      const built = buildAgent({
         runtime,
         store: agentStore,
         clock,
         rng,
         log,
         identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
+        labels: {},
         watchdogIntervalMs: config.watchdogIntervalMs,
-        record: (e) => eventLog.record(e),
+        // The embedded agent dials the hub in memory: the same protocol, no socket.
+        dial: async () => {
+          const [agentEnd, serverEnd] = memoryChannelPair();
+          agentHub.accept(serverEnd, 'embedded');
+          return agentEnd;
+        },
+        reconnect: { initialMs: 100, maxMs: 1000, jitter: DEFAULTS.reconnectJitter },
         onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds),
-        onChange: () => watcher.poke(),
+        ...(deps.checks ? { checks: deps.checks } : {}),
       });
-      agent = a;
-      cp.addNode(new LocalNode(a, runtime, clock, config.advertise));
-      await cp.publish();
-      await a.start(abort.signal);
-      adopted = a.ready();
+      agent = built.agent;
+      await built.agent.start(abort.signal);
+      agentRunning = built.session.run(abort.signal);
+      adopted = (async () => {
+        await built.session.firstConnect;
+        await built.agent.ready();
+        // The server's view of this node's instances is fresh before any route is served.
+        await reg.get(config.nodeName)?.observe();
+      })();
     }
-    void adopted.then(() => {
+
+    // Routes are restored before the proxy takes its first request.
+    let proxyAddress: { host: string; port: number } | null = null;
+    const serving = adopted.then(async () => {
       if (abort.signal.aborted) return;
+      routes.reconcileNow();
+      const listening = await px.listen(config.proxyListen.host, config.proxyListen.port);
+      proxyAddress = listening;
+      log.info({ proxy: `http://${listening.host}:${listening.port}` }, 'proxy listening');
+      scheduleWatchdog();
       ready = true;
       log.info({ api: apiUrl }, 'server ready');
     });
+    serving.catch((err: unknown) => log.fatal({ err }, 'could not start serving'));
+    // The server's side of the watchdog: a full pass over routes (agents run their own).
+    const scheduleWatchdog = () => {
+      if (abort.signal.aborted) return;
+      timers.push(
+        clock.setTimeout(() => {
+          routes.reconcileNow();
+          scheduleWatchdog();
+        }, config.watchdogIntervalMs),
+      );
+    };
 
     return {
       apiUrl,
@@ -149,7 +282,9 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       control: cp,
       agent,
       metrics,
-      ready: () => adopted,
+      proxy: () => proxyAddress,
+      routes: () => routes.routes(),
+      ready: () => serving,
       stop,
     };
   } catch (err) {

@@ -20,3 +20,9 @@ export async function nodes(g: ClientOptions, opts: { output: string }): Promise
   const now = systemClock.now();
   process.stdout.write(table(['NODE', 'STATE', 'ADDRESS', 'LAST HEARTBEAT', 'INSTANCES'], body.nodes.map((n) => [n.name, n.state, n.address, ago(n.lastHeartbeat, now), String(n.instances)])));
 }
+
+/** `orca drain NODE` / `orca uncordon NODE` */
+export async function drain(g: ClientOptions, node: string, drained: boolean): Promise<void> {
+  const r = await new Client(g).json<{ node: string; state: string }>('POST', `/v1/nodes/${encodeURIComponent(node)}/${drained ? 'drain' : 'uncordon'}`);
+  process.stdout.write(`node/${r.node} ${drained ? 'drained' : 'uncordoned'} (now ${r.state})\n`);
+}

@@ -56,6 +56,8 @@ export function orca(args: string[], env: Record<string, string> = {}, timeoutMs
 export interface ServerProcess {
   child: ChildProcess;
   api: string;
+  /** The proxy's host:port, once the server is ready. */
+  proxy: string | null;
   pid: number;
   logs: () => string;
   /** Waits for the process to end. */
@@ -106,8 +108,12 @@ export async function startServer(o: { cluster: string; dataDir: string; extra?:
     child.stdout?.on('data', onData);
     void exited.then((code) => reject(new Error(`orca server exited with ${code}:\n${out}`)));
   });
-  const proc: ServerProcess = { child, api, pid: child.pid as number, logs: () => out, exited };
-  if (o.waitReady !== false) await waitFor(async () => (await fetch(`${api}/healthz`)).status === 200, 30_000, `server ready\n${out}`);
+  const proc: ServerProcess = { child, api, proxy: null, pid: child.pid as number, logs: () => out, exited };
+  if (o.waitReady !== false) {
+    await waitFor(async () => (await fetch(`${api}/healthz`)).status === 200, 30_000, `server ready\n${out}`);
+    const line = out.split('\n').find((l) => l.includes('"proxy listening"'));
+    if (line) proc.proxy = (JSON.parse(line) as { proxy: string }).proxy.replace(/^http:\/\//, '');
+  }
   return proc;
 }
 
@@ -144,4 +150,33 @@ export async function cleanup(cluster: string, dataDir: string): Promise<void> {
 /** `orca …` with the API and data dir of a running server. */
 export function cli(server: ServerProcess, dataDir: string) {
   return (args: string[], timeoutMs?: number) => orca(['--api', server.api, '--data-dir', dataDir, ...args], {}, timeoutMs);
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  pid: number;
+  logs: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `orca agent` joining a server (its own node name and data directory). */
+export function startAgentProcess(o: { api: string; node: string; dataDir: string; token: string; cluster: string; extra?: string[] }): AgentProcess {
+  const child = spawn(
+    process.execPath,
+    [ORCA, 'agent', '--join', o.api, '--node-name', o.node, '--data-dir', o.dataDir, '--token', o.token, '--cluster-id', o.cluster, ...(o.extra ?? [])],
+    { env: { ...process.env, ORCA_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, pid: child.pid as number, logs: () => out, exited };
+}
+
+/** Ends an agent we started, by pid (resuming it first if it was stopped). */
+export async function stopAgentProcess(a: AgentProcess | undefined): Promise<void> {
+  if (!a || a.child.exitCode !== null || a.child.signalCode !== null) return;
+  process.kill(a.pid, 'SIGCONT');
+  process.kill(a.pid, 'SIGTERM');
+  await a.exited;
 }

@@ -140,7 +140,12 @@ describe('self-healing on real Docker', () => {
     );
     expect(sawCrashloop).toBe(true);
     // From each counted failure to the replacement's create: 0, 0.4, 0.8, 1.6, 1.6 s.
-    const ev = await events('crashy');
+    // (The reconciliation log reaches the server a moment after status shows the restart.)
+    let ev: EventLine[] = [];
+    await waitFor(async () => {
+      ev = await events('crashy');
+      return ev.filter((e) => e.action === 'container.create' && e.reason === 'replace-after-exited').length >= 5;
+    }, 5_000, 'five replacements in the log');
     const failures = ev.filter((e) => e.action === 'slot.update' && e.reason.startsWith('exited;'));
     const creates = ev.filter((e) => e.action === 'container.create' && e.reason === 'replace-after-exited');
     const expected = [0, 400, 800, 1600, 1600];

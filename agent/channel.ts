@@ -1,0 +1,67 @@
+/**
+ * A message channel between an agent and the server: a WebSocket for a remote agent, an
+ * in-memory pair for the embedded one. Both carry the same JSON text, so the embedded agent
+ * runs exactly the protocol a remote one does.
+ */
+export interface Channel {
+  /** Sends one message; silently dropped once the channel is closed. */
+  send(text: string): void;
+  /** Closes both ends; onClose fires once on each. Idempotent. */
+  close(code?: number, reason?: string): void;
+  onMessage(fn: (text: string) => void): void;
+  onClose(fn: (code: number, reason: string) => void): void;
+}
+
+class MemoryEnd implements Channel {
+  peer!: MemoryEnd;
+  private closed = false;
+  private readonly messageFns: Array<(t: string) => void> = [];
+  private readonly closeFns: Array<(c: number, r: string) => void> = [];
+
+  send(text: string): void {
+    if (this.closed) return;
+    const peer = this.peer;
+    // Asynchronous, like a socket: the sender never re-enters the receiver.
+    setImmediate(() => {
+      if (!peer.closed) for (const fn of peer.messageFns) fn(text);
+    });
+  }
+  close(code = 1000, reason = ''): void {
+    if (this.closed) return;
+    this.closed = true;
+    setImmediate(() => {
+      for (const fn of this.closeFns) fn(code, reason);
+    });
+    this.peer.close(code, reason);
+  }
+  onMessage(fn: (text: string) => void): void {
+    this.messageFns.push(fn);
+  }
+  onClose(fn: (code: number, reason: string) => void): void {
+    this.closeFns.push(fn);
+  }
+}
+
+/** Two connected in-memory ends. */
+export function memoryChannelPair(): [Channel, Channel] {
+  const a = new MemoryEnd();
+  const b = new MemoryEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** A Channel over a `ws` WebSocket (either side). */
+export function wsChannel(ws: import('ws').WebSocket): Channel {
+  return {
+    send: (text) => {
+      if (ws.readyState === ws.OPEN) ws.send(text);
+    },
+    close: (code = 1000, reason = '') => {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+      else ws.terminate();
+    },
+    onMessage: (fn) => ws.on('message', (data) => fn(data.toString())),
+    onClose: (fn) => ws.on('close', (code, reason) => fn(code, reason.toString())),
+  };
+}

@@ -1,0 +1,136 @@
+import { join } from 'node:path';
+import { totalmem } from 'node:os';
+import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
+import { DEFAULTS } from '../core/defaults.js';
+import type { Logger } from '../core/log.js';
+import type { Runtime } from '../runtime/types.js';
+import type { Store } from '../store/types.js';
+import { openLevelStore } from '../store/index.js';
+import { Agent } from './agent.js';
+import { AgentSession } from './session.js';
+import { wsChannel, type Channel } from './channel.js';
+
+export interface AgentConfig {
+  /** The server's API URL (http://host:port). */
+  join: string;
+  token: string;
+  nodeName: string;
+  dataDir: string;
+  advertise: string;
+  clusterId: string;
+  labels: Record<string, string>;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  /** A full local resync period (the agent's own watchdog). */
+  watchdogIntervalMs: number;
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  session: AgentSession;
+  stop(): Promise<void>;
+}
+
+/** Dials the server's agent endpoint over a WebSocket with the cluster token. */
+export function wsDialer(join: string, token: string): () => Promise<Channel> {
+  const url = new URL('/v1/agent', join.replace(/^http/, 'ws'));
+  return async () => {
+    const { WebSocket } = await import('ws');
+    return new Promise<Channel>((resolve, reject) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
+      ws.once('open', () => resolve(wsChannel(ws)));
+      ws.once('unexpected-response', (_req, res) => {
+        reject(new Error(res.statusCode === 401 ? 'the server refused the token (401)' : `the server answered HTTP ${res.statusCode}`));
+        ws.terminate();
+      });
+      ws.once('error', (err) => reject(err));
+    });
+  };
+}
+
+/**
+ * The composition root of `orca agent`: its own store (`<data-dir>/agent.db`, the cached
+ * assignments it keeps healing from while cut off), the Docker runtime, the agent and its
+ * session with the server. The server's embedded agent is built from the same parts.
+ */
+export async function startAgent(
+  config: AgentConfig,
+  deps: { log: Logger; runtime?: Runtime; clock?: Clock; rng?: Rng; openStore?: (path: string) => Promise<Store>; dial?: () => Promise<Channel> },
+): Promise<RunningAgent> {
+  const clock = deps.clock ?? systemClock;
+  const rng = deps.rng ?? systemRng;
+  const log = deps.log;
+  const store = await (deps.openStore ?? ((p: string) => openLevelStore(p)))(join(config.dataDir, 'agent.db'));
+  const abort = new AbortController();
+  try {
+    const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
+    const { agent, session } = buildAgent({
+      runtime,
+      store,
+      clock,
+      rng,
+      log,
+      identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
+      labels: config.labels,
+      watchdogIntervalMs: config.watchdogIntervalMs,
+      dial: deps.dial ?? wsDialer(config.join, config.token),
+      reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
+    });
+    await agent.start(abort.signal);
+    const running = session.run(abort.signal);
+    return {
+      agent,
+      session,
+      async stop() {
+        abort.abort();
+        await running.catch(() => undefined);
+        await store.close();
+      },
+    };
+  } catch (err) {
+    abort.abort();
+    await store.close();
+    throw err;
+  }
+}
+
+/** An Agent and its AgentSession, wired to each other (remote agents and the embedded one alike). */
+export function buildAgent(o: {
+  runtime: Runtime;
+  store: Store;
+  clock: Clock;
+  rng: Rng;
+  log: Logger;
+  identity: { cluster: string; node: string; advertise: string };
+  labels: Record<string, string>;
+  watchdogIntervalMs: number;
+  dial: () => Promise<Channel>;
+  reconnect: { initialMs: number; maxMs: number; jitter: number };
+  onRecovery?: (service: string, seconds: number) => void;
+  checks?: import('./probe-checks.js').ProbeChecks;
+}): { agent: Agent; session: AgentSession } {
+  const session = new AgentSession({
+    clock: o.clock,
+    rng: o.rng,
+    log: o.log.child({ component: 'session', node: o.identity.node }),
+    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() } },
+    dial: o.dial,
+    reconnect: o.reconnect,
+  });
+  const agent = new Agent({
+    runtime: o.runtime,
+    store: o.store,
+    clock: o.clock,
+    rng: o.rng,
+    log: o.log,
+    identity: o.identity,
+    watchdogIntervalMs: o.watchdogIntervalMs,
+    record: (e) => session.record(e),
+    onChange: () => session.changed(),
+    drain: (instance, address, maxMs) => session.drain(instance, address, maxMs),
+    ...(o.onRecovery ? { onRecovery: o.onRecovery } : {}),
+    ...(o.checks ? { checks: o.checks } : {}),
+  });
+  session.bind(agent);
+  return { agent, session };
+}

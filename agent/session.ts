@@ -1,0 +1,318 @@
+import { sleep, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
+import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { EventRecord } from '../store/types.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
+import type { Agent } from './agent.js';
+import type { Channel } from './channel.js';
+import { decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './protocol.js';
+
+export interface SessionIdentity {
+  node: string;
+  cluster: string;
+  advertise: string;
+  labels: Record<string, string>;
+  capacity: { memoryBytes?: number };
+}
+
+export interface AgentSessionDeps {
+  clock: Clock;
+  rng: Rng;
+  log: Logger;
+  identity: SessionIdentity;
+  /** Opens a channel to the server; throws when it cannot. */
+  dial: () => Promise<Channel>;
+  /** Reconnect backoff: 5, 10, 20, 40, 60, 60 … s with ±20 % jitter by default. */
+  reconnect: BackoffPolicy;
+  /** Events kept while cut off, oldest dropped first. */
+  maxBufferedEvents?: number;
+}
+
+/**
+ * The agent's half of a session with the server. Keeps reconnecting with exponential
+ * backoff while the agent goes on healing locally from its cached assignments; on every
+ * connect it says hello with its full inventory and takes the server's full assignment set.
+ * A session that hears nothing for the server-set deadline is ended and dialled again (no
+ * half-open sessions).
+ */
+export class AgentSession {
+  private agent!: Agent;
+  private channel: Channel | null = null;
+  private welcomed = false;
+  private heartbeatTimer: TimerHandle | null = null;
+  private deadlineTimer: TimerHandle | null = null;
+  private stateTimer: TimerHandle | null = null;
+  private seq = 0;
+  private nextId = 1;
+  private heartbeat = { intervalMs: 5000, timeoutMs: 15000 };
+  private readonly pendingEvents: EventRecord[] = [];
+  private readonly drains = new Map<number, () => void>();
+  private readonly logStreams = new Map<number, AbortController>();
+  private assignments: SlotAssignment[] = [];
+  private connectedOnce: (() => void) | null = null;
+  /** Resolves at the first welcome (tests, start-up). */
+  readonly firstConnect = new Promise<void>((r) => (this.connectedOnce = r));
+
+  constructor(private readonly deps: AgentSessionDeps) {}
+
+  /** The agent this session serves (set before start; the agent's hooks call back into the session). */
+  bind(agent: Agent): void {
+    this.agent = agent;
+  }
+
+  get connected(): boolean {
+    return this.welcomed;
+  }
+
+  /** Runs until the signal aborts: dial, serve, and on loss dial again after the backoff. */
+  async run(signal: AbortSignal): Promise<void> {
+    let attempt = 0;
+    while (!signal.aborted) {
+      let channel: Channel | null = null;
+      try {
+        channel = await this.deps.dial();
+      } catch (err) {
+        this.deps.log.warn({ err: { message: errorMessage(err) }, attempt: attempt + 1 }, 'cannot reach the server');
+      }
+      if (channel) {
+        const closed = this.serve(channel, signal);
+        const welcomed = await closed;
+        if (welcomed) attempt = 0;
+      }
+      if (signal.aborted) break;
+      const delay = backoffDelayMs(this.deps.reconnect, attempt++, this.deps.rng);
+      this.deps.log.info({ inMs: Math.round(delay), attempt }, 'reconnecting to the server');
+      try {
+        await sleep(this.deps.clock, delay, signal);
+      } catch {
+        break;
+      }
+    }
+    this.channel?.close(1001, 'agent stopping');
+  }
+
+  // ---- hooks the agent calls --------------------------------------------------------
+
+  /** The agent's instances changed: push state soon (coalesced). */
+  changed(): void {
+    if (!this.welcomed || this.stateTimer) return;
+    this.stateTimer = this.deps.clock.setTimeout(() => {
+      this.stateTimer = null;
+      void this.pushState();
+    }, 0);
+  }
+
+  /** A reconciliation log line: sent now, or kept until the session is back. */
+  record(e: EventRecord): void {
+    if (this.welcomed) {
+      this.send({ type: 'event', records: [e] });
+      return;
+    }
+    this.pendingEvents.push(e);
+    const max = this.deps.maxBufferedEvents ?? 5000;
+    if (this.pendingEvents.length > max) this.pendingEvents.splice(0, this.pendingEvents.length - max);
+  }
+
+  /** Asks the server to take an instance out of its routes and wait for its requests (bounded). */
+  drain(instance: string, address: string, maxMs: number): Promise<void> {
+    if (!this.welcomed) return Promise.resolve();
+    const id = this.nextId++;
+    return new Promise<void>((resolve) => {
+      const timer = this.deps.clock.setTimeout(() => {
+        this.drains.delete(id);
+        resolve();
+      }, maxMs + 1000);
+      this.drains.set(id, () => {
+        this.deps.clock.clearTimeout(timer);
+        resolve();
+      });
+      this.send({ type: 'drain', id, instance, address, maxMs });
+    });
+  }
+
+  // ---- the session ------------------------------------------------------------------
+
+  /** Serves one channel until it closes; resolves whether it was ever welcomed. */
+  private serve(channel: Channel, signal: AbortSignal): Promise<boolean> {
+    this.channel = channel;
+    this.welcomed = false;
+    let wasWelcomed = false;
+    return new Promise<boolean>((resolve) => {
+      const onAbort = () => channel.close(1001, 'agent stopping');
+      signal.addEventListener('abort', onAbort, { once: true });
+      channel.onClose((code, reason) => {
+        signal.removeEventListener('abort', onAbort);
+        this.teardown();
+        if (wasWelcomed) this.deps.log.warn({ code, reason }, 'session with the server ended');
+        resolve(wasWelcomed);
+      });
+      channel.onMessage((text) => {
+        this.armDeadline();
+        const d = decodeServerMessage(text);
+        if (!d.ok) {
+          this.deps.log.warn({ error: d.error }, 'bad message from the server; closing the session');
+          channel.close(4400, d.error.slice(0, 120));
+          return;
+        }
+        if (d.msg.type === 'welcome') wasWelcomed = true;
+        void this.handle(d.msg).catch((err) => this.deps.log.error({ err }, 'handling a server message failed'));
+      });
+      void this.hello().catch((err) => {
+        this.deps.log.warn({ err }, 'could not say hello');
+        channel.close(1011, 'hello failed');
+      });
+      this.heartbeat = { intervalMs: 5000, timeoutMs: 15000 };
+      this.armDeadline();
+    });
+  }
+
+  private async hello(): Promise<void> {
+    const id = this.deps.identity;
+    const reports = await this.agent.observe().catch(() => []);
+    this.send({
+      type: 'hello',
+      v: PROTOCOL_VERSION,
+      node: id.node,
+      cluster: id.cluster,
+      advertise: id.advertise,
+      labels: id.labels,
+      capacity: id.capacity,
+      reports,
+      endpoints: this.agent.endpoints(),
+    });
+  }
+
+  private async handle(msg: ServerMessage): Promise<void> {
+    switch (msg.type) {
+      case 'welcome': {
+        this.heartbeat = { intervalMs: msg.heartbeatIntervalMs, timeoutMs: msg.heartbeatTimeoutMs };
+        this.welcomed = true;
+        this.deps.log.info({ heartbeatIntervalMs: msg.heartbeatIntervalMs }, 'session with the server established');
+        this.scheduleHeartbeat();
+        this.armDeadline();
+        if (this.pendingEvents.length) this.send({ type: 'event', records: this.pendingEvents.splice(0) });
+        this.connectedOnce?.();
+        this.connectedOnce = null;
+        return;
+      }
+      case 'assignments': {
+        if (msg.full) this.assignments = (msg.slots ?? []) as SlotAssignment[];
+        else {
+          const changed = msg.services ?? {};
+          this.assignments = [
+            ...this.assignments.filter((a) => !(a.service in changed)),
+            ...(Object.values(changed).flat() as SlotAssignment[]),
+          ];
+        }
+        await this.agent.setAssignments(this.assignments);
+        this.changed();
+        return;
+      }
+      case 'heartbeat-ack':
+        return;
+      case 'drained': {
+        const done = this.drains.get(msg.id);
+        this.drains.delete(msg.id);
+        done?.();
+        return;
+      }
+      case 'containers': {
+        try {
+          const containers = await this.agent.containers(msg.service);
+          this.send({ type: 'containers-result', id: msg.id, containers });
+        } catch (err) {
+          this.send({ type: 'containers-result', id: msg.id, containers: [], error: errorMessage(err) });
+        }
+        return;
+      }
+      case 'observe': {
+        try {
+          this.send({ type: 'observed', id: msg.id, reports: await this.agent.observe(), endpoints: this.agent.endpoints() });
+        } catch (err) {
+          this.send({ type: 'observed', id: msg.id, reports: [], error: errorMessage(err) });
+        }
+        return;
+      }
+      case 'logs':
+        return this.streamLogs(msg.id, msg.containerId, msg.tail, msg.follow);
+      case 'logs-cancel':
+        this.logStreams.get(msg.id)?.abort();
+        return;
+      case 'error':
+        this.deps.log.error({ code: msg.code, message: msg.message }, 'the server refused the session');
+        return;
+    }
+  }
+
+  private async streamLogs(id: number, containerId: string, tail: number | undefined, follow: boolean): Promise<void> {
+    const abort = new AbortController();
+    this.logStreams.set(id, abort);
+    let batch: string[] = [];
+    try {
+      for await (const line of this.agent.logs(containerId, { tail, follow, signal: abort.signal })) {
+        batch.push(line);
+        if (batch.length >= 200) {
+          this.send({ type: 'logs-data', id, lines: batch });
+          batch = [];
+        } else if (batch.length === 1) {
+          // Flush soon, so `logs -f` is live.
+          setImmediate(() => {
+            if (batch.length) {
+              this.send({ type: 'logs-data', id, lines: batch });
+              batch = [];
+            }
+          });
+        }
+      }
+      if (batch.length) this.send({ type: 'logs-data', id, lines: batch });
+      this.send({ type: 'logs-end', id });
+    } catch (err) {
+      if (batch.length) this.send({ type: 'logs-data', id, lines: batch });
+      this.send({ type: 'logs-end', id, ...(abort.signal.aborted ? {} : { error: errorMessage(err) }) });
+    } finally {
+      this.logStreams.delete(id);
+    }
+  }
+
+  private async pushState(): Promise<void> {
+    if (!this.welcomed) return;
+    const reports = await this.agent.observe().catch((err) => {
+      this.deps.log.warn({ err }, 'cannot observe the runtime for a state report');
+      return null;
+    });
+    this.send({ type: 'state', reports: reports ?? [], endpoints: this.agent.endpoints() });
+  }
+
+  private send(msg: AgentMessage): void {
+    this.channel?.send(encode(msg));
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.heartbeatTimer) this.deps.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = this.deps.clock.setTimeout(() => {
+      this.send({ type: 'heartbeat', seq: this.seq++ });
+      this.scheduleHeartbeat();
+    }, this.heartbeat.intervalMs);
+  }
+
+  /** No word from the server for the deadline: the session is dead, whatever TCP thinks. */
+  private armDeadline(): void {
+    if (this.deadlineTimer) this.deps.clock.clearTimeout(this.deadlineTimer);
+    const channel = this.channel;
+    this.deadlineTimer = this.deps.clock.setTimeout(() => {
+      this.deps.log.warn({ timeoutMs: this.heartbeat.timeoutMs }, 'no word from the server; ending the session');
+      channel?.close(4408, 'heartbeat deadline');
+    }, this.heartbeat.timeoutMs);
+  }
+
+  private teardown(): void {
+    this.welcomed = false;
+    this.channel = null;
+    for (const t of [this.heartbeatTimer, this.deadlineTimer, this.stateTimer]) if (t) this.deps.clock.clearTimeout(t);
+    this.heartbeatTimer = this.deadlineTimer = this.stateTimer = null;
+    for (const done of this.drains.values()) done();
+    this.drains.clear();
+    for (const a of this.logStreams.values()) a.abort();
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Test support for the proxy suites: small real backends on 127.0.0.1 and a client that can set
+ * any Host header. Nothing here is used outside tests.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Proxy } from './proxy.js';
+import type { ProxyMetrics, ProxyOptions } from './types.js';
+import { sleep, systemClock } from '../core/clock.js';
+import { silentLogger } from '../core/log.js';
+
+export interface TestBackend {
+  name: string;
+  address: string;
+  server: http.Server;
+  /** Requests received. */
+  hits: number;
+  /** TCP connections accepted. */
+  connections: number;
+  close(): Promise<void>;
+}
+
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, b: TestBackend) => void;
+
+/** A backend that answers "<name> <method> <url>" unless given a handler. */
+export async function startBackend(name: string, handler?: Handler): Promise<TestBackend> {
+  const b: TestBackend = { name, address: '', server: undefined as unknown as http.Server, hits: 0, connections: 0, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    b.hits++;
+    if (handler) return handler(req, res, b);
+    req.resume();
+    req.on('end', () => res.end(`${name} ${req.method} ${req.url}`));
+  });
+  server.on('connection', () => b.connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  b.server = server;
+  b.address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  b.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return b;
+}
+
+/** An address nothing listens on (a port that was just bound and released). */
+export async function refusedAddress(): Promise<string> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `127.0.0.1:${port}`;
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export interface SendOptions {
+  method?: string;
+  host?: string;
+  headers?: http.OutgoingHttpHeaders;
+  body?: string | Buffer;
+  agent?: http.Agent | false;
+}
+
+/** One request to 127.0.0.1:port, the whole response read. */
+export function send(port: number, path: string, opts: SendOptions = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { host: opts.host ?? 'app.test', ...opts.headers };
+    // Node sends a GET/OPTIONS body without any length unless told: say it.
+    if (opts.body !== undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = Buffer.byteLength(opts.body);
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export interface RecordedMetrics extends ProxyMetrics {
+  requests: Array<{ route: string; status: number }>;
+  upstream: Array<{ route: string; seconds: number }>;
+}
+
+export function recordMetrics(): RecordedMetrics {
+  const m: RecordedMetrics = {
+    requests: [],
+    upstream: [],
+    request: (route, status) => void m.requests.push({ route, status }),
+    upstreamSeconds: (route, seconds) => void m.upstream.push({ route, seconds }),
+  };
+  return m;
+}
+
+/** A listening proxy with a silent logger and the system clock unless told otherwise. */
+export async function startProxy(opts: Partial<ProxyOptions> = {}): Promise<{ proxy: Proxy; port: number }> {
+  const proxy = new Proxy({ log: silentLogger(), clock: systemClock, ...opts });
+  const { port } = await proxy.listen('127.0.0.1', 0);
+  return { proxy, port };
+}
+
+/** Resolves when cond() holds, checking every 5 ms; rejects after maxMs. */
+export async function until(cond: () => boolean, maxMs = 3_000): Promise<void> {
+  for (let waited = 0; waited <= maxMs; waited += 5) {
+    if (cond()) return;
+    await sleep(systemClock, 5);
+  }
+  throw new Error('condition not met in time');
+}

@@ -1,0 +1,259 @@
+import type { Clock } from '../core/clock.js';
+import { OrcaError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { InstanceReport } from '../agent/reports.js';
+import type { Channel } from '../agent/channel.js';
+import { encode, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
+import type { ObservedContainer } from '../runtime/types.js';
+import type { NodeLink, NodeState } from './nodes.js';
+
+/** What a node told the server about itself (kept across server restarts). */
+export interface NodeInfo {
+  name: string;
+  advertise: string;
+  labels: Record<string, string>;
+  capacity: { memoryBytes?: number };
+  /** Set by `orca drain`, cleared by `orca uncordon`. */
+  drained: boolean;
+}
+
+const RPC_TIMEOUT_MS = 1_000;
+
+/**
+ * The server's handle on one agent, over its session (a WebSocket, or the embedded agent's
+ * in-memory channel: the same protocol either way). Assignments are sent in full when a
+ * session starts and as per-service deltas after; instance state is what the agent pushed
+ * (routes) or, for status, asked of it now.
+ */
+export class RemoteNode implements NodeLink {
+  private channel: Channel | null = null;
+  private desired: SlotAssignment[] = [];
+  /** False until the control plane has said what this node runs: nothing is sent before that. */
+  private published = false;
+  /** Whether this session has had its full set yet. */
+  private sentFull = false;
+  private sent = new Map<string, string>();
+  private reports: InstanceReport[] = [];
+  private endpointList: Endpoint[] = [];
+  private nextId = 1;
+  private readonly pending = new Map<number, (msg: AgentMessage) => void>();
+  private readonly logQueues = new Map<number, { push: (lines: string[] | Error | null) => void }>();
+  lastHeartbeatMs: number;
+  nodeState: NodeState = 'unreachable';
+
+  constructor(
+    public info: NodeInfo,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    this.lastHeartbeatMs = clock.now();
+  }
+
+  get name(): string {
+    return this.info.name;
+  }
+  labels(): Record<string, string> {
+    return this.info.labels;
+  }
+  capacity(): { memoryBytes?: number } {
+    return this.info.capacity;
+  }
+  state(): NodeState {
+    return this.nodeState;
+  }
+  address(): string {
+    return this.info.advertise;
+  }
+  lastHeartbeat(): string {
+    return new Date(this.lastHeartbeatMs).toISOString();
+  }
+  get attached(): boolean {
+    return this.channel !== null;
+  }
+
+  /** A session began (after hello): the node gets its full assignment set. */
+  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[]): void {
+    if (this.channel && this.channel !== channel) this.channel.close(4409, 'replaced by a newer session');
+    this.channel = channel;
+    this.reports = reports;
+    this.endpointList = endpoints;
+    this.sent.clear();
+    this.sentFull = false;
+    // Never an empty full set by default: an agent would remove what it runs.
+    if (this.published) this.sendAssignments(true);
+  }
+
+  /** The session ended; the node keeps its last known state until the heartbeat deadline says otherwise. */
+  detach(channel: Channel): void {
+    if (this.channel !== channel) return;
+    this.channel = null;
+    for (const fn of this.pending.values()) fn({ type: 'observed', id: -1, reports: [], error: 'session ended' });
+    this.pending.clear();
+    for (const q of this.logQueues.values()) q.push(new Error(`the session with node ${this.name} ended`));
+    this.logQueues.clear();
+  }
+
+  /** Handles a reply or stream message from the agent. Returns true when it was one. */
+  handleReply(msg: AgentMessage): boolean {
+    switch (msg.type) {
+      case 'observed':
+      case 'containers-result': {
+        const fn = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        fn?.(msg);
+        return true;
+      }
+      case 'logs-data':
+        this.logQueues.get(msg.id)?.push(msg.lines);
+        return true;
+      case 'logs-end': {
+        const q = this.logQueues.get(msg.id);
+        this.logQueues.delete(msg.id);
+        q?.push(msg.error ? new Error(msg.error) : null);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  updateState(reports: InstanceReport[], endpoints: Endpoint[]): void {
+    this.reports = reports;
+    this.endpointList = endpoints;
+  }
+
+  setAssignments(list: SlotAssignment[]): Promise<void> {
+    this.desired = list;
+    this.published = true;
+    this.sendAssignments(!this.sentFull);
+    return Promise.resolve();
+  }
+
+  assignments(): SlotAssignment[] {
+    return this.desired;
+  }
+
+  endpoints(): Endpoint[] {
+    return this.endpointList;
+  }
+
+  lastReports(): InstanceReport[] {
+    return this.reports;
+  }
+
+  /** The node's instances as its agent reads them from Docker now; the last report if it cannot answer. */
+  async observe(): Promise<InstanceReport[]> {
+    // A node we cannot hear from cannot be asked: what it last said is all there is.
+    if (!this.channel || this.nodeState === 'unreachable' || this.nodeState === 'down') return this.reports;
+    try {
+      const msg = await this.request({ type: 'observe', id: 0 });
+      if (msg.type === 'observed' && msg.error) {
+        throw new OrcaError('ORCA_RUNTIME_UNAVAILABLE', `node ${this.name} cannot read its containers: ${msg.error}`);
+      }
+      if (msg.type === 'observed') {
+        this.reports = msg.reports;
+        if (msg.endpoints) this.endpointList = msg.endpoints;
+        return msg.reports;
+      }
+    } catch (err) {
+      if (err instanceof OrcaError && err.code === 'ORCA_RUNTIME_UNAVAILABLE') throw err;
+      this.log.warn({ node: this.name, err }, 'node did not answer observe; using its last report');
+    }
+    return this.reports;
+  }
+
+  async containers(service: string): Promise<ObservedContainer[]> {
+    if (!this.channel) throw new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${this.name} is not connected`);
+    const msg = await this.request({ type: 'containers', id: 0, service });
+    if (msg.type !== 'containers-result') return [];
+    if (msg.error) throw new OrcaError('ORCA_RUNTIME_FAILED', msg.error);
+    return msg.containers;
+  }
+
+  logs(containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<string> {
+    const node = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const channel = node.channel;
+        if (!channel) throw new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${node.name} is not connected`);
+        const id = node.nextId++;
+        const buffered: Array<string[] | Error | null> = [];
+        let wake: (() => void) | null = null;
+        node.logQueues.set(id, {
+          push: (x) => {
+            buffered.push(x);
+            wake?.();
+          },
+        });
+        const cancel = () => channel.send(encode({ type: 'logs-cancel', id }));
+        opts.signal?.addEventListener('abort', cancel, { once: true });
+        channel.send(encode({ type: 'logs', id, containerId, follow: opts.follow ?? false, ...(opts.tail !== undefined ? { tail: opts.tail } : {}) }));
+        try {
+          for (;;) {
+            while (buffered.length === 0) await new Promise<void>((r) => (wake = r));
+            const next = buffered.shift();
+            if (next === null || next === undefined) return;
+            if (next instanceof Error) throw next;
+            yield* next;
+          }
+        } finally {
+          opts.signal?.removeEventListener('abort', cancel);
+          node.logQueues.delete(id);
+        }
+      },
+    };
+  }
+
+  send(msg: ServerMessage): void {
+    this.channel?.send(encode(msg));
+  }
+
+  private sendAssignments(full: boolean): void {
+    if (!this.channel) return;
+    const byService = new Map<string, SlotAssignment[]>();
+    for (const a of this.desired) {
+      const l = byService.get(a.service) ?? [];
+      l.push(a);
+      byService.set(a.service, l);
+    }
+    if (full) {
+      this.sentFull = true;
+      this.sent = new Map([...byService].map(([s, l]) => [s, JSON.stringify(l)]));
+      this.send({ type: 'assignments', full: true, slots: this.desired });
+      return;
+    }
+    const changed: Record<string, SlotAssignment[]> = {};
+    for (const [svc, list] of byService) {
+      const text = JSON.stringify(list);
+      if (this.sent.get(svc) !== text) {
+        changed[svc] = list;
+        this.sent.set(svc, text);
+      }
+    }
+    for (const svc of [...this.sent.keys()]) {
+      if (!byService.has(svc)) {
+        changed[svc] = [];
+        this.sent.delete(svc);
+      }
+    }
+    if (Object.keys(changed).length > 0) this.send({ type: 'assignments', full: false, services: changed });
+  }
+
+  private request(msg: Extract<ServerMessage, { id: number }>): Promise<AgentMessage> {
+    const channel = this.channel;
+    if (!channel) return Promise.reject(new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${this.name} is not connected`));
+    const id = this.nextId++;
+    return new Promise<AgentMessage>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.pending.delete(id);
+        reject(new OrcaError('ORCA_TIMEOUT', `node ${this.name} did not answer within ${RPC_TIMEOUT_MS} ms`, { transient: true }));
+      }, RPC_TIMEOUT_MS);
+      this.pending.set(id, (reply) => {
+        this.clock.clearTimeout(timer);
+        resolve(reply);
+      });
+      channel.send(encode({ ...msg, id } as ServerMessage));
+    });
+  }
+}

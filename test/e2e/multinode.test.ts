@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TEST_IMAGE } from '../images.js';
+import { cleanup, cli, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
+
+interface Instance {
+  id: string;
+  node: string;
+  state: string;
+  ready: boolean;
+  containerId: string | null;
+}
+interface Node {
+  name: string;
+  state: string;
+  instances: number;
+}
+
+const SERVER_FLAGS = ['--heartbeat-interval', '0.2', '--heartbeat-timeout', '1', '--node-down-grace', '1.5', '--watchdog-interval', '2'];
+const AGENT_FLAGS = ['--reconnect-initial', '0.2', '--reconnect-max', '0.5', '--watchdog-interval', '2'];
+const mainPid = (id: string) => Number(execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', id]).toString().trim());
+
+describe('multiple hosts: a second agent on the same Docker daemon', () => {
+  let env: { cluster: string; dataDir: string };
+  let agentDir: string;
+  let server: ServerProcess | undefined;
+  let agent: AgentProcess | undefined;
+  let run: ReturnType<typeof cli>;
+  let token: string;
+
+  const instances = async (): Promise<Instance[]> => {
+    const r = await run(['status', 'spread', '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return (JSON.parse(r.stdout) as { services: Array<{ instances: Instance[] }> }).services[0]!.instances;
+  };
+  const nodes = async (): Promise<Node[]> => (JSON.parse((await run(['nodes', '-o', 'json'])).stdout) as { nodes: Node[] }).nodes;
+  const liveOn = async (node: string) => (await instances()).filter((i) => i.node === node && i.state === 'running' && i.containerId);
+  const containersOf = () =>
+    execFileSync('docker', ['ps', '-q', '--filter', `label=orca.cluster=${env.cluster}`, '--filter', 'label=orca.service=spread']).toString().trim().split('\n').filter(Boolean);
+
+  beforeAll(async () => {
+    env = await testEnv('multi');
+    agentDir = await mkdtemp(join(tmpdir(), `${env.cluster}-n2-`));
+    server = await startServer({ ...env, extra: SERVER_FLAGS });
+    run = cli(server, env.dataDir);
+    token = (await readFile(join(env.dataDir, 'cluster.token'), 'utf8')).trim();
+    agent = startAgentProcess({ api: server.api, node: 'n2', dataDir: agentDir, token, cluster: env.cluster, extra: AGENT_FLAGS });
+    await waitFor(async () => (await nodes()).some((n) => n.name === 'n2' && n.state === 'ready'), 15_000, 'n2 ready');
+  });
+
+  afterAll(async () => {
+    await stopAgentProcess(agent);
+    await stopServer(server);
+    await cleanup(env.cluster, env.dataDir);
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  it('spreads replicas over both nodes', async () => {
+    const file = join(env.dataDir, 'spread.toml');
+    await writeFile(file, `[[service]]\nname = "spread"\nimage = "${TEST_IMAGE}"\ncommand = ["sleep", "3600"]\nreplicas = 4\nstop_grace_secs = 0.5\n`);
+    expect((await run(['apply', '-f', file, '--wait', '--timeout', '60'])).code).toBe(0);
+    const all = await instances();
+    expect(all.filter((i) => i.node === 'n1')).toHaveLength(2);
+    expect(all.filter((i) => i.node === 'n2')).toHaveLength(2);
+    expect(containersOf()).toHaveLength(4);
+  });
+
+  it('a frozen agent makes its node unreachable, then down, and its replicas move; thawed, it leaves no duplicate', async () => {
+    process.kill(agent!.pid, 'SIGSTOP');
+    const t0 = Date.now();
+    await waitFor(async () => (await nodes()).find((n) => n.name === 'n2')?.state === 'unreachable', 10_000, 'n2 unreachable', 50);
+    const tUnreachable = Date.now() - t0;
+    await waitFor(async () => (await liveOn('n1')).filter((i) => i.ready).length === 4, 20_000, 'four ready on n1', 100);
+    const tMoved = Date.now() - t0;
+    expect((await nodes()).find((n) => n.name === 'n2')?.state).toBe('down');
+    // For the closing note: freeze → unreachable and → replacements ready, beside the timeouts (1 s, +1.5 s).
+    console.log(`freeze → unreachable ${tUnreachable} ms (timeout 1000); → replacements ready ${tMoved} ms (timeout + grace 2500)`);
+    expect(tUnreachable).toBeLessThan(1000 + 1500);
+
+    process.kill(agent!.pid, 'SIGCONT');
+    await waitFor(async () => (await nodes()).find((n) => n.name === 'n2')?.state === 'ready', 15_000, 'n2 back');
+    // The thawed agent gets its (now empty) assignment set and removes what moved away.
+    await waitFor(async () => containersOf().length === 4, 15_000, 'no duplicate left');
+    const live = (await instances()).filter((i) => i.containerId && i.state === 'running');
+    expect(live.every((i) => i.node === 'n1')).toBe(true);
+  });
+
+  it('drain moves replicas off a node start-first, and uncordon lets it take new ones', async () => {
+    // Bring some replicas to n2 again: scale up (the new slots spread to the emptier node).
+    const file = join(env.dataDir, 'spread6.toml');
+    await writeFile(file, `[[service]]\nname = "spread"\nimage = "${TEST_IMAGE}"\ncommand = ["sleep", "3600"]\nreplicas = 6\nstop_grace_secs = 0.5\n`);
+    expect((await run(['apply', '-f', file, '--wait', '--timeout', '60'])).code).toBe(0);
+    expect((await liveOn('n2')).length).toBe(2);
+    const d = await run(['drain', 'n2']);
+    expect(d).toMatchObject({ code: 0 });
+    expect(d.stdout).toContain('node/n2 drained');
+    await waitFor(async () => (await liveOn('n2')).length === 0 && (await liveOn('n1')).filter((i) => i.ready).length === 6, 20_000, 'drained');
+    expect((await nodes()).find((n) => n.name === 'n2')?.state).toBe('draining');
+    const u = await run(['uncordon', 'n2']);
+    expect(u.stdout).toContain('node/n2 uncordoned (now ready)');
+  });
+
+  it('with the server killed, the agent heals on its own; the server back, the agent reconnects', async () => {
+    // Move two replicas back to n2: scale down then up.
+    const f4 = join(env.dataDir, 'spread4.toml');
+    await writeFile(f4, `[[service]]\nname = "spread"\nimage = "${TEST_IMAGE}"\ncommand = ["sleep", "3600"]\nreplicas = 4\nstop_grace_secs = 0.5\n`);
+    expect((await run(['apply', '-f', f4, '--wait', '--timeout', '60'])).code).toBe(0);
+    const f8 = join(env.dataDir, 'spread8.toml');
+    await writeFile(f8, `[[service]]\nname = "spread"\nimage = "${TEST_IMAGE}"\ncommand = ["sleep", "3600"]\nreplicas = 8\nstop_grace_secs = 0.5\n`);
+    expect((await run(['apply', '-f', f8, '--wait', '--timeout', '60'])).code).toBe(0);
+    const onN2 = await liveOn('n2');
+    expect(onN2.length).toBeGreaterThan(0);
+
+    await stopServer(server, 'SIGKILL');
+    const victim = onN2[0]!;
+    process.kill(mainPid(victim.containerId!), 'SIGKILL');
+    // The agent replaces it from its cached assignments, with no server.
+    await waitFor(
+      () => {
+        const ids = execFileSync('docker', ['ps', '--format', '{{.Labels}}', '--filter', `label=orca.cluster=${env.cluster}`, '--filter', 'label=orca.node=n2']).toString();
+        return !ids.includes(victim.id) && ids.split('\n').filter(Boolean).length === onN2.length;
+      },
+      10_000,
+      'agent healed alone',
+    );
+
+    server = await startServer({ ...env, extra: SERVER_FLAGS });
+    run = cli(server, env.dataDir);
+    await waitFor(async () => (await nodes()).find((n) => n.name === 'n2')?.state === 'ready', 15_000, 'agent reconnected');
+    expect(agent!.logs()).toMatch(/session with the server established[\s\S]*session with the server established/);
+    await waitFor(async () => (await instances()).filter((i) => i.ready).length === 8, 20_000, 'all ready');
+  });
+
+  it('refuses an agent with a wrong token and logs it without the token', async () => {
+    const dir = await mkdtemp(join(tmpdir(), `${env.cluster}-bad-`));
+    const bad = startAgentProcess({ api: server!.api, node: 'n3', dataDir: dir, token: 'not-the-token-1234', cluster: env.cluster, extra: AGENT_FLAGS });
+    try {
+      await waitFor(() => bad.logs().includes('401'), 10_000, 'refused');
+      expect(server!.logs()).toContain('agent refused: missing or wrong token');
+      expect(server!.logs()).not.toContain('not-the-token-1234');
+      expect((await nodes()).some((n) => n.name === 'n3')).toBe(false);
+    } finally {
+      await stopAgentProcess(bad);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
