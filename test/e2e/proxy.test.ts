@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { TEST_IMAGE } from '../images.js';
+import { WebSocket } from 'ws';
+import { TEST_IMAGE, WS_ECHO_IMAGE } from '../images.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
 import { getLoop, httpClient } from './http-client.js';
 
@@ -134,6 +135,32 @@ describe('proxy and route reconciler on real Docker', () => {
     expect(after.filter((i) => before.has(i.id))).toEqual([]);
     expect(r.sent).toBeGreaterThan(100);
     expect(r.failures).toEqual([]);
+  });
+
+  it('passes WebSocket upgrades through: an echo round trip via the proxy', async () => {
+    const file = join(env.dataDir, 'echo.toml');
+    await writeFile(
+      file,
+      `[[service]]\nname = "echo"\nimage = "${WS_ECHO_IMAGE}"\nport = 80\nstop_grace_secs = 0.5\n[service.route]\nhost = "echo.localhost"\n`,
+    );
+    expect((await run(['apply', '-f', file, '--wait', '--timeout', '60'])).code).toBe(0);
+    const ws = new WebSocket(`ws://${server!.proxy}/`, { headers: { host: 'echo.localhost' } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const echoes: string[] = [];
+    const got = new Promise<void>((resolve) =>
+      ws.on('message', (m) => {
+        echoes.push(m.toString());
+        if (echoes.length === 3) resolve();
+      }),
+    );
+    for (const m of ['one', 'two', 'x'.repeat(70_000)]) ws.send(m);
+    await got;
+    ws.close();
+    expect(echoes.map((e) => e.length)).toEqual([3, 3, 70_000]);
+    expect(echoes[0]).toBe('one');
   });
 
   it('a deleted service drains and its route goes: 404 afterwards', async () => {
