@@ -1,3 +1,5 @@
+import type { Clock, TimerHandle } from '../core/clock.js';
+
 /**
  * A message channel between an agent and the server: a WebSocket for a remote agent, an
  * in-memory pair for the embedded one. Both carry the same JSON text, so the embedded agent
@@ -49,6 +51,31 @@ export function memoryChannelPair(): [Channel, Channel] {
   a.peer = b;
   b.peer = a;
   return [a, b];
+}
+
+/**
+ * WebSocket-level liveness on top of the protocol's heartbeats: a ping every intervalMs, and
+ * a socket that did not answer the previous ping is terminated (a half-open TCP session can
+ * look alive for minutes otherwise).
+ */
+export function keepAlive(ws: import('ws').WebSocket, clock: Clock, intervalMs: number): void {
+  let alive = true;
+  let timer: TimerHandle | null = null;
+  ws.on('pong', () => (alive = true));
+  const tick = () => {
+    if (ws.readyState !== ws.OPEN) return;
+    if (!alive) {
+      ws.terminate();
+      return;
+    }
+    alive = false;
+    ws.ping();
+    timer = clock.setTimeout(tick, intervalMs);
+  };
+  timer = clock.setTimeout(tick, intervalMs);
+  ws.on('close', () => {
+    if (timer) clock.clearTimeout(timer);
+  });
 }
 
 /** A Channel over a `ws` WebSocket (either side). */

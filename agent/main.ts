@@ -8,7 +8,7 @@ import type { Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import { Agent } from './agent.js';
 import { AgentSession } from './session.js';
-import { wsChannel, type Channel } from './channel.js';
+import { keepAlive, wsChannel, type Channel } from './channel.js';
 
 export interface AgentConfig {
   /** The server's API URL (http://host:port). */
@@ -32,13 +32,16 @@ export interface RunningAgent {
 }
 
 /** Dials the server's agent endpoint over a WebSocket with the cluster token. */
-export function wsDialer(join: string, token: string): () => Promise<Channel> {
+export function wsDialer(join: string, token: string, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs): () => Promise<Channel> {
   const url = new URL('/v1/agent', join.replace(/^http/, 'ws'));
   return async () => {
     const { WebSocket } = await import('ws');
     return new Promise<Channel>((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
-      ws.once('open', () => resolve(wsChannel(ws)));
+      ws.once('open', () => {
+        keepAlive(ws, clock, pingIntervalMs);
+        resolve(wsChannel(ws));
+      });
       ws.once('unexpected-response', (_req, res) => {
         reject(new Error(res.statusCode === 401 ? 'the server refused the token (401)' : `the server answered HTTP ${res.statusCode}`));
         ws.terminate();
@@ -73,7 +76,7 @@ export async function startAgent(
       identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
       labels: config.labels,
       watchdogIntervalMs: config.watchdogIntervalMs,
-      dial: deps.dial ?? wsDialer(config.join, config.token),
+      dial: deps.dial ?? wsDialer(config.join, config.token, clock),
       reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
     });
     await agent.start(abort.signal);

@@ -20,13 +20,14 @@ node dist/examples/build-images.js
 
 export ORCA_HOME="${ORCA_HOME:-$PWD/.orca}"
 API_LISTEN="${ORCA_API_LISTEN:-127.0.0.1:6880}"
+PROXY_LISTEN="${ORCA_PROXY_LISTEN:-127.0.0.1:8080}"
 export ORCA_API="http://$API_LISTEN"
 orca() { node bin/orca "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "starting orca server (data in $ORCA_HOME, log in $ORCA_HOME/server.log)"
 mkdir -p "$ORCA_HOME"
-node bin/orca server --api-listen "$API_LISTEN" --cluster-id demo >"$ORCA_HOME/server.log" 2>&1 &
+node bin/orca server --api-listen "$API_LISTEN" --proxy-listen "$PROXY_LISTEN" --cluster-id demo >"$ORCA_HOME/server.log" 2>&1 &
 server=$!
 stop_server() { kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; }
 trap stop_server EXIT
@@ -42,18 +43,30 @@ orca apply -f examples/web.toml --wait --timeout 60
 step "orca status"
 orca status
 
-addr=$(orca status web -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).services[0].instances.find(i=>i.address).address))')
-step "the service answers on $addr"
-curl -fsS "http://$addr/"
+step "the service answers through Orca's proxy: curl -H 'Host: web.localhost' http://$PROXY_LISTEN/"
+curl -fsS -H 'Host: web.localhost' "http://$PROXY_LISTEN/"; echo
 
 victim=$(orca status web -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).services[0].instances[0].containerId))')
 step "kill -9 of one instance's main process (container ${victim:0:12})"
 pid=$(docker inspect -f '{{.State.Pid}}' "$victim")
+# A request loop through the proxy runs across the kill: no request may fail.
+node -e '
+const http = require("http"); const [host, port] = process.argv[1].split(":");
+const agent = new http.Agent({ keepAlive: true }); let sent = 0, failed = 0; const end = Date.now() + 3000;
+(function next() {
+  if (Date.now() > end) { console.log(`requests through the proxy during the kill: ${sent} sent, ${failed} failed`); process.exit(0); }
+  sent++;
+  http.get({ host, port, path: "/", agent, headers: { host: "web.localhost" } }, (r) => { r.resume(); if (r.statusCode !== 200) failed++; r.on("end", next); })
+    .on("error", () => { failed++; next(); });
+})();' "$PROXY_LISTEN" &
+loop=$!
+sleep 0.5
 t0=$(date +%s%N)
 kill -9 "$pid"
-until [ "$(orca status web -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const w=JSON.parse(s).services[0];console.log(w.replicas.running===2&&w.instances.some(i=>i.restarts>0)?"yes":"no")})')" = yes ]; do sleep 0.05; done
+until [ "$(orca status web -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const w=JSON.parse(s).services[0];console.log(w.replicas.ready===2&&w.instances.some(i=>i.restarts>0)?"yes":"no")})')" = yes ]; do sleep 0.05; done
 t1=$(date +%s%N)
-echo "healed: a replacement runs $(( (t1 - t0) / 1000000 )) ms after the kill"
+echo "healed: a replacement is ready $(( (t1 - t0) / 1000000 )) ms after the kill"
+wait "$loop"
 
 step "orca status (restarts and last exit shown)"
 orca status

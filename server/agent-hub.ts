@@ -4,7 +4,7 @@ import { WebSocketServer } from 'ws';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EventRecord } from '../store/types.js';
-import { wsChannel, type Channel } from '../agent/channel.js';
+import { keepAlive, wsChannel, type Channel } from '../agent/channel.js';
 import { decodeAgentMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from '../agent/protocol.js';
 import { bearer, tokenMatches } from './token.js';
 import type { NodeRegistry } from './node-registry.js';
@@ -51,7 +51,10 @@ export class AgentHub {
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nmissing or wrong token\n');
       return true;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(wsChannel(ws), req.socket.remoteAddress ?? 'unknown'));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      keepAlive(ws, this.deps.clock, this.deps.heartbeat.intervalMs);
+      this.accept(wsChannel(ws), req.socket.remoteAddress ?? 'unknown');
+    });
     return true;
   }
 
