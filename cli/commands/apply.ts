@@ -3,21 +3,8 @@ import { Client } from '../client.js';
 import { readManifests } from '../manifests.js';
 import { CliError, EXIT } from '../exit.js';
 import { sleep, systemClock } from '../../core/clock.js';
-
-interface ApplyResult {
-  service: string;
-  action: 'created' | 'configured' | 'unchanged';
-  revision: number;
-}
-
-interface StatusLite {
-  name: string;
-  revision: number;
-  state: string;
-  reason?: string;
-  replicas: { desired: number; running: number; ready: number };
-  instances: Array<{ id: string | null; state: string; ready: boolean }>;
-}
+import type { ServiceStatus } from '../../server/status.js';
+import type { ApplyResult } from '../../server/control-plane.js';
 
 /** `orca apply -f PATH… [--dry-run] [--wait] [--timeout S]` */
 export async function apply(g: ClientOptions, opts: { file: string[]; dryRun?: boolean; wait?: boolean; timeout?: string }): Promise<void> {
@@ -35,7 +22,7 @@ async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: nu
   const last = new Map<string, string>();
   const pending = new Set(results.map((r) => r.service));
   while (pending.size > 0) {
-    const { services } = await client.json<{ services: StatusLite[] }>('GET', '/v1/status');
+    const { services } = await client.json<{ services: ServiceStatus[] }>('GET', '/v1/status');
     for (const s of services) {
       if (!pending.has(s.name)) continue;
       const live = s.instances.filter((i) => i.state === 'running').length;

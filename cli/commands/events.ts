@@ -2,19 +2,7 @@ import { Client, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 import { parseDuration } from '../duration.js';
 import { systemClock } from '../../core/clock.js';
-
-interface EventRecord {
-  time: string;
-  reconciler: string;
-  service: string | null;
-  instance: string | null;
-  node: string | null;
-  action: string;
-  reason: string;
-  outcome: string;
-  durationMs: number;
-  message?: string;
-}
+import type { EventRecord } from '../../store/types.js';
 
 /** `orca events [-f] [--service S] [--since DURATION] [-o text|json]` */
 export async function events(g: ClientOptions, opts: { follow?: boolean; service?: string; since?: string; output: string }): Promise<void> {

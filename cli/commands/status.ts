@@ -1,28 +1,9 @@
 import { Client, type ClientOptions } from '../client.js';
 import { ago, inTime, table } from '../table.js';
 import { sleep, systemClock } from '../../core/clock.js';
+import type { ServiceStatus } from '../../server/status.js';
 
-interface InstanceStatus {
-  id: string | null;
-  node: string;
-  state: string;
-  ready: boolean;
-  restarts: number;
-  lastExit: { code: number | null; reason: string; at: string } | null;
-  containerId: string | null;
-  address: string | null;
-  nextRetryAt: string | null;
-}
-interface ServiceStatus {
-  name: string;
-  revision: number;
-  state: string;
-  reason?: string;
-  hint?: string;
-  replicas: { desired: number; running: number; ready: number };
-  instances: InstanceStatus[];
-}
-
+// Types only: erased at build time, so the CLI loads none of the server's code.
 /** `orca status [SERVICE] [-o table|json] [--watch]` — observed state, read from the nodes now. */
 export async function status(g: ClientOptions, service: string | undefined, opts: { output: string; watch?: boolean }): Promise<void> {
   const client = new Client(g);
