@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
-import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ROOT, type ServerProcess } from './harness.js';
+import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
 
 const FIX = join(ROOT, 'test/e2e/fixtures');
 const rt = new DockerRuntime();
@@ -130,6 +130,25 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
     expect((await run(['status', 'nosuch'])).code).toBe(1);
     expect((await run(['apply'])).code).toBe(2);
     expect((await run(['frobnicate'])).code).toBe(2);
+  });
+
+  it('streams the reconciliation log live with events -f', async () => {
+    const { spawn } = await import('node:child_process');
+    const follower = spawn(process.execPath, [ORCA, '--api', server!.api, '--data-dir', env.dataDir, 'events', '-f', '-o', 'json', '--service', 'web'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    follower.stdout.on('data', (d) => (out += d));
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const before = out.length;
+      const c = (await containers()).find((x) => x.status === 'running')!;
+      await rt.remove(c.id, { force: true });
+      await waitFor(() => out.slice(before).includes('"action":"container.create"'), 10_000, 'a live event');
+      const line = out.slice(before).split('\n').find((l) => l.includes('"action":"container.create"'))!;
+      expect(Object.keys(JSON.parse(line)).sort()).toEqual(['action', 'durationMs', 'instance', 'node', 'outcome', 'reason', 'reconciler', 'service', 'time']);
+    } finally {
+      follower.kill('SIGINT');
+    }
+    await waitFor(async () => (await containers()).filter((x) => x.status === 'running').length === 2, 10_000, 'healed');
   });
 
   it('shows logs of the running instances', async () => {

@@ -115,6 +115,10 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
     expect(onN2.length).toBeGreaterThan(0);
 
     await stopServer(server, 'SIGKILL');
+    // Cut off, the agent even survives its own restart: its assignments are in agent.db.
+    await stopAgentProcess(agent);
+    agent = startAgentProcess({ api: server!.api, node: 'n2', dataDir: agentDir, token, cluster: env.cluster, extra: AGENT_FLAGS });
+    await waitFor(() => agent!.logs().includes('using cached assignments'), 10_000, 'agent back on its cache');
     const victim = onN2[0]!;
     process.kill(mainPid(victim.containerId!), 'SIGKILL');
     // The agent replaces it from its cached assignments, with no server.
@@ -127,10 +131,13 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
       'agent healed alone',
     );
 
-    server = await startServer({ ...env, extra: SERVER_FLAGS });
+    // Back on the same address, which is where the agent keeps dialling.
+    const apiPort = new URL(server!.api).port;
+    server = await startServer({ ...env, extra: [...SERVER_FLAGS, '--api-listen', `127.0.0.1:${apiPort}`] });
     run = cli(server, env.dataDir);
-    await waitFor(async () => (await nodes()).find((n) => n.name === 'n2')?.state === 'ready', 15_000, 'agent reconnected');
-    expect(agent!.logs()).toMatch(/session with the server established[\s\S]*session with the server established/);
+    await waitFor(() => /"node":"n2"[^\n]*"msg":"agent session established"/.test(server!.logs()), 15_000, 'agent reconnected');
+    expect(agent!.logs()).toContain('session with the server established');
+    expect((await nodes()).find((n) => n.name === 'n2')?.state).toBe('ready');
     await waitFor(async () => (await instances()).filter((i) => i.ready).length === 8, 20_000, 'all ready');
   });
 
