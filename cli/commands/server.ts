@@ -21,14 +21,21 @@ export async function run(flags: ServerFlags): Promise<void> {
     if (e.code === 'EADDRINUSE') throw new CliError(EXIT.failed, `cannot listen: ${e.message} (another orca server? use --api-listen)`);
     throw err;
   }
-  await new Promise<void>((resolve) => {
+  const running = server;
+  const failure = await new Promise<Error | null>((resolve) => {
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
-      resolve();
+      resolve(null);
     };
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.once('SIGTERM', () => onSignal('SIGTERM'));
+    // A server that cannot start serving (the proxy's address is taken…) must not linger half-up.
+    running.ready().catch((err: Error) => resolve(err));
   });
   await server.stop();
   log.flush?.();
+  if (failure) {
+    const e = failure as NodeJS.ErrnoException;
+    throw new CliError(EXIT.failed, e.code === 'EADDRINUSE' ? `cannot listen: ${e.message} (use --proxy-listen)` : `could not start serving: ${e.message}`);
+  }
 }
