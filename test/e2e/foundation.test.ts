@@ -122,6 +122,22 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
     expect((await run(['status'])).code).toBe(0);
   });
 
+  it('a server whose proxy address is taken exits 1 saying so, rather than running half-up', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const other = await testEnv('foundation-proxy');
+      const r = await orca(['server', '--data-dir', other.dataDir, '--cluster-id', other.cluster, '--api-listen', '127.0.0.1:0', '--proxy-listen', `127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/EADDRINUSE.*--proxy-listen/);
+      await cleanup(other.cluster, other.dataDir);
+    } finally {
+      taken.close();
+    }
+  });
+
   it('speaks the exit codes: unreachable 3, wrong token 1, unknown service 1, usage 2', async () => {
     expect((await orca(['--api', 'http://127.0.0.1:1', 'status'])).code).toBe(3);
     const bad = await orca(['--api', server!.api, '--token', 'nope', 'status']);
