@@ -1,5 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { systemClock } from '../core/clock.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sleep, systemClock } from '../core/clock.js';
 
 /** Percentile (0..100) of a list of numbers, nearest-rank. */
 export function percentile(values: number[], p: number): number {
@@ -58,4 +63,260 @@ export async function httpStatus(url: string, timeoutMs: number): Promise<number
 /** Numbers as a compact space-separated series (rounded), with `-` for NaN. */
 export function series(values: number[]): string {
   return values.map((v) => (Number.isFinite(v) ? v.toFixed(0) : '-')).join(' ');
+}
+
+// ---- helpers shared by the proxy, zero-loss, liveness and partition benches ----------------
+
+/** Runs a command to completion; throws with its stderr when it fails. Returns stdout, trimmed. */
+export function run(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+export const docker = (args: string[]): string => run('docker', args);
+
+/** Host pid of a container's main process (docker-init when init is on). */
+export function containerMainPid(id: string): number {
+  const pid = Number(docker(['inspect', '-f', '{{.State.Pid}}', id]));
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`container ${id.slice(0, 12)} has no main process (pid ${pid})`);
+  return pid;
+}
+
+/**
+ * Makes sure `bin` is on the PATH, installing the Debian package `pkg` (apt-get update first,
+ * quietly) when it is missing. Throws when it still is not there.
+ */
+export function ensureDebianTool(bin: string, pkg: string): void {
+  const has = () => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0 || spawnSync('test', ['-x', `/usr/sbin/${bin}`]).status === 0;
+  if (has()) return;
+  process.stderr.write(`${bin} not found: installing the Debian package ${pkg}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: ['ignore', 'ignore', 'pipe'], env, encoding: 'utf8' });
+  if (r.status !== 0 || !has()) throw new Error(`could not install ${pkg} (for ${bin}): ${r.stderr}`);
+}
+
+/** The absolute path of a tool installed under /usr/sbin or on the PATH. */
+export function toolPath(bin: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${bin} || { test -x /usr/sbin/${bin} && echo /usr/sbin/${bin}; }`], { encoding: 'utf8' });
+  const p = r.stdout.trim();
+  if (!p) throw new Error(`${bin} not found`);
+  return p;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released: good enough for a bench). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port; throws at the deadline. */
+export async function waitForPort(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port });
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (!alive()) throw new Error(`the process that should listen on ${port} is gone`);
+    if (performance.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(systemClock, 20);
+  }
+}
+
+export interface Nginx {
+  pid: number;
+  port: number;
+  dir: string;
+  /** The error log so far. */
+  errors: () => string;
+  /** SIGTERM to the master by pid, waits for it, removes the temp dir. Idempotent. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * nginx as a reverse proxy in its own temp dir (`-p dir -c dir/nginx.conf`, `daemon off`, a child
+ * of this process): one upstream `backend` with `servers` (host:port each) and keepalive 64,
+ * HTTP/1.1 to it with `Connection: ""`, access log off, pid/error log/temp paths in the dir.
+ * `upstreamExtra` / `locationExtra` are appended inside the upstream / location blocks.
+ */
+export async function startNginx(o: { servers: string[]; serverName: string; workers?: number | 'auto'; upstreamExtra?: string; locationExtra?: string; serverSuffix?: string }): Promise<Nginx> {
+  const nginx = toolPath('nginx');
+  const dir = await mkdtemp(join(tmpdir(), 'orca-bench-nginx-'));
+  // Workers may run as an unprivileged user: they must be able to reach the temp paths.
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const conf = `worker_processes ${o.workers ?? 2};
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream backend {
+${o.servers.map((s) => `    server ${s}${o.serverSuffix ?? ''};`).join('\n')}
+    keepalive 64;
+${o.upstreamExtra ?? ''}
+  }
+  server {
+    listen 127.0.0.1:${port} default_server;
+    server_name ${o.serverName};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+${o.locationExtra ?? ''}
+    }
+  }
+}
+`;
+  await writeFile(join(dir, 'nginx.conf'), conf);
+  const child = spawn(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const errors = () => {
+    try {
+      return readFileSync(join(dir, 'error.log'), 'utf8') + stderr;
+    } catch {
+      return stderr;
+    }
+  };
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (alive()) {
+      process.kill(child.pid as number, 'SIGTERM');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(port, 10_000, alive);
+  } catch (err) {
+    const e = errors();
+    await stop();
+    throw new Error(`nginx did not start: ${String(err)}\n${e}`);
+  }
+  return { pid: child.pid as number, port, dir, errors, stop };
+}
+
+export interface WrkResult {
+  rps: number;
+  /** Latency percentiles and mean, ms. */
+  p50: number;
+  p90: number;
+  p99: number;
+  avg: number;
+  max: number;
+  requests: number;
+  /** "connect 0, read 0, write 0, timeout 0" or "" when wrk printed no socket errors. */
+  socketErrors: string;
+  non2xx: number;
+  raw: string;
+}
+
+/** wrk's "1.23ms" / "850.00us" / "1.02s" → ms. */
+function wrkMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+/** Parses `wrk --latency` output. */
+export function parseWrk(raw: string): WrkResult {
+  const pct = (p: string) => wrkMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(raw)?.[1] ?? '');
+  const lat = /^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)/m.exec(raw);
+  const req = /(\d+) requests in/.exec(raw);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(raw);
+  const sock = /Socket errors: (.*)$/m.exec(raw);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(raw);
+  return {
+    rps: Number(rps?.[1] ?? NaN),
+    p50: pct('50'),
+    p90: pct('90'),
+    p99: pct('99'),
+    avg: wrkMs(lat?.[1] ?? ''),
+    max: wrkMs(lat?.[3] ?? ''),
+    requests: Number(req?.[1] ?? NaN),
+    socketErrors: sock?.[1]?.trim() ?? '',
+    non2xx: Number(non2xx?.[1] ?? 0),
+    raw,
+  };
+}
+
+/**
+ * Runs `wrk --latency -tT -cC -dDs [-H 'Host: h'] url` as a child (this event loop stays free)
+ * and parses its output. Bounded: killed by pid after duration + 30 s.
+ */
+export function wrk(url: string, o: { threads: number; connections: number; durationSecs: number; host?: string }): Promise<WrkResult> {
+  const args = ['--latency', `-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSecs}s`, '--timeout', '5s'];
+  if (o.host) args.push('-H', `Host: ${o.host}`);
+  args.push(url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(toolPath('wrk'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = systemClock.setTimeout(() => child.kill('SIGKILL'), (o.durationSecs + 30) * 1000);
+    child.once('close', (code) => {
+      systemClock.clearTimeout(timer);
+      if (code !== 0) reject(new Error(`wrk ${args.join(' ')} failed (${code}): ${err}${out}`));
+      else resolve(parseWrk(out));
+    });
+  });
+}
+
+/** One line of `orca events -o json`. */
+export interface OrcaEvent {
+  time: string;
+  reconciler: string;
+  service: string | null;
+  instance: string | null;
+  node: string | null;
+  action: string;
+  reason: string;
+  outcome: string;
+  durationMs: number;
+  message?: string;
+}
+
+/** Parses `orca events -o json` output (one object a line). */
+export function parseEvents(stdout: string): OrcaEvent[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l) as OrcaEvent);
+}
+
+/** "a=3 b=1" from a count map, largest first. */
+export function breakdown(counts: Map<string, number>): string {
+  if (counts.size === 0) return '-';
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n}× ${k}`)
+    .join('; ');
 }
