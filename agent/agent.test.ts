@@ -232,3 +232,22 @@ describe('Agent on FakeRuntime', () => {
     expect(after.every((c) => c.labels[LABEL.revision] === '3')).toBe(true);
   });
 });
+
+describe('Agent slot memory', () => {
+  it('forgets a scaled-away slot, so scaling up again is not counted as a failure', async () => {
+    const w = await world();
+    const spec = aSpec({ replicas: 2 });
+    await w.agent.setAssignments(slotsOf(spec));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    await w.agent.setAssignments(slotsOf({ ...spec, replicas: 1 }, 2));
+    await settle(w);
+    expect(await running(w)).toHaveLength(1);
+    await w.agent.setAssignments(slotsOf({ ...spec, replicas: 2 }, 3));
+    await settle(w);
+    expect(await running(w)).toHaveLength(2);
+    expect(w.events.filter((e) => e.action === 'slot.update' && e.reason.includes('removed'))).toEqual([]);
+    const reports = await w.agent.observe();
+    expect(reports.map((r) => r.restarts)).toEqual([0, 0]);
+  });
+});

@@ -280,8 +280,12 @@ export class Agent {
       now: this.deps.clock.now(),
       newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
     });
-    if (desired.length === 0 && observed.length === 0) {
-      for (const s of slots.values()) await this.forgetSlot(s);
+    // A slot no longer assigned here whose containers are all gone is forgotten: if it comes
+    // back (scaled up again, rescheduled here) its old instance's removal is not a failure.
+    const desiredSlots = new Set(desired.map((d) => d.slot));
+    const observedSlots = new Set(observed.map((c) => parseInstanceLabels(c.labels)?.slot));
+    for (const s of slots.values()) {
+      if (!desiredSlots.has(s.slot) && !observedSlots.has(s.slot)) await this.forgetSlot(s);
     }
     if (plan.actions.length === 0) {
       return plan.requeueAfterMs !== null ? { kind: 'after', ms: plan.requeueAfterMs } : { kind: 'done' };

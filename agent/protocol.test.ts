@@ -29,6 +29,7 @@ describe('protocol', () => {
       ],
       endpoints: [{ service: 'web', instance: 'web-1-0-aaaa', address: '127.0.0.1:1' }],
     },
+    { type: 'endpoints', endpoints: [{ service: 'web', instance: 'web-1-0-aaaa', address: '127.0.0.1:1' }] },
     { type: 'event', records: [{ time: 't', reconciler: 'container', service: 'web', instance: null, node: 'n2', action: 'container.create', reason: 'r', outcome: 'ok', durationMs: 1 }] },
     { type: 'heartbeat', seq: 3 },
     { type: 'drain', id: 1, instance: 'i', address: '127.0.0.1:1', maxMs: 1000 },

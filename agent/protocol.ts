@@ -65,6 +65,8 @@ export const agentMessage = z.discriminatedUnion('type', [
     endpoints: z.array(endpoint),
   }),
   z.strictObject({ type: z.literal('state'), reports: z.array(instanceReport), endpoints: z.array(endpoint) }),
+  /** Ready endpoints only, sent the moment they change (routes follow within milliseconds). */
+  z.strictObject({ type: z.literal('endpoints'), endpoints: z.array(endpoint) }),
   z.strictObject({ type: z.literal('event'), records: z.array(eventRecord).max(10_000) }),
   z.strictObject({ type: z.literal('heartbeat'), seq: z.number().int().nonnegative() }),
   z.strictObject({ type: z.literal('drain'), id: z.number().int(), instance: str, address: str, maxMs: z.number().nonnegative() }),
@@ -106,6 +108,7 @@ export type AgentMessage =
       endpoints: Endpoint[];
     }
   | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[] }
+  | { type: 'endpoints'; endpoints: Endpoint[] }
   | { type: 'event'; records: EventRecord[] }
   | { type: 'heartbeat'; seq: number }
   | { type: 'drain'; id: number; instance: string; address: string; maxMs: number }

@@ -6,7 +6,7 @@ import type { EventRecord } from '../store/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { Agent } from './agent.js';
 import type { Channel } from './channel.js';
-import { decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './protocol.js';
+import { decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './protocol.js';
 
 export interface SessionIdentity {
   node: string;
@@ -50,6 +50,7 @@ export class AgentSession {
   private readonly drains = new Map<number, () => void>();
   private readonly logStreams = new Map<number, AbortController>();
   private assignments: SlotAssignment[] = [];
+  private lastEndpoints = '';
   private connectedOnce: (() => void) | null = null;
   /** Resolves at the first welcome (tests, start-up). */
   readonly firstConnect = new Promise<void>((r) => (this.connectedOnce = r));
@@ -96,7 +97,15 @@ export class AgentSession {
 
   /** The agent's instances changed: push state soon (coalesced). */
   changed(): void {
-    if (!this.welcomed || this.stateTimer) return;
+    if (!this.welcomed) return;
+    // Endpoints come from memory and go at once: a dead instance must leave the routes within
+    // milliseconds, not after a Docker listing (inspecting a dying container can take 400 ms).
+    const endpoints = JSON.stringify(this.agent.endpoints());
+    if (endpoints !== this.lastEndpoints) {
+      this.lastEndpoints = endpoints;
+      this.send({ type: 'endpoints', endpoints: JSON.parse(endpoints) as Endpoint[] });
+    }
+    if (this.stateTimer) return;
     this.stateTimer = this.deps.clock.setTimeout(() => {
       this.stateTimer = null;
       void this.pushState();
@@ -281,7 +290,9 @@ export class AgentSession {
       this.deps.log.warn({ err }, 'cannot observe the runtime for a state report');
       return null;
     });
-    this.send({ type: 'state', reports: reports ?? [], endpoints: this.agent.endpoints() });
+    const endpoints = this.agent.endpoints();
+    this.lastEndpoints = JSON.stringify(endpoints);
+    this.send({ type: 'state', reports: reports ?? [], endpoints });
   }
 
   private send(msg: AgentMessage): void {
@@ -308,6 +319,7 @@ export class AgentSession {
 
   private teardown(): void {
     this.welcomed = false;
+    this.lastEndpoints = '';
     this.channel = null;
     for (const t of [this.heartbeatTimer, this.deadlineTimer, this.stateTimer]) if (t) this.deps.clock.clearTimeout(t);
     this.heartbeatTimer = this.deadlineTimer = this.stateTimer = null;

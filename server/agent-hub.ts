@@ -138,6 +138,10 @@ export class AgentHub {
         node.updateState(msg.reports, msg.endpoints);
         this.deps.onState(node);
         return;
+      case 'endpoints':
+        node.updateEndpoints(msg.endpoints);
+        this.deps.onState(node);
+        return;
       case 'event':
         for (const e of msg.records) this.deps.record(e as EventRecord);
         return;

@@ -118,6 +118,10 @@ export class RemoteNode implements NodeLink {
     }
   }
 
+  updateEndpoints(endpoints: Endpoint[]): void {
+    this.endpointList = endpoints;
+  }
+
   updateState(reports: InstanceReport[], endpoints: Endpoint[]): void {
     this.reports = reports;
     this.endpointList = endpoints;
