@@ -1,3 +1,4 @@
+import type { EventRecord } from '../store/types.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -291,18 +292,7 @@ export function wrk(url: string, o: { threads: number; connections: number; dura
 }
 
 /** One line of `orca events -o json`. */
-export interface OrcaEvent {
-  time: string;
-  reconciler: string;
-  service: string | null;
-  instance: string | null;
-  node: string | null;
-  action: string;
-  reason: string;
-  outcome: string;
-  durationMs: number;
-  message?: string;
-}
+export type OrcaEvent = EventRecord;
 
 /** Parses `orca events -o json` output (one object a line). */
 export function parseEvents(stdout: string): OrcaEvent[] {

@@ -36,7 +36,7 @@ function buildProgram(): Command {
   program
     .command('agent')
     .description('run a worker agent on this host in the foreground')
-    .requiredOption('--join <url>', "the server's API URL, e.g. http://10.0.0.1:6880")
+    .requiredOption('--join <url>', "the server's API URL, e.g. http://orca-server:6880")
     .option('--node-name <name>', 'this node’s name (default: hostname)')
     .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
     .option('--cluster-id <id>', 'cluster label on every container (default "default")')

@@ -23,11 +23,11 @@ describe('upstreamRequestHeaders', () => {
       'X-Forwarded-Proto', 'https',
       'X-Forwarded-Host', 'spoofed',
     ];
-    const { headers, host, hasBody } = upstreamRequestHeaders(raw, '10.0.0.9');
+    const { headers, host, hasBody } = upstreamRequestHeaders(raw, '127.0.0.9');
     expect(pairs(headers)).toEqual([
       ['Host', 'App.test:8080'],
       ['Accept', '*/*'],
-      ['x-forwarded-for', '10.0.0.9'],
+      ['x-forwarded-for', '127.0.0.9'],
       ['x-forwarded-proto', 'http'],
       ['x-forwarded-host', 'App.test:8080'],
     ]);

@@ -106,7 +106,7 @@ function dropConnectionTokens(headers: string[], connection: string): string[] {
   return out;
 }
 
-/** "::ffff:10.0.0.1" → "10.0.0.1"; undefined (a destroyed socket) → "". */
+/** "::ffff:127.0.0.1" → "127.0.0.1"; undefined (a destroyed socket) → "". */
 export function clientAddress(remote: string | undefined): string {
   if (!remote) return '';
   return remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;

@@ -40,7 +40,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
     join = new URL(flags.join);
     if (join.protocol !== 'http:' && join.protocol !== 'https:') errors.push(`--join: "${flags.join}" must be an http(s) URL of the server's API`);
   } catch {
-    errors.push(`--join: "${flags.join}" is not a URL (for example http://10.0.0.1:6880)`);
+    errors.push(`--join: "${flags.join}" is not a URL (for example http://orca-server:6880)`);
   }
   const nodeName = flags.nodeName ?? hostname().toLowerCase();
   if (!NAME_RE.test(nodeName)) errors.push(`--node-name: "${nodeName}" must be a DNS label (lowercase letters, digits, '-')`);
