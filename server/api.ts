@@ -178,8 +178,14 @@ async function streamLogs(control: ControlPlane, req: IncomingMessage, res: Serv
   const instance = url.searchParams.get('instance') ?? undefined;
   const found: Array<{ node: (typeof nodes)[number]; c: ObservedContainer; instance: string }> = [];
   const nodes = control.nodeLinks();
+  const unreachable: string[] = [];
   for (const node of nodes) {
-    for (const c of await node.containers(name)) {
+    // A node that cannot be asked does not hide the logs the others have.
+    const containers = await node.containers(name).catch(() => {
+      unreachable.push(node.name);
+      return [];
+    });
+    for (const c of containers) {
       const l = parseInstanceLabels(c.labels);
       if (l) found.push({ node, c, instance: l.instance });
     }
@@ -197,7 +203,7 @@ async function streamLogs(control: ControlPlane, req: IncomingMessage, res: Serv
   } else chosen = found.filter((f) => f.c.status === 'running' || f.c.status === 'created' || f.c.status === 'paused');
   if (chosen.length === 0) {
     const what = instance ? `instance "${instance}" of service "${name}"` : previous ? `an exited instance of service "${name}"` : `a running instance of service "${name}"`;
-    throw new HttpError(404, 'ORCA_NOT_FOUND', `no ${what}`);
+    throw new HttpError(404, 'ORCA_NOT_FOUND', `no ${what}${unreachable.length ? ` on the reachable nodes (not reachable: ${unreachable.join(', ')})` : ''}`);
   }
   const abort = new AbortController();
   req.on('close', () => abort.abort());
