@@ -202,7 +202,14 @@ export class ControlPlane {
 
   /** Every node's instances, read from Docker through its agent now (unreachable nodes: their last report). */
   async observeAll(): Promise<InstanceReport[]> {
-    const all = await Promise.all(this.nodeLinks().map((n) => n.observe()));
+    const all = await Promise.all(
+      this.nodeLinks().map(async (n) => {
+        const reports = await n.observe();
+        // What an unreachable node last said is not a promise of service: nothing there is routed.
+        const reachable = n.state() === 'ready' || n.state() === 'draining';
+        return reachable ? reports : reports.map((r) => ({ ...r, ready: false }));
+      }),
+    );
     return all.flat();
   }
 
