@@ -205,9 +205,11 @@ export class ControlPlane {
     const all = await Promise.all(
       this.nodeLinks().map(async (n) => {
         const reports = await n.observe();
-        // What an unreachable node last said is not a promise of service: nothing there is routed.
-        const reachable = n.state() === 'ready' || n.state() === 'draining';
-        return reachable ? reports : reports.map((r) => ({ ...r, ready: false }));
+        const state = n.state();
+        // A down node's replicas were rescheduled; what it last said is history, not state.
+        if (state === 'down') return [];
+        // An unreachable node's last word is not a promise of service: nothing there is routed.
+        return state === 'unreachable' ? reports.map((r) => ({ ...r, ready: false })) : reports;
       }),
     );
     return all.flat();

@@ -76,6 +76,9 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
     await waitFor(async () => (await liveOn('n1')).filter((i) => i.ready).length === 4, 20_000, 'four ready on n1', 100);
     const tMoved = Date.now() - t0;
     expect((await nodes()).find((n) => n.name === 'n2')?.state).toBe('down');
+    // The down node's last word is not counted: the service is whole again on n1.
+    const st = JSON.parse((await run(['status', 'spread', '-o', 'json'])).stdout).services[0];
+    expect(st).toMatchObject({ state: 'healthy', replicas: { desired: 4, running: 4, ready: 4 } });
     // For the closing note: freeze → unreachable and → replacements ready, beside the timeouts (1 s, +1.5 s).
     console.log(`freeze → unreachable ${tUnreachable} ms (timeout 1000); → replacements ready ${tMoved} ms (timeout + grace 2500)`);
     expect(tUnreachable).toBeLessThan(1000 + 1500);
