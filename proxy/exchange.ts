@@ -52,6 +52,7 @@ const clientClosedError = () => Object.assign(new Error('client closed the conne
  * After the response has started nothing is retried: the client's connection is cut.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
+  private corked = false;
   private route: Route;
   private address = '';
   private tried: Set<string> | null = null;
@@ -128,10 +129,27 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.responded = true;
     this.status = statusCode;
     this.resumeUpstream = resume;
+    this.corkClient();
     return true;
   }
 
+  /**
+   * Head, body chunks and end that arrive in one tick leave in one write: the client socket is
+   * corked until the tick is over (small responses: one syscall instead of three).
+   */
+  private corkClient(): void {
+    const socket = this.res.socket;
+    if (!socket || this.corked) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
+    });
+  }
+
   onData(chunk: Buffer): boolean {
+    this.corkClient();
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.onClientDrain);
     return false;
