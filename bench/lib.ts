@@ -77,12 +77,7 @@ export function run(cmd: string, args: string[]): string {
 
 export const docker = (args: string[]): string => run('docker', args);
 
-/** Host pid of a container's main process (docker-init when init is on). */
-export function containerMainPid(id: string): number {
-  const pid = Number(docker(['inspect', '-f', '{{.State.Pid}}', id]));
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`container ${id.slice(0, 12)} has no main process (pid ${pid})`);
-  return pid;
-}
+export { containerMainPid } from '../test/e2e/harness.js';
 
 /**
  * Makes sure `bin` is on the PATH, installing the Debian package `pkg` (apt-get update first,

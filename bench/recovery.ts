@@ -30,7 +30,7 @@ import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { LABEL } from '../runtime/labels.js';
 import type { RuntimeEvent } from '../runtime/types.js';
 import { cleanup, orca, startServer, stopServer, testEnv, waitFor, type ServerProcess } from '../test/e2e/harness.js';
-import { httpStatus, percentile, report, series } from './lib.js';
+import { containerMainPid, docker, httpStatus, percentile, report, series } from './lib.js';
 
 const crashes = Number(process.argv[2] ?? 20);
 if (!Number.isInteger(crashes) || crashes < 1 || crashes > 100) {
@@ -111,19 +111,6 @@ const env = await testEnv('bench-recovery');
 const tap = new EventTap(rt, { [LABEL.cluster]: env.cluster });
 const dockerIds = new Set<string>();
 
-function docker(args: string[]): string {
-  const r = spawnSync('docker', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** Host pid of the container's main process (docker-init with init on). */
-function mainPid(id: string): number {
-  const pid = Number(docker(['inspect', '-f', '{{.State.Pid}}', id]));
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`container ${id.slice(0, 12)} has no main process (pid ${pid})`);
-  return pid;
-}
-
 /** performance.now() of the first 200 from the container's published port, NaN at the deadline. */
 async function httpOkAt(id: string, deadline: number): Promise<number> {
   let port: number | null = null;
@@ -140,7 +127,7 @@ async function httpOkAt(id: string, deadline: number): Promise<number> {
 
 /** Kills the main process of `target` and measures until `isReplacement`'s start and HTTP 200. */
 async function crash(target: string, isReplacement: (e: RuntimeEvent) => boolean, timeoutMs: number): Promise<Sample> {
-  const pid = mainPid(target);
+  const pid = containerMainPid(target);
   const t0 = performance.now();
   process.kill(pid, 'SIGKILL');
   const deadline = t0 + timeoutMs;

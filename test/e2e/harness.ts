@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -179,4 +179,16 @@ export async function stopAgentProcess(a: AgentProcess | undefined): Promise<voi
   process.kill(a.pid, 'SIGCONT');
   process.kill(a.pid, 'SIGTERM');
   await a.exited;
+}
+
+/** Host pid of a container's main process (docker-init when init is on): what `kill -9` hits. */
+export function containerMainPid(id: string): number {
+  const pid = Number(execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', id]).toString().trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`container ${id.slice(0, 12)} has no main process (pid ${pid})`);
+  return pid;
+}
+
+/** Runs a command inside a container, as an operator's `docker exec` would. */
+export function dockerExec(id: string, ...cmd: string[]): Buffer {
+  return execFileSync('docker', ['exec', id, ...cmd]);
 }

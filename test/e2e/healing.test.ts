@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
 import { TEST_IMAGE } from '../images.js';
-import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
+import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, containerMainPid } from './harness.js';
 
 const rt = new DockerRuntime();
 
@@ -36,11 +36,6 @@ interface EventLine {
 
 function service(name: string, body: string): string {
   return `[[service]]\nname = "${name}"\nimage = "${TEST_IMAGE}"\nstop_grace_secs = 0.5\n${body}\n`;
-}
-
-/** The main process of a container, as the host sees it (kill -9 of it is what an operator would do). */
-function mainPid(containerId: string): number {
-  return Number(execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', containerId]).toString().trim());
 }
 
 describe('self-healing on real Docker', () => {
@@ -86,7 +81,7 @@ describe('self-healing on real Docker', () => {
     await apply('killme', 'command = ["sleep", "3600"]');
     const victim = await runningOne('killme');
     const t0 = Date.now();
-    process.kill(mainPid(victim.containerId!), 'SIGKILL');
+    process.kill(containerMainPid(victim.containerId!), 'SIGKILL');
     let replacement: Instance | undefined;
     await waitFor(async () => {
       replacement = (await status('killme')).instances.find((i) => i.state === 'running' && i.id !== victim.id);

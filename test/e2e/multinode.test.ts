@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_IMAGE } from '../images.js';
-import { cleanup, cli, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
+import { cleanup, cli, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess, containerMainPid } from './harness.js';
 
 interface Instance {
   id: string;
@@ -21,7 +21,6 @@ interface Node {
 
 const SERVER_FLAGS = ['--heartbeat-interval', '0.2', '--heartbeat-timeout', '1', '--node-down-grace', '1.5', '--watchdog-interval', '2'];
 const AGENT_FLAGS = ['--reconnect-initial', '0.2', '--reconnect-max', '0.5', '--watchdog-interval', '2'];
-const mainPid = (id: string) => Number(execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', id]).toString().trim());
 
 describe('multiple hosts: a second agent on the same Docker daemon', () => {
   let env: { cluster: string; dataDir: string };
@@ -123,7 +122,7 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
     agent = startAgentProcess({ api: server!.api, node: 'n2', dataDir: agentDir, token, cluster: env.cluster, extra: AGENT_FLAGS });
     await waitFor(() => agent!.logs().includes('using cached assignments'), 10_000, 'agent back on its cache');
     const victim = onN2[0]!;
-    process.kill(mainPid(victim.containerId!), 'SIGKILL');
+    process.kill(containerMainPid(victim.containerId!), 'SIGKILL');
     // The agent replaces it from its cached assignments, with no server.
     await waitFor(
       () => {

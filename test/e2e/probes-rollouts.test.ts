@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { HEALTHCHECK_IMAGE } from '../images.js';
-import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
+import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, dockerExec } from './harness.js';
 
 interface Instance {
   id: string;
@@ -23,7 +22,6 @@ interface Service {
   instances: Instance[];
 }
 
-const dockerExec = (id: string, ...cmd: string[]) => execFileSync('docker', ['exec', id, ...cmd]);
 const body = async (address: string) => (await fetch(`http://${address}/`)).text();
 
 describe('health probes and rollouts on real Docker', () => {

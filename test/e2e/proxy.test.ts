@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { WebSocket } from 'ws';
 import { TEST_IMAGE, WS_ECHO_IMAGE } from '../images.js';
-import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
+import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, containerMainPid, dockerExec } from './harness.js';
 import { getLoop, httpClient } from './http-client.js';
 
 interface Instance {
@@ -14,8 +13,6 @@ interface Instance {
   containerId: string | null;
 }
 
-const dockerExec = (id: string, ...cmd: string[]) => execFileSync('docker', ['exec', id, ...cmd]);
-const mainPid = (id: string) => Number(execFileSync('docker', ['inspect', '-f', '{{.State.Pid}}', id]).toString().trim());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Each instance answers with its own hostname (the container id), so the tests see who served. */
@@ -116,7 +113,7 @@ describe('proxy and route reconciler on real Docker', () => {
     const loop = getLoop(http.get, 'hello.localhost');
     await sleep(500);
     const [victim] = await instances();
-    process.kill(mainPid(victim!.containerId!), 'SIGKILL');
+    process.kill(containerMainPid(victim!.containerId!), 'SIGKILL');
     await waitFor(async () => (await instances()).filter((i) => i.ready && i.id !== victim!.id).length === 2, 10_000, 'replacement ready');
     await sleep(300);
     const r = await loop.stop();
