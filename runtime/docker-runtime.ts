@@ -35,6 +35,8 @@ export interface DockerRuntimeOptions {
 const EVENT_FILTER = ['create', 'start', 'die', 'oom', 'kill', 'stop', 'destroy', 'health_status'];
 /** How often exec polls for the exit code when it is not recorded yet as the stream ends. */
 const EXEC_INSPECT_POLL_MS = 10;
+/** Longest Docker event line accepted (labels make them long; a cut line fails to parse). */
+const EVENT_LINE_MAX_CHARS = 1024 * 1024;
 /** Parallel inspects per list(). */
 const INSPECT_CONCURRENCY = 16;
 
@@ -381,7 +383,7 @@ export class DockerRuntime implements Runtime {
       if (signal.aborted) return;
       throw toOrcaError(e, 'events');
     }
-    for await (const line of this.guarded(stream, signal, 'events', splitLines(stream))) {
+    for await (const line of this.guarded(stream, signal, 'events', splitLines(stream, EVENT_LINE_MAX_CHARS))) {
       if (line.trim() === '') continue;
       let parsed: DockerEvent;
       try {
