@@ -18,6 +18,7 @@ import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
 import { ensureToken } from './token.js';
+import { claimDataDir, prepareDataDir } from './data-dir.js';
 import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
 import { RouteReconciler } from './routes.js';
@@ -67,7 +68,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   const rng = deps.rng ?? systemRng;
   const openStore = deps.openStore ?? ((path: string) => openLevelStore(path));
   const abort = new AbortController();
-  const timers: TimerHandle[] = [];
+  let watchdogTimer: TimerHandle | null = null;
   let ready = false;
   let api: HttpServer | null = null;
   let agentStore: Store | null = null;
@@ -77,11 +78,13 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   let registry: NodeRegistry | null = null;
   let agentRunning: Promise<void> = Promise.resolve();
 
+  // Private before anything is written: 0700 directory, 0600 files (SPEC §3.7).
+  await prepareDataDir(config.dataDir);
   const store = await openStore(join(config.dataDir, 'cluster.db'));
   /** Stops in dependency order: no new traffic, no new actions, log flushed, stores closed. */
   const stop = async () => {
     abort.abort();
-    for (const t of timers) clock.clearTimeout(t);
+    if (watchdogTimer) clock.clearTimeout(watchdogTimer);
     registry?.stop();
     await agentRunning.catch(() => undefined);
     hub?.close();
@@ -221,6 +224,8 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     let adopted: Promise<void> = Promise.resolve();
     if (config.localAgent) {
       const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
+      // Another server's containers on this Docker host must not look like our orphans.
+      await claimDataDir(store, runtime, { cluster: config.clusterId, node: config.nodeName, dataDir: config.dataDir, now: new Date(clock.now()).toISOString() });
       agentStore = await openStore(join(config.dataDir, 'agent.db'));
       const built = buildAgent({
         runtime,
@@ -268,12 +273,11 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     // The server's side of the watchdog: a full pass over routes (agents run their own).
     const scheduleWatchdog = () => {
       if (abort.signal.aborted) return;
-      timers.push(
-        clock.setTimeout(() => {
-          routes.reconcileNow();
-          scheduleWatchdog();
-        }, config.watchdogIntervalMs),
-      );
+      // One pending timer at a time (a list of every handle ever made grew without bound).
+      watchdogTimer = clock.setTimeout(() => {
+        routes.reconcileNow();
+        scheduleWatchdog();
+      }, config.watchdogIntervalMs);
     };
 
     return {
