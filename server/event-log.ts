@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../core/log.js';
 import type { EventRecord, Store } from '../store/types.js';
+import { capEventRecord } from '../store/event-cap.js';
 
 /**
  * The reconciliation log: every action, from any reconciler on any node. Records are
@@ -21,7 +22,9 @@ export class EventLog {
     this.emitter.setMaxListeners(0);
   }
 
-  record(e: EventRecord): void {
+  /** Records one event, its fields cut to the ring's bounds first (capEventRecord). */
+  record(event: EventRecord): void {
+    const e = capEventRecord(event);
     this.onRecord?.(e);
     this.pending.push(e);
     this.emitter.emit('event', e);

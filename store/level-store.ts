@@ -8,6 +8,7 @@
  * last moments on power loss; that keeps the reconciliation log cheap.
  */
 
+import { capEventRecord } from './event-cap.js';
 import { DEFAULTS } from '../core/defaults.js';
 import { errorMessage, OrcaError } from '../core/errors.js';
 import type { StoreDb } from './db.js';
@@ -224,7 +225,7 @@ export class LevelStore implements Store {
       const ops: BatchOp[] = events.map((e, i) => ({
         type: 'put',
         key: eventKey(times[i] ?? 0, this.nextEventSeq++),
-        value: JSON.stringify(e),
+        value: JSON.stringify(capEventRecord(e)),
       }));
       await this.db.batch(ops, { sync: false });
       this.eventCount += ops.length;

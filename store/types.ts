@@ -103,7 +103,8 @@ export interface Store {
   setRevisionOutcome(name: string, revision: number, outcome: RevisionOutcome, reason?: string): Promise<void>;
 
   /**
-   * Appends to the reconciliation log, a capped ring (oldest dropped past `eventsKept`). Events are
+   * Appends to the reconciliation log, a capped ring (oldest dropped past `eventsKept`); each
+   * record is capped in size as it is stored (store/event-cap.ts: 2 KiB per text field, 8 KiB per record). Events are
    * ordered by `time`, then by append order. Rejects with ORCA_INTERNAL, writing nothing, when a
    * `time` is not an ISO-8601 time.
    */

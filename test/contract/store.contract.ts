@@ -232,6 +232,16 @@ export function storeContract(name: string, make: StoreFactory): void {
         expect((await store.listEvents())[3]).toEqual(event(3, null, 'd'));
       });
 
+      it('caps each record: a 1 MB reason is stored cut to 2 KiB, the record under 8 KiB', async () => {
+        const { store } = await setup();
+        await store.appendEvents([{ ...event(1, 'web', 'big'), reason: 'r'.repeat(1_000_000), message: 'm'.repeat(100_000) }]);
+        const [stored] = await store.listEvents();
+        expect(stored?.action).toBe('big');
+        expect(stored?.reason.length).toBeLessThanOrEqual(2048);
+        expect(stored?.reason.endsWith('…[cut]')).toBe(true);
+        expect(JSON.stringify(stored).length).toBeLessThanOrEqual(8 * 1024);
+      });
+
       it('filters by service and sinceMs (inclusive) and keeps the newest `limit`, oldest first', async () => {
         const { store } = await setup();
         await store.appendEvents(Array.from({ length: 10 }, (_, i) => event(i, i % 2 === 0 ? 'web' : 'api', `a${i}`)));
