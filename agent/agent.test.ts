@@ -251,3 +251,30 @@ describe('Agent slot memory', () => {
     expect(reports.map((r) => r.restarts)).toEqual([0, 0]);
   });
 });
+
+describe('Agent: a missing image is a terminal error', () => {
+  it('shows "image … not found on node n1" in the report, retries slowly, and recovers once the image exists', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ image: 'nosuch/image:1', replicas: 1 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w, 1_000);
+    const [r] = await w.agent.observe();
+    expect(r).toMatchObject({ state: 'pending', containerId: null });
+    expect(r?.error).toMatch(/^image nosuch\/image:1 not found on node n1/);
+    const attempts = () => w.events.filter((e) => e.action === 'container.create' && e.outcome === 'error: ORCA_IMAGE_MISSING').length;
+    const first = attempts();
+    expect(first).toBeGreaterThanOrEqual(1);
+    // Not every second: nothing more for well under the slow retry period…
+    await settle(w, 20_000);
+    expect(attempts()).toBe(first);
+    // …but again after it (the slow retry and the 30 s watchdog pass may both land there).
+    await settle(w, 11_000);
+    expect(attempts()).toBeGreaterThan(first);
+    expect(attempts()).toBeLessThanOrEqual(first + 2);
+    // Someone builds the image: the next try creates the instance and the error is gone.
+    w.rt.addImage('nosuch/image:1', { cmd: ['sleep', '3600'] });
+    await settle(w, 31_000);
+    expect(await running(w)).toHaveLength(1);
+    expect((await w.agent.observe())[0]?.error ?? null).toBeNull();
+  });
+});

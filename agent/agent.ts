@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import type { Runtime, ObservedContainer } from '../runtime/types.js';
 import { LABEL, parseInstanceLabels } from '../runtime/labels.js';
 import type { EventRecord, Store } from '../store/types.js';
+import { isOrcaError } from '../core/errors.js';
 import { WorkQueue, type HandlerResult } from '../controllers/work-queue.js';
 import { Executor } from '../controllers/executor.js';
 import { planContainers } from '../controllers/container/planner.js';
@@ -60,6 +61,8 @@ export class Agent {
   private readonly slotsByService = new Map<string, Map<number, SlotState>>();
   /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
   private readonly recovering = new Map<string, { instance: string; atMs: number }>();
+  /** Services whose last reconcile ended in a terminal error (an image missing): the error, for status. */
+  private readonly terminal = new Map<string, string>();
   private readonly queue: WorkQueue;
   private readonly executor: Executor;
   private readonly lifecycle: InstanceLifecycle;
@@ -193,7 +196,7 @@ export class Agent {
   async observe(): Promise<InstanceReport[]> {
     const containers = await this.deps.runtime.list(this.ownLabels());
     const all = [...this.assignments.values()].flat();
-    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle);
+    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle, this.terminal);
   }
 
   /**
@@ -288,6 +291,7 @@ export class Agent {
       if (!desiredSlots.has(s.slot) && !observedSlots.has(s.slot)) await this.forgetSlot(s);
     }
     if (plan.actions.length === 0) {
+      this.clearTerminal(service);
       return plan.requeueAfterMs !== null ? { kind: 'after', ms: plan.requeueAfterMs } : { kind: 'done' };
     }
     for (const a of plan.actions) {
@@ -297,8 +301,31 @@ export class Agent {
     }
     const result = await this.executor.execute('container', plan.actions);
     if (result.applied > 0) this.deps.onChange?.();
-    if (result.error) throw result.error;
+    if (result.error) {
+      const terminal = this.terminalError(service, result.error);
+      if (!terminal) throw result.error;
+      // Retrying a missing image every second changes nothing; status says why, and a slow
+      // retry (or the next watchdog pass) picks the image up once someone builds it.
+      if (this.terminal.get(service) !== terminal) {
+        this.terminal.set(service, terminal);
+        this.log.warn({ service, error: terminal, retryInMs: DEFAULTS.terminalRetryMs }, 'terminal error; retrying slowly');
+        this.deps.onChange?.();
+      }
+      return { kind: 'after', ms: DEFAULTS.terminalRetryMs };
+    }
+    this.clearTerminal(service);
     return { kind: 'requeue' };
+  }
+
+  /** The status text of an error that retrying soon cannot fix, or null for one worth retrying. */
+  private terminalError(service: string, err: unknown): string | null {
+    if (!isOrcaError(err, 'ORCA_IMAGE_MISSING')) return null;
+    const image = this.assignments.get(service)?.[0]?.spec.image ?? 'of the service';
+    return `image ${image} not found on node ${this.node} (Orca never pulls images: build or load it on that host)`;
+  }
+
+  private clearTerminal(service: string): void {
+    if (this.terminal.delete(service)) this.deps.onChange?.();
   }
 
   /** Running, non-condemned instances of a service, with the probes of the desired spec. */

@@ -32,6 +32,11 @@ export interface InstanceReport {
   current: boolean;
   /** Set when a rollout of this slot to the desired spec halted, with the reason. */
   rolloutFailed: string | null;
+  /**
+   * A terminal error that keeps this slot from getting an instance of its desired spec (for
+   * example "image web:2 not found on node n1"); null when there is none. Retried slowly.
+   */
+  error?: string | null;
 }
 
 const EXIT_REASON_TEXT: Record<string, string> = {
@@ -78,6 +83,7 @@ export function buildReports(
   slots: ReadonlyMap<string, SlotState>,
   now: number,
   lifecycle?: LifecycleView,
+  errors?: ReadonlyMap<string, string>,
 ): InstanceReport[] {
   const out: InstanceReport[] = [];
   const desired = new Map(assignments.map((a) => [`${a.service}/${a.slot}`, a]));
@@ -109,6 +115,8 @@ export function buildReports(
       startedAt: c.startedAt,
       current: a !== undefined && a.specHash === l.specHash,
       rolloutFailed: a && slot?.rolloutFailed?.hash === a.specHash ? slot.rolloutFailed.reason : null,
+      // A live instance of an older spec is what a slot keeps while its new spec cannot start.
+      error: a !== undefined && a.specHash !== l.specHash ? (errors?.get(l.service) ?? null) : null,
     });
   }
   for (const [key, a] of desired) {
@@ -136,6 +144,7 @@ export function buildReports(
       startedAt: null,
       current: true,
       rolloutFailed: slot?.rolloutFailed?.hash === a.specHash ? slot.rolloutFailed.reason : null,
+      error: errors?.get(a.service) ?? null,
     });
   }
   out.sort((x, y) => x.service.localeCompare(y.service) || x.slot - y.slot || Number(y.current) - Number(x.current));

@@ -19,6 +19,8 @@ export const DEFAULTS = {
   /** Work-queue retry backoff for a failed key. */
   queueRetryInitialMs: 100,
   queueRetryMaxMs: 5_000,
+  /** A service whose last reconcile hit a terminal error (an image missing) is looked at again after this. */
+  terminalRetryMs: 30_000,
   /** Docker event stream reconnect backoff. */
   eventsReconnectInitialMs: 100,
   eventsReconnectMaxMs: 1_000,

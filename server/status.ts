@@ -15,6 +15,8 @@ export interface InstanceStatus {
   containerId: string | null;
   address: string | null;
   nextRetryAt: string | null;
+  /** A terminal error that keeps this slot from its desired spec (image not found on node n1). */
+  error: string | null;
 }
 
 export interface ServiceStatus {
@@ -56,6 +58,8 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
   } else if (stale.length > 0) state = 'updating';
   else if (ready >= desired && running === desired) state = 'healthy';
   else state = 'degraded';
+  const terminal = mine.find((r) => r.error)?.error;
+  if (terminal && state !== 'healthy' && state !== 'stopped') reason ??= terminal;
   return {
     name: svc.name,
     revision: svc.revision,
@@ -71,6 +75,7 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
       containerId: r.containerId,
       address: r.address,
       nextRetryAt: r.nextRetryAt,
+      error: r.error ?? null,
     })),
     ...(reason ? { reason } : {}),
     ...(current.some((r) => r.lastExit?.reason === 'OOMKilled') ? { hint: oomHint(svc.spec.resources.memoryBytes) } : {}),
