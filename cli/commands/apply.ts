@@ -2,22 +2,33 @@ import type { ClientOptions } from '../client.js';
 import { Client } from '../client.js';
 import { readManifests } from '../manifests.js';
 import { CliError, EXIT } from '../exit.js';
+import { jsonLine, type Format } from '../format.js';
 import { sleep, systemClock } from '../../core/clock.js';
 import type { ServiceStatus } from '../../server/status.js';
 import type { ApplyResult } from '../../server/control-plane.js';
 
-/** `orca apply -f PATH… [--dry-run] [--wait] [--timeout S]` */
-export async function apply(g: ClientOptions, opts: { file: string[]; dryRun?: boolean; wait?: boolean; timeout?: string }): Promise<void> {
+/**
+ * `orca apply -f PATH… [--dry-run] [--wait] [--timeout S] [-o table|json]`. With `-o json`,
+ * stdout is one document `{"dryRun","results":[{"service","result","revision"}]}` and the
+ * progress of `--wait` goes to stderr.
+ */
+export async function apply(g: ClientOptions, opts: { file: string[]; dryRun?: boolean; wait?: boolean; timeout?: string; output?: Format }): Promise<void> {
   const timeoutSecs = opts.timeout === undefined ? 300 : Number(opts.timeout);
   if (!Number.isFinite(timeoutSecs) || timeoutSecs <= 0) throw new CliError(EXIT.invalid, `--timeout: must be a positive number of seconds, got "${opts.timeout}"`);
   const { files } = await readManifests(opts.file);
   const client = new Client(g);
   const body = await client.json<{ results: ApplyResult[] }>('POST', '/v1/apply', { files, dryRun: opts.dryRun === true });
-  for (const r of body.results) process.stdout.write(`service/${r.service} ${r.action}${opts.dryRun ? ' (dry run)' : ''}\n`);
-  if (opts.wait && !opts.dryRun) await waitHealthy(client, body.results, timeoutSecs * 1000);
+  if (opts.output === 'json') {
+    const results = body.results.map((r) => ({ service: r.service, result: r.action, revision: r.revision }));
+    process.stdout.write(jsonLine({ dryRun: opts.dryRun === true, results }));
+  } else {
+    for (const r of body.results) process.stdout.write(`service/${r.service} ${r.action}${opts.dryRun ? ' (dry run)' : ''}\n`);
+  }
+  const progress = opts.output === 'json' ? process.stderr : process.stdout;
+  if (opts.wait && !opts.dryRun) await waitHealthy(client, body.results, timeoutSecs * 1000, progress);
 }
 
-async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: number): Promise<void> {
+async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: number, progress: NodeJS.WritableStream): Promise<void> {
   const deadline = systemClock.now() + timeoutMs;
   const last = new Map<string, string>();
   const pending = new Set(results.map((r) => r.service));
@@ -27,7 +38,7 @@ async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: nu
       if (!pending.has(s.name)) continue;
       const live = s.instances.filter((i) => i.state === 'running').length;
       const line = `service/${s.name} revision ${s.revision} ${s.state}: ${s.replicas.ready}/${s.replicas.desired} ready, ${live} instance${live === 1 ? '' : 's'} running`;
-      if (last.get(s.name) !== line) process.stdout.write(line + '\n');
+      if (last.get(s.name) !== line) progress.write(line + '\n');
       last.set(s.name, line);
       if (s.state === 'healthy' || s.state === 'stopped') pending.delete(s.name);
       else if (s.state === 'rollout-failed') throw new CliError(EXIT.failed, `service/${s.name} rollout failed: ${s.reason ?? 'unknown reason'}`);
@@ -38,14 +49,24 @@ async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: nu
   }
 }
 
-/** `orca diff -f PATH…`: exit 0 without differences, 1 with. */
-export async function diff(g: ClientOptions, opts: { file: string[] }): Promise<void> {
+/**
+ * `orca diff -f PATH… [-o table|json]`: exit 0 without differences, 1 with. With `-o json`:
+ * `{"differs","services":[{"service","exists","changes":[{"path","from","to"}]}]}` (`from` is
+ * absent for a field that was unset, `to` for one that becomes unset).
+ */
+export async function diff(g: ClientOptions, opts: { file: string[]; output?: Format }): Promise<void> {
   const { files } = await readManifests(opts.file);
   const body = await new Client(g).json<{ services: Array<{ service: string; exists: boolean; changes: Array<{ path: string; from: unknown; to: unknown }> }> }>(
     'POST',
     '/v1/diff',
     { files },
   );
+  if (opts.output === 'json') {
+    const differs = body.services.some((s) => !s.exists || s.changes.length > 0);
+    process.stdout.write(jsonLine({ differs, services: body.services }));
+    process.exitCode = differs ? EXIT.failed : EXIT.ok;
+    return;
+  }
   let differs = false;
   for (const s of body.services) {
     if (!s.exists) {

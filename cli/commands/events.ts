@@ -4,7 +4,10 @@ import { parseDuration } from '../duration.js';
 import { systemClock } from '../../core/clock.js';
 import type { EventRecord } from '../../store/types.js';
 
-/** `orca events [-f] [--service S] [--since DURATION] [-o text|json]` */
+/**
+ * `orca events [-f] [--service S] [--since DURATION] [-o table|json]` (`text` is accepted for
+ * table). `-o json` is JSON Lines: one event object a line, as the server sends it.
+ */
 export async function events(g: ClientOptions, opts: { follow?: boolean; service?: string; since?: string; output: string }): Promise<void> {
   const q = new URLSearchParams();
   if (opts.since !== undefined) {

@@ -1,6 +1,7 @@
 import { Client, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 import { table } from '../table.js';
+import { jsonLine, type Format } from '../format.js';
 
 interface Revision {
   revision: number;
@@ -13,9 +14,18 @@ interface Revision {
   outcomeReason?: string;
 }
 
-/** `orca history SERVICE` */
-export async function history(g: ClientOptions, service: string): Promise<void> {
+/**
+ * `orca history SERVICE [-o table|json]`. JSON: `{"service","current","revisions":[…]}` where
+ * `current` is the running revision (null once the service is deleted) and each revision has
+ * `revision`, `createdAt`, `specHash`, `spec` (the normalised spec), `source`, `rollbackOf`,
+ * `outcome` and `outcomeReason`.
+ */
+export async function history(g: ClientOptions, service: string, opts: { output?: Format } = {}): Promise<void> {
   const body = await new Client(g).json<{ current: number | null; revisions: Revision[] }>('GET', `/v1/services/${encodeURIComponent(service)}/history`);
+  if (opts.output === 'json') {
+    process.stdout.write(jsonLine({ service, current: body.current, revisions: body.revisions }));
+    return;
+  }
   process.stdout.write(
     table(
       ['REVISION', 'CREATED', 'SPEC HASH', 'IMAGE', 'REPLICAS', 'SOURCE', 'OUTCOME'],

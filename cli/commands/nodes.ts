@@ -1,6 +1,7 @@
 import { Client, type ClientOptions } from '../client.js';
 import { ago, table } from '../table.js';
 import { systemClock } from '../../core/clock.js';
+import { jsonLine } from '../format.js';
 
 interface Node {
   name: string;
@@ -10,11 +11,11 @@ interface Node {
   instances: number;
 }
 
-/** `orca nodes [-o json]` */
+/** `orca nodes [-o table|json]`; JSON: `{"nodes":[{"name","state","address","lastHeartbeat","instances"}]}`. */
 export async function nodes(g: ClientOptions, opts: { output: string }): Promise<void> {
   const body = await new Client(g).json<{ nodes: Node[] }>('GET', '/v1/nodes');
   if (opts.output === 'json') {
-    process.stdout.write(JSON.stringify(body) + '\n');
+    process.stdout.write(jsonLine(body));
     return;
   }
   const now = systemClock.now();

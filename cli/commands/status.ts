@@ -4,7 +4,10 @@ import { sleep, systemClock } from '../../core/clock.js';
 import type { ServiceStatus } from '../../server/status.js';
 
 // Types only: erased at build time, so the CLI loads none of the server's code.
-/** `orca status [SERVICE] [-o table|json] [--watch]` — observed state, read from the nodes now. */
+/**
+ * `orca status [SERVICE] [-o table|json] [--watch]` — observed state, read from the nodes now.
+ * `-o json` prints `{"services":[…]}` on one line; with --watch, one such line per refresh.
+ */
 export async function status(g: ClientOptions, service: string | undefined, opts: { output: string; watch?: boolean }): Promise<void> {
   const client = new Client(g);
   const path = service ? `/v1/status?service=${encodeURIComponent(service)}` : '/v1/status';
@@ -15,7 +18,8 @@ export async function status(g: ClientOptions, service: string | undefined, opts
     process.stdout.write(text);
     if (!opts.watch) return;
     await sleep(systemClock, 1000);
-    if (!process.stdout.isTTY) process.stdout.write('\n');
+    // Tables are separated by a blank line; JSON stays one document a line (JSON Lines).
+    if (!process.stdout.isTTY && opts.output !== 'json') process.stdout.write('\n');
   }
 }
 

@@ -1,0 +1,158 @@
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT } from './exit.js';
+import type { ClientOptions } from './client.js';
+import { outputOption } from './format.js';
+import { orcaVersion } from './version.js';
+
+/**
+ * The `orca` command's options and subcommands (cli/main.ts runs it). Command modules are imported only when their command runs, so that
+ * `orca status` starts fast.
+ */
+export function buildProgram(): Command {
+  const program = new Command('orca')
+    .description('Orca: a self-healing container orchestrator for a handful of Docker hosts')
+    .version(orcaVersion(import.meta.dirname), '-V, --version', 'print the version')
+    .option('--api <url>', 'server API URL (env ORCA_API, default http://127.0.0.1:6880)')
+    .option('--token <token>', 'API token (env ORCA_TOKEN, default: <data-dir>/cluster.token)')
+    .option('--data-dir <dir>', 'data directory (env ORCA_HOME, default ~/.orca)')
+    // Subcommands inherit this: `orca status --help` lists --api, --token and --data-dir too.
+    .configureHelp({ showGlobalOptions: true })
+    .showHelpAfterError()
+    .exitOverride();
+  const g = (): ClientOptions => program.opts();
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+  program
+    .command('server')
+    .description('run the control plane (store, API, local agent) in the foreground')
+    .option('--config <file>', 'cluster.toml with the same keys as the flags')
+    .option('--api-listen <host:port>', 'API address (default 127.0.0.1:6880)')
+    .option('--proxy-listen <host:port>', 'proxy address (default 127.0.0.1:8080)')
+    .option('--node-name <name>', 'this node’s name (default: hostname)')
+    .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
+    .option('--cluster-id <id>', 'cluster label on every container (default "default")')
+    .option('--watchdog-interval <secs>', 'full resync period (default 30)')
+    .option('--heartbeat-interval <secs>', 'agent heartbeat period (default 5)')
+    .option('--heartbeat-timeout <secs>', 'node unreachable after (default 15)')
+    .option('--node-down-grace <secs>', 'node down after (default 60)')
+    .option('--no-local-agent', 'do not run containers on this host')
+    .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
+
+  program
+    .command('agent')
+    .description('run a worker agent on this host in the foreground')
+    .requiredOption('--join <url>', "the server's API URL, e.g. http://orca-server:6880")
+    .option('--node-name <name>', 'this node’s name (default: hostname)')
+    .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
+    .option('--cluster-id <id>', 'cluster label on every container (default "default")')
+    .option('--reconnect-initial <secs>', 'first reconnect delay (default 5)')
+    .option('--reconnect-max <secs>', 'longest reconnect delay (default 60)')
+    .option('--watchdog-interval <secs>', 'full local resync period (default 30)')
+    .option('--label <key=value>', 'node label for placement.labels (repeatable)', collect)
+    .action(async (opts) => (await import('./commands/agent.js')).run(opts, g()));
+
+  program
+    .command('apply')
+    .description('apply manifests (files or directories of *.toml)')
+    .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
+    .option('--dry-run', 'show what would change, change nothing')
+    .option('--wait', 'wait until the applied services are healthy')
+    .option('--timeout <secs>', 'with --wait: give up after (default 300)')
+    .addOption(outputOption('{"dryRun","results":[{"service","result","revision"}]}; with --wait, progress goes to stderr'))
+    .action(async (opts) => (await import('./commands/apply.js')).apply(g(), opts));
+
+  program
+    .command('diff')
+    .description('field-level diff of manifests against the stored desired state (exit 1 when different)')
+    .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
+    .addOption(outputOption('{"differs","services":[{"service","exists","changes":[{"path","from","to"}]}]}'))
+    .action(async (opts) => (await import('./commands/apply.js')).diff(g(), opts));
+
+  program
+    .command('delete')
+    .description('delete services (by name, or those defined in manifests)')
+    .argument('[service...]')
+    .option('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
+    .action(async (services: string[], opts) => (await import('./commands/apply.js')).del(g(), services, opts));
+
+  program
+    .command('status')
+    .description('observed state of services')
+    .argument('[service]')
+    .addOption(outputOption('one line; with --watch, one line per refresh'))
+    .option('-w, --watch', 'refresh every second until interrupted')
+    .action(async (service: string | undefined, opts) => (await import('./commands/status.js')).status(g(), service, opts));
+
+  program
+    .command('logs')
+    .description('container output of a service')
+    .argument('<service>')
+    .option('--tail <n>', 'only the last N lines')
+    .option('-f, --follow', 'stream new output')
+    .option('--instance <id>', 'one instance')
+    .option('-p, --previous', 'the last exited instance of each slot (why it died)')
+    .action(async (service: string, opts) => (await import('./commands/logs.js')).logs(g(), service, opts));
+
+  program
+    .command('events')
+    .description('the reconciliation log: every action, by which reconciler, why, and its outcome')
+    .option('-f, --follow', 'stream new events')
+    .option('--service <name>', 'only this service')
+    .option('--since <duration>', 'only events newer than this (e.g. 10m, 1h, 90s)')
+    .addOption(outputOption('JSON Lines, one event object a line', { text: 'table' }))
+    .action(async (opts) => (await import('./commands/events.js')).events(g(), opts));
+
+  program
+    .command('history')
+    .description('revisions of a service')
+    .argument('<service>')
+    .addOption(outputOption())
+    .action(async (service: string, opts) => (await import('./commands/history.js')).history(g(), service, opts));
+
+  program
+    .command('rollback')
+    .description('apply an earlier revision as a new revision')
+    .argument('<service>')
+    .option('--to-revision <n>', 'revision to roll back to (default: the previous one)')
+    .action(async (service: string, opts) => (await import('./commands/history.js')).rollback(g(), service, opts));
+
+  program
+    .command('nodes')
+    .description('nodes of the cluster')
+    .addOption(outputOption())
+    .action(async (opts) => (await import('./commands/nodes.js')).nodes(g(), opts));
+
+  program
+    .command('drain')
+    .description('move every replica off a node (start-first), and keep new ones away')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, true));
+
+  program
+    .command('uncordon')
+    .description('let a drained node take replicas again')
+    .argument('<node>')
+    .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, false));
+
+  return program;
+}
+
+/** Runs `orca` with argv (node, script, args…); resolves with the exit code of SPEC §4. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return EXIT.ok;
+      return EXIT.invalid;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT.failed;
+  }
+}
