@@ -10,12 +10,19 @@
  * (server asks: status reads the node's instances from Docker through its agent, not a cache).
  */
 import { z } from 'zod';
+import { MAX_LINE_CHARS } from '../runtime/streams.js';
+import { LOG_BATCH_LINES } from './log-pump.js';
 import type { InstanceReport } from './reports.js';
 import type { EventRecord } from '../store/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 
 export const PROTOCOL_VERSION = 1;
+
+/** Longest log line an agent sends: the cut line and its mark (runtime/streams.ts). */
+const LOGS_LINE_MAX_CHARS = MAX_LINE_CHARS + 200;
+/** Largest credit of one logs grant (characters). */
+const LOGS_MAX_CREDIT = 64 * 1024 * 1024;
 
 const str = z.string();
 const instanceReport = z.looseObject({
@@ -70,8 +77,9 @@ export const agentMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('event'), records: z.array(eventRecord).max(10_000) }),
   z.strictObject({ type: z.literal('heartbeat'), seq: z.number().int().nonnegative() }),
   z.strictObject({ type: z.literal('drain'), id: z.number().int(), instance: str, address: str, maxMs: z.number().nonnegative() }),
-  z.strictObject({ type: z.literal('logs-data'), id: z.number().int(), lines: z.array(str) }),
-  z.strictObject({ type: z.literal('logs-end'), id: z.number().int(), error: str.optional() }),
+  /** Log lines (cut at 16 KiB by the agent), within the credit the server granted (agent/log-pump.ts). */
+  z.strictObject({ type: z.literal('logs-data'), id: z.number().int(), lines: z.array(str.max(LOGS_LINE_MAX_CHARS)).max(LOG_BATCH_LINES) }),
+  z.strictObject({ type: z.literal('logs-end'), id: z.number().int(), error: str.max(4096).optional() }),
   z.strictObject({ type: z.literal('containers-result'), id: z.number().int(), containers: z.array(container), error: str.optional() }),
   z.strictObject({ type: z.literal('observed'), id: z.number().int(), reports: z.array(instanceReport), endpoints: z.array(endpoint).optional(), error: str.optional() }),
 ]);
@@ -87,7 +95,9 @@ export const serverMessage = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('heartbeat-ack'), seq: z.number().int().nonnegative() }),
   z.strictObject({ type: z.literal('drained'), id: z.number().int() }),
-  z.strictObject({ type: z.literal('logs'), id: z.number().int(), containerId: str, tail: z.number().int().nonnegative().optional(), follow: z.boolean() }),
+  /** window: the first credit in characters (absent: no flow control); logs-credit grants more as the reader reads. */
+  z.strictObject({ type: z.literal('logs'), id: z.number().int(), containerId: str, tail: z.number().int().nonnegative().optional(), follow: z.boolean(), window: z.number().int().positive().max(LOGS_MAX_CREDIT).optional() }),
+  z.strictObject({ type: z.literal('logs-credit'), id: z.number().int(), chars: z.number().int().positive().max(LOGS_MAX_CREDIT) }),
   z.strictObject({ type: z.literal('logs-cancel'), id: z.number().int() }),
   z.strictObject({ type: z.literal('containers'), id: z.number().int(), service: str }),
   z.strictObject({ type: z.literal('observe'), id: z.number().int() }),
@@ -122,7 +132,8 @@ export type ServerMessage =
   | { type: 'assignments'; full: boolean; slots?: SlotAssignment[]; services?: Record<string, SlotAssignment[]> }
   | { type: 'heartbeat-ack'; seq: number }
   | { type: 'drained'; id: number }
-  | { type: 'logs'; id: number; containerId: string; tail?: number; follow: boolean }
+  | { type: 'logs'; id: number; containerId: string; tail?: number; follow: boolean; window?: number }
+  | { type: 'logs-credit'; id: number; chars: number }
   | { type: 'logs-cancel'; id: number }
   | { type: 'containers'; id: number; service: string }
   | { type: 'observe'; id: number }

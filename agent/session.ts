@@ -6,6 +6,7 @@ import type { EventRecord } from '../store/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { Agent } from './agent.js';
 import type { Channel } from './channel.js';
+import { LogPump } from './log-pump.js';
 import { decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './protocol.js';
 
 export interface SessionIdentity {
@@ -49,6 +50,7 @@ export class AgentSession {
   private readonly pendingEvents: EventRecord[] = [];
   private readonly drains = new Map<number, () => void>();
   private readonly logStreams = new Map<number, AbortController>();
+  private readonly logPumps = new Map<number, LogPump>();
   private assignments: SlotAssignment[] = [];
   private lastEndpoints = '';
   private connectedOnce: (() => void) | null = null;
@@ -244,7 +246,10 @@ export class AgentSession {
         return;
       }
       case 'logs':
-        return this.streamLogs(msg.id, msg.containerId, msg.tail, msg.follow);
+        return this.streamLogs(msg.id, msg.containerId, msg.tail, msg.follow, msg.window);
+      case 'logs-credit':
+        this.logPumps.get(msg.id)?.grant(msg.chars);
+        return;
       case 'logs-cancel':
         this.logStreams.get(msg.id)?.abort();
         return;
@@ -254,33 +259,20 @@ export class AgentSession {
     }
   }
 
-  private async streamLogs(id: number, containerId: string, tail: number | undefined, follow: boolean): Promise<void> {
+  /** Streams a container's log lines, flow-controlled by the server's credit (agent/log-pump.ts). */
+  private async streamLogs(id: number, containerId: string, tail: number | undefined, follow: boolean, window: number | undefined): Promise<void> {
     const abort = new AbortController();
     this.logStreams.set(id, abort);
-    let batch: string[] = [];
+    const pump = new LogPump(window, abort.signal);
+    this.logPumps.set(id, pump);
     try {
-      for await (const line of this.agent.logs(containerId, { tail, follow, signal: abort.signal })) {
-        batch.push(line);
-        if (batch.length >= 200) {
-          this.send({ type: 'logs-data', id, lines: batch });
-          batch = [];
-        } else if (batch.length === 1) {
-          // Flush soon, so `logs -f` is live.
-          setImmediate(() => {
-            if (batch.length) {
-              this.send({ type: 'logs-data', id, lines: batch });
-              batch = [];
-            }
-          });
-        }
-      }
-      if (batch.length) this.send({ type: 'logs-data', id, lines: batch });
+      await pump.run(this.agent.logs(containerId, { tail, follow, signal: abort.signal }), (lines) => this.send({ type: 'logs-data', id, lines }));
       this.send({ type: 'logs-end', id });
     } catch (err) {
-      if (batch.length) this.send({ type: 'logs-data', id, lines: batch });
       this.send({ type: 'logs-end', id, ...(abort.signal.aborted ? {} : { error: errorMessage(err) }) });
     } finally {
       this.logStreams.delete(id);
+      this.logPumps.delete(id);
     }
   }
 

@@ -1,4 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { OrcaError } from '../core/errors.js';
 import type { Store, EventRecord } from '../store/types.js';
@@ -8,7 +10,32 @@ import { bearer, tokenMatches } from './token.js';
 import type { ControlPlane, ManifestFile } from './control-plane.js';
 import type { EventLog } from './event-log.js';
 import type { NodeRegistry } from './node-registry.js';
-import { boolParam, HttpError, intParam, readJson, sendError, sendJson } from './http-util.js';
+import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
+import { RefusalLog } from './refusals.js';
+import { DroppingQueue, StreamWriter } from './stream-writer.js';
+
+/**
+ * Limits of the API listener. Header and request timeouts bound slow clients (a request's
+ * headers and body, not its response: `logs -f` and `events -f` stream for as long as their
+ * reader reads, and are bounded instead by `streamStallMs`, the longest a reader may take
+ * nothing before its stream is ended).
+ */
+export const API_LIMITS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  /** How often Node checks the two timeouts above. */
+  checkIntervalMs: 1_000,
+  maxHeadersCount: 100,
+  maxHeaderBytes: 16 * 1024,
+  maxConnections: 1_000,
+  streamStallMs: 120_000,
+  /** Records an `events -f` follower may fall behind by before the oldest are dropped. */
+  followQueue: 1_000,
+  /** Refused requests: one log line per remote address per this window. */
+  refusalLogWindowMs: 60_000,
+};
+export type ApiLimits = typeof API_LIMITS;
 
 export interface ApiDeps {
   token: string;
@@ -22,13 +49,21 @@ export interface ApiDeps {
   isReady: () => boolean;
   /** Extra unauthenticated-by-path handlers (for example /metrics) return true when they answered. */
   metrics?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** Counts a request refused for its token (the /metrics counter; the log is rate-limited). */
+  onUnauthorized?: () => void;
+  clock?: Clock;
+  limits?: Partial<ApiLimits>;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, params: string[]) => Promise<void>;
+type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
 
 /** The HTTP API of SPEC §4, behind bearer-token auth (all but /healthz). */
 export function createApi(deps: ApiDeps): Server {
   const { control, log } = deps;
+  const limits: ApiLimits = { ...API_LIMITS, ...deps.limits };
+  const clock = deps.clock ?? systemClock;
+  const refusals = new RefusalLog(clock, log, deps.onUnauthorized, { windowMs: limits.refusalLogWindowMs });
+  const streams = { clock, stallMs: limits.streamStallMs, followQueue: limits.followQueue };
   const routes: Array<[string, RegExp, Handler]> = [
     ['POST', /^\/v1\/apply$/, async (req, res) => {
       const body = await readJson(req);
@@ -74,8 +109,8 @@ export function createApi(deps: ApiDeps): Server {
       if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '));
       sendJson(res, 200, r.value);
     }],
-    ['GET', /^\/v1\/services\/([^/]+)\/logs$/, (req, res, url, [name]) => streamLogs(control, req, res, url, name ?? '')],
-    ['GET', /^\/v1\/events$/, (req, res, url) => streamEvents(deps, req, res, url)],
+    ['GET', /^\/v1\/services\/([^/]+)\/logs$/, (req, res, url, [name]) => streamLogs(control, streams, req, res, url, name ?? '')],
+    ['GET', /^\/v1\/events$/, (req, res, url) => streamEvents(deps, streams, req, res, url)],
     ['POST', /^\/v1\/nodes\/([^/]+)\/(drain|uncordon)$/, async (_req, res, _url, [name, verb]) => {
       const n = await deps.nodes.setDrained(name ?? '', verb === 'drain');
       if (!n) throw new HttpError(404, 'ORCA_NOT_FOUND', `node "${name}" not found`);
@@ -95,44 +130,89 @@ export function createApi(deps: ApiDeps): Server {
     }],
   ];
 
-  return createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://orca');
-    void (async () => {
-      try {
-        if (url.pathname === '/healthz' && req.method === 'GET') {
-          const ready = deps.isReady();
-          sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' });
-          return;
-        }
-        if (!tokenMatches(bearer(req.headers.authorization), deps.token)) {
-          log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress }, 'unauthorized API request');
-          throw new HttpError(401, 'ORCA_UNAUTHORIZED', 'missing or wrong token');
-        }
-        if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
-          await deps.metrics(req, res);
-          return;
-        }
-        for (const [method, re, handler] of routes) {
-          const m = re.exec(url.pathname);
-          if (!m) continue;
-          if (req.method !== method) throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${url.pathname}`);
-          await handler(req, res, url, m.slice(1).map(decodeURIComponent));
-          return;
-        }
-        throw new HttpError(404, 'ORCA_NOT_FOUND', `no such endpoint: ${url.pathname}`);
-      } catch (err) {
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        if (err instanceof HttpError) sendError(res, err);
-        else {
-          log.error({ err, path: url.pathname }, 'API request failed');
-          sendError(res, new HttpError(500, 'ORCA_INTERNAL', (err as Error).message ?? 'internal error'));
-        }
+  /** One request, inside its own error boundary: whatever it holds, the answer is a status code. */
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // A client that resets mid-request must not become an unhandled 'error' event.
+    req.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'API request stream error'));
+    res.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'API response stream error'));
+    let path = '(unparsed)';
+    try {
+      const target = parseTarget(req.url);
+      if (!target.ok) throw new HttpError(400, 'ORCA_USAGE', target.errors);
+      const url = target.value;
+      path = url.pathname;
+      const bad = headerProblem(req);
+      if (bad) throw new HttpError(400, 'ORCA_USAGE', bad);
+      if (url.pathname === '/healthz' && req.method === 'GET') {
+        const ready = deps.isReady();
+        sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' });
+        return;
       }
-    })();
+      if (!tokenMatches(bearer(req.headers.authorization), deps.token)) {
+        refusals.refused(req.socket.remoteAddress, req.method, url.pathname);
+        throw new HttpError(401, 'ORCA_UNAUTHORIZED', 'missing or wrong token');
+      }
+      if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
+        await deps.metrics(req, res);
+        return;
+      }
+      for (const [method, re, handler] of routes) {
+        const m = re.exec(url.pathname);
+        if (!m) continue;
+        if (req.method !== method) throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${url.pathname}`);
+        const params: string[] = [];
+        for (const raw of m.slice(1)) {
+          const p = decodePathParam(raw ?? '');
+          if (!p.ok) throw new HttpError(400, 'ORCA_USAGE', `${p.errors} (path ${url.pathname})`);
+          params.push(p.value);
+        }
+        await handler(req, res, url, params);
+        return;
+      }
+      throw new HttpError(404, 'ORCA_NOT_FOUND', `no such endpoint: ${url.pathname}`);
+    } catch (err) {
+      if (res.headersSent || res.destroyed) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) sendError(res, err);
+      else {
+        log.error({ err, path }, 'API request failed');
+        sendError(res, new HttpError(500, 'ORCA_INTERNAL', (err as Error).message ?? 'internal error'));
+      }
+    }
+  };
+
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        // handle() answers every failure itself; this is the last line of defence for a bug in it.
+        log.error({ err }, 'API request handler failed');
+        res.destroy();
+      });
+    },
+  );
+  server.maxHeadersCount = limits.maxHeadersCount;
+  server.maxConnections = limits.maxConnections;
+  // Malformed requests Node's parser refuses (bad request line, header overflow, timeouts): a
+  // clear 4xx when the socket can still take it, and never an unhandled error.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({ error: 'ORCA_USAGE', message: `malformed request: ${STATUS_CODES[status]?.toLowerCase()}` });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
+  return server;
 }
 
 function manifestFiles(body: Record<string, unknown>): ManifestFile[] {
@@ -143,35 +223,66 @@ function manifestFiles(body: Record<string, unknown>): ManifestFile[] {
   return files as ManifestFile[];
 }
 
-async function streamEvents(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+interface StreamOptions {
+  clock: Clock;
+  stallMs: number;
+  followQueue: number;
+}
+
+/** A line of the reconciliation log that the API itself writes into one follower's stream. */
+function streamNote(clock: Clock, action: string, message: string): string {
+  const e: EventRecord = { time: new Date(clock.now()).toISOString(), reconciler: 'api', service: null, instance: null, node: null, action, reason: 'reader-too-slow', outcome: 'dropped', durationMs: 0, message };
+  return JSON.stringify(e) + '\n';
+}
+
+/**
+ * GET /v1/events: the stored log, then (follow) live records. A follower gets a bounded queue:
+ * when it falls more than `followQueue` records behind, the oldest are dropped and an
+ * `events.dropped` record says how many; writes wait for the socket to drain, and a reader that
+ * takes nothing for `stallMs` is ended.
+ */
+async function streamEvents(deps: ApiDeps, o: StreamOptions, _req: IncomingMessage, res: ServerResponse, url: Target): Promise<void> {
   const since = intParam(url, 'since');
   const limit = intParam(url, 'limit');
   const service = url.searchParams.get('service') ?? undefined;
   const follow = boolParam(url, 'follow');
   const matches = (e: EventRecord) => (!service || e.service === service) && (since === undefined || Date.parse(e.time) >= since);
-  const buffered: EventRecord[] = [];
-  let live = false;
-  const write = (e: EventRecord) => res.write(JSON.stringify(e) + '\n');
-  const unsubscribe = follow ? deps.events.follow((e) => (matches(e) ? (live ? write(e) : buffered.push(e)) : undefined)) : null;
-  await deps.events.drain();
-  const past = await deps.store.listEvents({ sinceMs: since, service, limit: limit ?? (follow ? 100 : 1000) });
-  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-  for (const e of past) write(e);
-  if (!unsubscribe) {
-    res.end();
-    return;
+  const queue = follow ? new DroppingQueue<EventRecord>(o.followQueue) : null;
+  const unsubscribe = queue ? deps.events.follow((e) => (matches(e) ? queue.push(e) : undefined)) : null;
+  try {
+    await deps.events.drain();
+    const past = await deps.store.listEvents({ sinceMs: since, service, limit: limit ?? (follow ? 100 : 1000) });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const writer = new StreamWriter(res, o.clock, o.stallMs);
+    for (const e of past) if (!(await writer.write(JSON.stringify(e) + '\n'))) break;
+    if (!queue || !writer.open) {
+      writer.finish();
+      return;
+    }
+    res.once('close', () => queue.close());
+    const seen = new Set(past.map((e) => JSON.stringify(e)));
+    for (;;) {
+      const next = await queue.take();
+      if (!next) break;
+      if (next.dropped > 0 && !(await writer.write(streamNote(o.clock, 'events.dropped', `${next.dropped} events dropped: this reader fell more than ${o.followQueue} behind`)))) break;
+      const text = JSON.stringify(next.item);
+      if (seen.size > 0 && seen.delete(text)) continue;
+      if (!(await writer.write(text + '\n'))) break;
+    }
+    writer.finish(writer.stalled ? streamNote(o.clock, 'events.stream-ended', `stream ended: the reader took nothing for ${Math.round(o.stallMs / 1000)} s`) : undefined);
+  } finally {
+    unsubscribe?.();
+    queue?.close();
   }
-  const seen = new Set(past.map((e) => JSON.stringify(e)));
-  for (const e of buffered) if (!seen.has(JSON.stringify(e))) write(e);
-  live = true;
-  await new Promise<void>((resolve) => {
-    req.on('close', resolve);
-    res.on('close', resolve);
-  });
-  unsubscribe();
 }
 
-async function streamLogs(control: ControlPlane, req: IncomingMessage, res: ServerResponse, url: URL, name: string): Promise<void> {
+/**
+ * GET /v1/services/NAME/logs: container output, line by line, from every chosen instance.
+ * Writes wait for the socket to drain, and a node's log stream is pulled only as fast as the
+ * reader reads (the agent is flow-controlled by RemoteNode.logs): a reader that stops reading
+ * stops Docker's log stream. One that takes nothing for `stallMs` is ended with a message.
+ */
+async function streamLogs(control: ControlPlane, o: StreamOptions, _req: IncomingMessage, res: ServerResponse, url: Target, name: string): Promise<void> {
   const tail = intParam(url, 'tail');
   const follow = boolParam(url, 'follow');
   const previous = boolParam(url, 'previous');
@@ -206,20 +317,24 @@ async function streamLogs(control: ControlPlane, req: IncomingMessage, res: Serv
     throw new HttpError(404, 'ORCA_NOT_FOUND', `no ${what}${unreachable.length ? ` on the reachable nodes (not reachable: ${unreachable.join(', ')})` : ''}`);
   }
   const abort = new AbortController();
-  req.on('close', () => abort.abort());
-  res.on('close', () => abort.abort());
+  res.once('close', () => abort.abort());
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  const writer = new StreamWriter(res, o.clock, o.stallMs);
   const prefix = chosen.length > 1;
   await Promise.all(
     chosen.map(async (f) => {
       try {
         for await (const line of f.node.logs(f.c.id, { tail, follow, signal: abort.signal })) {
-          res.write(prefix ? `${f.instance} | ${line}\n` : `${line}\n`);
+          if (!(await writer.write(prefix ? `${f.instance} | ${line}\n` : `${line}\n`))) break;
         }
       } catch (err) {
-        if (!abort.signal.aborted) res.write(`${f.instance} | [orca: log stream ended: ${(err as Error).message}]\n`);
+        if (!abort.signal.aborted) await writer.write(`${f.instance} | [orca: log stream ended: ${(err as Error).message}]\n`);
+      } finally {
+        // A stalled or closed reader ends every instance's stream (the agents stop reading Docker).
+        if (!writer.open) abort.abort();
       }
     }),
   );
-  res.end();
+  abort.abort();
+  writer.finish(writer.stalled ? `[orca: log stream ended: the reader took nothing for ${Math.round(o.stallMs / 1000)} s]\n` : undefined);
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fail, ok, type Result } from '../core/errors.js';
 
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -43,7 +44,7 @@ export async function readJson(req: IncomingMessage): Promise<Record<string, unk
 }
 
 /** Parses a non-negative integer query parameter; 400 when malformed. */
-export function intParam(url: URL, name: string): number | undefined {
+export function intParam(url: { searchParams: URLSearchParams }, name: string): number | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === '') return undefined;
   const n = Number(v);
@@ -51,7 +52,65 @@ export function intParam(url: URL, name: string): number | undefined {
   return n;
 }
 
-export function boolParam(url: URL, name: string): boolean {
+export function boolParam(url: { searchParams: URLSearchParams }, name: string): boolean {
   const v = url.searchParams.get(name);
   return v === '1' || v === 'true';
+}
+
+/** The parts of a request target the API routes on. */
+export interface Target {
+  pathname: string;
+  searchParams: URLSearchParams;
+}
+
+/** Longest request target accepted (Node's header limit bounds it too). */
+export const MAX_TARGET_CHARS = 8 * 1024;
+
+/**
+ * Parses a request target (origin-form `/path?q`, or absolute-form `http://host:port/path`)
+ * into a Result; never throws. Bad ports, hosts or schemes, and anything that is not a path,
+ * are errors that say what was wrong (the caller answers 400).
+ */
+export function parseTarget(raw: string | undefined): Result<Target, string> {
+  const text = raw ?? '';
+  if (text.length > MAX_TARGET_CHARS) return fail(`request target longer than ${MAX_TARGET_CHARS} characters`);
+  if (!text.startsWith('/') && !/^https?:\/\//i.test(text)) return fail(`malformed request target "${excerpt(text)}": expected a path`);
+  try {
+    const url = new URL(text, 'http://orca');
+    return ok({ pathname: url.pathname, searchParams: url.searchParams });
+  } catch {
+    return fail(`malformed request target "${excerpt(text)}"`);
+  }
+}
+
+/** decodeURIComponent as a Result: bad percent-encoding (`%E0%A4%A`) is an error, not a throw. */
+export function decodePathParam(raw: string): Result<string, string> {
+  try {
+    return ok(decodeURIComponent(raw));
+  } catch {
+    return fail(`bad percent-encoding in "${excerpt(raw)}"`);
+  }
+}
+
+/**
+ * What is wrong with a request's headers that Node's parser lets through, or null: a duplicate
+ * Host or Authorization (which one would count is ambiguous).
+ */
+export function headerProblem(req: Pick<IncomingMessage, 'rawHeaders'>): string | null {
+  let host = 0;
+  let auth = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = (req.rawHeaders[i] ?? '').toLowerCase();
+    if (name === 'host') host++;
+    else if (name === 'authorization') auth++;
+  }
+  if (host > 1) return 'duplicate Host header';
+  if (auth > 1) return 'duplicate Authorization header';
+  return null;
+}
+
+/** A short, printable excerpt of hostile text for an error message or a log line. */
+export function excerpt(text: string, max = 80): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length <= max ? clean : `${clean.slice(0, max)}…`;
 }

@@ -16,6 +16,8 @@ export class Metrics {
   private readonly recovery: Histogram<'service'>;
   readonly proxyRequests: Counter<'route' | 'status'>;
   readonly proxyUpstreamSeconds: Histogram<'route'>;
+  /** API requests refused for a missing or wrong token (every one; the log line is rate-limited). */
+  readonly apiUnauthorized: Counter;
 
   constructor(sources: { instances: () => Promise<InstanceReport[]>; nodes: () => Array<{ state: NodeState }> }) {
     const registers = [this.registry];
@@ -57,6 +59,11 @@ export class Metrics {
       help: 'Time to the upstream response headers',
       labelNames: ['route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    });
+    this.apiUnauthorized = new Counter({
+      name: 'orca_api_unauthorized_total',
+      help: 'API requests refused for a missing or wrong token',
       registers,
     });
     new Gauge({

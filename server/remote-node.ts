@@ -7,6 +7,7 @@ import { encode, type AgentMessage, type Endpoint, type ServerMessage } from '..
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeLink, NodeState } from './nodes.js';
+import { LogInbox, LOG_WINDOW_CHARS } from './log-inbox.js';
 
 /** What a node told the server about itself (kept across server restarts). */
 export interface NodeInfo {
@@ -38,7 +39,7 @@ export class RemoteNode implements NodeLink {
   private endpointList: Endpoint[] = [];
   private nextId = 1;
   private readonly pending = new Map<number, (msg: AgentMessage) => void>();
-  private readonly logQueues = new Map<number, { push: (lines: string[] | Error | null) => void }>();
+  private readonly logQueues = new Map<number, LogInbox>();
   lastHeartbeatMs: number;
   nodeState: NodeState = 'unreachable';
 
@@ -182,28 +183,19 @@ export class RemoteNode implements NodeLink {
         const channel = node.channel;
         if (!channel) throw new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${node.name} is not connected`);
         const id = node.nextId++;
-        const buffered: Array<string[] | Error | null> = [];
-        let wake: (() => void) | null = null;
-        node.logQueues.set(id, {
-          push: (x) => {
-            buffered.push(x);
-            wake?.();
-          },
-        });
+        // Flow-controlled (server/log-inbox.ts): the agent sends only what this reader has room for.
+        const inbox = new LogInbox(LOG_WINDOW_CHARS, (chars) => channel.send(encode({ type: 'logs-credit', id, chars })));
+        node.logQueues.set(id, inbox);
         const cancel = () => channel.send(encode({ type: 'logs-cancel', id }));
         opts.signal?.addEventListener('abort', cancel, { once: true });
-        channel.send(encode({ type: 'logs', id, containerId, follow: opts.follow ?? false, ...(opts.tail !== undefined ? { tail: opts.tail } : {}) }));
+        channel.send(encode({ type: 'logs', id, containerId, follow: opts.follow ?? false, window: LOG_WINDOW_CHARS, ...(opts.tail !== undefined ? { tail: opts.tail } : {}) }));
         try {
-          for (;;) {
-            while (buffered.length === 0) await new Promise<void>((r) => (wake = r));
-            const next = buffered.shift();
-            if (next === null || next === undefined) return;
-            if (next instanceof Error) throw next;
-            yield* next;
-          }
+          yield* inbox.lines();
         } finally {
           opts.signal?.removeEventListener('abort', cancel);
           node.logQueues.delete(id);
+          // A reader that stopped early (or an inbox that overflowed) stops the agent's stream too.
+          if (!inbox.ended && !opts.signal?.aborted) cancel();
         }
       },
     };

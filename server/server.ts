@@ -202,6 +202,8 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       events: eventLog,
       nodes: reg,
       isReady: () => ready,
+      clock,
+      onUnauthorized: () => metrics.apiUnauthorized.inc(),
       metrics: async (_req, res) => {
         const m = await metrics.text();
         res.writeHead(200, { 'content-type': m.contentType });
