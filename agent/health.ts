@@ -165,7 +165,8 @@ class ProbeRunner {
     const port = c.port ?? this.target.servicePort;
     const hostPort = port === undefined ? undefined : this.target.ports[String(port)];
     if (hostPort === undefined) return Promise.resolve({ ok: false, detail: `port ${port ?? '(none)'} is not published` });
-    return c.kind === 'http' ? this.checks.http(this.target.host, hostPort, c.path, timeoutMs) : this.checks.tcp(this.target.host, hostPort, timeoutMs);
+    if (c.kind === 'http') return this.checks.http(this.target.host, hostPort, c.path, timeoutMs);
+    return this.checks.tcp(this.target.host, hostPort, timeoutMs, { containerId: this.target.containerId, containerPort: port as number });
   }
 }
 

@@ -1,7 +1,8 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import type { Runtime } from '../runtime/types.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, isOrcaError } from '../core/errors.js';
+import { listenVerdict } from '../runtime/listeners.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -12,7 +13,11 @@ export interface CheckResult {
 /** The I/O of probes, behind a port so the health reconciler can be tested on a manual clock. */
 export interface ProbeChecks {
   http(host: string, port: number, path: string, timeoutMs: number): Promise<CheckResult>;
-  tcp(host: string, port: number, timeoutMs: number): Promise<CheckResult>;
+  /**
+   * A TCP check of the published host port. With `inside`, it first proves that something in
+   * the container listens on the container port (Docker's forwarder accepts on the host either way).
+   */
+  tcp(host: string, port: number, timeoutMs: number, inside?: { containerId: string; containerPort: number }): Promise<CheckResult>;
   exec(containerId: string, command: string[], timeoutMs: number): Promise<CheckResult>;
 }
 
@@ -35,18 +40,17 @@ export function realProbeChecks(runtime: Runtime): ProbeChecks {
         req.end();
       });
     },
-    tcp(host, port, timeoutMs) {
-      return new Promise((resolve) => {
-        const sock = connect({ host, port });
-        sock.setTimeout(timeoutMs);
-        const done = (r: CheckResult) => {
-          sock.destroy();
-          resolve(r);
-        };
-        sock.on('connect', () => done({ ok: true, detail: 'connected' }));
-        sock.on('timeout', () => done({ ok: false, detail: `timed out after ${timeoutMs} ms` }));
-        sock.on('error', (err) => done({ ok: false, detail: errorMessage(err) }));
-      });
+    async tcp(host, port, timeoutMs, inside) {
+      if (inside) {
+        try {
+          const verdict = listenVerdict(await runtime.listeners(inside.containerId), inside.containerPort);
+          if (!verdict.ok) return verdict;
+        } catch (err) {
+          if (isOrcaError(err, 'ORCA_RUNTIME_NOT_FOUND')) return { ok: false, detail: errorMessage(err) };
+          // This process may not read the container's sockets: connecting is all that is left.
+        }
+      }
+      return connectCheck(host, port, timeoutMs);
     },
     async exec(containerId, command, timeoutMs) {
       try {
@@ -58,4 +62,19 @@ export function realProbeChecks(runtime: Runtime): ProbeChecks {
       }
     },
   };
+}
+
+/** Connects to host:port; passes once connected. */
+function connectCheck(host: string, port: number, timeoutMs: number): Promise<CheckResult> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    sock.setTimeout(timeoutMs);
+    const done = (r: CheckResult) => {
+      sock.destroy();
+      resolve(r);
+    };
+    sock.on('connect', () => done({ ok: true, detail: 'connected' }));
+    sock.on('timeout', () => done({ ok: false, detail: `timed out after ${timeoutMs} ms` }));
+    sock.on('error', (err) => done({ ok: false, detail: errorMessage(err) }));
+  });
 }

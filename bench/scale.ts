@@ -75,6 +75,7 @@ class TimedRuntime implements Runtime {
   }
   ping() { return this.t(() => this.rt.ping()); }
   exec(id: string, command: string[], timeoutMs: number) { return this.t(() => this.rt.exec(id, command, timeoutMs)); }
+  listeners(id: string) { return this.t(() => this.rt.listeners(id)); }
   hasImage(image: string) { return this.t(() => this.rt.hasImage(image)); }
   imageHealthcheck(image: string) { return this.t(() => this.rt.imageHealthcheck(image)); }
   create(spec: ContainerSpec) { return this.t(() => this.rt.create(spec)); }

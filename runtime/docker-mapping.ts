@@ -15,6 +15,8 @@ export interface DockerInspect {
   Config: { Image: string; Labels?: Record<string, string> | null };
   State: {
     Status: string;
+    /** Host pid of the main process; 0 when not running. */
+    Pid?: number;
     ExitCode: number;
     OOMKilled: boolean;
     Error?: string;

@@ -7,6 +7,8 @@
 import { Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { sleep, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { readFile } from 'node:fs/promises';
+import { parseProcNetTcp, type Listener } from './listeners.js';
 import { OrcaError, errorMessage } from '../core/errors.js';
 import {
   dockerMessage,
@@ -233,6 +235,28 @@ export class DockerRuntime implements Runtime {
     } finally {
       if (timer) this.clock.clearTimeout(timer);
     }
+  }
+
+  /**
+   * Reads /proc/<main pid>/net/tcp and tcp6 on this host: the container's network namespace's
+   * listening sockets (see runtime/listeners.ts). The agent runs beside the engine, as root.
+   */
+  async listeners(id: string): Promise<Listener[]> {
+    const raw = await this.inspectRaw(id);
+    const pid = raw?.State.Pid ?? 0;
+    if (!raw || raw.State.Status !== 'running' || !(pid > 0)) {
+      throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `listeners ${id}: container is ${raw ? raw.State.Status : 'missing'}`);
+    }
+    const tables = await Promise.all(
+      ['tcp', 'tcp6'].map((t) =>
+        readFile(`/proc/${pid}/net/${t}`, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT' && t === 'tcp6') return ''; // IPv6 disabled in the kernel
+          if (err.code === 'ENOENT' || err.code === 'ESRCH') throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `listeners ${id}: its process ended`, { cause: err });
+          throw new OrcaError('ORCA_RUNTIME_UNAVAILABLE', `listeners ${id}: cannot read /proc/${pid}/net/${t} (${err.code})`, { cause: err, transient: true });
+        }),
+      ),
+    );
+    return tables.flatMap(parseProcNetTcp);
   }
 
   /**

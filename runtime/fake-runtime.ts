@@ -24,6 +24,7 @@ import {
   type ContainerSpec,
   type ContainerStatus,
   type ExecResult,
+  type Listener,
   type LogOptions,
   type ObservedContainer,
   type Runtime,
@@ -33,7 +34,7 @@ import {
 
 export type RuntimeOp =
   | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events'
-  | 'exec';
+  | 'exec' | 'listeners';
 
 /** Operations that change engine state (exec does not: it changes what is inside a container). */
 export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove'];
@@ -45,6 +46,11 @@ export interface FakeImage {
   env?: Record<string, string>;
   /** Merged under the container's labels, as Docker does. */
   labels?: Record<string, string>;
+  /**
+   * TCP ports the image's program listens on (0.0.0.0) while the container runs. A main program
+   * `httpd … -p [IP:]PORT` (busybox httpd, default port 80) listens on its own port instead.
+   */
+  listens?: number[];
 }
 
 type Health = 'starting' | 'healthy' | 'unhealthy';
@@ -71,6 +77,8 @@ interface FakeContainer {
   labels: Record<string, string>;
   env: Record<string, string>;
   argv: string[];
+  /** What listens while it runs (FakeImage.listens, or the httpd in argv). */
+  listens: Listener[];
   healthcheck: boolean;
   status: ContainerStatus;
   exitCode: number;
@@ -104,7 +112,7 @@ export class FakeRuntime implements Runtime {
   /** Port calls so far, by operation (failed ones included). */
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
-    exec: 0,
+    exec: 0, listeners: 0,
   };
   private readonly images = new Map<string, FakeImage>();
   private readonly containers = new Map<string, FakeContainer>();
@@ -254,6 +262,7 @@ export class FakeRuntime implements Runtime {
       labels: { ...(image.labels ?? {}), ...labelsWithPort(spec) },
       env: { ...(image.env ?? {}), ...spec.env },
       argv,
+      listens: fakeListeners(argv, image.listens),
       healthcheck: image.healthcheck ?? false,
       status: 'created',
       exitCode: 0,
@@ -375,6 +384,15 @@ export class FakeRuntime implements Runtime {
     this.enter('inspect');
     const c = this.find(id);
     return c && this.observe(c);
+  }
+
+  /** What the container's program listens on, while it runs (see FakeImage.listens). */
+  async listeners(id: string): Promise<Listener[]> {
+    this.enter('listeners');
+    const c = this.find(id);
+    if (!c) throw notFound('listeners', id);
+    if (c.status !== 'running') throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `listeners ${id}: container is ${c.status}`);
+    return c.listens.map((l) => ({ ...l }));
   }
 
   /**
@@ -670,4 +688,17 @@ function notFound(op: string, id: string): OrcaError {
 
 function unavailable(): OrcaError {
   return new OrcaError('ORCA_RUNTIME_UNAVAILABLE', 'Docker is unreachable (fake engine down)', { transient: true });
+}
+
+/** busybox httpd listens on `-p [IP:]PORT` (default 80); other programs on the image's ports. */
+function fakeListeners(argv: string[], imagePorts: number[] = []): Listener[] {
+  const name = (argv[0] ?? '').slice((argv[0] ?? '').lastIndexOf('/') + 1);
+  if (name === 'httpd') {
+    const i = argv.indexOf('-p');
+    const spec = i >= 0 ? (argv[i + 1] ?? '80') : '80';
+    const colon = spec.lastIndexOf(':');
+    const address = colon >= 0 ? spec.slice(0, colon) : '0.0.0.0';
+    return [{ address: address || '0.0.0.0', port: Number(spec.slice(colon + 1)) || 80 }];
+  }
+  return imagePorts.map((port) => ({ address: '0.0.0.0', port }));
 }

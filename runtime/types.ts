@@ -4,6 +4,10 @@
  * pass one contract suite. Every mutating call is idempotent.
  */
 
+import type { Listener } from './listeners.js';
+
+export type { Listener };
+
 export interface ContainerSpec {
   /** Container name; Orca uses the instance id. */
   name: string;
@@ -135,6 +139,14 @@ export interface Runtime {
    * runs the command each time.
    */
   exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult>;
+  /**
+   * TCP sockets listening inside the running container's network namespace (address and port),
+   * read without running anything in the container and without dialling it. Proves what a
+   * connection to the published host port cannot: that the app, not Docker's forwarder, accepts.
+   * Missing or not running container: ORCA_RUNTIME_NOT_FOUND. ORCA_RUNTIME_UNAVAILABLE when this
+   * process may not read the container's socket table (the caller falls back to connecting).
+   */
+  listeners(id: string): Promise<Listener[]>;
   /** Combined stdout/stderr as text lines. With follow, streams until the container stops or the signal aborts. */
   logs(id: string, opts: LogOptions): AsyncIterable<string>;
   /**

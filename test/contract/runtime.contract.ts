@@ -371,6 +371,19 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       await toEnd;
       expect(untilStop).toEqual(['first']);
     });
+
+    it('lists what listens inside a running container (not what Docker forwards), and nothing for a stopped one', async () => {
+      const { id: web } = await running({ command: ['/bin/httpd', '-f', '-p', '8081'], port: 80 });
+      const ls = await eventually(() => rt.listeners(web), (l) => l.some((x) => x.port === 8081));
+      expect(ls.find((x) => x.port === 8081)?.address).toMatch(/^(0\.0\.0\.0|::)$/);
+      // Port 80 is published, so Docker forwards it on the host; nothing listens on it inside.
+      expect(ls.some((x) => x.port === 80)).toBe(false);
+      const { id: quiet } = await running({ command: ['sleep', '3600'] });
+      expect(await rt.listeners(quiet)).toEqual([]);
+      await rt.stop(quiet, 0);
+      await expectCode(rt.listeners(quiet), 'ORCA_RUNTIME_NOT_FOUND');
+      await expectCode(rt.listeners('no-such-container-xyz'), 'ORCA_RUNTIME_NOT_FOUND');
+    });
   });
 }
 

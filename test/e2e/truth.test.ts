@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { TEST_IMAGE } from '../images.js';
+import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
+import { httpClient } from './http-client.js';
+
+interface Instance {
+  id: string | null;
+  state: string;
+  ready: boolean;
+  containerId: string | null;
+  error?: string | null;
+}
+interface Service {
+  name: string;
+  state: string;
+  reason?: string;
+  replicas: { desired: number; running: number; ready: number };
+  instances: Instance[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the CLI says is true, on real Docker: readiness, reasons, errors. */
+describe('a CLI that tells the truth', () => {
+  let env: { cluster: string; dataDir: string };
+  let server: ServerProcess | undefined;
+  let run: ReturnType<typeof cli>;
+
+  const status = async (name: string): Promise<Service> => {
+    const r = await run(['status', name, '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return (JSON.parse(r.stdout) as { services: Service[] }).services[0]!;
+  };
+  const apply = async (name: string, text: string, extra: string[] = []) => {
+    const file = join(env.dataDir, `${name}-${Math.random().toString(36).slice(2)}.toml`);
+    await writeFile(file, text);
+    return run(['apply', '-f', file, ...extra]);
+  };
+
+  beforeAll(async () => {
+    env = await testEnv('truth');
+    server = await startServer({ ...env, extra: ['--watchdog-interval', '60'] });
+    run = cli(server, env.dataDir);
+  });
+  afterAll(async () => {
+    await stopServer(server);
+    await cleanup(env.cluster, env.dataDir);
+  });
+
+  it('a service whose port nothing listens on is never ready and never routed (Docker’s forwarder accepts anyway)', async () => {
+    // The app listens on 80; the manifest says 8081; no readiness probe: the implicit TCP check.
+    const r = await apply(
+      'wrongport',
+      `[[service]]
+name = "wrongport"
+image = "${TEST_IMAGE}"
+command = ["httpd", "-f", "-p", "80", "-h", "/"]
+port = 8081
+stop_grace_secs = 0.5
+
+[service.route]
+host = "wrongport.localhost"
+`,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor(async () => (await status('wrongport')).instances.some((i) => i.state === 'running'), 20_000, 'instance running');
+    const http = httpClient(server!.proxy!);
+    try {
+      // Several probe intervals (1 s each): it must stay unready the whole time.
+      for (let i = 0; i < 6; i++) {
+        const s = await status('wrongport');
+        expect(s.replicas.ready).toBe(0);
+        expect(s.state).not.toBe('healthy');
+        expect((await http.get('wrongport.localhost')).status).toBe(503);
+        await sleep(500);
+      }
+    } finally {
+      http.close();
+    }
+    const events = (await run(['events', '--service', 'wrongport', '-o', 'json'])).stdout;
+    expect(events).not.toMatch(/readiness-passed/);
+  });
+
+  it('a missing image shows "image … not found on node n1" in status, without waiting for events', async () => {
+    const r = await apply('noimage', `[[service]]\nname = "noimage"\nimage = "orca-test/does-not-exist:7"\n`);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor(async () => /not found on node n1/.test((await status('noimage')).reason ?? ''), 10_000, 'the reason in status');
+    const s = await status('noimage');
+    expect(s.state).not.toBe('healthy');
+    expect(s.instances[0]?.error).toMatch(/^image orca-test\/does-not-exist:7 not found on node n1/);
+    const table = await run(['status', 'noimage']);
+    expect(table.stdout).toMatch(/not found on node n1/);
+  });
+});
