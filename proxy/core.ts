@@ -13,6 +13,7 @@ export class ProxyCore {
   readonly clock: Clock;
   readonly metrics: ProxyMetrics | undefined;
   readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
   private readonly poolOptions: Pool.Options;
 
   table = new RouteTable([]);
@@ -33,11 +34,12 @@ export class ProxyCore {
     this.clock = opts.clock;
     this.metrics = opts.metrics;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
     this.poolOptions = {
       connections: opts.maxSocketsPerBackend ?? PROXY_DEFAULTS.maxSocketsPerBackend,
       pipelining: 1,
       connect: { timeout: this.connectTimeoutMs },
-      headersTimeout: opts.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs,
+      headersTimeout: this.headersTimeoutMs,
       bodyTimeout: opts.idleTimeoutMs ?? PROXY_DEFAULTS.idleTimeoutMs,
     };
   }

@@ -7,8 +7,8 @@ import { downstreamResponseHeaders, type UpstreamHeaders } from './headers.js';
 import type { Route } from './table.js';
 import { CLIENT_CLOSED } from './types.js';
 
-/** Methods whose request may be sent twice (RFC 9110 §9.2.2, minus PUT/DELETE: we keep it narrow). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods whose request may be sent twice (RFC 9110 §9.2.2). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** Errors of a connection that never carried the request: nothing reached the backend. */
 const CONNECT_ERRORS = new Set([
@@ -39,16 +39,18 @@ const clientClosedError = () => Object.assign(new Error('client closed the conne
  * It is its own undici dispatch handler (the legacy callback API, which undici 7 runs natively;
  * the controller API goes through a wrapper that re-parses headers on every response).
  *
- * Retry rules. An attempt that fails before any response byte arrived is retried on the next
- * backend of the route in round-robin order, each backend at most once, when either
- *  (a) no byte of the client's body has been read yet, so it can be sent again as it is: the
- *      body is read only once the upstream socket is connected, so a refused connection or a
- *      connect timeout always qualifies, and a request without a body (any method) always does;
- *  (b) the method is idempotent (GET, HEAD, OPTIONS): what was read of its body is kept, up to
- *      REPLAY_BUFFER_MAX_BYTES, and sent again.
- * A failure to connect (refused, unreachable, connect timeout) qualifies; a reset or hang-up after
- * the request was written qualifies; a response-headers timeout does not (the backend may be
- * working on it). When no backend is left: 504 if the last failure was a timeout, else 502.
+ * Retry rules (SPEC §3.5). An attempt that fails before any response byte arrived is retried on
+ * the next backend of the route in round-robin order, each backend at most once, when either
+ *  (a) it failed to connect (refused, reset or unreachable while connecting, connect timeout):
+ *      nothing was written to that backend — undici hands a request to a socket only once it is
+ *      connected, and the body is read only then — so any method qualifies;
+ *  (b) the connection broke (reset, hang-up) after the request was handed to it, and the method
+ *      is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE): the backend may have seen it, which
+ *      only such a method allows. What was read of its body is kept, up to
+ *      REPLAY_BUFFER_MAX_BYTES, and sent again; a bigger body is not retried.
+ * A POST (or PATCH, …) that may have reached a backend is never sent twice, even without a body;
+ * a response-headers timeout is never retried (the backend may be working on it). When no
+ * backend is left: 504 if the last failure was a timeout, else 502.
  * After the response has started nothing is retried: the client's connection is cut.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
@@ -66,6 +68,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private clientGone = false;
   private finished = false;
   private status = 0;
+  private readonly idempotent: boolean;
 
   constructor(
     private readonly core: ProxyCore,
@@ -73,10 +76,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     route: Route,
     private readonly fwd: UpstreamHeaders,
+    /** The target in origin-form, as sent upstream. */
+    private readonly path: string,
     private readonly t0: number,
   ) {
     this.route = route;
-    this.body = fwd.hasBody ? new RequestBody(req, IDEMPOTENT.has(req.method ?? '')) : null;
+    this.idempotent = IDEMPOTENT.has(req.method ?? '');
+    this.body = fwd.hasBody ? new RequestBody(req, this.idempotent) : null;
     res.on('close', this.onClientClose);
   }
 
@@ -93,7 +99,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.core.acquire(this.address);
     this.attemptBody = this.body ? this.body.attempt() : null;
     const opts: Dispatcher.DispatchOptions = {
-      path: this.req.url ?? '/',
+      path: this.path,
       method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: this.fwd.headers,
       // undici takes any async iterable as a body; its types list only the common ones.
@@ -178,7 +184,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return this.finish(this.status);
     }
     if (phase === 'connect' && CONNECT_ERRORS.has(c)) this.core.connectFailed(this.address);
-    const retryable = (phase === 'connect' ? CONNECT_ERRORS.has(c) : RESET_ERRORS.has(c)) && (!this.body || this.body.replayable());
+    const retryable =
+      phase === 'connect'
+        ? CONNECT_ERRORS.has(c) && (!this.body || !this.body.consumed)
+        : RESET_ERRORS.has(c) && this.idempotent && (!this.body || this.body.replayable());
     const next = retryable ? this.nextBackend() : undefined;
     this.core.upstreamFailed({ service: this.route.service, address: this.address, err, phase, retry: next !== undefined });
     if (next) {
@@ -195,7 +204,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private nextBackend(): { route: Route; address: string } | undefined {
     const tried = (this.tried ??= new Set());
     tried.add(this.address);
-    return this.core.next(this.fwd.host, this.req.url ?? '/', tried, this.address);
+    return this.core.next(this.fwd.host, this.path, tried, this.address);
   }
 
   private endAttempt(): void {

@@ -20,8 +20,10 @@ for (const name of HOP_BY_HOP) HOP_LENGTH[name.length] = 1;
 export interface UpstreamHeaders {
   /** Flat name/value list to send upstream (Host kept as the client sent it). */
   headers: string[];
-  /** The Host header the client sent, if any. */
+  /** The Host header the client sent, if any (the last one when there are several). */
   host: string | undefined;
+  /** How many Host headers the client sent (more than one is a 400). */
+  hostCount: number;
   /** Whether the request carries a body (content-length > 0 or a transfer-encoding). */
   hasBody: boolean;
 }
@@ -36,6 +38,7 @@ export interface UpstreamHeaders {
 export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade = false): UpstreamHeaders {
   const out: string[] = [];
   let host: string | undefined;
+  let hostCount = 0;
   let xff: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
@@ -57,7 +60,10 @@ export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade 
       if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
       continue;
     }
-    if (lower === 'host') host = value;
+    if (lower === 'host') {
+      host = value;
+      hostCount++;
+    }
     else if (lower === 'content-length' && value !== '0') hasBody = true;
     out.push(name, value);
   }
@@ -70,16 +76,16 @@ export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade 
     'http',
   );
   if (host !== undefined) headers.push('x-forwarded-host', host);
-  return { headers, host, hasBody };
+  return { headers, host, hostCount, hasBody };
 }
 
 /** The upstream's response headers as strings for res.writeHead, hop-by-hop ones dropped. */
-export function downstreamResponseHeaders(raw: Buffer[]): string[] {
+export function downstreamResponseHeaders(raw: ReadonlyArray<Buffer | string>): string[] {
   const out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1');
-    const value = (raw[i + 1] as Buffer).toString('latin1');
+    const name = latin1(raw[i] as Buffer | string);
+    const value = latin1(raw[i + 1] as Buffer | string);
     if (HOP_LENGTH[name.length] === 1 && HOP_BY_HOP.has(name.toLowerCase())) {
       const lower = name.toLowerCase();
       if (lower === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
@@ -88,6 +94,10 @@ export function downstreamResponseHeaders(raw: Buffer[]): string[] {
     out.push(name, value);
   }
   return connection === undefined ? out : dropConnectionTokens(out, connection);
+}
+
+function latin1(b: Buffer | string): string {
+  return typeof b === 'string' ? b : b.toString('latin1');
 }
 
 /** Removes the headers a Connection header names (its usual values close/keep-alive/upgrade name none we keep). */

@@ -1,10 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { TimerHandle } from '../core/clock.js';
 import { ProxyCore } from './core.js';
 import { Exchange } from './exchange.js';
-import { clientAddress, upstreamRequestHeaders } from './headers.js';
+import { type HeadLimits, parseRequestHead } from './head.js';
+import { clientAddress } from './headers.js';
 import type { Route } from './table.js';
 import { Tunnels } from './tunnel.js';
 import { PROXY_DEFAULTS, type ProxyOptions } from './types.js';
@@ -25,16 +27,42 @@ export class Proxy {
   private readonly core: ProxyCore;
   private readonly tunnels: Tunnels;
   private readonly server: http.Server;
+  private readonly limits: HeadLimits;
   /** Requests being answered now (for close()). */
   private active = 0;
   private onIdle: (() => void) | null = null;
 
   constructor(opts: ProxyOptions) {
     this.core = new ProxyCore(opts);
-    this.tunnels = new Tunnels(this.core);
-    this.server = http.createServer({ noDelay: true }, this.onRequest);
-    this.server.keepAliveTimeout = PROXY_DEFAULTS.clientKeepAliveMs;
-    this.server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => this.tunnels.handle(req, socket, head));
+    this.limits = { maxHeaderCount: opts.maxHeaderCount ?? PROXY_DEFAULTS.maxHeaderCount };
+    this.tunnels = new Tunnels(this.core, {
+      ...this.limits,
+      idleTimeoutMs: opts.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
+      maxTunnels: opts.maxTunnels ?? PROXY_DEFAULTS.maxTunnels,
+    });
+    // Client-side bounds (see PROXY_DEFAULTS): Node answers 408 / 431 / 400 itself for what
+    // fails them, before any listener runs, and closes that connection only.
+    this.server = http.createServer(
+      {
+        noDelay: true,
+        headersTimeout: opts.clientHeadersTimeoutMs ?? PROXY_DEFAULTS.clientHeadersTimeoutMs,
+        requestTimeout: opts.clientRequestTimeoutMs ?? PROXY_DEFAULTS.clientRequestTimeoutMs,
+        connectionsCheckingInterval: opts.timeoutCheckIntervalMs ?? PROXY_DEFAULTS.timeoutCheckIntervalMs,
+        maxHeaderSize: opts.maxHeaderBytes ?? PROXY_DEFAULTS.maxHeaderBytes,
+      },
+      this.onRequest,
+    );
+    this.server.keepAliveTimeout = opts.clientKeepAliveMs ?? PROXY_DEFAULTS.clientKeepAliveMs;
+    // One more than allowed, so that a request with too many is seen (Node drops the rest silently).
+    this.server.maxHeadersCount = this.limits.maxHeaderCount + 1;
+    this.server.maxConnections = opts.maxConnections ?? PROXY_DEFAULTS.maxConnections;
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.tunnels.handle(req, socket, head));
+    // CONNECT (forward-proxy tunnels) is not offered; without a listener Node would just drop the socket.
+    this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      this.core.countRequest('-', 405);
+    });
   }
 
   /**
@@ -103,21 +131,40 @@ export class Proxy {
     await this.core.closePools();
   }
 
+  /**
+   * The request's error boundary: what the client sent is checked into a result (4xx when bad);
+   * anything that still throws is a bug in the proxy, answered 500 (or the connection cut if
+   * the response had begun) and logged, for this request alone.
+   */
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const t0 = performance.now();
     this.active++;
     res.once('close', this.onResponseClose);
+    try {
+      this.handle(req, res);
+    } catch (err) {
+      this.core.log.error({ err, method: req.method, url: req.url?.slice(0, 200) }, 'proxy request failed');
+      if (res.headersSent) res.destroy();
+      else this.reply(res, '-', 500, { error: 'internal proxy error' });
+    }
+  };
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const t0 = performance.now();
     if (this.core.closing) res.shouldKeepAlive = false;
-    const url = req.url ?? '/';
-    const fwd = upstreamRequestHeaders(req.rawHeaders, clientAddress(req.socket.remoteAddress));
-    if (url.charCodeAt(0) !== 47 /* / */) return this.reply(res, '-', 400, { error: 'bad request target' });
-    const m = this.core.table.match(fwd.host, url);
+    const head = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), false, this.limits);
+    if (!head.ok) {
+      // The client's body, if any, is not read: the connection closes after the answer.
+      res.shouldKeepAlive = false;
+      return this.reply(res, '-', head.status, { error: head.error });
+    }
+    const { path, fwd } = head;
+    const m = this.core.table.match(fwd.host, path);
     if (m.kind !== 'route') return this.reply(res, '-', 404, { error: m.kind === 'no-host' ? 'unknown host' : 'no route for path' });
     const route = m.route;
     const address = this.core.first(route);
     if (address === undefined) return this.reply(res, route.service, 503, { error: 'no ready instance', service: route.service });
-    new Exchange(this.core, req, res, route, fwd, t0).start(address);
-  };
+    new Exchange(this.core, req, res, route, fwd, path, t0).start(address);
+  }
 
   private readonly onResponseClose = (): void => {
     this.active--;

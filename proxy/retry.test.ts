@@ -120,6 +120,42 @@ describe('retries', () => {
     expect(r.body).toBe('b OPTIONS replay-me');
   });
 
+  it('does not retry a POST without a body once a backend may have seen it', async () => {
+    const a = await backend('a', (req) => req.socket.destroy());
+    const b = await echo('b');
+    const metrics = recordMetrics();
+    const { proxy, port } = await proxyWith([route([a.address, b.address])], { metrics });
+    const r = await send(port, '/', { method: 'POST' });
+    expect(r.status).toBe(502);
+    expect(a.hits).toBe(1);
+    expect(b.connections).toBe(0);
+    expect(metrics.requests).toEqual([{ route: 'web', status: 502 }]);
+    expect(proxy.inflight(a.address)).toBe(0);
+  });
+
+  it('does not retry a PATCH once the backend got its body and reset', async () => {
+    const a = await resetAfterBody('a');
+    const b = await echo('b');
+    const { port } = await proxyWith([route([a.address, b.address])]);
+    expect((await send(port, '/', { method: 'PATCH', body: 'once' })).status).toBe(502);
+    expect(b.connections).toBe(0);
+  });
+
+  it('retries PUT (replaying its body), DELETE and TRACE: they are idempotent', async () => {
+    const a = await resetAfterBody('a');
+    const b = await echo('b');
+    const { port } = await proxyWith([route([a.address, b.address])]);
+    // Round-robin: each request starts on the next backend, so every other one starts on a.
+    const seen: string[] = [];
+    for (const method of ['PUT', 'PUT', 'DELETE', 'DELETE', 'TRACE', 'TRACE']) {
+      const r = await send(port, '/', method === 'PUT' ? { method, body: 'put-body' } : { method });
+      expect(r.status, method).toBe(200);
+      seen.push(r.body);
+    }
+    expect(seen).toEqual(['b PUT put-body', 'b PUT put-body', 'b DELETE ', 'b DELETE ', 'b TRACE ', 'b TRACE ']);
+    expect(a.hits).toBe(3);
+  });
+
   it('tries each backend at most once, then answers 502', async () => {
     const a = await backend('a', (req) => req.socket.destroy());
     const dead = await refusedAddress();

@@ -114,3 +114,48 @@ export async function until(cond: () => boolean, maxMs = 3_000): Promise<void> {
   }
   throw new Error('condition not met in time');
 }
+
+export interface RawReply {
+  /** The status code of the first response, 0 when none came. */
+  status: number;
+  /** Everything received, as latin1. */
+  text: string;
+  /** Whether the proxy closed the connection (rather than the test giving up waiting). */
+  closed: boolean;
+}
+
+/**
+ * Writes bytes (one string, or a list written `gapMs` apart) to 127.0.0.1:port and reads until
+ * the proxy closes the connection or `waitMs` passes. For requests no well-behaved client sends.
+ */
+export function rawRequest(port: number, data: string | Buffer | Array<string | Buffer>, opts: { waitMs?: number; gapMs?: number } = {}): Promise<RawReply> {
+  const parts = Array.isArray(data) ? data : [data];
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      systemClock.clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, text, closed });
+    };
+    const timer = systemClock.setTimeout(() => finish(false), opts.waitMs ?? 3_000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.once('connect', async () => {
+      for (const [i, p] of parts.entries()) {
+        if (i > 0 && opts.gapMs) await sleep(systemClock, opts.gapMs);
+        if (socket.destroyed) return;
+        socket.write(p);
+      }
+    });
+  });
+}
+
+/** The body of a raw response (after the blank line). */
+export const rawBody = (r: RawReply): string => r.text.slice(r.text.indexOf('\r\n\r\n') + 4);

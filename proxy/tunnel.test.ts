@@ -1,8 +1,9 @@
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Route } from './table.js';
-import { recordMetrics, refusedAddress, startBackend, startProxy, type TestBackend, until } from './test-support.js';
+import { rawBody, rawRequest, recordMetrics, refusedAddress, startBackend, startProxy, type TestBackend, until } from './test-support.js';
 import { splitAddress } from './tunnel.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -100,6 +101,94 @@ describe('upgrade tunnels', () => {
     await proxy.close();
     await closed;
     expect(proxy.inflight(b.address)).toBe(0);
+  });
+});
+
+/** A raw WebSocket upgrade request for path on host 127.0.0.1 (the routes' host). */
+const upgradeRequest = (path = '/ws', upgrade = 'websocket', method = 'GET') =>
+  `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
+  'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+describe('upgrades the backend does not accept', () => {
+  it('relays a 400 answer as a plain response and closes; nothing is tunnelled', async () => {
+    const b = await startBackend('b');
+    cleanups.push(() => b.close());
+    b.server.on('upgrade', (_req, socket) => {
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\nno upgrade!');
+    });
+    const metrics = recordMetrics();
+    const { proxy, port } = await proxyWith([route([b.address])], { metrics });
+    const r = await rawRequest(port, upgradeRequest());
+    expect(r.status).toBe(400);
+    expect(rawBody(r)).toBe('no upgrade!');
+    expect(r.text).toMatch(/\r\nConnection: close\r\n/);
+    expect(r.text).not.toMatch(/keep-alive/i);
+    expect(r.closed).toBe(true);
+    expect(metrics.requests).toEqual([{ route: 'chat', status: 400 }]);
+    await until(() => proxy.inflight(b.address) === 0);
+  });
+
+  it('relays a 200 from a backend that ignores the upgrade, with its body, then closes', async () => {
+    const b = await startBackend('b'); // no upgrade listener: Node answers it as plain HTTP
+    cleanups.push(() => b.close());
+    const { port } = await proxyWith([route([b.address])]);
+    const r = await rawRequest(port, upgradeRequest('/ws?x=1'));
+    expect(r.status).toBe(200);
+    expect(rawBody(r)).toBe('b GET /ws?x=1');
+    expect(r.closed).toBe(true);
+    await expect(connect(port)).rejects.toThrow('status 200');
+  });
+
+  it('answers 400 to upgrades other than WebSocket, and to a malformed target', async () => {
+    const b = await wsBackend('b');
+    const { port } = await proxyWith([route([b.address])]);
+    const h2c = await rawRequest(port, upgradeRequest('/ws', 'h2c'));
+    expect([h2c.status, JSON.parse(rawBody(h2c))]).toEqual([400, { error: 'only WebSocket upgrades (GET with Upgrade: websocket) are proxied' }]);
+    expect((await rawRequest(port, upgradeRequest('/ws', 'websocket', 'POST'))).status).toBe(400);
+    expect((await rawRequest(port, upgradeRequest('/%zz'))).status).toBe(400);
+    expect((await rawRequest(port, upgradeRequest('http://127.0.0.1:70000/ws'))).status).toBe(400);
+    expect(b.hits + b.upgrades.length).toBe(0);
+  });
+
+  it('answers 504 when the backend accepts but never answers the upgrade, 502 when it hangs up', async () => {
+    const silent = await startBackend('silent');
+    const held: Duplex[] = [];
+    cleanups.push(() => silent.close());
+    cleanups.push(() => held.forEach((s) => s.destroy())); // upgraded sockets are not the server's to close
+    silent.server.on('upgrade', (_req, socket: Duplex) => void held.push(socket));
+    const rude = await startBackend('rude');
+    cleanups.push(() => rude.close());
+    rude.server.on('upgrade', (_req, socket) => socket.destroy());
+    const { proxy, port } = await proxyWith([route([silent.address], '/silent'), route([rude.address], '/rude')], { headersTimeoutMs: 200 });
+    expect((await rawRequest(port, upgradeRequest('/silent'))).status).toBe(504);
+    expect((await rawRequest(port, upgradeRequest('/rude'))).status).toBe(502);
+    await until(() => proxy.inflight(silent.address) + proxy.inflight(rude.address) === 0);
+  });
+});
+
+describe('tunnel bounds', () => {
+  it('closes a tunnel idle for longer than the idle timeout', async () => {
+    const b = await wsBackend('b');
+    const { proxy, port } = await proxyWith([route([b.address])], { tunnelIdleTimeoutMs: 200 });
+    const ws = await connect(port);
+    expect((await roundTrip(ws, 'alive')).toString()).toBe('alive');
+    const started = performance.now();
+    await new Promise<void>((r) => ws.once('close', () => r()));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+    await until(() => proxy.inflight(b.address) === 0);
+  });
+
+  it('answers 503 beyond the tunnel cap, and takes new tunnels once one closed', async () => {
+    const b = await wsBackend('b');
+    const { port } = await proxyWith([route([b.address])], { maxTunnels: 2 });
+    const [one] = await Promise.all([connect(port), connect(port)]);
+    await expect(connect(port)).rejects.toThrow('status 503');
+    one?.close();
+    await until(() => b.upgrades.length === 2);
+    let ws: WebSocket | undefined;
+    for (let i = 0; i < 50 && !ws; i++) ws = await connect(port).catch(() => undefined);
+    expect(ws).toBeDefined();
+    expect((await roundTrip(ws!, 'third')).toString()).toBe('third');
   });
 });
 

@@ -1,112 +1,219 @@
+import http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { ProxyCore } from './core.js';
-import { clientAddress, upstreamRequestHeaders } from './headers.js';
+import { parseRequestHead, type HeadLimits } from './head.js';
+import { clientAddress, downstreamResponseHeaders } from './headers.js';
 import type { Route } from './table.js';
 import { CLIENT_CLOSED } from './types.js';
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
 
 /** TCP keep-alive probes on both legs of a tunnel, so a dead peer is noticed without an app-level ping. */
 const TUNNEL_KEEPALIVE_MS = 30_000;
 
+export interface TunnelLimits extends HeadLimits {
+  /** A tunnel with no byte either way for this long is closed. */
+  idleTimeoutMs: number;
+  /** Tunnels open or being set up at once; more get 503. */
+  maxTunnels: number;
+}
+
+type Failure = Error & { code?: string };
+
 /**
- * Upgrade requests (WebSocket and any other `Upgrade`): routed like HTTP, then the request head
- * is written to a fresh TCP connection to the backend and bytes are piped both ways. A tunnel
- * counts as in flight to its backend until either side closes. A backend that refuses the
- * connection or times out connecting is replaced by the next one (nothing was sent); failures
- * are answered with a plain HTTP error on the raw socket.
+ * WebSocket upgrades. Node hands the proxy the raw socket of every request with an `Upgrade`
+ * header; only `GET` with `Upgrade: websocket` is tunnelled. Any other upgrade (h2c, TLS, …) is
+ * answered 400 and the connection closed: Node has already detached the socket from its HTTP
+ * parser, so it cannot go on as plain HTTP, and a clear refusal beats a half-relayed exchange.
+ *
+ * A WebSocket upgrade is routed like HTTP and sent to the backend with Node's HTTP client, so
+ * the backend's answer is parsed, not guessed at:
+ *  - `101 Switching Protocols`: the 101 head is relayed and bytes are piped both ways (with
+ *    backpressure) until either side closes or nothing moves for `idleTimeoutMs`;
+ *  - any other answer (400, 404, 200 …) is relayed as a plain HTTP response, hop-by-hop headers
+ *    dropped, with `Connection: close`, and the connection is closed after it. Nothing is tunnelled.
+ * A backend that refuses the connection or times out connecting is replaced by the next one
+ * (nothing was sent); one that accepted but fails before answering is 502 (504 on its headers
+ * timeout). At most `maxTunnels` tunnels are open or being set up at once: 503 beyond.
+ * A tunnel counts as in flight to its backend until either side closes.
  */
 export class Tunnels {
+  /** Every socket of a tunnel, client and upstream, for closeAll(). */
   private readonly open = new Set<Duplex>();
+  /** Tunnels open or being set up. */
+  private count = 0;
 
-  constructor(private readonly core: ProxyCore) {}
+  constructor(
+    private readonly core: ProxyCore,
+    private readonly limits: TunnelLimits,
+  ) {}
 
-  /** Handles a server 'upgrade' event. */
+  /** Tunnels open or being set up now. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Handles a server 'upgrade' event: the error boundary of one upgrade request. */
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const t0 = performance.now();
     socket.on('error', () => undefined); // reported through 'close'
     this.open.add(socket);
     socket.once('close', () => this.open.delete(socket));
-    const url = req.url ?? '/';
-    const fwd = upstreamRequestHeaders(req.rawHeaders, clientAddress(req.socket.remoteAddress), true);
-    if (!url.startsWith('/')) return this.reject(socket, '-', 400, { error: 'bad request target' });
+    try {
+      this.start(req, socket, head);
+    } catch (err) {
+      this.core.log.error({ err, url: req.url?.slice(0, 200) }, 'proxy upgrade failed');
+      this.reject(socket, '-', 500, { error: 'internal proxy error' });
+    }
+  }
+
+  private start(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const t0 = performance.now();
+    const parsed = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), true, this.limits);
+    if (!parsed.ok) return this.reject(socket, '-', parsed.status, { error: parsed.error });
+    if (req.method !== 'GET' || (req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') {
+      return this.reject(socket, '-', 400, { error: 'only WebSocket upgrades (GET with Upgrade: websocket) are proxied' });
+    }
+    const { path, fwd } = parsed;
+    if (fwd.hasBody) return this.reject(socket, '-', 400, { error: 'an upgrade request cannot carry a body' });
     if (this.core.closing) return this.reject(socket, '-', 503, { error: 'proxy is shutting down' });
-    const m = this.core.table.match(fwd.host, url);
+    const m = this.core.table.match(fwd.host, path);
     if (m.kind !== 'route') return this.reject(socket, '-', 404, { error: m.kind === 'no-host' ? 'unknown host' : 'no route for path' });
     const route = m.route;
+    const retryAfter = 'Retry-After: 1\r\n';
+    if (this.count >= this.limits.maxTunnels) return this.reject(socket, route.service, 503, { error: 'too many open tunnels', service: route.service }, retryAfter);
     const first = this.core.first(route);
-    if (first === undefined) return this.reject(socket, route.service, 503, { error: 'no ready instance', service: route.service }, 'Retry-After: 1\r\n');
-
-    let headerBlock = `${req.method ?? 'GET'} ${url} HTTP/1.1\r\n`;
-    for (let i = 0; i + 1 < fwd.headers.length; i += 2) headerBlock += `${fwd.headers[i]}: ${fwd.headers[i + 1]}\r\n`;
-    headerBlock += '\r\n';
+    if (first === undefined) return this.reject(socket, route.service, 503, { error: 'no ready instance', service: route.service }, retryAfter);
+    this.count++;
+    socket.once('close', () => this.count--);
 
     const tried = new Set<string>();
     const attempt = (current: Route, address: string): void => {
       tried.add(address);
       this.core.acquire(address);
-      const { host, port } = splitAddress(address);
-      const upstream = net.connect({ host, port });
-      this.open.add(upstream);
-      let connected = false;
       let released = false;
       const release = () => {
         if (released) return;
         released = true;
-        this.open.delete(upstream);
         this.core.release(address);
       };
-      upstream.once('close', release); // also when close() destroys it while connecting
-      upstream.setTimeout(this.core.connectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
-      upstream.once('error', (err: Error & { code?: string }) => {
-        if (connected) return; // a broken tunnel just closes; 'close' cleans up
+      let connected = false;
+      let settled = false;
+      const { host, port } = splitAddress(address);
+      const up = http.request({ host, port, method: 'GET', path, headers: fwd.headers, setHost: false, agent: false });
+      // Until connected: the connect timeout; then the backend has headersTimeoutMs to answer.
+      up.setTimeout(this.core.connectTimeoutMs, () => up.destroy(Object.assign(new Error(connected ? 'upstream headers timeout' : 'connect timeout'), { code: 'ETIMEDOUT' })));
+      up.on('socket', (s: net.Socket) => {
+        this.open.add(s);
+        s.once('close', () => {
+          this.open.delete(s);
+          release();
+        });
+        s.once('connect', () => {
+          connected = true;
+          up.setTimeout(this.core.headersTimeoutMs);
+        });
+      });
+      const onClientGone = () => up.destroy();
+      socket.once('close', onClientGone);
+
+      up.on('error', (err: Failure) => {
+        if (settled) return;
+        settled = true;
+        socket.off('close', onClientGone);
         release();
-        this.core.connectFailed(address);
-        const next = this.core.next(fwd.host, url, tried, address);
-        this.core.upstreamFailed({ service: current.service, address, err, phase: 'connect', retry: next !== undefined && !socket.destroyed });
         if (socket.destroyed) return this.core.countRequest(current.service, CLIENT_CLOSED);
+        const next = connected ? undefined : this.core.next(fwd.host, path, tried, address);
+        if (!connected) this.core.connectFailed(address);
+        this.core.upstreamFailed({ service: current.service, address, err, phase: connected ? 'request' : 'connect', retry: next !== undefined });
         if (next) return attempt(next.route, next.address);
         const status = err.code === 'ETIMEDOUT' ? 504 : 502;
         this.reject(socket, current.service, status, { error: status === 504 ? 'upstream timed out' : 'upstream unavailable', service: current.service });
       });
-      upstream.once('connect', () => {
-        connected = true;
-        upstream.setTimeout(0);
-        upstream.setNoDelay(true);
-        upstream.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
-        if (socket instanceof net.Socket) {
-          socket.setNoDelay(true);
-          socket.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
-        }
-        if (socket.destroyed) {
-          upstream.destroy();
-          release();
-          return this.core.countRequest(current.service, CLIENT_CLOSED);
-        }
-        upstream.on('error', () => undefined);
-        upstream.once('data', (chunk: Buffer) => {
-          // The backend's status line, for metrics only: "HTTP/1.1 101 …".
-          const status = Number.parseInt(chunk.toString('latin1', 9, 12), 10);
-          this.core.observeUpstream(current.service, (performance.now() - t0) / 1000);
-          this.core.countRequest(current.service, Number.isFinite(status) ? status : 502);
-        });
-        const close = () => {
-          upstream.destroy();
-          socket.destroy();
-          release();
-        };
-        upstream.once('close', close);
-        socket.once('close', close);
-        upstream.write(headerBlock);
-        if (head.length > 0) upstream.write(head);
-        upstream.pipe(socket);
-        socket.pipe(upstream);
+
+      up.on('upgrade', (res: IncomingMessage, upstream: net.Socket, upHead: Buffer) => {
+        settled = true;
+        socket.off('close', onClientGone);
+        this.core.observeUpstream(current.service, (performance.now() - t0) / 1000);
+        this.splice(current.service, socket, head, res, upstream, upHead);
       });
+
+      up.on('response', (res: IncomingMessage) => {
+        settled = true;
+        socket.off('close', onClientGone);
+        this.core.observeUpstream(current.service, (performance.now() - t0) / 1000);
+        this.relayRefusal(current.service, socket, res, up);
+      });
+      up.end();
     };
     attempt(route, first);
+  }
+
+  /** The backend switched protocols: relay its 101 and pipe both ways. */
+  private splice(service: string, socket: Duplex, head: Buffer, res: IncomingMessage, upstream: net.Socket, upHead: Buffer): void {
+    upstream.on('error', () => undefined); // reported through 'close'
+    upstream.setTimeout(0);
+    if (socket.destroyed) {
+      upstream.destroy();
+      return this.core.countRequest(service, CLIENT_CLOSED);
+    }
+    this.core.countRequest(service, 101);
+    const close = () => {
+      upstream.destroy();
+      socket.destroy();
+    };
+    upstream.once('close', close);
+    socket.once('close', close);
+    // The 101 is relayed whole: its Upgrade and Connection headers are the point of it.
+    let block = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
+    for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) block += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+    socket.write(`${block}\r\n`);
+    if (upHead.length > 0) socket.write(upHead);
+    if (head.length > 0) upstream.write(head);
+    upstream.setNoDelay(true);
+    upstream.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
+    upstream.setTimeout(this.limits.idleTimeoutMs, close);
+    if (socket instanceof net.Socket) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
+      socket.setTimeout(this.limits.idleTimeoutMs, close);
+    }
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+    upstream.resume();
+  }
+
+  /**
+   * The backend answered the upgrade with something other than 101: relay that as a plain HTTP
+   * response (hop-by-hop headers dropped; its body streamed with backpressure, delimited by
+   * closing the connection), then close.
+   */
+  private relayRefusal(service: string, socket: Duplex, res: IncomingMessage, up: http.ClientRequest): void {
+    const status = res.statusCode ?? 502;
+    this.core.countRequest(service, socket.destroyed ? CLIENT_CLOSED : status);
+    if (socket.destroyed) return void up.destroy();
+    socket.once('close', () => up.destroy());
+    res.on('error', () => undefined); // seen as an incomplete close below
+    // A backend that dies mid-body: the client sees a cut connection, not a short body as whole.
+    res.once('close', () => {
+      if (!res.complete) socket.destroy();
+    });
+    const headers = downstreamResponseHeaders(res.rawHeaders);
+    let block = `HTTP/1.1 ${status} ${res.statusMessage || STATUS_TEXT[status] || ''}\r\n`;
+    for (let i = 0; i + 1 < headers.length; i += 2) block += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    socket.write(`${block}Connection: close\r\n\r\n`);
+    res.pipe(socket);
+    socket.once('finish', () => socket.destroy());
   }
 
   /** Ends every open tunnel. */

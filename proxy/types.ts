@@ -21,6 +21,17 @@ export interface ProxyOptions {
   idleTimeoutMs?: number;
   /** Connections open at once to one backend; further requests queue. */
   maxSocketsPerBackend?: number;
+  /** Client side (the listening server); each defaults to PROXY_DEFAULTS, where they are described. */
+  clientHeadersTimeoutMs?: number;
+  clientRequestTimeoutMs?: number;
+  clientKeepAliveMs?: number;
+  timeoutCheckIntervalMs?: number;
+  maxHeaderBytes?: number;
+  maxHeaderCount?: number;
+  maxConnections?: number;
+  /** Tunnels (WebSocket upgrades). */
+  tunnelIdleTimeoutMs?: number;
+  maxTunnels?: number;
 }
 
 /**
@@ -34,6 +45,29 @@ export const PROXY_DEFAULTS = {
   maxSocketsPerBackend: 256,
   /** How long a client's idle keep-alive connection stays open (above common LB idle timeouts). */
   clientKeepAliveMs: 65_000,
+  /**
+   * A client must send its whole request head within this (Node: server.headersTimeout), a new
+   * connection its first head too; else 408 and the connection is closed (slowloris, idle sockets).
+   */
+  clientHeadersTimeoutMs: 10_000,
+  /**
+   * A client must send its whole request, head and body, within this (server.requestTimeout);
+   * else 408 (or a cut connection once the response began). Bounds how long a slow upload holds a
+   * backend connection. Traefik's readTimeout has the same default.
+   */
+  clientRequestTimeoutMs: 60_000,
+  /** How often the two timeouts above are checked (server's connectionsCheckingInterval; Node's 30 s is too coarse). */
+  timeoutCheckIntervalMs: 1_000,
+  /** Request line and headers together, at most (server maxHeaderSize); more is 431. Node's default. */
+  maxHeaderBytes: 16 * 1024,
+  /** Header fields per request, at most; more is 431 (Apache's LimitRequestFields). */
+  maxHeaderCount: 100,
+  /** Client connections open at once (server.maxConnections); further ones are closed at accept. */
+  maxConnections: 4_096,
+  /** A tunnel with no byte either way for this long is closed (clients that ping stay open). */
+  tunnelIdleTimeoutMs: 300_000,
+  /** Tunnels open or being set up at once; further upgrade requests get 503. */
+  maxTunnels: 1_024,
   /** close() lets in-flight requests finish for this long, then cuts them. */
   closeGraceMs: 5_000,
   /** A backend that failed to connect is skipped by new requests for this long (nginx: fail_timeout). */
