@@ -9,6 +9,7 @@ import { openLevelStore } from '../store/index.js';
 import { Agent } from './agent.js';
 import { AgentSession } from './session.js';
 import { keepAlive, wsChannel, type Channel } from './channel.js';
+import { LIMITS } from './protocol.js';
 
 export interface AgentConfig {
   /** The server's API URL (http://host:port). */
@@ -31,13 +32,31 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * The WebSocket URL of the server's agent endpoint from a `--join` URL: ws://, wss://, http://
+ * or https:// (http becomes ws, https becomes wss); the path is always /v1/agent. Null for
+ * anything else.
+ */
+export function agentUrl(join: string): URL | null {
+  let u: URL;
+  try {
+    u = new URL(join);
+  } catch {
+    return null;
+  }
+  const scheme = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[u.protocol];
+  if (!scheme || !u.hostname) return null;
+  return new URL(`${scheme}//${u.host}/v1/agent`);
+}
+
 /** Dials the server's agent endpoint over a WebSocket with the cluster token. */
 export function wsDialer(join: string, token: string, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs): () => Promise<Channel> {
-  const url = new URL('/v1/agent', join.replace(/^http/, 'ws'));
+  const url = agentUrl(join);
+  if (!url) throw new Error(`--join: "${join}" must be a ws://, wss://, http:// or https:// URL of the server`);
   return async () => {
     const { WebSocket } = await import('ws');
     return new Promise<Channel>((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
+      const ws = new WebSocket(url, { maxPayload: LIMITS.maxMessageBytes * 16, headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
       ws.once('open', () => {
         keepAlive(ws, clock, pingIntervalMs);
         resolve(wsChannel(ws));

@@ -50,7 +50,7 @@ describe('protocol', () => {
   ];
 
   it.each(agentMessages.map((m) => [m.type, m] as const))('round-trips agent message %s', (_t, m) => {
-    expect(decodeAgentMessage(encode(m))).toEqual({ ok: true, msg: JSON.parse(encode(m)) });
+    expect(decodeAgentMessage(encode(m))).toEqual({ ok: true, msg: JSON.parse(encode(m)), dropped: [] });
   });
 
   it.each(serverMessages.map((m, i) => [`${m.type}#${i}`, m] as const))('round-trips server message %s', (_t, m) => {

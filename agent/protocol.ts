@@ -25,20 +25,85 @@ const LOGS_LINE_MAX_CHARS = MAX_LINE_CHARS + 200;
 const LOGS_MAX_CREDIT = 64 * 1024 * 1024;
 
 const str = z.string();
-const instanceReport = z.looseObject({
-  id: str.nullable(),
-  service: str,
-  slot: z.number().int().nonnegative(),
-  revision: z.number().int(),
-  specHash: str,
-  node: str,
-  state: str,
-  ready: z.boolean(),
-  restarts: z.number().int().nonnegative(),
-  containerId: str.nullable(),
-  address: str.nullable(),
+
+/**
+ * Bounds on what an agent may send (every byte from an agent is hostile). A whole message is at
+ * most MAX_MESSAGE_BYTES (the hub's WebSocket maxPayload); the agent splits what would not fit
+ * (see agent/split.ts) and keeps each message under AGENT_MESSAGE_BUDGET.
+ */
+export const LIMITS = {
+  maxMessageBytes: 1024 * 1024,
+  /** What the agent aims for: room for the envelope under maxMessageBytes. */
+  agentMessageBudget: 768 * 1024,
+  name: 253,
+  id: 128,
+  text: 4096,
+  /** host (a name of ≤ 253, or a bracketed IPv6) and a port. */
+  address: 300,
+  time: 64,
+  reports: 4096,
+  endpoints: 4096,
+  events: 1000,
+  containers: 1000,
+  labels: 128,
+  /** A full report set sent in parts (`more`) may add up to this many reports. */
+  reportsTotal: 20_000,
+} as const;
+
+const name = str.min(1).max(LIMITS.name);
+/** Node names: a DNS name (as `--node-name` checks), at most 253 characters. */
+export const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const id = str.min(1).max(LIMITS.id);
+const text = str.max(LIMITS.text);
+const time = str.max(LIMITS.time);
+const address = str.min(1).max(LIMITS.address);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const labels = z.record(str.max(LIMITS.name), str.max(LIMITS.text)).refine((r) => Object.keys(r).length <= LIMITS.labels, {
+  message: `at most ${LIMITS.labels} labels`,
 });
-const endpoint = z.strictObject({ service: str, instance: str, address: str });
+
+/** Instance states an agent may report (they become the `state` label of orca_instances). */
+export const INSTANCE_STATES = ['pending', 'creating', 'starting', 'running', 'stopping', 'exited', 'removed', 'crashloop'] as const;
+/** Reconcilers that run on an agent (an event's `reconciler` is a metric label). */
+export const AGENT_RECONCILERS = ['container', 'health'] as const;
+/** Actions an agent records (a metric label): a new kind of action must be added here. */
+export const AGENT_ACTIONS = [
+  'container.create',
+  'container.start',
+  'container.stop',
+  'container.remove',
+  'slot.update',
+  'rollout.halt',
+  'instance.ready',
+  'instance.unready',
+  'instance.liveness-failed',
+] as const;
+/** Why a failed instance was replaced (`replace-after-X`: X is the restarts metric's `reason` label). */
+const REPLACE_REASONS = new Set(['exited', 'completed', 'oom-killed', 'removed', 'liveness', 'create-failed', 'start-timeout', 'unhealthy', 'failure']);
+/** `ok`, or `error` with an optional error code (the metric label is `error` either way). */
+const OUTCOME_RE = /^(ok|error|error: [A-Z_]{1,64})$/;
+
+const instanceReport = z.object({
+  id: id.nullable(),
+  service: name,
+  slot: count,
+  revision: count,
+  specHash: id,
+  node: name,
+  state: z.enum(INSTANCE_STATES),
+  ready: z.boolean(),
+  restarts: count,
+  lastExit: z.object({ code: z.number().int().nullable(), reason: str.max(LIMITS.id), at: time }).nullable(),
+  containerId: id.nullable(),
+  address: address.nullable(),
+  nextRetryAt: time.nullable(),
+  startedAt: time.nullable(),
+  current: z.boolean(),
+  rolloutFailed: text.nullable(),
+  /** A terminal error keeping the slot from its desired spec (image not found on the node). */
+  error: text.nullable().optional(),
+});
+const endpoint = z.strictObject({ service: name, instance: id, address });
 const slotAssignment = z.looseObject({
   service: str,
   slot: z.number().int().nonnegative(),
@@ -46,42 +111,62 @@ const slotAssignment = z.looseObject({
   specHash: str,
   spec: z.looseObject({ name: str, image: str, replicas: z.number().int().nonnegative() }),
 });
-const eventRecord = z.looseObject({
-  time: str,
-  reconciler: str,
-  service: str.nullable(),
-  instance: str.nullable(),
-  node: str.nullable(),
-  action: str,
-  reason: str,
-  outcome: str,
-  durationMs: z.number(),
-});
-const container = z.looseObject({ id: str, name: str, labels: z.record(str, str), status: str });
+const eventRecord = z
+  .object({
+    time,
+    reconciler: z.enum(AGENT_RECONCILERS),
+    service: name.nullable(),
+    instance: id.nullable(),
+    node: name.nullable(),
+    action: z.enum(AGENT_ACTIONS),
+    reason: str.max(1024),
+    outcome: str.max(80).regex(OUTCOME_RE),
+    durationMs: z.number().nonnegative().max(1e9),
+    message: text.optional(),
+  })
+  .refine((e) => !e.reason.startsWith('replace-after-') || REPLACE_REASONS.has(e.reason.slice('replace-after-'.length)), {
+    message: 'unknown replace-after- reason',
+    path: ['reason'],
+  });
+const container = z.looseObject({ id, name, labels, status: str.max(LIMITS.id) });
+
+/** Arrays of records: the envelope bounds their length; each record is validated on its own. */
+const records = (max: number) => z.array(z.unknown()).max(max);
+/** Which fields of which message are record arrays, and each record's schema. */
+const RECORD_FIELDS: Record<string, Record<string, z.ZodType>> = {
+  hello: { reports: instanceReport, endpoints: endpoint },
+  state: { reports: instanceReport, endpoints: endpoint },
+  endpoints: { endpoints: endpoint },
+  event: { records: eventRecord },
+  observed: { reports: instanceReport, endpoints: endpoint },
+  'containers-result': { containers: container },
+};
 
 export const agentMessage = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hello'),
     v: z.number().int(),
-    node: str.min(1),
-    cluster: str.min(1),
-    advertise: str.min(1),
-    labels: z.record(str, str),
-    capacity: z.strictObject({ memoryBytes: z.number().int().positive().optional() }),
-    reports: z.array(instanceReport),
-    endpoints: z.array(endpoint),
+    node: name.regex(NODE_NAME_RE),
+    cluster: str.min(1).max(63),
+    advertise: str.min(1).max(LIMITS.name),
+    labels,
+    capacity: z.strictObject({ memoryBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional() }),
+    reports: records(LIMITS.reports),
+    endpoints: records(LIMITS.endpoints),
+    /** The report set continues in the next `state` message(s) (it did not fit in one). */
+    more: z.boolean().optional(),
   }),
-  z.strictObject({ type: z.literal('state'), reports: z.array(instanceReport), endpoints: z.array(endpoint) }),
+  z.strictObject({ type: z.literal('state'), reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints), more: z.boolean().optional() }),
   /** Ready endpoints only, sent the moment they change (routes follow within milliseconds). */
-  z.strictObject({ type: z.literal('endpoints'), endpoints: z.array(endpoint) }),
-  z.strictObject({ type: z.literal('event'), records: z.array(eventRecord).max(10_000) }),
-  z.strictObject({ type: z.literal('heartbeat'), seq: z.number().int().nonnegative() }),
-  z.strictObject({ type: z.literal('drain'), id: z.number().int(), instance: str, address: str, maxMs: z.number().nonnegative() }),
+  z.strictObject({ type: z.literal('endpoints'), endpoints: records(LIMITS.endpoints) }),
+  z.strictObject({ type: z.literal('event'), records: records(LIMITS.events) }),
+  z.strictObject({ type: z.literal('heartbeat'), seq: count }),
+  z.strictObject({ type: z.literal('drain'), id: count, instance: id, address, maxMs: z.number().nonnegative().max(3_600_000) }),
   /** Log lines (cut at 16 KiB by the agent), within the credit the server granted (agent/log-pump.ts). */
   z.strictObject({ type: z.literal('logs-data'), id: z.number().int(), lines: z.array(str.max(LOGS_LINE_MAX_CHARS)).max(LOG_BATCH_LINES) }),
   z.strictObject({ type: z.literal('logs-end'), id: z.number().int(), error: str.max(4096).optional() }),
-  z.strictObject({ type: z.literal('containers-result'), id: z.number().int(), containers: z.array(container), error: str.optional() }),
-  z.strictObject({ type: z.literal('observed'), id: z.number().int(), reports: z.array(instanceReport), endpoints: z.array(endpoint).optional(), error: str.optional() }),
+  z.strictObject({ type: z.literal('containers-result'), id: count, containers: records(LIMITS.containers), error: text.optional() }),
+  z.strictObject({ type: z.literal('observed'), id: count, reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints).optional(), error: text.optional(), more: z.boolean().optional() }),
 ]);
 
 export const serverMessage = z.discriminatedUnion('type', [
@@ -116,8 +201,9 @@ export type AgentMessage =
       capacity: { memoryBytes?: number };
       reports: InstanceReport[];
       endpoints: Endpoint[];
+      more?: boolean;
     }
-  | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[] }
+  | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
   | { type: 'endpoints'; endpoints: Endpoint[] }
   | { type: 'event'; records: EventRecord[] }
   | { type: 'heartbeat'; seq: number }
@@ -125,7 +211,7 @@ export type AgentMessage =
   | { type: 'logs-data'; id: number; lines: string[] }
   | { type: 'logs-end'; id: number; error?: string }
   | { type: 'containers-result'; id: number; containers: ObservedContainer[]; error?: string }
-  | { type: 'observed'; id: number; reports: InstanceReport[]; endpoints?: Endpoint[]; error?: string };
+  | { type: 'observed'; id: number; reports: InstanceReport[]; endpoints?: Endpoint[]; error?: string; more?: boolean };
 
 export type ServerMessage =
   | { type: 'welcome'; v: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }
@@ -146,23 +232,82 @@ export interface Endpoint {
 }
 
 export type Decoded<T> = { ok: true; msg: T } | { ok: false; error: string };
+/** A valid envelope; `dropped` says which of its records were invalid and left out (at most a few, then a count). */
+export type DecodedAgent = { ok: true; msg: AgentMessage; dropped: string[] } | { ok: false; error: string };
 
-function decode<T>(schema: z.ZodType, raw: string): Decoded<T> {
-  let data: unknown;
+const MAX_ERROR_CHARS = 300;
+const MAX_DROPPED_LISTED = 5;
+
+function issueText(error: z.ZodError, prefix = ''): string {
+  const first = error.issues[0];
+  const where = first ? [prefix, ...first.path.map(String)].filter(Boolean).join('.') || '(root)' : '(root)';
+  return `${where}: ${first ? first.message : 'invalid'}`.slice(0, MAX_ERROR_CHARS);
+}
+
+function parseJson(raw: string): { ok: true; data: unknown } | { ok: false; error: string } {
+  if (typeof raw !== 'string') return { ok: false, error: 'not text' };
+  if (raw.length > LIMITS.maxMessageBytes) return { ok: false, error: `message of ${raw.length} characters is over the ${LIMITS.maxMessageBytes} limit` };
   try {
-    data = JSON.parse(raw);
+    return { ok: true, data: JSON.parse(raw) };
   } catch {
     return { ok: false, error: 'not JSON' };
   }
-  const r = schema.safeParse(data);
-  if (r.success) return { ok: true, msg: r.data as T };
-  const first = r.error.issues[0];
-  const type = typeof data === 'object' && data !== null && 'type' in data ? String((data as { type: unknown }).type) : '?';
-  return { ok: false, error: `bad "${type}" message: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid'}` };
 }
 
-/** Parses and validates a message from an agent. Never throws. */
-export const decodeAgentMessage = (raw: string) => decode<AgentMessage>(agentMessage, raw);
+function typeOf(data: unknown): string {
+  const t = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as { type?: unknown }).type : undefined;
+  return typeof t === 'string' ? t.slice(0, 40) : '?';
+}
+
+function decode<T>(schema: z.ZodType, raw: string): Decoded<T> {
+  const j = parseJson(raw);
+  if (!j.ok) return j;
+  try {
+    const r = schema.safeParse(j.data);
+    if (r.success) return { ok: true, msg: r.data as T };
+    return { ok: false, error: `bad "${typeOf(j.data)}" message: ${issueText(r.error)}` };
+  } catch (err) {
+    return { ok: false, error: `bad "${typeOf(j.data)}" message: ${String((err as Error)?.message ?? err).slice(0, MAX_ERROR_CHARS)}` };
+  }
+}
+
+/**
+ * Parses and validates a message from an agent. Never throws. The envelope is checked strictly
+ * (type, bounds, array lengths, total size); then each record of its batches (reports,
+ * endpoints, events, containers) on its own: an invalid record is left out and named in
+ * `dropped`, never the whole message.
+ */
+export function decodeAgentMessage(raw: string): DecodedAgent {
+  const d = decode<AgentMessage>(agentMessage, raw);
+  if (!d.ok) return d;
+  const msg = d.msg as unknown as Record<string, unknown>;
+  const dropped: string[] = [];
+  let droppedCount = 0;
+  const fields = RECORD_FIELDS[msg.type as string] ?? {};
+  for (const [field, schema] of Object.entries(fields)) {
+    const list = msg[field];
+    if (!Array.isArray(list)) continue;
+    const kept: unknown[] = [];
+    list.forEach((rec, i) => {
+      let r: ReturnType<z.ZodType['safeParse']>;
+      try {
+        r = schema.safeParse(rec);
+      } catch (err) {
+        droppedCount++;
+        if (dropped.length < MAX_DROPPED_LISTED) dropped.push(`${field}.${i}: ${String((err as Error)?.message ?? err).slice(0, MAX_ERROR_CHARS)}`);
+        return;
+      }
+      if (r.success) kept.push(r.data);
+      else {
+        droppedCount++;
+        if (dropped.length < MAX_DROPPED_LISTED) dropped.push(issueText(r.error, `${field}.${i}`));
+      }
+    });
+    msg[field] = kept;
+  }
+  if (droppedCount > dropped.length) dropped.push(`and ${droppedCount - dropped.length} more`);
+  return { ok: true, msg: msg as unknown as AgentMessage, dropped };
+}
 /** Parses and validates a message from the server. Never throws. */
 export const decodeServerMessage = (raw: string) => decode<ServerMessage>(serverMessage, raw);
 export const encode = (msg: AgentMessage | ServerMessage): string => JSON.stringify(msg);

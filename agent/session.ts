@@ -7,7 +7,9 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import type { Agent } from './agent.js';
 import type { Channel } from './channel.js';
 import { LogPump } from './log-pump.js';
-import { decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './protocol.js';
+import { decodeServerMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './protocol.js';
+import type { InstanceReport } from './reports.js';
+import { jsonBytes, splitByBytes } from './split.js';
 
 export interface SessionIdentity {
   node: string;
@@ -53,6 +55,8 @@ export class AgentSession {
   private readonly logPumps = new Map<number, LogPump>();
   private assignments: SlotAssignment[] = [];
   private lastEndpoints = '';
+  /** Report parts of the hello that did not fit in it, sent right after the welcome. */
+  private helloRest: InstanceReport[][] = [];
   private connectedOnce: (() => void) | null = null;
   /** Resolves at the first welcome (tests, start-up). */
   readonly firstConnect = new Promise<void>((r) => (this.connectedOnce = r));
@@ -156,6 +160,14 @@ export class AgentSession {
         signal.removeEventListener('abort', onAbort);
         this.teardown();
         if (wasWelcomed) this.deps.log.warn({ code, reason }, 'session with the server ended');
+        else if (code === 4409) {
+          // Another agent holds this node name: never evict it, never run its slots; wait and retry.
+          const from = /from (.*)$/.exec(reason)?.[1] ?? 'another agent';
+          this.deps.log.warn(
+            { code, node: this.deps.identity.node, remote: from },
+            `node name ${this.deps.identity.node} already has a live session from ${from}; waiting`,
+          );
+        }
         resolve(wasWelcomed);
       });
       channel.onMessage((text) => {
@@ -181,6 +193,9 @@ export class AgentSession {
   private async hello(): Promise<void> {
     const id = this.deps.identity;
     const reports = await this.agent.observe().catch(() => []);
+    const endpoints = this.agent.endpoints();
+    const [first = [], ...rest] = this.reportParts(reports, endpoints);
+    this.helloRest = rest;
     this.send({
       type: 'hello',
       v: PROTOCOL_VERSION,
@@ -189,8 +204,9 @@ export class AgentSession {
       advertise: id.advertise,
       labels: id.labels,
       capacity: id.capacity,
-      reports,
-      endpoints: this.agent.endpoints(),
+      reports: first,
+      endpoints,
+      ...(rest.length ? { more: true } : {}),
     });
   }
 
@@ -202,7 +218,10 @@ export class AgentSession {
         this.deps.log.info({ heartbeatIntervalMs: msg.heartbeatIntervalMs }, 'session with the server established');
         this.scheduleHeartbeat();
         this.armDeadline();
-        if (this.pendingEvents.length) this.send({ type: 'event', records: this.pendingEvents.splice(0) });
+        const rest = this.helloRest;
+        this.helloRest = [];
+        rest.forEach((part, i) => this.send({ type: 'state', reports: part, endpoints: this.agent.endpoints(), ...(i < rest.length - 1 ? { more: true } : {}) }));
+        if (this.pendingEvents.length) this.sendEvents(this.pendingEvents.splice(0));
         this.connectedOnce?.();
         this.connectedOnce = null;
         return;
@@ -230,7 +249,9 @@ export class AgentSession {
       }
       case 'containers': {
         try {
-          const containers = await this.agent.containers(msg.service);
+          const all = await this.agent.containers(msg.service);
+          const containers = splitByBytes(all, LIMITS.agentMessageBudget, LIMITS.containers)[0] ?? [];
+          if (containers.length < all.length) this.deps.log.warn({ service: msg.service, containers: all.length, sent: containers.length }, 'container list cut to fit one message');
           this.send({ type: 'containers-result', id: msg.id, containers });
         } catch (err) {
           this.send({ type: 'containers-result', id: msg.id, containers: [], error: errorMessage(err) });
@@ -239,7 +260,12 @@ export class AgentSession {
       }
       case 'observe': {
         try {
-          this.send({ type: 'observed', id: msg.id, reports: await this.agent.observe(), endpoints: this.agent.endpoints() });
+          const reports = await this.agent.observe();
+          const endpoints = this.agent.endpoints();
+          const parts = this.reportParts(reports, endpoints);
+          parts.forEach((part, i) =>
+            this.send(i < parts.length - 1 ? { type: 'observed', id: msg.id, reports: part, more: true } : { type: 'observed', id: msg.id, reports: part, endpoints }),
+          );
         } catch (err) {
           this.send({ type: 'observed', id: msg.id, reports: [], error: errorMessage(err) });
         }
@@ -284,7 +310,19 @@ export class AgentSession {
     });
     const endpoints = this.agent.endpoints();
     this.lastEndpoints = JSON.stringify(endpoints);
-    this.send({ type: 'state', reports: reports ?? [], endpoints });
+    const parts = this.reportParts(reports ?? [], endpoints);
+    parts.forEach((part, i) => this.send({ type: 'state', reports: part, endpoints, ...(i < parts.length - 1 ? { more: true } : {}) }));
+  }
+
+  /** A report set cut into parts that fit one message each, next to the endpoints (sent whole in every part). */
+  private reportParts(reports: InstanceReport[], endpoints: Endpoint[]): InstanceReport[][] {
+    const room = Math.max(LIMITS.agentMessageBudget / 4, LIMITS.agentMessageBudget - jsonBytes(endpoints));
+    return splitByBytes(reports, room, LIMITS.reports);
+  }
+
+  /** Events in as many messages as it takes (each within the server's limits). */
+  private sendEvents(records: EventRecord[]): void {
+    for (const part of splitByBytes(records, LIMITS.agentMessageBudget, LIMITS.events)) if (part.length) this.send({ type: 'event', records: part });
   }
 
   private send(msg: AgentMessage): void {
@@ -311,6 +349,7 @@ export class AgentSession {
 
   private teardown(): void {
     this.welcomed = false;
+    this.helloRest = [];
     this.lastEndpoints = '';
     this.channel = null;
     for (const t of [this.heartbeatTimer, this.deadlineTimer, this.stateTimer]) if (t) this.deps.clock.clearTimeout(t);

@@ -5,14 +5,19 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EventRecord } from '../store/types.js';
 import { keepAlive, wsChannel, type Channel } from '../agent/channel.js';
-import { decodeAgentMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from '../agent/protocol.js';
+import { decodeAgentMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
+import type { InstanceReport } from '../agent/reports.js';
+import { checkEndpointAddress } from './endpoint-check.js';
+import { LogLimiter } from './log-limiter.js';
 import { bearer, tokenMatches } from './token.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { RemoteNode } from './remote-node.js';
 
 export const AGENT_PATH = '/v1/agent';
 const HELLO_TIMEOUT_MS = 10_000;
-
+/** Events an agent may add to the log: a burst, then a steady rate (the ring keeps the server's own). */
+const EVENT_BURST = 5000;
+const EVENTS_PER_SEC = 500;
 export interface AgentHubDeps {
   clock: Clock;
   log: Logger;
@@ -27,27 +32,47 @@ export interface AgentHubDeps {
   record: (e: EventRecord) => void;
   /** Takes an instance out of the routes and waits for its in-flight requests (bounded). */
   drain: (address: string, maxMs: number) => Promise<void>;
+  /** The server's own listening addresses (API, proxy): never accepted as an endpoint. */
+  ownAddresses?: () => Array<{ host: string; port: number }>;
 }
 
 /**
  * The server's end of agent sessions: authenticates WebSocket upgrades on /v1/agent with the
  * cluster token (a refusal is logged without the token), waits for hello, checks protocol
- * version and cluster, then serves the session. A session silent past the heartbeat deadline
- * is closed (no half-open sessions). The embedded agent comes in through accept() with an
- * in-memory channel and is served by exactly the same code.
+ * version, cluster and node identity (a node name with a live session is refused with 4409;
+ * the incumbent keeps it), then serves the session. A session silent past the heartbeat
+ * deadline is closed (no half-open sessions). The embedded agent comes in through accept() with
+ * an in-memory channel and is served by exactly the same code.
+ *
+ * Every message is untrusted input: bounded by size (maxPayload) and schema; a bad message is
+ * dropped and logged, a bad record in a batch is dropped alone; endpoints must be on the node's
+ * advertise address, not the server's own, and of instances assigned to the node; events get
+ * the server's receive time and the node's name. Drop logs are rate-limited.
  */
 export class AgentHub {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: LIMITS.maxMessageBytes });
   private readonly channels = new Set<Channel>();
+  /** Node names whose hello is being welcomed (the store write is async): a second hello waits its turn by being refused. */
+  private readonly claims = new Map<string, Channel>();
+  private readonly limiter: LogLimiter;
+  private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
 
-  constructor(private readonly deps: AgentHubDeps) {}
+  constructor(private readonly deps: AgentHubDeps) {
+    this.limiter = new LogLimiter(deps.clock);
+  }
 
   /** For the API server's 'upgrade' event. Returns false when the path is not ours. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://orca');
-    if (url.pathname !== AGENT_PATH) return false;
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://orca').pathname;
+    } catch {
+      return false;
+    }
+    if (pathname !== AGENT_PATH) return false;
     if (!tokenMatches(bearer(req.headers.authorization), this.deps.token)) {
-      this.deps.log.warn({ remote: req.socket.remoteAddress, path: url.pathname }, 'agent refused: missing or wrong token');
+      const l = this.limiter.allow(`401:${req.socket.remoteAddress}`);
+      if (l.log) this.deps.log.warn({ remote: req.socket.remoteAddress, path: pathname, suppressed: l.suppressed }, 'agent refused: missing or wrong token');
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nmissing or wrong token\n');
       return true;
     }
@@ -62,12 +87,14 @@ export class AgentHub {
   accept(channel: Channel, remote: string): void {
     this.channels.add(channel);
     let node: RemoteNode | null = null;
+    let helloSeen = false;
+    let closed = false;
     let deadline: TimerHandle | null = null;
     const send = (msg: ServerMessage) => channel.send(encode(msg));
-    const refuse = (code: string, message: string) => {
+    const refuse = (code: string, message: string, closeCode = 4403) => {
       this.deps.log.warn({ remote, code, message }, 'agent session refused');
       send({ type: 'error', code, message });
-      channel.close(4403, message.slice(0, 120));
+      channel.close(closeCode, truncateUtf8(message, 120));
     };
     const arm = (ms: number) => {
       if (deadline) this.deps.clock.clearTimeout(deadline);
@@ -79,8 +106,10 @@ export class AgentHub {
     arm(HELLO_TIMEOUT_MS);
 
     channel.onClose(() => {
+      closed = true;
       if (deadline) this.deps.clock.clearTimeout(deadline);
       this.channels.delete(channel);
+      for (const [name, c] of this.claims) if (c === channel) this.claims.delete(name);
       if (node) {
         node.detach(channel);
         this.deps.log.info({ node: node.name }, 'agent session ended');
@@ -90,28 +119,42 @@ export class AgentHub {
     channel.onMessage((text) => {
       const d = decodeAgentMessage(text);
       if (!d.ok) {
-        this.deps.log.warn({ remote, node: node?.name, error: d.error }, 'bad message from an agent; closing its session');
-        send({ type: 'error', code: 'ORCA_PROTOCOL', message: d.error });
-        channel.close(4400, d.error.slice(0, 120));
+        if (!node) return refuse('ORCA_PROTOCOL', d.error, 4400);
+        this.dropped(node.name, remote, 'message', [d.error]);
         return;
       }
       const msg = d.msg;
       if (!node) {
-        if (msg.type !== 'hello') return refuse('ORCA_PROTOCOL', `expected hello, got ${msg.type}`);
+        if (helloSeen) return; // welcome in progress: nothing else is served before it
+        if (msg.type !== 'hello') return refuse('ORCA_PROTOCOL', `expected hello, got ${msg.type}`, 4400);
         if (msg.v !== PROTOCOL_VERSION) return refuse('ORCA_PROTOCOL', `protocol version ${msg.v} not supported (this server speaks ${PROTOCOL_VERSION})`);
         if (msg.cluster !== this.deps.clusterId) return refuse('ORCA_CONFLICT', `agent is in cluster "${msg.cluster}", this server is "${this.deps.clusterId}"`);
-        void this.welcome(channel, msg).then(
+        const incumbent = this.deps.registry.get(msg.node);
+        if (incumbent?.attached || this.claims.has(msg.node)) {
+          const from = incumbent?.attached ? (incumbent.remote ?? 'unknown') : 'another agent';
+          return refuse('ORCA_CONFLICT', `node name ${msg.node} already has a live session from ${from}`, 4409);
+        }
+        helloSeen = true;
+        this.claims.set(msg.node, channel);
+        if (d.dropped.length) this.dropped(msg.node, remote, 'record', d.dropped);
+        void this.welcome(channel, msg, remote, () => closed).then(
           (n) => {
+            if (this.claims.get(msg.node) === channel) this.claims.delete(msg.node);
+            if (!n) return;
             node = n;
             arm(this.deps.heartbeat.timeoutMs);
           },
-          (err) => refuse('ORCA_INTERNAL', (err as Error).message),
+          (err) => {
+            if (this.claims.get(msg.node) === channel) this.claims.delete(msg.node);
+            refuse('ORCA_INTERNAL', (err as Error).message);
+          },
         );
         return;
       }
       arm(this.deps.heartbeat.timeoutMs);
       this.deps.registry.heard(node.name);
-      this.handle(node, msg, send);
+      if (d.dropped.length) this.dropped(node.name, remote, 'record', d.dropped);
+      this.handle(node, remote, this.sanitize(node, remote, msg), send);
     });
   }
 
@@ -121,21 +164,112 @@ export class AgentHub {
     this.wss.close();
   }
 
-  private async welcome(channel: Channel, hello: Extract<AgentMessage, { type: 'hello' }>): Promise<RemoteNode> {
+  private async welcome(
+    channel: Channel,
+    hello: Extract<AgentMessage, { type: 'hello' }>,
+    remote: string,
+    isClosed: () => boolean,
+  ): Promise<RemoteNode | null> {
     const node = await this.deps.registry.hello({ name: hello.node, advertise: hello.advertise, labels: hello.labels, capacity: hello.capacity });
+    // The session may have ended while the node's facts were written: nothing to attach.
+    if (isClosed()) return null;
+    const clean = this.sanitize(node, remote, hello) as typeof hello;
     channel.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
-    node.attach(channel, hello.reports, hello.endpoints);
-    this.deps.log.info({ node: node.name, instances: hello.reports.length }, 'agent session established');
+    node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}) });
+    this.deps.log.info({ node: node.name, remote, instances: clean.reports.length }, 'agent session established');
     this.deps.onSession(node);
     this.deps.onState(node);
     return node;
   }
 
-  private handle(node: RemoteNode, msg: AgentMessage, send: (m: ServerMessage) => void): void {
+  /**
+   * What the server can verify of a message: reports of this node only; endpoints on its
+   * advertise address, not the server's own (and of assigned instances, see RemoteNode.endpoints);
+   * events stamped with the receive time and this node, of services it was given, at a bounded rate.
+   */
+  private sanitize(node: RemoteNode, remote: string, msg: AgentMessage): AgentMessage {
+    const drops: string[] = [];
+    const reports = (list: InstanceReport[]) =>
+      list.filter((r) => {
+        if (r.node === node.name) return true;
+        drops.push(`report ${r.id ?? r.service}: for node ${r.node.slice(0, 63)}`);
+        return false;
+      });
+    const own = this.deps.ownAddresses?.() ?? [];
+    const endpoints = (list: Endpoint[]) =>
+      list.filter((e) => {
+        const v = checkEndpointAddress(e.address, { advertise: node.address(), own });
+        if (!v.ok) {
+          drops.push(`endpoint ${e.instance} at ${e.address}: ${v.reason}`);
+          return false;
+        }
+        // An instance of a slot not assigned here (now) is kept but never routed: RemoteNode.endpoints()
+        // filters by the assignment at read time (a slot scaled away is still draining, a newly
+        // assigned one may report before its assignment reached this server's memory).
+        return true;
+      });
+    let out: AgentMessage = msg;
+    switch (msg.type) {
+      case 'hello':
+      case 'state':
+        out = { ...msg, reports: reports(msg.reports), endpoints: endpoints(msg.endpoints) };
+        break;
+      case 'observed':
+        out = { ...msg, reports: reports(msg.reports), ...(msg.endpoints ? { endpoints: endpoints(msg.endpoints) } : {}) };
+        break;
+      case 'endpoints':
+        out = { ...msg, endpoints: endpoints(msg.endpoints) };
+        break;
+      case 'event': {
+        const time = new Date(this.deps.clock.now()).toISOString();
+        const kept: EventRecord[] = [];
+        for (const e of msg.records) {
+          if (e.service !== null && !node.knowsService(e.service)) {
+            drops.push(`event ${e.action}: service ${e.service.slice(0, 63)} was never assigned to this node`);
+            continue;
+          }
+          if (!this.takeEventToken(node.name)) {
+            drops.push(`event ${e.action}: over ${EVENTS_PER_SEC}/s`);
+            continue;
+          }
+          kept.push({ ...e, time, node: node.name });
+        }
+        out = { ...msg, records: kept };
+        break;
+      }
+      default:
+        break;
+    }
+    if (drops.length) this.dropped(node.name, remote, 'record', drops);
+    return out;
+  }
+
+  private takeEventToken(name: string): boolean {
+    const now = this.deps.clock.now();
+    const b = this.buckets.get(name) ?? { tokens: EVENT_BURST, atMs: now };
+    b.tokens = Math.min(EVENT_BURST, b.tokens + ((now - b.atMs) / 1000) * EVENTS_PER_SEC);
+    b.atMs = now;
+    this.buckets.set(name, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Logs what was dropped, at most one line per node and kind per window. */
+  private dropped(node: string, remote: string, kind: 'message' | 'record', what: string[]): void {
+    const l = this.limiter.allow(`${node}:${kind}`);
+    if (!l.log) return;
+    this.deps.log.warn(
+      { node, remote, dropped: what.slice(0, 5).map((w) => w.slice(0, 300)), count: what.length, suppressedSinceLast: l.suppressed },
+      kind === 'message' ? 'bad message from an agent; dropped' : 'records from an agent dropped',
+    );
+  }
+
+  private handle(node: RemoteNode, remote: string, msg: AgentMessage, send: (m: ServerMessage) => void): void {
     if (node.handleReply(msg)) return;
     switch (msg.type) {
       case 'state':
-        node.updateState(msg.reports, msg.endpoints);
+        node.updateState(msg.reports, msg.endpoints, msg.more);
         this.deps.onState(node);
         return;
       case 'endpoints':
@@ -143,14 +277,21 @@ export class AgentHub {
         this.deps.onState(node);
         return;
       case 'event':
-        for (const e of msg.records) this.deps.record(e as EventRecord);
+        for (const e of msg.records) this.deps.record(e);
         return;
       case 'heartbeat':
         send({ type: 'heartbeat-ack', seq: msg.seq });
         return;
-      case 'drain':
+      case 'drain': {
+        const v = checkEndpointAddress(msg.address, { advertise: node.address(), own: this.deps.ownAddresses?.() ?? [] });
+        if (!v.ok) {
+          this.dropped(node.name, remote, 'record', [`drain of ${msg.address}: ${v.reason}`]);
+          send({ type: 'drained', id: msg.id });
+          return;
+        }
         void this.deps.drain(msg.address, msg.maxMs).finally(() => send({ type: 'drained', id: msg.id }));
         return;
+      }
       case 'hello':
         this.deps.log.warn({ node: node.name }, 'second hello in one session; ignored');
         return;
@@ -158,4 +299,11 @@ export class AgentHub {
         return;
     }
   }
+}
+
+/** At most `max` bytes of UTF-8 (a WebSocket close reason is limited to 123). */
+function truncateUtf8(s: string, max: number): string {
+  let out = s.slice(0, max);
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  return out;
 }

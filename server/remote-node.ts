@@ -3,7 +3,8 @@ import { OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { InstanceReport } from '../agent/reports.js';
 import type { Channel } from '../agent/channel.js';
-import { encode, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
+import { encode, LIMITS, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
+import { isAssigned } from './endpoint-check.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeLink, NodeState } from './nodes.js';
@@ -37,6 +38,15 @@ export class RemoteNode implements NodeLink {
   private sent = new Map<string, string>();
   private reports: InstanceReport[] = [];
   private endpointList: Endpoint[] = [];
+  /** Reports of a set that arrives in parts (`more`), until its last part. */
+  private partialReports: InstanceReport[] | null = null;
+  private readonly observedParts = new Map<number, InstanceReport[]>();
+  /** `service/slot` → revision, of the slots assigned to this node now. */
+  private assignedSlots = new Map<string, number>();
+  /** Every service ever assigned to this node since the server started (bounded by the cluster's services). */
+  private readonly everAssigned = new Set<string>();
+  /** Where the live session comes from (for the message to a refused duplicate). */
+  remote: string | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, (msg: AgentMessage) => void>();
   private readonly logQueues = new Map<number, LogInbox>();
@@ -73,11 +83,16 @@ export class RemoteNode implements NodeLink {
     return this.channel !== null;
   }
 
-  /** A session began (after hello): the node gets its full assignment set. */
-  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[]): void {
+  /**
+   * A session began (after hello): the node gets its full assignment set. The hub never attaches
+   * a second session while one is live (the newcomer is refused with 4409).
+   */
+  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[], o: { more?: boolean; remote?: string } = {}): void {
     if (this.channel && this.channel !== channel) this.channel.close(4409, 'replaced by a newer session');
     this.channel = channel;
-    this.reports = reports;
+    this.remote = o.remote ?? null;
+    this.partialReports = null;
+    this.takeReports(reports, o.more);
     this.endpointList = endpoints;
     this.sent.clear();
     this.sentFull = false;
@@ -89,6 +104,9 @@ export class RemoteNode implements NodeLink {
   detach(channel: Channel): void {
     if (this.channel !== channel) return;
     this.channel = null;
+    this.remote = null;
+    this.partialReports = null;
+    this.observedParts.clear();
     for (const fn of this.pending.values()) fn({ type: 'observed', id: -1, reports: [], error: 'session ended' });
     this.pending.clear();
     for (const q of this.logQueues.values()) q.push(new Error(`the session with node ${this.name} ended`));
@@ -99,6 +117,22 @@ export class RemoteNode implements NodeLink {
   handleReply(msg: AgentMessage): boolean {
     switch (msg.type) {
       case 'observed':
+        if (msg.more) {
+          if (!this.pending.has(msg.id)) return true;
+          const parts = (this.observedParts.get(msg.id) ?? []).concat(msg.reports);
+          if (parts.length > LIMITS.reportsTotal) {
+            this.observedParts.delete(msg.id);
+            this.log.warn({ node: this.name, reports: parts.length }, 'observed reply over the report limit; ignored');
+          } else this.observedParts.set(msg.id, parts);
+          return true;
+        } else {
+          const parts = this.observedParts.get(msg.id);
+          this.observedParts.delete(msg.id);
+          const fn = this.pending.get(msg.id);
+          this.pending.delete(msg.id);
+          fn?.(parts ? { ...msg, reports: parts.concat(msg.reports) } : msg);
+          return true;
+        }
       case 'containers-result': {
         const fn = this.pending.get(msg.id);
         this.pending.delete(msg.id);
@@ -123,13 +157,46 @@ export class RemoteNode implements NodeLink {
     this.endpointList = endpoints;
   }
 
-  updateState(reports: InstanceReport[], endpoints: Endpoint[]): void {
-    this.reports = reports;
+  /** A state report (reports replace the last set once complete: a set may come in parts). */
+  updateState(reports: InstanceReport[], endpoints: Endpoint[], more?: boolean): void {
+    this.takeReports(reports, more);
     this.endpointList = endpoints;
+  }
+
+  private takeReports(reports: InstanceReport[], more: boolean | undefined): void {
+    const all = this.partialReports ? this.partialReports.concat(reports) : reports;
+    if (!more) {
+      this.partialReports = null;
+      this.reports = all;
+      return;
+    }
+    if (all.length > LIMITS.reportsTotal) {
+      this.log.warn({ node: this.name, reports: all.length }, 'report set over the limit; the last complete one is kept');
+      this.partialReports = null;
+      return;
+    }
+    this.partialReports = all;
+  }
+
+  /** Whether a service was assigned to this node at some time since the server started. */
+  knowsService(service: string): boolean {
+    return this.everAssigned.has(service);
+  }
+
+  /** Whether the control plane has said what this node runs. */
+  get hasAssignments(): boolean {
+    return this.published;
+  }
+
+  /** Whether an endpoint's instance is of a slot assigned to this node now. */
+  assigned(e: { service: string; instance: string }): boolean {
+    return isAssigned(e, this.assignedSlots);
   }
 
   setAssignments(list: SlotAssignment[]): Promise<void> {
     this.desired = list;
+    this.assignedSlots = new Map(list.map((a) => [`${a.service}/${a.slot}`, a.revision]));
+    for (const a of list) this.everAssigned.add(a.service);
     this.published = true;
     this.sendAssignments(!this.sentFull);
     return Promise.resolve();
@@ -139,8 +206,9 @@ export class RemoteNode implements NodeLink {
     return this.desired;
   }
 
+  /** Ready endpoints the agent reported, of instances assigned to this node now (addresses were checked on receipt). */
   endpoints(): Endpoint[] {
-    return this.endpointList;
+    return this.endpointList.filter((e) => isAssigned(e, this.assignedSlots));
   }
 
   lastReports(): InstanceReport[] {

@@ -3,7 +3,7 @@ import { createLogger } from '../../core/log.js';
 import { DEFAULTS } from '../../core/defaults.js';
 import { isOrcaError } from '../../core/errors.js';
 import { defaultDataDir } from '../../server/config.js';
-import { startAgent } from '../../agent/main.js';
+import { agentUrl, startAgent } from '../../agent/main.js';
 import { resolveToken } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
@@ -35,13 +35,8 @@ function secs(v: string | undefined, flag: string, def: number, errors: string[]
 /** `orca agent --join URL --node-name N …`: a worker agent in the foreground until SIGINT/SIGTERM. */
 export async function run(flags: AgentFlags, global: { token?: string; dataDir?: string }): Promise<void> {
   const errors: string[] = [];
-  let join: URL | undefined;
-  try {
-    join = new URL(flags.join);
-    if (join.protocol !== 'http:' && join.protocol !== 'https:') errors.push(`--join: "${flags.join}" must be an http(s) URL of the server's API`);
-  } catch {
-    errors.push(`--join: "${flags.join}" is not a URL (for example http://orca-server:6880)`);
-  }
+  const join = agentUrl(flags.join);
+  if (!join) errors.push(`--join: "${flags.join.slice(0, 200)}" must be a ws://, wss://, http:// or https:// URL of the server (for example http://orca-server:6880)`);
   const nodeName = flags.nodeName ?? hostname().toLowerCase();
   if (!NAME_RE.test(nodeName)) errors.push(`--node-name: "${nodeName}" must be a DNS label (lowercase letters, digits, '-')`);
   const labels: Record<string, string> = {};
