@@ -113,7 +113,8 @@ export class RouteReconciler {
     const durationMs = this.deps.clock.now() - started;
     const time = new Date(this.deps.clock.now()).toISOString();
     for (const c of changes) {
-      this.deps.log.info({ reconciler: 'route', key: `${c.service}/${c.instance}`, action: c.action, reason: c.reason, outcome: 'ok', durationMs }, 'reconcile action');
+      // `reconciler: 'route'` is bound by the child logger the server passes in (not repeated here).
+      this.deps.log.info({ key: `${c.service}/${c.instance}`, action: c.action, reason: c.reason, outcome: 'ok', durationMs }, 'reconcile action');
       this.deps.record({ time, reconciler: 'route', service: c.service, instance: c.instance, node: null, action: c.action, reason: c.reason, outcome: 'ok', durationMs });
     }
   }

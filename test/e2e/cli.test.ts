@@ -4,8 +4,36 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock } from '../../core/clock.js';
-import { TEST_IMAGE } from '../images.js';
+import { WS_ECHO_IMAGE } from '../images.js';
 import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
+
+/** Keys that occur twice in one object of a JSON text (JSON.parse keeps the last silently). */
+function repeatedKeys(json: string): string[] {
+  const objects: Array<Set<string> | null> = [];
+  const found: string[] = [];
+  let expectKey = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '{' || c === '[') {
+      objects.push(c === '{' ? new Set() : null);
+      expectKey = c === '{';
+    } else if (c === '}' || c === ']') objects.pop();
+    else if (c === ',') expectKey = objects.at(-1) instanceof Set;
+    else if (c === '"') {
+      let j = i + 1;
+      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      const top = objects.at(-1);
+      if (expectKey && top) {
+        const key = json.slice(i + 1, j);
+        if (top.has(key)) found.push(key);
+        top.add(key);
+      }
+      expectKey = false;
+      i = j;
+    }
+  }
+  return found;
+}
 
 interface PipedRun {
   code: number | null;
@@ -54,7 +82,10 @@ describe('the CLI as a tool in pipes (real server)', () => {
   let global: string[];
 
   const writeManifest = (replicas: number) =>
-    writeFile(manifest, `[[service]]\nname = "pipes"\nimage = "${TEST_IMAGE}"\nreplicas = ${replicas}\nstop_grace_secs = 0.1\n`);
+    writeFile(
+      manifest,
+      `[[service]]\nname = "pipes"\nimage = "${WS_ECHO_IMAGE}"\nreplicas = ${replicas}\nport = 80\nstop_grace_secs = 0.1\n[service.route]\nhost = "pipes.localhost"\n`,
+    );
 
   beforeAll(async () => {
     env = await testEnv('cli');
@@ -139,5 +170,13 @@ describe('the CLI as a tool in pipes (real server)', () => {
     expect(body.differs).toBe(true);
     expect(body.services[0]).toMatchObject({ service: 'pipes', exists: true });
     expect(body.services[0]!.changes).toContainEqual(expect.objectContaining({ path: 'replicas', to: 3 }));
+  });
+
+  it('no server log line repeats a key (a child logger binds it once)', async () => {
+    expect(repeatedKeys('{"a":1,"b":{"a":2},"c":["a"],"a":3}')).toEqual(['a']);
+    const lines = server!.logs().split('\n').filter((l) => l.startsWith('{'));
+    expect(lines.some((l) => l.includes('"route.add"'))).toBe(true);
+    const repeated = lines.map((l) => ({ keys: repeatedKeys(l), line: l })).filter((x) => x.keys.length > 0);
+    expect(repeated).toEqual([]);
   });
 });
