@@ -199,6 +199,11 @@ export function createApi(deps: ApiDeps): Server {
       });
     },
   );
+  // Node takes its own error handler off an upgraded socket: one must be there before any
+  // upgrade handler runs, or a client resetting a refused upgrade would be an unhandled error.
+  server.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'upgrade socket error'));
+  });
   server.maxHeadersCount = limits.maxHeadersCount;
   server.maxConnections = limits.maxConnections;
   // Malformed requests Node's parser refuses (bad request line, header overflow, timeouts): a

@@ -1,5 +1,6 @@
 import { Client, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
+import { drained } from '../drain.js';
 import { parseDuration } from '../duration.js';
 import { systemClock } from '../../core/clock.js';
 import type { EventRecord } from '../../store/types.js';
@@ -29,7 +30,10 @@ export async function events(g: ClientOptions, opts: { follow?: boolean; service
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.trim()) process.stdout.write(opts.output === 'json' ? line + '\n' : text(JSON.parse(line) as EventRecord));
+        if (line.trim() && !process.stdout.write(opts.output === 'json' ? line + '\n' : text(JSON.parse(line) as EventRecord))) {
+          // Backpressure: while stdout is full, the server's stream is not read.
+          await drained(process.stdout, abort.signal);
+        }
       }
     }
   } catch (err) {

@@ -1,5 +1,6 @@
 import { Client, type ClientOptions } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
+import { drained } from '../drain.js';
 
 /** `orca logs SERVICE [--tail N] [-f] [--instance ID] [--previous]` */
 export async function logs(g: ClientOptions, service: string, opts: { tail?: string; follow?: boolean; instance?: string; previous?: boolean }): Promise<void> {
@@ -15,7 +16,8 @@ export async function logs(g: ClientOptions, service: string, opts: { tail?: str
   process.once('SIGINT', () => abort.abort());
   const res = await new Client(g).request('GET', `/v1/services/${encodeURIComponent(service)}/logs?${q}`, undefined, abort.signal);
   try {
-    for await (const chunk of res.body) process.stdout.write(chunk as Uint8Array);
+    // Backpressure: while stdout (a pipe to a slow reader) is full, the server's stream is not read.
+    for await (const chunk of res.body) if (!process.stdout.write(chunk as Uint8Array)) await drained(process.stdout, abort.signal);
   } catch (err) {
     if (!abort.signal.aborted) throw err;
   }
