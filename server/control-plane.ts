@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import { routeConflicts } from './route-conflicts.js';
 import { fail, ok, type Result } from '../core/errors.js';
 import { diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
@@ -71,10 +72,9 @@ export class ControlPlane {
   }
 
   /** Parses manifests; every error of every file, formatted with file and place. */
-  parse(files: ManifestFile[]): Result<ServiceSpec[]> {
+  parse(files: ManifestFile[], seen = new Map<string, string>()): Result<ServiceSpec[]> {
     const errors: string[] = [];
     const specs: ServiceSpec[] = [];
-    const seen = new Map<string, string>();
     if (files.length === 0) return fail(['no manifest given']);
     for (const f of files) {
       const r = parseManifestText(f.text, f.file);
@@ -95,8 +95,14 @@ export class ControlPlane {
   /** Applies specs atomically: every changed service gets a new revision, or nothing is written. */
   apply(files: ManifestFile[], dryRun: boolean): Promise<Result<ApplyResult[]>> {
     return this.serial(async () => {
-      const parsed = this.parse(files);
+      const fileOf = new Map<string, string>();
+      const parsed = this.parse(files, fileOf);
       if (!parsed.ok) return parsed;
+      const clashes = routeConflicts(
+        parsed.value.map((spec) => ({ spec, file: fileOf.get(spec.name) ?? '?' })),
+        await this.deps.store.listServices(),
+      );
+      if (clashes.length > 0) return fail(clashes);
       const results: ApplyResult[] = [];
       const writes: NewRevision[] = [];
       const at = new Date(this.deps.clock.now()).toISOString();

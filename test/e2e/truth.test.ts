@@ -93,4 +93,13 @@ host = "wrongport.localhost"
     const table = await run(['status', 'noimage']);
     expect(table.stdout).toMatch(/not found on node n1/);
   });
+
+  it('two services claiming the same route host and path: apply refuses with exit 2 naming both, and stores nothing', async () => {
+    const svc = (name: string) => `[[service]]\nname = "${name}"\nimage = "${TEST_IMAGE}"\nport = 80\n\n[service.route]\nhost = "clash.localhost"\n`;
+    expect((await apply('clash-a', svc('clash-a'))).code).toBe(0);
+    const r = await apply('clash-b', svc('clash-b'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/service "clash-b": route\.host "clash\.localhost" .* claimed by service "clash-a"/);
+    expect((await run(['status', 'clash-b'])).code).toBe(1);
+  });
 });
