@@ -1,22 +1,28 @@
 import pino, { type Logger } from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 export type { Logger };
 
 export interface LogOptions {
   level?: string;
-  /** Pretty-print for humans; defaults to whether stdout is a TTY. */
+  /** Pretty-print for humans; defaults to whether the destination (stdout) is a TTY. */
   pretty?: boolean;
   /** Where to write; defaults to stdout. */
   destination?: NodeJS.WritableStream;
 }
 
 /**
- * The one logger factory. Built once in a composition root and passed down;
- * components take children (`log.child({ reconciler: 'container' })`).
+ * The one logger factory. Built once in a composition root and passed down; components take
+ * children (`log.child({ reconciler: 'container' })`), and a key a child binds is never passed
+ * again in a call (pino would print it twice).
+ *
+ * JSON lines by default; on a TTY (or with `pretty`), human-readable lines formatted in-process
+ * and written synchronously, so nothing is lost when the process exits right after.
  */
 export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? process.env.ORCA_LOG_LEVEL ?? 'info';
-  const pretty = opts.pretty ?? (process.stdout.isTTY === true && !opts.destination);
+  const out = opts.destination ?? process.stdout;
+  const pretty = opts.pretty ?? (out as { isTTY?: boolean }).isTTY === true;
   const base = {
     level,
     base: undefined,
@@ -24,7 +30,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
     redact: { paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
   };
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } });
+    const format = prettyFactory({ colorize: (out as { isTTY?: boolean }).isTTY === true, translateTime: 'HH:MM:ss.l' });
+    return pino(base, { write: (line: string) => void out.write(format(line)) });
   }
   return opts.destination ? pino(base, opts.destination as pino.DestinationStream) : pino(base);
 }
