@@ -23,9 +23,10 @@ class MemoryEnd implements Channel {
   send(text: string): void {
     if (this.closed) return;
     const peer = this.peer;
-    // Asynchronous, like a socket: the sender never re-enters the receiver.
+    // Asynchronous, like a socket: the sender never re-enters the receiver. A message sent before
+    // a close arrives before it (as on a WebSocket: an error message then the close code).
     setImmediate(() => {
-      if (!peer.closed) for (const fn of peer.messageFns) fn(text);
+      for (const fn of peer.messageFns) fn(text);
     });
   }
   close(code = 1000, reason = ''): void {

@@ -1,0 +1,244 @@
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { ManualClock, flushMicrotasks } from '../core/clock.js';
+import { createLogger } from '../core/log.js';
+import { memoryStore } from '../store/index.js';
+import type { EventRecord } from '../store/types.js';
+import { memoryChannelPair, type Channel } from '../agent/channel.js';
+import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type ServerMessage } from '../agent/protocol.js';
+import { aSpec, slotsOf } from '../test/builders.js';
+import { AgentHub } from './agent-hub.js';
+import { NodeRegistry } from './node-registry.js';
+import { planRoutes } from './routes.js';
+
+const settle = () => flushMicrotasks(20);
+const API = { host: '127.0.0.1', port: 6880 };
+
+async function setup() {
+  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+  let logText = '';
+  const log = createLogger({ destination: new Writable({ write: (c, _e, cb) => ((logText += c), cb()) }), pretty: false });
+  const store = memoryStore();
+  await store.open();
+  const records: EventRecord[] = [];
+  const registry = new NodeRegistry({ store, clock, log, timing: { heartbeatTimeoutMs: 15_000, nodeDownGraceMs: 60_000 }, record: (e) => records.push(e), onStateChange: () => undefined });
+  await registry.load();
+  const hub = new AgentHub({
+    clock,
+    log,
+    token: 't',
+    clusterId: 'c',
+    heartbeat: { intervalMs: 5000, timeoutMs: 15_000 },
+    registry,
+    onSession: () => undefined,
+    onState: () => undefined,
+    record: (e) => records.push(e),
+    drain: async () => undefined,
+    ownAddresses: () => [API],
+  });
+  /** A fake agent: raw text in, server messages and the close out. */
+  const connect = (remote: string) => {
+    const [agentEnd, serverEnd] = memoryChannelPair();
+    hub.accept(serverEnd, remote);
+    const got: ServerMessage[] = [];
+    let closed: { code: number; reason: string } | null = null;
+    agentEnd.onMessage((t) => {
+      const d = decodeServerMessage(t);
+      if (d.ok) got.push(d.msg);
+    });
+    agentEnd.onClose((code, reason) => (closed = { code, reason }));
+    return { ch: agentEnd as Channel, got, closed: () => closed, send: (m: unknown) => agentEnd.send(typeof m === 'string' ? m : JSON.stringify(m)) };
+  };
+  const hello = (node: string, advertise = '127.0.0.1', extra: Record<string, unknown> = {}) => ({
+    type: 'hello', v: PROTOCOL_VERSION, node, cluster: 'c', advertise, labels: {}, capacity: {}, reports: [], endpoints: [], ...extra,
+  });
+  return { clock, hub, registry, records, connect, hello, logs: () => logText };
+}
+
+const web = slotsOf(aSpec({ name: 'web', replicas: 2, port: 8080, route: { host: 'web.localhost', path: '/' } } as never));
+const routesOf = (registry: NodeRegistry) =>
+  planRoutes(
+    [{ name: 'web', spec: { ...web[0]!.spec, route: { host: 'web.localhost', path: '/' }, port: 8080 }, deletedAt: null } as never],
+    registry.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
+    () => true,
+  );
+
+describe('AgentHub: node identity', () => {
+  it('refuses a hello for a node name with a live session (4409 to the newcomer, naming the incumbent); the incumbent keeps its session', async () => {
+    const { connect, hello, registry } = await setup();
+    const a = connect('10.9.9.1:5000');
+    a.send(hello('n2'));
+    await settle();
+    expect(a.got[0]?.type).toBe('welcome');
+    const b = connect('10.9.9.2:6000');
+    b.send(hello('n2', '127.0.0.9'));
+    await settle();
+    expect(b.closed()?.code).toBe(4409);
+    expect(b.got).toContainEqual({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n2 already has a live session from 10.9.9.1:5000' });
+    expect(a.closed()).toBeNull();
+    // The newcomer changed nothing: the incumbent's facts stay.
+    expect(registry.get('n2')?.address()).toBe('127.0.0.1');
+    a.send({ type: 'heartbeat', seq: 1 });
+    await settle();
+    expect(a.got).toContainEqual({ type: 'heartbeat-ack', seq: 1 });
+  });
+
+  it('refuses a second hello that arrives while the first is still being welcomed', async () => {
+    const { connect, hello } = await setup();
+    const a = connect('r1');
+    const b = connect('r2');
+    a.send(hello('n3'));
+    b.send(hello('n3'));
+    await settle();
+    expect(a.got[0]?.type).toBe('welcome');
+    expect(b.closed()?.code).toBe(4409);
+  });
+
+  it('welcomes the name again once the live session has ended', async () => {
+    const { connect, hello } = await setup();
+    const a = connect('r1');
+    a.send(hello('n4'));
+    await settle();
+    a.ch.close(1000, 'bye');
+    await settle();
+    const b = connect('r2');
+    b.send(hello('n4'));
+    await settle();
+    expect(b.got[0]?.type).toBe('welcome');
+  });
+});
+
+describe('AgentHub: a fake agent sending wrong messages', () => {
+  async function welcomed() {
+    const s = await setup();
+    const agent = s.connect('evil');
+    agent.send(s.hello('evil', '127.0.0.2'));
+    await settle();
+    expect(agent.got[0]?.type).toBe('welcome');
+    const node = s.registry.get('evil')!;
+    await node.setAssignments(web.map((a) => ({ ...a })));
+    // n1 is another node, with its own instances on 127.0.0.1.
+    const n1 = s.connect('n1');
+    n1.send(s.hello('n1', '127.0.0.1'));
+    await settle();
+    return { ...s, agent, node };
+  }
+
+  it('routes only endpoints on its own advertise address, of its assigned instances, never the server itself', async () => {
+    const { agent, registry, logs } = await welcomed();
+    const rev = web[0]!.revision;
+    agent.send({
+      type: 'endpoints',
+      endpoints: [
+        { service: 'web', instance: `web-${rev}-0-good`, address: '127.0.0.2:32768' },
+        { service: 'web', instance: `web-${rev}-1-for1`, address: '127.0.0.1:32769' }, // another node's address
+        { service: 'web', instance: `web-${rev}-1-ssrf`, address: '127.0.0.2:0' }, // port 0
+        { service: 'web', instance: `web-${rev}-1-bigp`, address: '127.0.0.2:65536' },
+        { service: 'web', instance: `web-${rev}-7-nota`, address: '127.0.0.2:32770' }, // slot 7 is not assigned
+        { service: 'web', instance: `web-${rev + 1}-1-futr`, address: '127.0.0.2:32771' }, // a revision never assigned
+        { service: 'web', instance: 'api-1-0-xxxx', address: '127.0.0.2:32772' }, // not an instance of web
+        { service: 'web', instance: `web-${rev}-1-v6xx`, address: '::1:32773' }, // unbracketed IPv6
+      ],
+    });
+    await settle();
+    const backends = routesOf(registry).flatMap((r) => r.backends);
+    expect(backends).toEqual([{ instance: `web-${rev}-0-good`, address: '127.0.0.2:32768' }]);
+    expect(logs()).toContain('records from an agent dropped');
+    expect(logs()).toContain('not on the node’s advertise address');
+  });
+
+  it('never routes to the server’s own API port, even for an assigned instance on a loopback advertise address', async () => {
+    const s = await setup();
+    const agent = s.connect('evil');
+    agent.send(s.hello('evil', '127.0.0.1'));
+    await settle();
+    await s.registry.get('evil')!.setAssignments(web);
+    const rev = web[0]!.revision;
+    agent.send({ type: 'endpoints', endpoints: [{ service: 'web', instance: `web-${rev}-0-ssrf`, address: `127.0.0.1:${API.port}` }] });
+    await settle();
+    expect(routesOf(s.registry).flatMap((r) => r.backends)).toEqual([]);
+    expect(s.logs()).toContain('one of the server’s own addresses');
+  });
+
+  it('stamps events with the server’s receive time and the node, drops unknown services and labels one by one, and keeps the session', async () => {
+    const { agent, records, clock } = await welcomed();
+    records.length = 0;
+    const yearAhead = new Date(clock.now() + 365 * 24 * 3600_000).toISOString();
+    const good = { time: yearAhead, reconciler: 'container', service: 'web', instance: 'web-1-0-aaaa', node: 'n1', action: 'container.create', reason: 'replace-after-exited', outcome: 'ok', durationMs: 3 };
+    const junk = Array.from({ length: 999 }, (_, i) => ({ ...good, action: `label-${i}` }));
+    agent.send({
+      type: 'event',
+      records: [good, ...junk.slice(0, 300), { ...good, reconciler: 'x'.repeat(10) }, { ...good, outcome: 'weird-1' }, { ...good, service: 'never-assigned' }, { ...good, reason: 'replace-after-x1' }, 42, null, 'str'],
+    });
+    await settle();
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ action: 'container.create', node: 'evil', time: new Date(clock.now()).toISOString() });
+    agent.send({ type: 'heartbeat', seq: 9 });
+    await settle();
+    expect(agent.got).toContainEqual({ type: 'heartbeat-ack', seq: 9 });
+  });
+
+  it('caps the rate of events a node may add (the server’s own stay in the ring)', async () => {
+    const { agent, records } = await welcomed();
+    records.length = 0;
+    const e = { time: 't', reconciler: 'health', service: null, instance: null, node: null, action: 'instance.ready', reason: 'r', outcome: 'ok', durationMs: 0 };
+    for (let i = 0; i < 20; i++) agent.send({ type: 'event', records: Array.from({ length: LIMITS.events }, () => e) });
+    await settle();
+    expect(records.length).toBeLessThanOrEqual(5000);
+    expect(records.length).toBeGreaterThan(0);
+  });
+
+  it('drops non-JSON, wrong types, unknown messages, oversized payloads and over-long arrays, and goes on serving', async () => {
+    const { agent, logs, records } = await welcomed();
+    records.length = 0;
+    agent.send('not json {');
+    agent.send({ type: 'heartbeat', seq: 'x' });
+    agent.send({ type: 'explode' });
+    agent.send([1, 2, 3]);
+    agent.send(`{"type":"event","records":[${'1,'.repeat(LIMITS.events)}1]}`);
+    agent.send('x'.repeat(LIMITS.maxMessageBytes + 1));
+    agent.send({ type: 'state', reports: [{ nonsense: true }], endpoints: [] });
+    await settle();
+    agent.send({ type: 'heartbeat', seq: 2 });
+    await settle();
+    expect(agent.closed()).toBeNull();
+    expect(agent.got).toContainEqual({ type: 'heartbeat-ack', seq: 2 });
+    expect(logs()).toContain('bad message from an agent; dropped');
+    expect(records).toEqual([]);
+  });
+
+  it('logs a flood of bad records at a bounded rate, not one line per record or message', async () => {
+    const { agent, logs } = await welcomed();
+    const before = logs().split('\n').length;
+    for (let i = 0; i < 200; i++) agent.send({ type: 'endpoints', endpoints: [{ service: 'web', instance: `web-1-0-x${i}`, address: `127.0.0.1:${1000 + i}` }] });
+    await settle();
+    expect(logs().split('\n').length - before).toBeLessThanOrEqual(2);
+  });
+
+  it('keeps reports of its own node only, and ignores unknown instance states', async () => {
+    const { agent, node } = await welcomed();
+    const r = {
+      id: 'web-1-0-aaaa', service: 'web', slot: 0, revision: 1, specHash: 'h', node: 'evil', state: 'running', ready: true, restarts: 0,
+      lastExit: null, containerId: 'c1', address: '127.0.0.2:1', nextRetryAt: null, startedAt: null, current: true, rolloutFailed: null,
+    };
+    agent.send({ type: 'state', reports: [r, { ...r, node: 'n1' }, { ...r, state: 'label-123' }], endpoints: [] });
+    await settle();
+    expect(node.lastReports()).toEqual([r]);
+  });
+
+  it('assembles a report set sent in parts, and keeps the last complete set meanwhile', async () => {
+    const { agent, node } = await welcomed();
+    const r = (slot: number) => ({
+      id: `web-1-${slot}-aaaa`, service: 'web', slot, revision: 1, specHash: 'h', node: 'evil', state: 'running', ready: true, restarts: 0,
+      lastExit: null, containerId: null, address: null, nextRetryAt: null, startedAt: null, current: true, rolloutFailed: null,
+    });
+    agent.send({ type: 'state', reports: [r(9)], endpoints: [] });
+    await settle();
+    agent.send({ type: 'state', reports: [r(0)], endpoints: [], more: true });
+    await settle();
+    expect(node.lastReports().map((x) => x.slot)).toEqual([9]);
+    agent.send({ type: 'state', reports: [r(1)], endpoints: [] });
+    await settle();
+    expect(node.lastReports().map((x) => x.slot)).toEqual([0, 1]);
+  });
+});
