@@ -90,7 +90,7 @@ export class InstanceLifecycle implements LifecycleHooks {
       if (!l || l.service !== service) continue;
       seen.add(l.instance);
       if (!this.serviceOf.has(l.instance)) this.track(service, l.slot, l.instance, readyOnStart);
-      if (c.status === 'running' && c.hostIp && c.hostPort) this.addressOf.set(l.instance, `${c.hostIp}:${c.hostPort}`);
+      if (c.status === 'running' && c.hostIp && c.hostPort) this.addressOf.set(l.instance, `${c.hostIp.includes(':') ? `[${c.hostIp}]` : c.hostIp}:${c.hostPort}`);
       this.tracker.syncFromObserved(l.instance, observation(c, this.clock.now()));
       // Docker's own HEALTHCHECK stands in for liveness when the manifest has none.
       if (c.health === 'unhealthy' && spec && !spec.liveness && this.tracker.state(l.instance) === 'running') {

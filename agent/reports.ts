@@ -37,6 +37,8 @@ export interface InstanceReport {
    * example "image web:2 not found on node n1"); null when there is none. Retried slowly.
    */
   error?: string | null;
+  /** The last readiness check's answer, when the instance is probed. */
+  probe?: string | null;
 }
 
 const EXIT_REASON_TEXT: Record<string, string> = {
@@ -110,7 +112,7 @@ export function buildReports(
       restarts: slot?.restarts ?? 0,
       lastExit: exitView(slot?.lastExit ?? null),
       containerId: c.id,
-      address: c.hostIp && c.hostPort ? `${c.hostIp}:${c.hostPort}` : null,
+      address: c.hostIp && c.hostPort ? `${c.hostIp.includes(':') ? `[${c.hostIp}]` : c.hostIp}:${c.hostPort}` : null,
       nextRetryAt: null,
       startedAt: c.startedAt,
       current: a !== undefined && a.specHash === l.specHash,

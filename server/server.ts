@@ -173,6 +173,8 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     rollouts = watcher;
     abort.signal.addEventListener('abort', () => watcher.stop());
 
+    /** The server's own listeners: never accepted as an agent's endpoint (SSRF). */
+    const ownAddresses = [{ host: config.proxyListen.host, port: config.proxyListen.port }];
     const agentHub = new AgentHub({
       clock,
       log: log.child({ component: 'agent-hub' }),
@@ -190,6 +192,10 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       drain: async (address, maxMs) => {
         routes.reconcileNow();
         await px.drain(address, maxMs);
+      },
+      ownAddresses: () => {
+        const a = api?.address();
+        return a && typeof a === 'object' ? [...ownAddresses, { host: a.address, port: a.port }] : ownAddresses;
       },
     });
     hub = agentHub;
@@ -266,6 +272,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       routes.reconcileNow();
       const listening = await px.listen(config.proxyListen.host, config.proxyListen.port);
       proxyAddress = listening;
+      ownAddresses.push(listening);
       log.info({ proxy: `http://${listening.host}:${listening.port}` }, 'proxy listening');
       scheduleWatchdog();
       ready = true;
