@@ -196,7 +196,10 @@ export class Agent {
   async observe(): Promise<InstanceReport[]> {
     const containers = await this.deps.runtime.list(this.ownLabels());
     const all = [...this.assignments.values()].flat();
-    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle, this.terminal);
+    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle, this.terminal).map((r) => ({
+      ...r,
+      probe: r.id && r.containerId ? (this.health.lastReadiness(r.id) ?? null) : null,
+    }));
   }
 
   /**
@@ -281,6 +284,7 @@ export class Agent {
       condemned: this.lifecycle.condemned(service),
       ready: this.lifecycle.readySet(service),
       now: this.deps.clock.now(),
+      lastReadiness: (instance) => this.health.lastReadiness(instance),
       newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
     });
     // A slot no longer assigned here whose containers are all gone is forgotten: if it comes

@@ -203,7 +203,10 @@ export class ControlPlane {
     const services = (await this.deps.store.listServices()).filter((s) => !service || s.name === service);
     if (service && services.length === 0) return fail([`service "${service}" not found`]);
     const reports = await this.observeAll();
-    return ok(services.map((s) => serviceStatus(s, reports)));
+    const out = services.map((s) => serviceStatus(s, reports));
+    // One service asked for: say why, with its latest events beside the instances.
+    if (service && out[0]) out[0].events = await this.deps.store.listEvents({ service, limit: 8 });
+    return ok(out);
   }
 
   /** Every node's instances, read from Docker through its agent now (unreachable nodes: their last report). */

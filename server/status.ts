@@ -1,5 +1,5 @@
 import type { InstanceReport } from '../agent/reports.js';
-import type { ServiceRecord } from '../store/types.js';
+import type { EventRecord, ServiceRecord } from '../store/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import { oomHint } from '../controllers/container/planner.js';
 
@@ -17,6 +17,8 @@ export interface InstanceStatus {
   nextRetryAt: string | null;
   /** A terminal error that keeps this slot from its desired spec (image not found on node n1). */
   error: string | null;
+  /** The last readiness check's answer ("HTTP 404", "nothing listens on port 8081 …"), when probed. */
+  probe: string | null;
 }
 
 export interface ServiceStatus {
@@ -29,6 +31,8 @@ export interface ServiceStatus {
   reason?: string;
   /** Advice, when an instance's last exit calls for it (an OOM kill: raise resources.memory). */
   hint?: string;
+  /** The service's latest reconciliation events, oldest first (`orca status SERVICE` only). */
+  events?: EventRecord[];
 }
 
 /**
@@ -41,22 +45,26 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
   const rolloutFailed = mine.find((r) => r.rolloutFailed)?.rolloutFailed ?? undefined;
   const hash = instanceHash(svc.spec);
   const current = mine.filter((r) => r.specHash === hash);
-  const running = current.filter((r) => r.state === 'running').length;
-  const ready = current.filter((r) => r.state === 'running' && r.ready).length;
+  // The row counts what is listed under it: every live instance, of whichever revision (after a
+  // failed rollout the old instances are the ones running and serving).
+  const running = mine.filter((r) => r.state === 'running').length;
+  const ready = mine.filter((r) => r.state === 'running' && r.ready).length;
+  const currentRunning = current.filter((r) => r.state === 'running').length;
+  const currentReady = current.filter((r) => r.state === 'running' && r.ready).length;
   const stale = mine.filter((r) => r.specHash !== hash && r.containerId !== null);
   const desired = svc.spec.replicas;
   let state: ServiceState;
   let reason: string | undefined;
   if (rolloutFailed) {
     state = 'rollout-failed';
-    reason = rolloutFailed;
+    reason = `${rolloutFailed} (run "orca rollback ${svc.name}" to go back to the previous revision, or apply a fix)`;
   } else if (desired === 0 && mine.every((r) => r.containerId === null)) state = 'stopped';
   else if (current.some((r) => r.state === 'crashloop')) {
     state = 'crashloop';
     const r = current.find((x) => x.state === 'crashloop');
     reason = r?.lastExit ? `last exit ${r.lastExit.reason} (code ${r.lastExit.code ?? 'none'})` : undefined;
   } else if (stale.length > 0) state = 'updating';
-  else if (ready >= desired && running === desired) state = 'healthy';
+  else if (currentReady >= desired && currentRunning === desired) state = 'healthy';
   else state = 'degraded';
   const terminal = mine.find((r) => r.error)?.error;
   if (terminal && state !== 'healthy' && state !== 'stopped') reason ??= terminal;
@@ -71,13 +79,24 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
       state: r.state,
       ready: r.ready,
       restarts: r.restarts,
-      lastExit: r.lastExit,
+      lastExit: exitBefore(r),
       containerId: r.containerId,
       address: r.address,
       nextRetryAt: r.nextRetryAt,
       error: r.error ?? null,
+      probe: r.probe ?? null,
     })),
     ...(reason ? { reason } : {}),
     ...(current.some((r) => r.lastExit?.reason === 'OOMKilled') ? { hint: oomHint(svc.spec.resources.memoryBytes) } : {}),
   };
+}
+
+/**
+ * A live instance shows the last exit of its slot only when that exit came before it started (its
+ * predecessor's): a newer failure — a rollout's new instance that never got ready and was
+ * removed — is not this instance's past.
+ */
+function exitBefore(r: InstanceReport): InstanceReport['lastExit'] {
+  if (!r.lastExit || !r.containerId || !r.startedAt) return r.lastExit;
+  return Date.parse(r.lastExit.at) > Date.parse(r.startedAt) ? null : r.lastExit;
 }

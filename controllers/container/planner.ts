@@ -25,6 +25,8 @@ export interface ContainerPlanInput {
    * reason: they are stopped, and their end counts as a failure with that reason.
    */
   condemned?: ReadonlyMap<string, ExitReason>;
+  /** The last readiness answer of an instance (for example "HTTP 404"), named when a rollout halts on it. */
+  lastReadiness?: (instance: string) => string | undefined;
   /** Makes the id of a new instance (injected so the planner stays deterministic). */
   newInstanceId: (service: string, revision: number, slot: number) => string;
 }
@@ -301,7 +303,10 @@ function planRollout(input: ContainerPlanInput, views: SlotView[], actions: Acti
     if (since === null || v.liveStale.length === 0) continue;
     if (now - since >= timeoutMs) {
       const who = v.keep ? `instance ${v.keep.instance}` : `slot ${v.d.slot}`;
-      const reason = `${who} of revision ${v.d.revision} was not ready within ready_timeout_secs = ${spec.deploy.readyTimeoutSecs}`;
+      const answer = v.keep ? input.lastReadiness?.(v.keep.instance) : undefined;
+      const exit = !v.keep && v.state.lastExit ? `its last instance exited (${v.state.lastExit.reason}, code ${v.state.lastExit.code ?? 'none'})` : undefined;
+      const why = answer ? `; last readiness check: ${answer}` : exit ? `; ${exit}` : '';
+      const reason = `${who} of revision ${v.d.revision} was not ready within ready_timeout_secs = ${spec.deploy.readyTimeoutSecs}${why}`;
       if (v.keep) emit.stopAndRemove(v.keep, 'rollout-timeout', spec.stopGraceSecs);
       const state: SlotState = { ...v.state, rollout: null, rolloutFailed: { hash: specHash, reason, at: now } };
       actions.push({ kind: 'rollout.halt', key: `rollout:${service}/${v.d.slot}`, reason: 'rollout-timeout', message: `rollout halted: ${reason}; the previous instances keep serving`, service, instance: v.keep?.instance ?? null, slot: state });
