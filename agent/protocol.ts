@@ -102,6 +102,8 @@ const instanceReport = z.object({
   rolloutFailed: text.nullable(),
   /** A terminal error keeping the slot from its desired spec (image not found on the node). */
   error: text.nullable().optional(),
+  /** The last readiness check's answer. */
+  probe: text.nullable().optional(),
 });
 const endpoint = z.strictObject({ service: name, instance: id, address });
 const slotAssignment = z.looseObject({
