@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { systemClock } from '../../core/clock.js';
+import { sleep, systemClock } from '../../core/clock.js';
 import { WS_ECHO_IMAGE } from '../images.js';
 import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
 
@@ -116,7 +116,7 @@ describe('the CLI as a tool in pipes (real server)', () => {
         replicas = replicas === 1 ? 2 : 1;
         await writeManifest(replicas);
         await run(['apply', '-f', manifest]);
-        await new Promise((res) => systemClock.setTimeout(res, 300));
+        await sleep(systemClock, 300);
       }
     });
     expect(r.firstLine).toMatch(/reason=/);
