@@ -258,6 +258,8 @@ async function streamEvents(deps: ApiDeps, o: StreamOptions, _req: IncomingMessa
     await deps.events.drain();
     const past = await deps.store.listEvents({ sinceMs: since, service, limit: limit ?? (follow ? 100 : 1000) });
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    // A follower learns at once that its stream is open, even before the first record.
+    res.flushHeaders();
     const writer = new StreamWriter(res, o.clock, o.stallMs);
     for (const e of past) if (!(await writer.write(JSON.stringify(e) + '\n'))) break;
     if (!queue || !writer.open) {
@@ -324,6 +326,7 @@ async function streamLogs(control: ControlPlane, o: StreamOptions, _req: Incomin
   const abort = new AbortController();
   res.once('close', () => abort.abort());
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  res.flushHeaders();
   const writer = new StreamWriter(res, o.clock, o.stallMs);
   const prefix = chosen.length > 1;
   await Promise.all(
