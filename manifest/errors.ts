@@ -3,6 +3,7 @@
  * schema problems) and what it is, formatted the way SPEC §2 shows them.
  */
 import type { z } from 'zod';
+import { excerpt } from './limits.js';
 import { KNOWN_KEYS, NAME_RE } from './schema.js';
 
 export interface ManifestError {
@@ -36,13 +37,19 @@ export function serviceLabel(service: string): string {
   return service.startsWith('#') ? `service ${service}` : `service "${service}"`;
 }
 
-/** Renders path segments the way TOML writes keys: `env."A.B"`, `command[1]`. */
+/** Longest key quoted in a path; longer ones are cut with "…". */
+const KEY_EXCERPT_CHARS = 40;
+
+/**
+ * Renders path segments the way TOML writes keys: `env."A.B"`, `command[1]`. A key longer than
+ * 40 characters is shown as its beginning and "…", so an error never echoes a huge input.
+ */
 export function formatPath(segments: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of segments) {
     if (typeof seg === 'number') out += `[${seg}]`;
     else {
-      const s = String(seg);
+      const s = excerpt(String(seg), KEY_EXCERPT_CHARS);
       out += (out === '' ? '' : '.') + (/^[A-Za-z0-9_-]+$/.test(s) ? s : JSON.stringify(s));
     }
   }
@@ -51,12 +58,19 @@ export function formatPath(segments: readonly PropertyKey[]): string {
 
 /**
  * Converts zod issues for a parsed document into ManifestErrors. `doc` is the raw parsed TOML,
- * used to name services by their `name` when it is valid.
+ * used to name services by their `name` when it is valid. At most `limit` errors are formatted;
+ * the rest are counted in one last error (`… and N more errors`), so that a file with
+ * thousands of mistakes costs no more than one with `limit`.
  */
-export function issuesToErrors(issues: readonly z.core.$ZodIssue[], file: string, doc: unknown): ManifestError[] {
+export function issuesToErrors(issues: readonly z.core.$ZodIssue[], file: string, doc: unknown, limit = Infinity): ManifestError[] {
   const services = isObj(doc) && Array.isArray(doc.service) ? (doc.service as unknown[]) : [];
   const out: ManifestError[] = [];
+  let more = 0;
   for (const iss of issues) {
+    if (out.length >= limit) {
+      more += iss.code === 'unrecognized_keys' ? iss.keys.length : 1;
+      continue;
+    }
     let service: string | undefined;
     let rest: PropertyKey[] = iss.path;
     if (iss.path[0] === 'service' && typeof iss.path[1] === 'number') {
@@ -67,14 +81,20 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], file: string
     if (iss.code === 'unrecognized_keys') {
       const known = KNOWN_KEYS[service === undefined ? '<file>' : rest.filter((s) => typeof s === 'string').join('.')] ?? [];
       for (const key of iss.keys) {
+        if (out.length >= limit) {
+          more += 1;
+          continue;
+        }
         const hint = suggest(key, known);
         out.push({ ...base, path: formatPath([...rest, key]), message: `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}` });
       }
       continue;
     }
-    const message = iss.code === 'invalid_key' ? (iss.issues[0]?.message ?? iss.message) : iss.message;
+    // Messages are ours and quote no input; the excerpt is a last guard for any that would.
+    const message = excerpt(iss.code === 'invalid_key' ? (iss.issues[0]?.message ?? iss.message) : iss.message, 200);
     out.push(rest.length > 0 ? { ...base, path: formatPath(rest), message } : { ...base, message });
   }
+  if (more > 0) out.push({ file, message: `… and ${more} more error${more === 1 ? '' : 's'} (fix these first)` });
   return out;
 }
 
@@ -84,8 +104,12 @@ export function serviceId(raw: unknown, index: number): string {
   return typeof name === 'string' && NAME_RE.test(name) ? name : `#${index + 1}`;
 }
 
+/** Keys longer than this are no typo of a known key; not compared (the distance is quadratic). */
+const MAX_SUGGEST_CHARS = 40;
+
 /** The closest known key, if the unknown one looks like a typo of it (or lacks a `_secs`). */
 function suggest(key: string, known: readonly string[]): string | undefined {
+  if (key.length > MAX_SUGGEST_CHARS) return undefined;
   const k = key.toLowerCase().replace(/-/g, '_');
   // Short keys get one edit only, or "zone" would suggest "node".
   const maxEdits = k.length <= 4 ? 1 : 2;

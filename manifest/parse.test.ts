@@ -217,7 +217,7 @@ describe('parseManifestText: schema errors', () => {
     ['interval below minimum', 'port = 80\n[service.readiness]\npath = "/"\ninterval_secs = 0.01', [`${W}: readiness.interval_secs: must be a number ≥ 0.05`]],
     ['timeout a string', 'port = 80\n[service.readiness]\npath = "/"\ntimeout_secs = "3"', [`${W}: readiness.timeout_secs: must be a number ≥ 0.05`]],
     ['interval infinite', 'port = 80\n[service.readiness]\npath = "/"\ninterval_secs = inf', [`${W}: readiness.interval_secs: must be a number ≥ 0.05`]],
-    ['interval too long', 'port = 80\n[service.readiness]\npath = "/"\ninterval_secs = 1e10', [`${W}: readiness.interval_secs: must be at most 2147483 (about 24 days)`]],
+    ['interval too long', 'port = 80\n[service.readiness]\npath = "/"\ninterval_secs = 1e10', [`${W}: readiness.interval_secs: must be at most 86400 (one day)`]],
     ['initial delay negative', 'port = 80\n[service.liveness]\ntcp = true\ninitial_delay_secs = -1', [`${W}: liveness.initial_delay_secs: must be a number ≥ 0`]],
     ['failure_threshold 0', 'port = 80\n[service.readiness]\ntcp = true\nfailure_threshold = 0', [`${W}: readiness.failure_threshold: must be an integer ≥ 1`]],
     ['success_threshold fractional', 'port = 80\n[service.readiness]\ntcp = true\nsuccess_threshold = 1.5', [`${W}: readiness.success_threshold: must be an integer ≥ 1`]],

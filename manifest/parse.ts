@@ -1,13 +1,21 @@
 /**
  * Manifest text and files → validated, normalised services (SPEC §2). These functions return
- * Results and never throw for a user's mistake: every error found is reported, each with its
- * file and place, and no service is returned when there is any error.
+ * Results and never throw for a user's mistake: every error found is reported (up to
+ * LIMITS.errorsPerFile per file), each with its file and place, and no service is returned when
+ * there is any error.
+ *
+ * Parsing is bounded: a file larger than LIMITS.fileBytes is refused unread, and the raw text
+ * passes a linear pre-scan (prescan.ts: nesting depth, string and key lengths) before the TOML
+ * parser sees it, so no input makes parsing run long or overflow the stack. Errors quote at most
+ * a short excerpt of the input.
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import TOML from '@iarna/toml';
 import { errorMessage, fail, ok, type Result } from '../core/errors.js';
 import { formatManifestError, issuesToErrors, type ManifestError } from './errors.js';
+import { excerpt, LIMITS } from './limits.js';
+import { prescan } from './prescan.js';
 import { normaliseService } from './normalise.js';
 import { manifestSchema } from './schema.js';
 import type { ParsedService } from './types.js';
@@ -15,18 +23,39 @@ import type { ParsedService } from './types.js';
 export type { ManifestError };
 export { formatManifestError };
 
-/** Parses one file's text. `file` is only used in errors and in the returned services. */
+const TOO_LARGE = `larger than ${LIMITS.fileBytes / 1024} KiB (${LIMITS.fileBytes} bytes), the most a manifest file may be`;
+
+/**
+ * Parses one file's text. `file` is only used in errors and in the returned services. Never
+ * throws for any text; runs in time linear in the text's length (bounded by LIMITS.fileBytes).
+ */
 export function parseManifestText(text: string, file: string): Result<ParsedService[], ManifestError[]> {
+  // Characters first (cheap, and a bound on the bytes' count), then the exact UTF-8 size.
+  if (text.length > LIMITS.fileBytes || Buffer.byteLength(text, 'utf8') > LIMITS.fileBytes) {
+    return fail([{ file, message: TOO_LARGE }]);
+  }
+  const body = text.replace(/^\uFEFF/, '');
+  const scan = prescan(body);
+  if (scan) return fail([{ file, line: scan.line, col: scan.col, message: scan.message }]);
   let doc: unknown;
   try {
-    doc = TOML.parse(text.replace(/^\uFEFF/, ''));
+    doc = TOML.parse(body);
   } catch (e) {
     return fail([syntaxError(e, file)]);
   }
-  doc = hideDates(doc);
+  try {
+    return validate(hideDates(doc), file);
+  } catch (e) {
+    // The pre-scan bounds nesting, so this is a last guard: a stack overflow is reported, not thrown.
+    if (e instanceof RangeError) return fail([{ file, message: `too deeply nested or too large to validate (${excerpt(e.message)})` }]);
+    throw e;
+  }
+}
+
+function validate(doc: unknown, file: string): Result<ParsedService[], ManifestError[]> {
   const errors: ManifestError[] = [];
   const parsed = manifestSchema.safeParse(doc);
-  if (!parsed.success) errors.push(...issuesToErrors(parsed.error.issues, file, doc));
+  if (!parsed.success) errors.push(...issuesToErrors(parsed.error.issues, file, doc, LIMITS.errorsPerFile));
   const rawServices = (doc as Record<string, unknown>).service;
   if (rawServices === undefined || (Array.isArray(rawServices) && rawServices.length === 0)) {
     errors.push({ file, message: 'no [[service]] found (nothing to apply)' });
@@ -64,11 +93,9 @@ export async function loadManifests(paths: readonly string[]): Promise<Result<Pa
   }
   const services: ParsedService[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      errors.push({ file, message: `cannot read: ${ioReason(e)}` });
+    const text = await readManifestFile(file);
+    if (typeof text !== 'string') {
+      errors.push(text.error);
       continue;
     }
     const r = parseManifestText(text, file);
@@ -77,6 +104,34 @@ export async function loadManifests(paths: readonly string[]): Promise<Result<Pa
   }
   errors.push(...duplicateErrors(services));
   return errors.length > 0 ? fail(errors) : ok(services);
+}
+
+/**
+ * A manifest file's text, reading at most LIMITS.fileBytes + 1 bytes: a larger file (or an
+ * endless one such as /dev/zero) is refused without being read whole.
+ */
+export async function readManifestFile(file: string): Promise<string | { error: ManifestError }> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    return { error: { file, message: `cannot read: ${ioReason(e)}` } };
+  }
+  try {
+    const buf = Buffer.alloc(LIMITS.fileBytes + 1);
+    let size = 0;
+    while (size < buf.length) {
+      const { bytesRead } = await fh.read(buf, size, buf.length - size, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+    }
+    if (size > LIMITS.fileBytes) return { error: { file, message: TOO_LARGE } };
+    return buf.subarray(0, size).toString('utf8');
+  } catch (e) {
+    return { error: { file, message: `cannot read: ${ioReason(e)}` } };
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 async function expandPath(p: string): Promise<{ files: string[] } | { error: ManifestError }> {
@@ -128,7 +183,8 @@ function hideDates(v: unknown): unknown {
   if (v instanceof Date) return DATETIME;
   if (Array.isArray(v)) return v.map(hideDates);
   if (typeof v === 'object' && v !== null) {
-    for (const [k, x] of Object.entries(v)) (v as Record<string, unknown>)[k] = hideDates(x);
+    // defineProperty, not assignment: a `__proto__` key must stay a plain key (the schema refuses it).
+    for (const [k, x] of Object.entries(v)) Object.defineProperty(v, k, { value: hideDates(x), enumerable: true, writable: true, configurable: true });
   }
   return v;
 }
@@ -136,7 +192,7 @@ function hideDates(v: unknown): unknown {
 function syntaxError(e: unknown, file: string): ManifestError {
   const err = e as { fromTOML?: boolean; line?: number; col?: number };
   // @iarna/toml appends " at row R, col C, pos P:" and a code excerpt; we print our own place.
-  const message = (errorMessage(e).split('\n')[0] ?? '').replace(/ at row \d+, col \d+, pos \d+:?$/, '');
+  const message = excerpt((errorMessage(e).split('\n')[0] ?? '').replace(/ at row \d+, col \d+, pos \d+:?$/, ''), 200);
   if (err.fromTOML && typeof err.line === 'number' && typeof err.col === 'number') {
     return { file, line: err.line + 1, col: err.col + 1, message };
   }

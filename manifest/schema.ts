@@ -9,17 +9,19 @@
  */
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
+import { LIMITS } from './limits.js';
 import { parseMemory } from './units.js';
 
 /** A service name is a DNS label. */
 export const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** An exact host name, or a wildcard `*.example.com`; case-insensitive (normalised to lower case). */
 const HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
-/** Longer durations would overflow Node's timers (2^31-1 ms, about 24.8 days). */
-export const MAX_DURATION_SECS = 2_147_483;
+/** Every duration is at most a day (SPEC §2); Node's timers would overflow past about 24.8 days. */
+export const MAX_DURATION_SECS = LIMITS.durationSecs;
 const MIN_SECS = DEFAULTS.minDurationSecs;
 /** Docker's NanoCpus minimum is 0.01 CPU. */
 export const MIN_CPUS = 0.01;
+export const MAX_CPUS = LIMITS.cpus;
 
 type Issue = { input?: unknown; code?: string };
 type Obj = Record<string, unknown>;
@@ -32,49 +34,90 @@ const typeError = (what: string) => (iss: Issue) => (iss.input === undefined ? '
 /** For tables: only the type issue gets our message; unknown keys are formatted in errors.ts. */
 const tableError = (iss: Issue) => (iss.code === 'invalid_type' ? typeError('a table')(iss) : undefined);
 
-const nonEmptyString = () =>
-  z.string({ error: typeError('a non-empty string') }).min(1, { error: 'must be a non-empty string' });
+/** `at most N characters`, for every bounded string. */
+const maxChars = (n: number) => ({ error: `must be at most ${n} characters` });
+
+const nonEmptyString = (max: number) =>
+  z
+    .string({ error: typeError('a non-empty string') })
+    .min(1, { error: 'must be a non-empty string' })
+    .max(max, maxChars(max));
 
 const duration = (min: number = MIN_SECS) => {
   const msg = `must be a number ≥ ${min}`;
   return z
     .number({ error: typeError(msg.slice('must be '.length)) })
     .min(min, { error: msg })
-    .max(MAX_DURATION_SECS, { error: `must be at most ${MAX_DURATION_SECS} (about 24 days)` });
+    .max(MAX_DURATION_SECS, { error: `must be at most ${MAX_DURATION_SECS} (one day)` });
 };
 
-const integer = (min: number, max?: number) => {
-  const what = max === undefined ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`;
-  const s = z.number({ error: typeError(what) }).int({ error: `must be ${what}` }).min(min, { error: `must be ${what}` });
-  return max === undefined ? s : s.max(max, { error: `must be ${what}` });
+/** An integer in [min, max]; above max the message is `must be at most max`. */
+const integer = (min: number, max: number) => {
+  const what = `an integer ≥ ${min}`;
+  return z
+    .number({ error: typeError(what) })
+    .int({ error: `must be ${what}` })
+    .min(min, { error: `must be ${what}` })
+    .max(max, { error: `must be at most ${max}` });
 };
 
-const port = () => integer(1, 65535);
+const port = () =>
+  z
+    .number({ error: typeError('an integer between 1 and 65535') })
+    .int({ error: 'must be an integer between 1 and 65535' })
+    .min(1, { error: 'must be an integer between 1 and 65535' })
+    .max(65535, { error: 'must be an integer between 1 and 65535' });
 
 const stringArray = () =>
   z
-    .array(z.string({ error: typeError('a string') }), { error: typeError('an array of strings') })
-    .min(1, { error: 'must not be empty' });
+    .array(z.string({ error: typeError('a string') }).max(LIMITS.argChars, maxChars(LIMITS.argChars)), {
+      error: typeError('an array of strings'),
+    })
+    .min(1, { error: 'must not be empty' })
+    .max(LIMITS.argCount, { error: `must have at most ${LIMITS.argCount} items` });
 
-/** A table of strings. zod's records silently skip a `__proto__` key, so it is rejected first. */
-const stringMap = (key: z.ZodType<string>) =>
+/**
+ * A table of at most `maxKeys` strings of at most `maxValue` characters. zod's records silently
+ * skip a `__proto__` key, so it is rejected first; so is a table with too many keys, before any
+ * key is looked at one by one.
+ */
+const stringMap = (key: z.ZodType<string>, maxKeys: number, maxValue: number) =>
   z
     .unknown()
     .superRefine((v, ctx) => {
-      if (isObj(v) && Object.hasOwn(v, '__proto__')) {
+      if (!isObj(v)) return;
+      if (Object.hasOwn(v, '__proto__')) {
         ctx.addIssue({ code: 'custom', message: '"__proto__" is not supported as a key', path: ['__proto__'] });
       }
+      if (Object.keys(v).length > maxKeys) {
+        ctx.addIssue({ code: 'custom', message: `must have at most ${maxKeys} keys`, path: [] });
+      }
     })
-    .pipe(z.record(key, z.string({ error: typeError('a string') }), { error: typeError('a table of strings') }));
+    .pipe(
+      z.record(key, z.string({ error: typeError('a string') }).max(maxValue, maxChars(maxValue)), {
+        error: typeError('a table of strings'),
+      }),
+    );
 
-const envKey = z.string().regex(/^[^=\0]+$/, { error: 'must be a variable name (non-empty, without "=")' });
-const mapKey = z.string().min(1, { error: 'must not be empty' });
+const keyChars = (n: number) => ({ error: `key must be at most ${n} characters` });
+const envKey = z
+  .string()
+  .regex(/^[^=\0]+$/, { error: 'must be a variable name (non-empty, without "=")' })
+  .max(LIMITS.envKeyChars, keyChars(LIMITS.envKeyChars));
+const mapKey = z.string().min(1, { error: 'must not be empty' }).max(LIMITS.labelKeyChars, keyChars(LIMITS.labelKeyChars));
 const labelKey = mapKey.refine((k) => !k.toLowerCase().startsWith('orca.'), {
   error: 'keys starting with "orca." are reserved for Orca',
 });
+const labelMap = () => stringMap(labelKey, LIMITS.labelKeys, LIMITS.labelValueChars);
 
 const placementSchema = z
-  .strictObject({ node: nonEmptyString().optional(), labels: stringMap(mapKey).optional() }, { error: tableError })
+  .strictObject(
+    {
+      node: nonEmptyString(LIMITS.nodeNameChars).optional(),
+      labels: stringMap(mapKey, LIMITS.labelKeys, LIMITS.labelValueChars).optional(),
+    },
+    { error: tableError },
+  )
   .superRefine((v: unknown, ctx) => {
     if (!isObj(v)) return;
     const labels = v.labels;
@@ -89,9 +132,12 @@ const routeSchema = z.strictObject(
       .string({ error: typeError('a host name') })
       .max(253, { error: 'must be at most 253 characters' })
       .regex(HOST_RE, { error: 'must be a host name like "web.example.com" or a wildcard like "*.example.com"' }),
-    path: z.string({ error: typeError('a string') }).regex(/^\/[^\s?#]*$/, {
-      error: 'must be a URL path starting with "/" (no spaces, query or fragment)',
-    }),
+    path: z
+      .string({ error: typeError('a string') })
+      .max(LIMITS.routePathChars, maxChars(LIMITS.routePathChars))
+      .regex(/^\/[^\s?#]*$/, {
+        error: 'must be a URL path starting with "/" (no spaces, query or fragment)',
+      }),
   },
   { error: tableError },
 ).partial({ path: true });
@@ -111,20 +157,25 @@ const resourcesSchema = z.strictObject(
     cpus: z
       .number({ error: typeError(`a number ≥ ${MIN_CPUS}`) })
       .min(MIN_CPUS, { error: `must be a number ≥ ${MIN_CPUS} (Docker's minimum)` })
+      .max(MAX_CPUS, { error: `must be at most ${MAX_CPUS}` })
       .optional(),
   },
   { error: tableError },
 );
 
 const probeShape = {
-  path: z.string({ error: typeError('a string') }).regex(/^\//, { error: 'must start with "/"' }).optional(),
+  path: z
+    .string({ error: typeError('a string') })
+    .max(LIMITS.probePathChars, maxChars(LIMITS.probePathChars))
+    .regex(/^\//, { error: 'must start with "/"' })
+    .optional(),
   tcp: z.literal(true, { error: 'must be true (to use another check, omit tcp)' }).optional(),
   exec: stringArray().optional(),
   port: port().optional(),
   interval_secs: duration().optional(),
   timeout_secs: duration().optional(),
-  failure_threshold: integer(1).optional(),
-  success_threshold: integer(1).optional(),
+  failure_threshold: integer(1, LIMITS.threshold).optional(),
+  success_threshold: integer(1, LIMITS.threshold).optional(),
   initial_delay_secs: duration(0).optional(),
 };
 
@@ -189,15 +240,15 @@ export const serviceSchema = z
       name: z.string({ error: typeError('a string') }).regex(NAME_RE, {
         error: 'must be a DNS label: 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit',
       }),
-      image: nonEmptyString(),
+      image: nonEmptyString(LIMITS.image),
       command: stringArray().optional(),
       entrypoint: stringArray().optional(),
-      env: stringMap(envKey).optional(),
-      replicas: integer(0).optional(),
+      env: stringMap(envKey, LIMITS.envKeys, LIMITS.argChars).optional(),
+      replicas: integer(0, LIMITS.replicas).optional(),
       port: port().optional(),
       stop_grace_secs: duration(0).optional(),
       init: z.boolean({ error: typeError('true or false') }).optional(),
-      labels: stringMap(labelKey).optional(),
+      labels: labelMap().optional(),
       placement: placementSchema.optional(),
       route: routeSchema.optional(),
       resources: resourcesSchema.optional(),
@@ -228,6 +279,7 @@ export const manifestSchema = z.strictObject(
       .array(serviceSchema, {
         error: (iss: Issue) => (isObj(iss.input) ? 'must be an array of tables: write [[service]], not [service]' : 'must be an array of tables ([[service]])'),
       })
+      .max(LIMITS.servicesPerFile, { error: `must have at most ${LIMITS.servicesPerFile} services in one file` })
       .optional(),
   },
   { error: tableError },

@@ -4,35 +4,43 @@
  * m and g); `b` or no suffix means bytes. An integer means bytes. Fractions are allowed in
  * strings ("1.5g") and rounded down to whole bytes, as Docker does.
  */
+import { LIMITS } from './limits.js';
 
 /** Docker refuses a memory limit below 6 MiB. */
 export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+/** The most a manifest may ask for (SPEC §2): 1 TiB. */
+export const MAX_MEMORY_BYTES = LIMITS.memoryBytes;
+/** Longer strings are not sizes; refused before the pattern looks at them. */
+const MAX_SIZE_CHARS = 64;
 
 const MULTIPLIERS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b|i)?|(b))?$/i;
 
 export const MEMORY_FORMAT_MESSAGE = 'must be a size like "64m" (suffix b, k, m, g or ki, mi, gi) or an integer number of bytes';
 export const MEMORY_MIN_MESSAGE = "must be at least 6m (Docker's minimum)";
+export const MEMORY_MAX_MESSAGE = 'must be at most 1024g (1 TiB)';
 
 /**
  * Parses a memory size. Returns the number of bytes, or an error message (without the field
- * name) when the value is malformed or below Docker's minimum. Never throws.
+ * name) when the value is malformed, below Docker's minimum or above 1 TiB. Never throws.
  */
 export function parseMemory(value: unknown): { bytes: number } | { error: string } {
   let bytes: number;
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) return { error: MEMORY_FORMAT_MESSAGE };
+    if (!Number.isInteger(value)) return { error: MEMORY_FORMAT_MESSAGE };
     bytes = value;
   } else if (typeof value === 'string') {
+    if (value.length > MAX_SIZE_CHARS) return { error: MEMORY_FORMAT_MESSAGE };
     const m = SIZE_RE.exec(value.trim());
     if (!m) return { error: MEMORY_FORMAT_MESSAGE };
     const unit = (m[2] ?? m[3] ?? '').toLowerCase();
     bytes = Math.floor(Number(m[1]) * (MULTIPLIERS[unit] ?? 1));
-    if (!Number.isSafeInteger(bytes)) return { error: MEMORY_FORMAT_MESSAGE };
+    if (!Number.isFinite(bytes)) return { error: MEMORY_MAX_MESSAGE };
   } else {
     return { error: MEMORY_FORMAT_MESSAGE };
   }
   if (bytes < MIN_MEMORY_BYTES) return { error: MEMORY_MIN_MESSAGE };
+  if (bytes > MAX_MEMORY_BYTES) return { error: MEMORY_MAX_MESSAGE };
   return { bytes };
 }
 
