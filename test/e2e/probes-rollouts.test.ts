@@ -99,9 +99,15 @@ describe('health probes and rollouts on real Docker', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('service/roll configured');
     expect(r.stderr).toMatch(/rollout failed: .*not ready within ready_timeout_secs = 2/);
+    // Why, where people look: the probe's answer and the way back.
+    expect(r.stderr).toMatch(/last readiness check: HTTP 404/);
+    expect(r.stderr).toMatch(/orca rollback roll/);
     const s = await status('roll');
     expect(s.state).toBe('rollout-failed');
     expect(s.reason).toMatch(/ready_timeout_secs/);
+    // The row counts the old instances that serve, as listed under it; none shows the new one's exit.
+    expect(s.replicas).toMatchObject({ running: before.length, ready: before.length });
+    for (const i of s.instances.filter((x) => x.containerId)) expect(i.lastExit).toBeNull();
     // The old instances are untouched and still answer with v1.
     const live = s.instances.filter((i) => i.containerId);
     expect(live.map((i) => i.containerId).sort()).toEqual(before.map((i) => i.containerId).sort());
