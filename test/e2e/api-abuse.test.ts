@@ -277,7 +277,7 @@ describe('API abuse: nothing a client sends takes the server down', () => {
     await alive();
   });
 
-  it('logs -f to a reader that stopped reading: the server's memory stays flat (ORCA_MEASURE_STALL_SECS, default 20)', async () => {
+  it('logs -f to a reader that stopped reading: the server memory stays flat (ORCA_MEASURE_STALL_SECS, default 20)', async () => {
     const stallSecs = Number(process.env.ORCA_MEASURE_STALL_SECS ?? 20);
     // About 1 MB/s of output, 100-character lines.
     await apply('chatty', `command = ["sh", "-c", "while :; do head -c 10000 /dev/zero | tr '\\\\0' c | fold -w 100; usleep 10000; done"]`);
