@@ -278,3 +278,26 @@ describe('Agent: a missing image is a terminal error', () => {
     expect((await w.agent.observe())[0]?.error ?? null).toBeNull();
   });
 });
+
+describe('Agent: port and image', () => {
+  it('warns once when the service port is not among the ports the image exposes', async () => {
+    const w = await world();
+    w.rt.addImage('exposes:1', { cmd: ['sleep', '3600'], exposedPorts: [80] });
+    await w.agent.setAssignments(slotsOf(aSpec({ name: 'web', image: 'exposes:1', port: 8081, replicas: 2 })));
+    await w.agent.start(w.abort.signal);
+    await settle(w, 500);
+    const warnings = w.events.filter((e) => e.action === 'image.port-check');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ service: 'web', outcome: 'warning', reason: 'port-not-exposed' });
+    expect(warnings[0]?.message).toMatch(/port 8081 is not among the ports image exposes:1 exposes \(80\)/);
+  });
+
+  it('says nothing when the port is exposed, or the image exposes nothing', async () => {
+    const w = await world();
+    w.rt.addImage('exposes:1', { cmd: ['sleep', '3600'], exposedPorts: [80] });
+    await w.agent.setAssignments([...slotsOf(aSpec({ name: 'a', image: 'exposes:1', port: 80 })), ...slotsOf(aSpec({ name: 'b', port: 8081 }))]);
+    await w.agent.start(w.abort.signal);
+    await settle(w, 500);
+    expect(w.events.filter((e) => e.action === 'image.port-check')).toEqual([]);
+  });
+});

@@ -61,6 +61,8 @@ export class Agent {
   private readonly slotsByService = new Map<string, Map<number, SlotState>>();
   /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
   private readonly recovering = new Map<string, { instance: string; atMs: number }>();
+  /** Image and port pairs already checked against the image's EXPOSE list ("image port"). */
+  private readonly portChecked = new Set<string>();
   /** Services whose last reconcile ended in a terminal error (an image missing): the error, for status. */
   private readonly terminal = new Map<string, string>();
   private readonly queue: WorkQueue;
@@ -303,6 +305,7 @@ export class Agent {
         this.recovering.set(slotKey(service, a.slot.slot), { instance: a.slot.lastExit.instance, atMs: Date.parse(a.slot.lastExit.at) });
       }
     }
+    if (spec?.port !== undefined && plan.actions.some((a) => a.kind === 'container.create')) await this.checkExposedPort(service, spec.image, spec.port);
     const result = await this.executor.execute('container', plan.actions);
     if (result.applied > 0) this.deps.onChange?.();
     if (result.error) {
@@ -319,6 +322,38 @@ export class Agent {
     }
     this.clearTerminal(service);
     return { kind: 'requeue' };
+  }
+
+  /**
+   * Warns (once per image and port) when the service's port is not among the ports its image
+   * EXPOSEs — a typo in `port` is the usual cause of an instance that never gets ready. Images
+   * that expose nothing are not judged. Never throws.
+   */
+  private async checkExposedPort(service: string, image: string, port: number): Promise<void> {
+    const key = `${image} ${port}`;
+    if (this.portChecked.has(key)) return;
+    let exposed: number[];
+    try {
+      exposed = await this.deps.runtime.imageExposedPorts(image);
+    } catch {
+      return; // a missing image is reported by the create itself; look again next time
+    }
+    this.portChecked.add(key);
+    if (exposed.length === 0 || exposed.includes(port)) return;
+    const message = `port ${port} is not among the ports image ${image} exposes (${exposed.join(', ')}): check the service's port`;
+    this.log.warn({ service, image, port, exposed }, 'service port not exposed by its image');
+    this.deps.record({
+      time: new Date(this.deps.clock.now()).toISOString(),
+      reconciler: 'container',
+      service,
+      instance: null,
+      node: this.node,
+      action: 'image.port-check',
+      reason: 'port-not-exposed',
+      outcome: 'warning',
+      durationMs: 0,
+      message,
+    });
   }
 
   /** The status text of an error that retrying soon cannot fix, or null for one worth retrying. */

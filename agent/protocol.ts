@@ -77,11 +77,12 @@ export const AGENT_ACTIONS = [
   'instance.ready',
   'instance.unready',
   'instance.liveness-failed',
+  'image.port-check',
 ] as const;
 /** Why a failed instance was replaced (`replace-after-X`: X is the restarts metric's `reason` label). */
 const REPLACE_REASONS = new Set(['exited', 'completed', 'oom-killed', 'removed', 'liveness', 'create-failed', 'start-timeout', 'unhealthy', 'failure']);
-/** `ok`, or `error` with an optional error code (the metric label is `error` either way). */
-const OUTCOME_RE = /^(ok|error|error: [A-Z_]{1,64})$/;
+/** `ok`, `warning`, or `error` with an optional error code (the metric label is `error` either way). */
+const OUTCOME_RE = /^(ok|warning|error|error: [A-Z_]{1,64})$/;
 
 const instanceReport = z.object({
   id: id.nullable(),

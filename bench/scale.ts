@@ -78,6 +78,7 @@ class TimedRuntime implements Runtime {
   listeners(id: string) { return this.t(() => this.rt.listeners(id)); }
   hasImage(image: string) { return this.t(() => this.rt.hasImage(image)); }
   imageHealthcheck(image: string) { return this.t(() => this.rt.imageHealthcheck(image)); }
+  imageExposedPorts(image: string) { return this.t(() => this.rt.imageExposedPorts(image)); }
   create(spec: ContainerSpec) { return this.t(() => this.rt.create(spec)); }
   start(id: string) { return this.t(() => this.rt.start(id)); }
   stop(id: string, graceSecs: number) { return this.t(() => this.rt.stop(id, graceSecs)); }

@@ -72,6 +72,12 @@ export class DockerRuntime implements Runtime {
   }
 
   /** True when the image defines a HEALTHCHECK (other than NONE). ORCA_IMAGE_MISSING if absent. */
+  async imageExposedPorts(image: string): Promise<number[]> {
+    const info = await this.imageInfo(image);
+    if (!info) throw imageMissing(image);
+    return exposedTcpPorts(Object.keys(info.Config?.ExposedPorts ?? {}));
+  }
+
   async imageHealthcheck(image: string): Promise<boolean> {
     const info = await this.imageInfo(image);
     if (!info) throw imageMissing(image);
@@ -479,4 +485,10 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
+}
+
+/** "80/tcp", "53/udp" … → the TCP ports, sorted. */
+function exposedTcpPorts(keys: string[]): number[] {
+  const ports = keys.map((k) => k.split('/')).filter(([, proto]) => (proto ?? 'tcp') === 'tcp').map(([p]) => Number(p));
+  return [...new Set(ports.filter((p) => Number.isInteger(p) && p > 0 && p <= 65535))].sort((a, b) => a - b);
 }

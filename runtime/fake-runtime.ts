@@ -34,7 +34,7 @@ import {
 
 export type RuntimeOp =
   | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events'
-  | 'exec' | 'listeners';
+  | 'exec' | 'listeners' | 'imageExposedPorts';
 
 /** Operations that change engine state (exec does not: it changes what is inside a container). */
 export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove'];
@@ -51,6 +51,8 @@ export interface FakeImage {
    * `httpd … -p [IP:]PORT` (busybox httpd, default port 80) listens on its own port instead.
    */
   listens?: number[];
+  /** Ports the image declares with EXPOSE. */
+  exposedPorts?: number[];
 }
 
 type Health = 'starting' | 'healthy' | 'unhealthy';
@@ -112,7 +114,7 @@ export class FakeRuntime implements Runtime {
   /** Port calls so far, by operation (failed ones included). */
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
-    exec: 0, listeners: 0,
+    exec: 0, listeners: 0, imageExposedPorts: 0,
   };
   private readonly images = new Map<string, FakeImage>();
   private readonly containers = new Map<string, FakeContainer>();
@@ -226,6 +228,13 @@ export class FakeRuntime implements Runtime {
   async hasImage(image: string): Promise<boolean> {
     this.enter('hasImage');
     return this.images.has(normalizeImage(image));
+  }
+
+  async imageExposedPorts(image: string): Promise<number[]> {
+    this.enter('imageExposedPorts');
+    const img = this.images.get(normalizeImage(image));
+    if (!img) throw imageMissing(image);
+    return [...new Set(img.exposedPorts ?? [])].sort((a, b) => a - b);
   }
 
   async imageHealthcheck(image: string): Promise<boolean> {

@@ -107,6 +107,8 @@ export interface Runtime {
   ping(): Promise<void>;
   /** True when the image is present locally (images are never pulled). */
   hasImage(image: string): Promise<boolean>;
+  /** TCP ports the image declares (EXPOSE), sorted; [] when none. ORCA_IMAGE_MISSING if absent. */
+  imageExposedPorts(image: string): Promise<number[]>;
   /** HEALTHCHECK defined by an image, if any. */
   imageHealthcheck(image: string): Promise<boolean>;
 

@@ -83,6 +83,8 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       expect(await rt.imageHealthcheck(f.image)).toBe(false);
       expect(await rt.imageHealthcheck(f.healthImage)).toBe(true);
       await expectCode(rt.imageHealthcheck(MISSING_IMAGE), 'ORCA_IMAGE_MISSING');
+      expect(await rt.imageExposedPorts(f.image)).toEqual([]);
+      await expectCode(rt.imageExposedPorts(MISSING_IMAGE), 'ORCA_IMAGE_MISSING');
     });
 
     it('creates a container without starting it, idempotently by name and instance label', async () => {
