@@ -5,8 +5,8 @@ import { outputOption } from './format.js';
 import { orcaVersion } from './version.js';
 
 /**
- * The `orca` command's options and subcommands (cli/main.ts runs it). Command modules are imported only when their command runs, so that
- * `orca status` starts fast.
+ * The `orca` command's options and subcommands (cli/main.ts runs it). Command modules are
+ * imported only when their command runs, so that `orca status` starts fast.
  */
 export function buildProgram(): Command {
   const program = new Command('orca')
@@ -56,8 +56,9 @@ export function buildProgram(): Command {
     .description('apply manifests (files or directories of *.toml)')
     .requiredOption('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
     .option('--dry-run', 'show what would change, change nothing')
-    .option('--wait', 'wait until the applied services are healthy')
-    .option('--timeout <secs>', 'with --wait: give up after (default 300)')
+    .option('--wait', 'wait until the applied services are healthy and stable (fails fast on crashloop, a failed rollout or a missing image)')
+    .option('--timeout <duration>', 'with --wait: give up after (default 300s)')
+    .option('--settle <duration>', 'with --wait: every instance ready and none restarted for this long (default 2s)')
     .addOption(outputOption('{"dryRun","results":[{"service","result","revision"}]}; with --wait, progress goes to stderr'))
     .action(async (opts) => (await import('./commands/apply.js')).apply(g(), opts));
 
