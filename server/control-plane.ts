@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { routeConflicts } from './route-conflicts.js';
 import { fail, ok, type Result } from '../core/errors.js';
-import { diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
+import { checkStoredSpec, diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
 import type { InstanceReport } from '../agent/reports.js';
@@ -53,13 +53,55 @@ export class ControlPlane {
   private lingering = new Map<string, string>();
   private publishing: Promise<void> | null = null;
   private publishAgain = false;
+  /**
+   * Stored specs this version cannot schedule (written by an older version, or damaged), by
+   * service name: the revision judged and why. They are left out of scheduling and routing,
+   * shown `degraded` with the reason in status, and recorded once per revision as an event.
+   */
+  private unschedulable = new Map<string, { key: string; reason: string | null }>();
 
   constructor(private readonly deps: ControlPlaneDeps) {}
 
-  /** Loads the last placement, so a restarted server moves nothing that runs. */
+  /** Loads the last placement, so a restarted server moves nothing that runs. A damaged one is ignored. */
   async load(): Promise<void> {
     const saved = await this.deps.store.getKv<Record<string, string>>(PLACEMENT_KEY);
-    if (saved) this.placement = new Map(Object.entries(saved));
+    if (saved && typeof saved === 'object') {
+      this.placement = new Map(Object.entries(saved).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    }
+  }
+
+  /**
+   * Why a stored service cannot be scheduled by this version, or null when it can. Judged once
+   * per revision; never throws.
+   */
+  private whyUnschedulable(svc: ServiceRecord): string | null {
+    const key = `${svc.revision}:${svc.specHash}`;
+    const known = this.unschedulable.get(svc.name);
+    if (known?.key === key) return known.reason;
+    const r = checkStoredSpec(svc.spec);
+    const reason = r.ok ? null : `stored spec of revision ${svc.revision} is not valid in this version (${r.problems.join('; ')}); apply a corrected manifest`;
+    this.unschedulable.set(svc.name, { key, reason });
+    if (reason !== null) {
+      this.deps.log.warn({ service: svc.name, revision: svc.revision, reason }, 'stored service not scheduled');
+      this.deps.events.record({
+        time: new Date(this.deps.clock.now()).toISOString(),
+        reconciler: 'control-plane',
+        service: svc.name,
+        instance: null,
+        node: null,
+        action: 'service.unschedulable',
+        reason,
+        outcome: 'skipped',
+        durationMs: 0,
+      });
+    }
+    return reason;
+  }
+
+  /** The live services this version can schedule (the others are reported, see whyUnschedulable). */
+  private async schedulableServices(): Promise<ServiceRecord[]> {
+    const all = await this.deps.store.listServices();
+    return all.filter((s) => s.deletedAt !== undefined || this.whyUnschedulable(s) === null);
   }
 
   nodeLinks(): NodeLink[] {
@@ -100,7 +142,8 @@ export class ControlPlane {
       if (!parsed.ok) return parsed;
       const clashes = routeConflicts(
         parsed.value.map((spec) => ({ spec, file: fileOf.get(spec.name) ?? '?' })),
-        await this.deps.store.listServices(),
+        // A stored spec this version cannot read must not block the apply that corrects it.
+        await this.schedulableServices(),
       );
       if (clashes.length > 0) return fail(clashes);
       const results: ApplyResult[] = [];
@@ -182,6 +225,10 @@ export class ControlPlane {
       if (target.specHash === svc.specHash) {
         return ok({ service: name, action: 'unchanged' as const, revision: svc.revision, from: target.revision });
       }
+      const check = checkStoredSpec(target.spec);
+      if (!check.ok) {
+        return fail([`service "${name}": revision ${target.revision} is not valid in this version: ${check.problems.join('; ')}`]);
+      }
       const at = new Date(this.deps.clock.now()).toISOString();
       const [written] = await this.deps.store.commitRevisions([
         { spec: target.spec, specHash: target.specHash, source: 'rollback', rollbackOf: target.revision, at },
@@ -203,10 +250,24 @@ export class ControlPlane {
     const services = (await this.deps.store.listServices()).filter((s) => !service || s.name === service);
     if (service && services.length === 0) return fail([`service "${service}" not found`]);
     const reports = await this.observeAll();
-    const out = services.map((s) => serviceStatus(s, reports));
+    const out = services.map((s) => this.statusOf(s, reports));
     // One service asked for: say why, with its latest events beside the instances.
     if (service && out[0]) out[0].events = await this.deps.store.listEvents({ service, limit: 8 });
     return ok(out);
+  }
+
+  /** A service's status; one this version cannot schedule is `degraded`, with the reason. */
+  private statusOf(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
+    const reason = svc.deletedAt === undefined ? this.whyUnschedulable(svc) : null;
+    if (reason === null) return serviceStatus(svc, reports);
+    let base: ServiceStatus;
+    try {
+      base = serviceStatus(svc, reports);
+    } catch {
+      // A damaged spec may break even the status computation: report what is certain.
+      base = { name: svc.name, revision: svc.revision, state: 'degraded', replicas: { desired: 0, running: 0, ready: 0 }, instances: [] };
+    }
+    return { ...base, state: 'degraded', reason };
   }
 
   /** Every node's instances, read from Docker through its agent now (unreachable nodes: their last report). */
@@ -252,7 +313,7 @@ export class ControlPlane {
   }
 
   private async publishOnce(): Promise<void> {
-    const services = await this.deps.store.listServices();
+    const services = await this.schedulableServices();
     this.deps.onServices?.(services);
     const links = this.nodeLinks();
     const byName = new Map(links.map((n) => [n.name, n]));

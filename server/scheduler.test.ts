@@ -533,3 +533,18 @@ describe('schedule: properties', () => {
     );
   });
 });
+
+describe('schedule: a spec with replicas out of bounds (stored by an older version)', () => {
+  it('gives it no slot, says why, and still schedules the others — quickly', () => {
+    const huge = svc('huge', { replicas: 1_000_000_000 });
+    const started = performance.now();
+    const r = schedule([huge, svc('web', { replicas: 2 }), svc('neg', { replicas: -1 }), svc('frac', { replicas: 1.5 })], [ready('n1')]);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(byNode(r)).toEqual({ n1: ['web/0', 'web/1'] });
+    expect(r.unplaced).toEqual([
+      { key: 'frac/*', reason: 'replicas = 1.5 is not an integer from 0 to 1000' },
+      { key: 'huge/*', reason: 'replicas = 1000000000 is not an integer from 0 to 1000' },
+      { key: 'neg/*', reason: 'replicas = -1 is not an integer from 0 to 1000' },
+    ]);
+  });
+});

@@ -3,6 +3,7 @@ import type { ServiceRecord } from '../store/types.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import { formatMemory } from '../manifest/units.js';
+import { LIMITS } from '../manifest/limits.js';
 import type { NodeState } from './nodes.js';
 
 /**
@@ -40,7 +41,7 @@ export interface SchedulableNode {
 
 /** A replica slot the scheduler could not place, and why (for logs, events and status). */
 export interface UnplacedSlot {
-  /** `service/slot`, as in `placement`. */
+  /** `service/slot`, as in `placement`; `service/*` for a service none of whose slots was considered. */
   key: string;
   /**
    * e.g. `no node matches placement.node = "x"`, `no node has labels zone=a`,
@@ -66,7 +67,7 @@ export interface ScheduleResult {
   assignments: Map<string, SlotAssignment[]>;
   /** `service/slot` → node, for every placed slot (sorted by service, then slot). Feed it back as `previous`. */
   placement: Map<string, string>;
-  /** Slots that fit no node, sorted by service then slot. They are retried on the next run. */
+  /** Slots that fit no node, sorted by service then slot (services refused whole first). They are retried on the next run. */
   unplaced: UnplacedSlot[];
   /** Slots that left the node they had in `previous` (sorted by key order like `placement`). */
   moved: MovedSlot[];
@@ -126,6 +127,11 @@ export function nodeSchedulingFlags(
  * 3. A slot that fits nowhere is reported in `unplaced` with a reason (judged against the
  *    final placement) and retried on the next run.
  *
+ * A service whose `replicas` is not an integer from 0 to LIMITS.replicas (a stored spec from an
+ * older version, or a damaged one) gets no slot at all and one `service/*` entry in `unplaced`:
+ * the scheduler never loops over an unbounded count. (The control plane screens such specs out
+ * before; this is the scheduler's own guard.)
+ *
  * There is no rebalancing: a running slot never moves only because a node was added or came
  * back. Capacity is accounted by the declared limits of the desired slots; the transient surge
  * instance of a start-first rollout or move is not counted.
@@ -145,7 +151,13 @@ export function schedule(
 
   const live = services.filter((s) => !s.deletedAt).sort((a, b) => cmp(a.name, b.name));
   const slots: Slot[] = [];
+  const refused: UnplacedSlot[] = [];
   for (const svc of live) {
+    const replicas: unknown = svc.spec.replicas;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > LIMITS.replicas) {
+      refused.push({ key: `${svc.name}/*`, reason: `replicas = ${String(replicas).slice(0, 20)} is not an integer from 0 to ${LIMITS.replicas}` });
+      continue;
+    }
     const hash = instanceHash(svc.spec);
     const memory = svc.spec.resources.memoryBytes ?? 0;
     for (let slot = 0; slot < svc.spec.replicas; slot++) {
@@ -191,7 +203,7 @@ export function schedule(
   // 3. Report, in canonical order.
   const assignments = new Map<string, SlotAssignment[]>(usages.map((u) => [u.node.name, []]));
   const placement = new Map<string, string>();
-  const unplaced: UnplacedSlot[] = [];
+  const unplaced: UnplacedSlot[] = [...refused];
   const moved: MovedSlot[] = [];
   for (const s of slots) {
     const u = chosen.get(s);
