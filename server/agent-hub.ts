@@ -126,7 +126,8 @@ export class AgentHub {
       const msg = d.msg;
       if (!node) {
         if (helloSeen) return; // welcome in progress: nothing else is served before it
-        if (msg.type !== 'hello') return refuse('ORCA_PROTOCOL', `expected hello, got ${msg.type}`, 4400);
+        // A late reply from the agent's previous session can land here before its hello: dropped.
+        if (msg.type !== 'hello') return this.dropped('(no hello yet)', remote, 'message', [`expected hello, got ${msg.type}`]);
         if (msg.v !== PROTOCOL_VERSION) return refuse('ORCA_PROTOCOL', `protocol version ${msg.v} not supported (this server speaks ${PROTOCOL_VERSION})`);
         if (msg.cluster !== this.deps.clusterId) return refuse('ORCA_CONFLICT', `agent is in cluster "${msg.cluster}", this server is "${this.deps.clusterId}"`);
         const incumbent = this.deps.registry.get(msg.node);
