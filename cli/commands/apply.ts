@@ -4,17 +4,21 @@ import { readManifests } from '../manifests.js';
 import { CliError, EXIT } from '../exit.js';
 import { jsonLine, type Format } from '../format.js';
 import { sleep, systemClock } from '../../core/clock.js';
+import { parseDuration } from '../duration.js';
 import type { ServiceStatus } from '../../server/status.js';
 import type { ApplyResult } from '../../server/control-plane.js';
 
 /**
- * `orca apply -f PATH… [--dry-run] [--wait] [--timeout S] [-o table|json]`. With `-o json`,
+ * `orca apply -f PATH… [--dry-run] [--wait] [--timeout D] [--settle D] [-o table|json]`. With `-o json`,
  * stdout is one document `{"dryRun","results":[{"service","result","revision"}]}` and the
  * progress of `--wait` goes to stderr.
  */
-export async function apply(g: ClientOptions, opts: { file: string[]; dryRun?: boolean; wait?: boolean; timeout?: string; output?: Format }): Promise<void> {
-  const timeoutSecs = opts.timeout === undefined ? 300 : Number(opts.timeout);
-  if (!Number.isFinite(timeoutSecs) || timeoutSecs <= 0) throw new CliError(EXIT.invalid, `--timeout: must be a positive number of seconds, got "${opts.timeout}"`);
+export async function apply(
+  g: ClientOptions,
+  opts: { file: string[]; dryRun?: boolean; wait?: boolean; timeout?: string; settle?: string; output?: Format },
+): Promise<void> {
+  const timeoutMs = durationFlag('--timeout', opts.timeout, 300_000);
+  const settleMs = durationFlag('--settle', opts.settle, DEFAULT_SETTLE_MS, true);
   const { files } = await readManifests(opts.file);
   const client = new Client(g);
   const body = await client.json<{ results: ApplyResult[] }>('POST', '/v1/apply', { files, dryRun: opts.dryRun === true });
@@ -25,27 +29,77 @@ export async function apply(g: ClientOptions, opts: { file: string[]; dryRun?: b
     for (const r of body.results) process.stdout.write(`service/${r.service} ${r.action}${opts.dryRun ? ' (dry run)' : ''}\n`);
   }
   const progress = opts.output === 'json' ? process.stderr : process.stdout;
-  if (opts.wait && !opts.dryRun) await waitHealthy(client, body.results, timeoutSecs * 1000, progress);
+  if (opts.wait && !opts.dryRun) await waitStable(client, body.results, { timeoutMs, settleMs }, progress);
 }
 
-async function waitHealthy(client: Client, results: ApplyResult[], timeoutMs: number, progress: NodeJS.WritableStream): Promise<void> {
-  const deadline = systemClock.now() + timeoutMs;
+/** How long every instance must stay ready, with no restart, before --wait succeeds. */
+export const DEFAULT_SETTLE_MS = 2_000;
+
+function durationFlag(flag: string, text: string | undefined, fallback: number, zeroOk = false): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 0 || (!zeroOk && ms === 0)) {
+    throw new CliError(EXIT.invalid, `${flag}: must be a duration such as 30s, 5m or a number of seconds, got "${text}"`);
+  }
+  return ms;
+}
+
+/** Everything about a service that must hold still through the settle window. */
+function fingerprint(s: ServiceStatus): string {
+  return s.instances.map((i) => `${i.id}:${i.containerId}:${i.restarts}:${i.ready}`).sort().join(',');
+}
+
+/** Why waiting longer cannot help, or null. */
+function terminal(s: ServiceStatus): string | null {
+  if (s.state === 'rollout-failed') return `rollout failed: ${s.reason ?? 'unknown reason'}`;
+  if (s.state === 'crashloop') return `is crash-looping: ${s.reason ?? 'its instances keep failing'}${s.hint ? ` (${s.hint})` : ''}`;
+  const error = s.instances.find((i) => i.error)?.error;
+  if (error) return `cannot start: ${error}`;
+  return null;
+}
+
+/**
+ * Waits until every applied service is stable: healthy (every instance of the new revision
+ * ready) and unchanged — no restart, no new instance — for the settle window. Fails at once
+ * (exit 1, with the reason) on a failed rollout, a crash loop or a terminal error such as a
+ * missing image, and at the timeout.
+ */
+export async function waitStable(
+  client: Client,
+  results: ApplyResult[],
+  o: { timeoutMs: number; settleMs: number; pollMs?: number },
+  progress: NodeJS.WritableStream,
+): Promise<void> {
+  const deadline = systemClock.now() + o.timeoutMs;
   const last = new Map<string, string>();
+  const stable = new Map<string, { since: number; print: string }>();
   const pending = new Set(results.map((r) => r.service));
   while (pending.size > 0) {
     const { services } = await client.json<{ services: ServiceStatus[] }>('GET', '/v1/status');
+    const now = systemClock.now();
     for (const s of services) {
       if (!pending.has(s.name)) continue;
       const live = s.instances.filter((i) => i.state === 'running').length;
       const line = `service/${s.name} revision ${s.revision} ${s.state}: ${s.replicas.ready}/${s.replicas.desired} ready, ${live} instance${live === 1 ? '' : 's'} running`;
       if (last.get(s.name) !== line) progress.write(line + '\n');
       last.set(s.name, line);
-      if (s.state === 'healthy' || s.state === 'stopped') pending.delete(s.name);
-      else if (s.state === 'rollout-failed') throw new CliError(EXIT.failed, `service/${s.name} rollout failed: ${s.reason ?? 'unknown reason'}`);
+      const fatal = terminal(s);
+      if (fatal) throw new CliError(EXIT.failed, `service/${s.name} ${fatal}`);
+      if (s.state !== 'healthy' && s.state !== 'stopped') {
+        stable.delete(s.name);
+        continue;
+      }
+      const print = fingerprint(s);
+      const seen = stable.get(s.name);
+      if (!seen || seen.print !== print) stable.set(s.name, { since: now, print });
+      else if (now - seen.since >= o.settleMs) {
+        pending.delete(s.name);
+        progress.write(`service/${s.name} stable for ${(o.settleMs / 1000).toFixed(1)} s\n`);
+      }
     }
     if (pending.size === 0) break;
-    if (systemClock.now() > deadline) throw new CliError(EXIT.failed, `timed out waiting for ${[...pending].join(', ')} to become healthy`);
-    await sleep(systemClock, 250);
+    if (systemClock.now() > deadline) throw new CliError(EXIT.failed, `timed out waiting for ${[...pending].join(', ')} to become healthy and stable`);
+    await sleep(systemClock, o.pollMs ?? 250);
   }
 }
 

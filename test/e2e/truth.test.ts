@@ -102,4 +102,41 @@ host = "wrongport.localhost"
     expect(r.stderr).toMatch(/service "clash-b": route\.host "clash\.localhost" .* claimed by service "clash-a"/);
     expect((await run(['status', 'clash-b'])).code).toBe(1);
   });
+
+  describe('apply --wait succeeds only on a stable service, and fails fast with the reason', () => {
+    const timed = async (name: string, body: string, image = TEST_IMAGE) => {
+      const t0 = Date.now();
+      const r = await apply(name, `[[service]]\nname = "${name}"\nimage = "${image}"\nstop_grace_secs = 0.5\n${body}\n`, ['--wait', '--timeout', '60s']);
+      return { ...r, ms: Date.now() - t0 };
+    };
+
+    it('a service that exits at once: exit 1, crash-looping, within seconds', async () => {
+      const r = await timed('exits', 'command = ["sh", "-c", "exit 3"]');
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/service\/exits is crash-looping: last exit .*code 3/);
+      expect(r.ms).toBeLessThan(15_000);
+      expect(r.stdout).not.toMatch(/stable for/);
+    });
+
+    it('an OOM-killed service: exit 1 with the OOM and the hint', async () => {
+      const r = await timed('oomer', 'command = ["sh", "-c", "sleep 0.3; a=$(yes | head -c 64000000); sleep 3600"]\n[service.resources]\nmemory = "8m"');
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/oomer is crash-looping: .*OOMKilled/);
+      expect(r.stderr).toMatch(/raise resources\.memory/);
+      expect(r.ms).toBeLessThan(20_000);
+    });
+
+    it('a missing image: exit 1 with "image … not found on node n1" within seconds', async () => {
+      const r = await timed('missing', '', 'orca-test/not-built:9');
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/service\/missing cannot start: image orca-test\/not-built:9 not found on node n1/);
+      expect(r.ms).toBeLessThan(10_000);
+    });
+
+    it('a healthy service succeeds after the settle window', async () => {
+      const r = await timed('steady', 'replicas = 2\ncommand = ["sleep", "3600"]');
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/service\/steady stable for 2\.0 s/);
+    });
+  });
 });
