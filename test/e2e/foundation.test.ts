@@ -61,7 +61,8 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
       const body = await (await fetch(`http://${i.address}/`)).text();
       expect(body).toContain('orca-example web v1');
     }
-    expect(Object.keys(web.instances[0]!).sort()).toEqual(['address', 'containerId', 'id', 'lastExit', 'nextRetryAt', 'node', 'ready', 'restarts', 'state']);
+    // SPEC §4's keys, plus `error` (a terminal error) and `probe` (the last readiness answer).
+    expect(Object.keys(web.instances[0]!).sort()).toEqual(['address', 'containerId', 'error', 'id', 'lastExit', 'nextRetryAt', 'node', 'probe', 'ready', 'restarts', 'state']);
     // Docker agrees: two running containers carrying the cluster label.
     expect((await containers()).filter((c) => c.status === 'running')).toHaveLength(2);
   });
