@@ -69,15 +69,17 @@ describe('malformed requests', () => {
 
   it('answers 431 for 10,000 headers, for more fields than allowed, and for a huge value', async () => {
     const b = await backend('b');
-    const { port } = await proxyWith([route(b)], { maxHeaderCount: 50 });
+    const metrics = recordMetrics();
+    const { port } = await proxyWith([route(b)], { maxHeaderCount: 50, metrics });
     const many = await rawRequest(port, get('/', `Host: app.test\r\n${'a: b\r\n'.repeat(10_000)}`));
     expect(many.status).toBe(431);
     // Under the byte limit but over the count: Node would silently drop the extra ones.
     const over = await rawRequest(port, get('/', `Host: app.test\r\n${'a: b\r\n'.repeat(60)}`));
     expect([over.status, JSON.parse(rawBody(over))]).toEqual([431, { error: 'too many header fields' }]);
-    const huge = await rawRequest(port, get('/', `Host: app.test\r\nX-Big: ${'v'.repeat(64 * 1024)}\r\n`));
+    const huge = await rawRequest(port, get('/', `Host: app.test\r\nX-Big: ${'v'.repeat(1024 * 1024)}\r\n`));
     expect(huge.status).toBe(431);
     expect(b.hits).toBe(0);
+    expect(metrics.requests).toEqual([431, 431, 431].map((status) => ({ route: '-', status })));
     expect((await send(port, '/', { headers: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`x-${i}`, 'v'])) })).status).toBe(200);
   });
 
@@ -94,7 +96,8 @@ describe('malformed requests', () => {
 describe('slow and idle clients', () => {
   it('closes a connection whose head trickles in past the headers timeout with 408', async () => {
     const b = await backend('b');
-    const { port } = await proxyWith([route(b)], { clientHeadersTimeoutMs: 300, clientRequestTimeoutMs: 600, timeoutCheckIntervalMs: 50 });
+    const metrics = recordMetrics();
+    const { port } = await proxyWith([route(b)], { clientHeadersTimeoutMs: 300, clientRequestTimeoutMs: 600, timeoutCheckIntervalMs: 50, metrics });
     const parts = ['GET / HTTP/1.1\r\n', ...Array.from({ length: 40 }, (_, i) => `x-${i}: v\r\n`)];
     const started = performance.now();
     const r = await rawRequest(port, parts, { gapMs: 50, waitMs: 3_000 });
@@ -102,6 +105,7 @@ describe('slow and idle clients', () => {
     expect(r.closed).toBe(true);
     expect(performance.now() - started).toBeLessThan(1_500);
     expect(b.hits).toBe(0);
+    expect(metrics.requests).toEqual([{ route: '-', status: 408 }]);
   });
 
   it('closes a connection that never sends a byte', async () => {

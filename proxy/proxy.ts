@@ -11,6 +11,16 @@ import type { Route } from './table.js';
 import { Tunnels } from './tunnel.js';
 import { PROXY_DEFAULTS, type ProxyOptions } from './types.js';
 
+/** How long, and how many bytes, a refused client's further bytes are read and dropped before closing. */
+const LINGER_MS = 2_000;
+const LINGER_MAX_BYTES = 4 * 1024 * 1024;
+/** Node's parser errors and the status Node itself would answer them with; anything else is 400. */
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
 export type { ProxyMetrics, ProxyOptions } from './types.js';
 export { PROXY_DEFAULTS } from './types.js';
 export type { Match, Route, RouteBackend } from './table.js';
@@ -28,6 +38,8 @@ export class Proxy {
   private readonly tunnels: Tunnels;
   private readonly server: http.Server;
   private readonly limits: HeadLimits;
+  /** Connections closing after a parse error (onClientError). */
+  private readonly lingering = new Set<Duplex>();
   /** Requests being answered now (for close()). */
   private active = 0;
   private onIdle: (() => void) | null = null;
@@ -56,6 +68,7 @@ export class Proxy {
     // One more than allowed, so that a request with too many is seen (Node drops the rest silently).
     this.server.maxHeadersCount = this.limits.maxHeaderCount + 1;
     this.server.maxConnections = opts.maxConnections ?? PROXY_DEFAULTS.maxConnections;
+    this.server.on('clientError', this.onClientError);
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.tunnels.handle(req, socket, head));
     // CONNECT (forward-proxy tunnels) is not offered; without a listener Node would just drop the socket.
     this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
@@ -165,6 +178,48 @@ export class Proxy {
     if (address === undefined) return this.reply(res, route.service, 503, { error: 'no ready instance', service: route.service });
     new Exchange(this.core, req, res, route, fwd, path, t0).start(address);
   }
+
+  /**
+   * A request Node's parser refused (bad syntax 400, head too large 431) is answered the way Node
+   * would, then closed with a bounded lingering close — what the client still sends is read and
+   * dropped for up to LINGER_MS (at most LINGER_MAX_BYTES) — so that the answer is not lost to the
+   * TCP reset that closing on unread data causes (nginx's lingering_close). A head or request
+   * timeout is 408 and the connection is closed at once, as Node does.
+   */
+  private readonly onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    socket.on('error', () => undefined);
+    // Node's parser reports every further chunk of a failed connection again: one answer is enough.
+    if (this.lingering.has(socket)) return;
+    const s = socket as Duplex & { bytesWritten?: number };
+    if (err.code === 'ECONNRESET' || !socket.writable || (s.bytesWritten ?? 0) > 0) {
+      socket.destroy();
+      return;
+    }
+    const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? 400;
+    // A request timeout can hit a request already being proxied (its body too slow): that one is
+    // counted when its exchange ends (499), not twice. (_httpMessage: the response Node has attached.)
+    if (!(socket as Duplex & { _httpMessage?: unknown })._httpMessage) this.core.countRequest('-', status);
+    const answer = `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+    if (status === 408) {
+      // A slow client, maybe with a request in flight: no more time for it.
+      socket.write(answer);
+      socket.destroy();
+      return;
+    }
+    this.lingering.add(socket);
+    let bytes = 0;
+    const timer = this.core.clock.setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes > LINGER_MAX_BYTES) socket.destroy();
+    });
+    socket.once('close', () => {
+      this.core.clock.clearTimeout(timer);
+      this.lingering.delete(socket);
+    });
+    socket.end(answer);
+    socket.resume();
+  };
 
   private readonly onResponseClose = (): void => {
     this.active--;
