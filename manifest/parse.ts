@@ -23,13 +23,17 @@ import type { ParsedService } from './types.js';
 export type { ManifestError };
 export { formatManifestError };
 
+/** Longer file names (only an API client can send one) are cut with "…". */
+const MAX_FILE_NAME_CHARS = 1024;
 const TOO_LARGE = `larger than ${LIMITS.fileBytes / 1024} KiB (${LIMITS.fileBytes} bytes), the most a manifest file may be`;
 
 /**
  * Parses one file's text. `file` is only used in errors and in the returned services. Never
  * throws for any text; runs in time linear in the text's length (bounded by LIMITS.fileBytes).
  */
-export function parseManifestText(text: string, file: string): Result<ParsedService[], ManifestError[]> {
+export function parseManifestText(text: string, fileName: string): Result<ParsedService[], ManifestError[]> {
+  // A name from an API request is input too: every error repeats it, so it is bounded.
+  const file = excerpt(fileName, MAX_FILE_NAME_CHARS);
   // Characters first (cheap, and a bound on the bytes' count), then the exact UTF-8 size.
   if (text.length > LIMITS.fileBytes || Buffer.byteLength(text, 'utf8') > LIMITS.fileBytes) {
     return fail([{ file, message: TOO_LARGE }]);
