@@ -34,6 +34,7 @@ interface ErrorBody {
 /** A response whose status was 2xx: the body as a stream, or read whole. */
 export interface OkResponse {
   status: number;
+  headers: import('node:http').IncomingHttpHeaders;
   body: AsyncIterable<Buffer>;
   json<T>(): Promise<T>;
 }
@@ -90,7 +91,7 @@ export class Client {
     });
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) {
-      return { status, body: res, json: async <T>() => JSON.parse(await readAll(res)) as T };
+      return { status, headers: res.headers, body: res, json: async <T>() => JSON.parse(await readAll(res)) as T };
     }
     let parsed: ErrorBody = {};
     try {

@@ -308,24 +308,50 @@ async function streamLogs(control: ControlPlane, o: StreamOptions, _req: Incomin
       if (l) found.push({ node, c, instance: l.instance });
     }
   }
-  let chosen = found;
-  if (instance) chosen = found.filter((f) => f.instance === instance);
-  else if (previous) {
+  const where = unreachable.length ? ` (nodes that could not be asked: ${unreachable.join(', ')})` : '';
+  if (found.length === 0 && !(await control.liveServices()).some((s) => s.name === name)) {
+    throw new HttpError(404, 'ORCA_NOT_FOUND', `service "${name}" not found${where}`);
+  }
+  const exited = (f: (typeof found)[number]) => f.c.status === 'exited' || f.c.status === 'dead';
+  /** The latest exited container of each slot. */
+  const lastExited = () => {
     const bySlot = new Map<string, (typeof found)[number]>();
-    for (const f of found.filter((x) => x.c.status === 'exited' || x.c.status === 'dead')) {
+    for (const f of found.filter(exited)) {
       const key = f.c.labels['orca.slot'] ?? '';
       const prev = bySlot.get(key);
       if (!prev || (f.c.finishedAt ?? '') > (prev.c.finishedAt ?? '')) bySlot.set(key, f);
     }
-    chosen = [...bySlot.values()];
-  } else chosen = found.filter((f) => f.c.status === 'running' || f.c.status === 'created' || f.c.status === 'paused');
+    return [...bySlot.values()];
+  };
+  let chosen: typeof found;
+  let notice: string | undefined;
+  if (instance) chosen = found.filter((f) => f.instance === instance);
+  else if (previous) chosen = lastExited();
+  else {
+    chosen = found.filter((f) => f.c.status === 'running' || f.c.status === 'created' || f.c.status === 'paused');
+    if (chosen.length === 0) {
+      // A crash-looping service has nothing running most of the time: its last words are what
+      // the operator came for.
+      chosen = lastExited();
+      if (chosen.length > 0) notice = `no instance of service "${name}" is running; showing the last exited ${chosen.length === 1 ? 'one' : 'ones'}: ${chosen.map((f) => f.instance).join(', ')}`;
+    }
+  }
   if (chosen.length === 0) {
-    const what = instance ? `instance "${instance}" of service "${name}"` : previous ? `an exited instance of service "${name}"` : `a running instance of service "${name}"`;
-    throw new HttpError(404, 'ORCA_NOT_FOUND', `no ${what}${unreachable.length ? ` on the reachable nodes (not reachable: ${unreachable.join(', ')})` : ''}`);
+    const what = instance
+      ? `service "${name}" has no instance "${instance}"`
+      : previous
+        ? `service "${name}" has no exited instance`
+        : `service "${name}" has no instance with logs yet (nothing was started)`;
+    throw new HttpError(404, 'ORCA_NOT_FOUND', `${what}${where}`);
   }
   const abort = new AbortController();
   res.once('close', () => abort.abort());
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    // Said beside the logs, not in them: the CLI prints it on stderr.
+    ...(notice ? { 'x-orca-notice': encodeURIComponent(notice) } : {}),
+  });
   res.flushHeaders();
   const writer = new StreamWriter(res, o.clock, o.stallMs);
   const prefix = chosen.length > 1;

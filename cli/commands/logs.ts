@@ -15,10 +15,20 @@ export async function logs(g: ClientOptions, service: string, opts: { tail?: str
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   const res = await new Client(g).request('GET', `/v1/services/${encodeURIComponent(service)}/logs?${q}`, undefined, abort.signal);
+  const notice = res.headers['x-orca-notice'];
+  if (typeof notice === 'string') process.stderr.write(`orca: ${safeDecode(notice)}\n`);
   try {
     // Backpressure: while stdout (a pipe to a slow reader) is full, the server's stream is not read.
     for await (const chunk of res.body) if (!process.stdout.write(chunk as Uint8Array)) await drained(process.stdout, abort.signal);
   } catch (err) {
     if (!abort.signal.aborted) throw err;
+  }
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }

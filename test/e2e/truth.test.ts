@@ -139,4 +139,17 @@ host = "wrongport.localhost"
       expect(r.stdout).toMatch(/service\/steady stable for 2\.0 s/);
     });
   });
+
+  it('orca logs: an unknown service is named as such; a crash-looping one falls back to its last exited instance, saying so on stderr', async () => {
+    const unknown = await run(['logs', 'nosuchservice']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/service "nosuchservice" not found/);
+    const r = await apply('looper', `[[service]]\nname = "looper"\nimage = "${TEST_IMAGE}"\ncommand = ["sh", "-c", "echo dying words; exit 4"]\n[service.restart]\nbackoff_initial_secs = 30\n`);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor(async () => (await status('looper')).state === 'crashloop', 20_000, 'crashloop');
+    const logs = await run(['logs', 'looper']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('dying words');
+    expect(logs.stderr).toMatch(/no instance of service "looper" is running; showing the last exited one: looper-/);
+  });
 });
