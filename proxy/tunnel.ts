@@ -110,9 +110,10 @@ export class Tunnels {
       let connected = false;
       let settled = false;
       const { host, port } = splitAddress(address);
-      const up = http.request({ host, port, method: 'GET', path, headers: fwd.headers, setHost: false, agent: false });
-      // Until connected: the connect timeout; then the backend has headersTimeoutMs to answer.
-      up.setTimeout(this.core.connectTimeoutMs, () => up.destroy(Object.assign(new Error(connected ? 'upstream headers timeout' : 'connect timeout'), { code: 'ETIMEDOUT' })));
+      // Until connected: the connect timeout (the `timeout` option covers connecting, setTimeout()
+      // would not); then the backend has headersTimeoutMs of silence to answer.
+      const up = http.request({ host, port, method: 'GET', path, headers: fwd.headers, setHost: false, agent: false, timeout: this.core.connectTimeoutMs });
+      up.on('timeout', () => up.destroy(Object.assign(new Error(connected ? 'upstream headers timeout' : 'connect timeout'), { code: 'ETIMEDOUT' })));
       up.on('socket', (s: net.Socket) => {
         this.open.add(s);
         s.once('close', () => {
