@@ -79,8 +79,12 @@ export function keepAlive(ws: import('ws').WebSocket, clock: Clock, intervalMs: 
   });
 }
 
-/** A Channel over a `ws` WebSocket (either side). */
+/**
+ * A Channel over a `ws` WebSocket (either side). A socket error (a frame over maxPayload, a
+ * reset) ends the channel through its close event, never the process.
+ */
 export function wsChannel(ws: import('ws').WebSocket): Channel {
+  ws.on('error', () => undefined);
   return {
     send: (text) => {
       if (ws.readyState === ws.OPEN) ws.send(text);
