@@ -42,5 +42,30 @@ function render(services: ServiceStatus[], now: number): string {
     ]),
   );
   if (rows.length) out += '\n' + table(['INSTANCE', 'NODE', 'STATE', 'READY', 'RESTARTS', 'ADDRESS', 'LAST EXIT'], rows);
+  // `orca status SERVICE`: why, per instance, and what happened lately.
+  if (services.length === 1 && services[0]?.events) out += describe(services[0], now);
+  return out;
+}
+
+/** The describe-style section of `orca status SERVICE`: probe answers, errors, latest events. */
+function describe(s: ServiceStatus, now: number): string {
+  let out = '';
+  const why = s.instances.filter((i) => i.probe || i.error);
+  if (why.length) {
+    out += '\nWHY\n';
+    for (const i of why) {
+      const who = i.id ?? `${s.name} (pending)`;
+      if (i.error) out += `  ${who}: ${i.error}\n`;
+      if (i.probe) out += `  ${who}: last readiness check: ${i.probe}\n`;
+    }
+  }
+  const events = s.events ?? [];
+  if (events.length) {
+    out += '\nEVENTS\n';
+    for (const e of events) {
+      const detail = e.message ? ` — ${e.message}` : '';
+      out += `  ${ago(e.time, now)}  ${e.action}  ${e.reason}  ${e.outcome}${e.instance ? `  ${e.instance}` : ''}${detail}\n`;
+    }
+  }
   return out;
 }

@@ -81,6 +81,12 @@ host = "wrongport.localhost"
     }
     const events = (await run(['events', '--service', 'wrongport', '-o', 'json'])).stdout;
     expect(events).not.toMatch(/readiness-passed/);
+    // Where people look: status SERVICE says why, and what happened lately.
+    const s = await status('wrongport');
+    expect(s.instances[0]).toMatchObject({ probe: 'nothing listens on port 8081 inside the container (it listens on 80)' });
+    const table = await run(['status', 'wrongport']);
+    expect(table.stdout).toMatch(/WHY\n.*last readiness check: nothing listens on port 8081 inside the container \(it listens on 80\)/);
+    expect(table.stdout).toMatch(/EVENTS\n.*container\.create/);
   });
 
   it('a missing image shows "image … not found on node n1" in status, without waiting for events', async () => {
