@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RouteTable } from './table.js';
 import type { Route } from './table.js';
 import { rawBody, rawRequest, recordMetrics, send, startBackend, startProxy, type TestBackend, until } from './test-support.js';
 
@@ -89,6 +90,33 @@ describe('malformed requests', () => {
     expect((await rawRequest(port, 'CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n')).status).toBe(405);
     expect((await rawRequest(port, '\x00\x01\x02 nonsense\r\n\r\n')).status).toBe(400);
     expect((await rawRequest(port, Buffer.from('GET /\xff HTTP/1.1\r\nHost: app.test\r\n\r\n', 'latin1'))).status).toBe(400);
+    expect((await send(port, '/')).status).toBe(200);
+  });
+});
+
+describe('the error boundary', () => {
+  it('answers 500 for a request the proxy fails on, and goes on with the next', async () => {
+    const b = await backend('b');
+    const { port } = await proxyWith([route(b)]);
+    const spy = vi.spyOn(RouteTable.prototype, 'match').mockImplementationOnce(() => {
+      throw new Error('a bug in routing');
+    });
+    cleanups.push(() => spy.mockRestore());
+    const r = await send(port, '/');
+    expect([r.status, JSON.parse(r.body)]).toEqual([500, { error: 'internal proxy error' }]);
+    expect((await send(port, '/')).status).toBe(200);
+  });
+
+  it('keeps a failure after the answer (a broken metrics adapter) inside the request', async () => {
+    const b = await backend('b');
+    const metrics = {
+      request: () => {
+        throw new Error('metrics adapter broke');
+      },
+      upstreamSeconds: () => undefined,
+    };
+    const { port } = await proxyWith([route(b)], { metrics });
+    expect((await send(port, '/', { host: 'unknown.test' })).status).toBe(404);
     expect((await send(port, '/')).status).toBe(200);
   });
 });

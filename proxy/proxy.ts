@@ -14,6 +14,7 @@ import { PROXY_DEFAULTS, type ProxyOptions } from './types.js';
 /** How long, and how many bytes, a refused client's further bytes are read and dropped before closing. */
 const LINGER_MS = 2_000;
 const LINGER_MAX_BYTES = 4 * 1024 * 1024;
+const INTERNAL_ERROR = Buffer.from(JSON.stringify({ error: 'internal proxy error' }));
 /** Node's parser errors and the status Node itself would answer them with; anything else is 400. */
 const CLIENT_ERROR_STATUS: Record<string, number> = {
   HPE_HEADER_OVERFLOW: 431,
@@ -52,8 +53,8 @@ export class Proxy {
       idleTimeoutMs: opts.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
       maxTunnels: opts.maxTunnels ?? PROXY_DEFAULTS.maxTunnels,
     });
-    // Client-side bounds (see PROXY_DEFAULTS): Node answers 408 / 431 / 400 itself for what
-    // fails them, before any listener runs, and closes that connection only.
+    // Client-side bounds (see PROXY_DEFAULTS): what fails them never reaches onRequest; it is
+    // answered 408 / 431 / 400 in onClientError and only that connection is closed.
     this.server = http.createServer(
       {
         noDelay: true,
@@ -74,6 +75,7 @@ export class Proxy {
     this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
       socket.on('error', () => undefined);
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      socket.once('finish', () => socket.destroy());
       this.core.countRequest('-', 405);
     });
   }
@@ -127,6 +129,7 @@ export class Proxy {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     this.tunnels.closeAll();
+    for (const s of this.lingering) s.destroy();
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
         let timer: TimerHandle | undefined;
@@ -156,8 +159,18 @@ export class Proxy {
       this.handle(req, res);
     } catch (err) {
       this.core.log.error({ err, method: req.method, url: req.url?.slice(0, 200) }, 'proxy request failed');
-      if (res.headersSent) res.destroy();
-      else this.reply(res, '-', 500, { error: 'internal proxy error' });
+      // Nothing here may throw again: no metrics, no helpers.
+      try {
+        if (res.headersSent) {
+          res.destroy();
+        } else {
+          res.shouldKeepAlive = false;
+          res.writeHead(500, { 'content-type': 'application/json', 'content-length': INTERNAL_ERROR.length });
+          res.end(INTERNAL_ERROR);
+        }
+      } catch {
+        res.destroy();
+      }
     }
   };
 
