@@ -35,6 +35,13 @@ describe('upstreamRequestHeaders', () => {
     expect(hasBody).toBe(false);
   });
 
+  it('counts the Host headers (routing refuses more than one)', () => {
+    expect(upstreamRequestHeaders(['Accept', '*/*'], '').hostCount).toBe(0);
+    expect(upstreamRequestHeaders(['Host', 'a'], '').hostCount).toBe(1);
+    const two = upstreamRequestHeaders(['Host', 'a', 'HOST', 'b'], '');
+    expect([two.hostCount, two.host]).toEqual([2, 'b']);
+  });
+
   it('appends the client to every X-Forwarded-For it got', () => {
     const raw = ['host', 'a', 'x-forwarded-for', '1.1.1.1', 'X-Forwarded-For', '2.2.2.2, 3.3.3.3'];
     const { headers } = upstreamRequestHeaders(raw, '127.0.0.1');
