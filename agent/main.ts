@@ -1,3 +1,5 @@
+import { OrcaError } from '../core/errors.js';
+import { prepareDataDir } from '../store/data-dir.js';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
@@ -29,6 +31,8 @@ export interface AgentConfig {
 export interface RunningAgent {
   agent: Agent;
   session: AgentSession;
+  /** Resolves when the session gave up for good (wrong token, another cluster): see AgentSession.fatal. */
+  failed: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -62,7 +66,12 @@ export function wsDialer(join: string, token: string, clock: Clock = systemClock
         resolve(wsChannel(ws));
       });
       ws.once('unexpected-response', (_req, res) => {
-        reject(new Error(res.statusCode === 401 ? 'the server refused the token (401)' : `the server answered HTTP ${res.statusCode}`));
+        // A wrong token does not get better by retrying: the session gives up on it (exit 2).
+        reject(
+          res.statusCode === 401
+            ? new OrcaError('ORCA_UNAUTHORIZED', `the server at ${url} refused the token (401): pass the cluster's token (--token, $ORCA_TOKEN, or cluster.token in --data-dir)`)
+            : new Error(`the server answered HTTP ${res.statusCode}`),
+        );
         ws.terminate();
       });
       ws.once('error', (err) => reject(err));
@@ -82,6 +91,8 @@ export async function startAgent(
   const clock = deps.clock ?? systemClock;
   const rng = deps.rng ?? systemRng;
   const log = deps.log;
+  // Private before anything is written: 0700 directory, 0600 files (the cache holds assignments).
+  await prepareDataDir(config.dataDir);
   const store = await (deps.openStore ?? ((p: string) => openLevelStore(p)))(join(config.dataDir, 'agent.db'));
   const abort = new AbortController();
   try {
@@ -103,6 +114,7 @@ export async function startAgent(
     return {
       agent,
       session,
+      failed: session.fatal,
       async stop() {
         abort.abort();
         await running.catch(() => undefined);

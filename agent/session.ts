@@ -1,6 +1,6 @@
 import { sleep, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EventRecord } from '../store/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
@@ -39,6 +39,13 @@ export interface AgentSessionDeps {
  * A session that hears nothing for the server-set deadline is ended and dialled again (no
  * half-open sessions).
  */
+/**
+ * Refusals (close 4403 before the welcome) that retrying cannot fix: a cluster id or protocol
+ * mismatch. A node name held by a live session (close 4409, also ORCA_CONFLICT) is not one of
+ * them: that agent waits.
+ */
+const FATAL_REFUSALS = new Set(['ORCA_CONFLICT', 'ORCA_PROTOCOL']);
+
 export class AgentSession {
   private agent!: Agent;
   private channel: Channel | null = null;
@@ -60,6 +67,15 @@ export class AgentSession {
   private connectedOnce: (() => void) | null = null;
   /** Resolves at the first welcome (tests, start-up). */
   readonly firstConnect = new Promise<void>((r) => (this.connectedOnce = r));
+  private giveUp: ((err: OrcaError) => void) | null = null;
+  /**
+   * Resolves (never rejects) when retrying cannot help: the server refused the token (401), or
+   * refused the session for a reason of configuration (another cluster id, another protocol
+   * version). run() ends then; `orca agent` exits 2 with the reason.
+   */
+  readonly fatal = new Promise<OrcaError>((r) => (this.giveUp = r));
+  private refusal: { code: string; message: string } | null = null;
+  private lastCloseCode = 0;
 
   constructor(private readonly deps: AgentSessionDeps) {}
 
@@ -80,12 +96,21 @@ export class AgentSession {
       try {
         channel = await this.deps.dial();
       } catch (err) {
+        if (isOrcaError(err, 'ORCA_UNAUTHORIZED')) return this.stopFor(err);
         this.deps.log.warn({ err: { message: errorMessage(err) }, attempt: attempt + 1 }, 'cannot reach the server');
       }
       if (channel) {
+        this.refusal = null;
         const closed = this.serve(channel, signal);
         const welcomed = await closed;
         if (welcomed) attempt = 0;
+        else {
+          // Set by the server's `error` message during serve() (TS cannot see that).
+          const refusal = this.refusal as { code: string; message: string } | null;
+          if (this.lastCloseCode === 4403 && refusal && FATAL_REFUSALS.has(refusal.code)) {
+            return this.stopFor(new OrcaError(refusal.code === 'ORCA_CONFLICT' ? 'ORCA_CONFLICT' : 'ORCA_USAGE', `the server refused this agent: ${refusal.message}`));
+          }
+        }
       }
       if (signal.aborted) break;
       const delay = backoffDelayMs(this.deps.reconnect, attempt++, this.deps.rng);
@@ -97,6 +122,11 @@ export class AgentSession {
       }
     }
     this.channel?.close(1001, 'agent stopping');
+  }
+
+  private stopFor(err: OrcaError): void {
+    this.deps.log.error({ code: err.code, message: err.message }, 'giving up: retrying cannot help');
+    this.giveUp?.(err);
   }
 
   // ---- hooks the agent calls --------------------------------------------------------
@@ -157,6 +187,7 @@ export class AgentSession {
       const onAbort = () => channel.close(1001, 'agent stopping');
       signal.addEventListener('abort', onAbort, { once: true });
       channel.onClose((code, reason) => {
+        this.lastCloseCode = code;
         signal.removeEventListener('abort', onAbort);
         this.teardown();
         if (wasWelcomed) this.deps.log.warn({ code, reason }, 'session with the server ended');
@@ -280,6 +311,7 @@ export class AgentSession {
         this.logStreams.get(msg.id)?.abort();
         return;
       case 'error':
+        this.refusal = { code: msg.code, message: msg.message };
         this.deps.log.error({ code: msg.code, message: msg.message }, 'the server refused the session');
         return;
     }

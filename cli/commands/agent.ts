@@ -76,10 +76,14 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
     throw err;
   }
   log.info({ node: nodeName, join: flags.join, dataDir }, 'agent started');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  const fatal = await new Promise<Error | null>((resolve) => {
+    process.once('SIGINT', () => resolve(null));
+    process.once('SIGTERM', () => resolve(null));
+    // A wrong token or another cluster id: retrying forever would only hide the mistake.
+    void running.failed.then((err) => resolve(err));
   });
   log.info('stopping');
   await running.stop();
+  log.flush?.();
+  if (fatal) throw new CliError(EXIT.invalid, fatal.message);
 }

@@ -143,11 +143,28 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
     await waitFor(async () => (await instances()).filter((i) => i.ready).length === 8, 20_000, 'all ready');
   });
 
+  it('an agent of another cluster id is refused and exits 2 saying so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), `${env.cluster}-other-`));
+    const other = startAgentProcess({ api: server!.api, node: 'n4', dataDir: dir, token, cluster: `${env.cluster}-other`, extra: AGENT_FLAGS });
+    try {
+      const code = await Promise.race([other.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+      expect(code, other.logs()).toBe(2);
+      expect(other.logs()).toMatch(/agent is in cluster "[^"]+-other", this server is/);
+    } finally {
+      await stopAgentProcess(other);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an agent with a wrong token and logs it without the token', async () => {
     const dir = await mkdtemp(join(tmpdir(), `${env.cluster}-bad-`));
     const bad = startAgentProcess({ api: server!.api, node: 'n3', dataDir: dir, token: 'not-the-token-1234', cluster: env.cluster, extra: AGENT_FLAGS });
     try {
       await waitFor(() => bad.logs().includes('401'), 10_000, 'refused');
+      // Retrying a wrong token cannot help: the agent says why and exits 2, at once.
+      const code = await Promise.race([bad.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+      expect(code, bad.logs()).toBe(2);
+      expect(bad.logs()).toMatch(/refused the token \(401\)/);
       expect(server!.logs()).toContain('agent refused: missing or wrong token');
       expect(server!.logs()).not.toContain('not-the-token-1234');
       expect((await nodes()).some((n) => n.name === 'n3')).toBe(false);
