@@ -2,7 +2,6 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import { OrcaError } from '../core/errors.js';
 import type { Store, EventRecord } from '../store/types.js';
 import { parseInstanceLabels } from '../runtime/labels.js';
 import type { ObservedContainer } from '../runtime/types.js';
@@ -68,52 +67,50 @@ export function createApi(deps: ApiDeps): Server {
     ['POST', /^\/v1\/apply$/, async (req, res) => {
       const body = await readJson(req);
       const r = await control.apply(manifestFiles(body), body.dryRun === true);
-      if (!r.ok) throw new HttpError(400, 'ORCA_MANIFEST_INVALID', 'invalid manifest', r.errors);
+      if (!r.ok) throw HttpError.of('ORCA_MANIFEST_INVALID', 'invalid manifest', r.errors);
       sendJson(res, 200, { results: r.value, dryRun: body.dryRun === true });
     }],
     ['POST', /^\/v1\/diff$/, async (req, res) => {
       const r = await control.diff(manifestFiles(await readJson(req)));
-      if (!r.ok) throw new HttpError(400, 'ORCA_MANIFEST_INVALID', 'invalid manifest', r.errors);
+      if (!r.ok) throw HttpError.of('ORCA_MANIFEST_INVALID', 'invalid manifest', r.errors);
       sendJson(res, 200, { services: r.value });
     }],
     ['POST', /^\/v1\/delete$/, async (req, res) => {
       const body = await readJson(req);
       const names = body.services;
       if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) {
-        throw new HttpError(400, 'ORCA_USAGE', 'services: must be a non-empty list of names');
+        throw HttpError.of('ORCA_USAGE', 'services: must be a non-empty list of names');
       }
       const r = await control.delete(names as string[]);
-      if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '), r.errors);
+      if (!r.ok) throw HttpError.of('ORCA_NOT_FOUND', r.errors.join('; '), r.errors);
       sendJson(res, 200, { deleted: r.value });
     }],
     ['GET', /^\/v1\/status$/, async (_req, res, url) => {
-      const r = await control.status(url.searchParams.get('service') ?? undefined).catch((err: unknown) => {
-        if (err instanceof OrcaError) throw new HttpError(503, err.code, err.message);
-        throw err;
-      });
-      if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '));
+      // A node that cannot be asked throws an OrcaError: answered by its code (HTTP_STATUS_OF).
+      const r = await control.status(url.searchParams.get('service') ?? undefined);
+      if (!r.ok) throw HttpError.of('ORCA_NOT_FOUND', r.errors.join('; '));
       sendJson(res, 200, { services: r.value });
     }],
     ['GET', /^\/v1\/services\/([^/]+)\/history$/, async (_req, res, _url, [name]) => {
       const r = await control.history(name ?? '');
-      if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '));
+      if (!r.ok) throw HttpError.of('ORCA_NOT_FOUND', r.errors.join('; '));
       sendJson(res, 200, r.value);
     }],
     ['POST', /^\/v1\/services\/([^/]+)\/rollback$/, async (req, res, _url, [name]) => {
       const body = await readJson(req);
       const to = body.toRevision;
       if (to !== undefined && (!Number.isInteger(to) || (to as number) < 1)) {
-        throw new HttpError(400, 'ORCA_USAGE', 'toRevision: must be a whole number ≥ 1');
+        throw HttpError.of('ORCA_USAGE', 'toRevision: must be a whole number ≥ 1');
       }
       const r = await control.rollback(name ?? '', to as number | undefined);
-      if (!r.ok) throw new HttpError(404, 'ORCA_NOT_FOUND', r.errors.join('; '));
+      if (!r.ok) throw r.errors;
       sendJson(res, 200, r.value);
     }],
     ['GET', /^\/v1\/services\/([^/]+)\/logs$/, (req, res, url, [name]) => streamLogs(control, streams, req, res, url, name ?? '')],
     ['GET', /^\/v1\/events$/, (req, res, url) => streamEvents(deps, streams, req, res, url)],
     ['POST', /^\/v1\/nodes\/([^/]+)\/(drain|uncordon)$/, async (_req, res, _url, [name, verb]) => {
       const n = await deps.nodes.setDrained(name ?? '', verb === 'drain');
-      if (!n) throw new HttpError(404, 'ORCA_NOT_FOUND', `node "${name}" not found`);
+      if (!n) throw HttpError.of('ORCA_NOT_FOUND', `node "${name}" not found`);
       sendJson(res, 200, { node: n.name, state: n.state() });
     }],
     ['GET', /^\/v1\/nodes$/, async (_req, res) => {
@@ -138,11 +135,11 @@ export function createApi(deps: ApiDeps): Server {
     let path = '(unparsed)';
     try {
       const target = parseTarget(req.url);
-      if (!target.ok) throw new HttpError(400, 'ORCA_USAGE', target.errors);
+      if (!target.ok) throw HttpError.of('ORCA_USAGE', target.errors);
       const url = target.value;
       path = url.pathname;
       const bad = headerProblem(req);
-      if (bad) throw new HttpError(400, 'ORCA_USAGE', bad);
+      if (bad) throw HttpError.of('ORCA_USAGE', bad);
       if (url.pathname === '/healthz' && req.method === 'GET') {
         const ready = deps.isReady();
         sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' });
@@ -150,7 +147,7 @@ export function createApi(deps: ApiDeps): Server {
       }
       if (!tokenMatches(bearer(req.headers.authorization), deps.token)) {
         refusals.refused(req.socket.remoteAddress, req.method, url.pathname);
-        throw new HttpError(401, 'ORCA_UNAUTHORIZED', 'missing or wrong token');
+        throw HttpError.of('ORCA_UNAUTHORIZED', 'missing or wrong token');
       }
       if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
         await deps.metrics(req, res);
@@ -163,23 +160,22 @@ export function createApi(deps: ApiDeps): Server {
         const params: string[] = [];
         for (const raw of m.slice(1)) {
           const p = decodePathParam(raw ?? '');
-          if (!p.ok) throw new HttpError(400, 'ORCA_USAGE', `${p.errors} (path ${url.pathname})`);
+          if (!p.ok) throw HttpError.of('ORCA_USAGE', `${p.errors} (path ${url.pathname})`);
           params.push(p.value);
         }
         await handler(req, res, url, params);
         return;
       }
-      throw new HttpError(404, 'ORCA_NOT_FOUND', `no such endpoint: ${url.pathname}`);
+      throw HttpError.of('ORCA_NOT_FOUND', `no such endpoint: ${url.pathname}`);
     } catch (err) {
       if (res.headersSent || res.destroyed) {
         res.destroy();
         return;
       }
-      if (err instanceof HttpError) sendError(res, err);
-      else {
-        log.error({ err, path }, 'API request failed');
-        sendError(res, new HttpError(500, 'ORCA_INTERNAL', (err as Error).message ?? 'internal error'));
-      }
+      // Every error is answered by its code's status (HTTP_STATUS_OF); only a bug is a 500 without one.
+      const answer = HttpError.from(err);
+      if (!(err instanceof HttpError) && answer.status >= 500) log.error({ err, path }, 'API request failed');
+      sendError(res, answer);
     }
   };
 
@@ -223,7 +219,7 @@ export function createApi(deps: ApiDeps): Server {
 function manifestFiles(body: Record<string, unknown>): ManifestFile[] {
   const files = body.files;
   if (!Array.isArray(files) || !files.every((f) => f && typeof f.file === 'string' && typeof f.text === 'string')) {
-    throw new HttpError(400, 'ORCA_USAGE', 'files: must be a list of {file, text}');
+    throw HttpError.of('ORCA_USAGE', 'files: must be a list of {file, text}');
   }
   return files as ManifestFile[];
 }
@@ -310,7 +306,7 @@ async function streamLogs(control: ControlPlane, o: StreamOptions, _req: Incomin
   }
   const where = unreachable.length ? ` (nodes that could not be asked: ${unreachable.join(', ')})` : '';
   if (found.length === 0 && !(await control.liveServices()).some((s) => s.name === name)) {
-    throw new HttpError(404, 'ORCA_NOT_FOUND', `service "${name}" not found${where}`);
+    throw HttpError.of('ORCA_NOT_FOUND', `service "${name}" not found${where}`);
   }
   const exited = (f: (typeof found)[number]) => f.c.status === 'exited' || f.c.status === 'dead';
   /** The latest exited container of each slot. */
@@ -342,7 +338,7 @@ async function streamLogs(control: ControlPlane, o: StreamOptions, _req: Incomin
       : previous
         ? `service "${name}" has no exited instance`
         : `service "${name}" has no instance with logs yet (nothing was started)`;
-    throw new HttpError(404, 'ORCA_NOT_FOUND', `${what}${where}`);
+    throw HttpError.of('ORCA_NOT_FOUND', `${what}${where}`);
   }
   const abort = new AbortController();
   res.once('close', () => abort.abort());

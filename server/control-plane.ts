@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { routeConflicts } from './route-conflicts.js';
-import { fail, ok, type Result } from '../core/errors.js';
+import { fail, ok, OrcaError, type Result } from '../core/errors.js';
 import { checkStoredSpec, diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
@@ -206,28 +206,32 @@ export class ControlPlane {
   }
 
   /** Makes a new revision from an earlier one (default: the one before the current). */
-  rollback(name: string, toRevision?: number): Promise<Result<ApplyResult & { from: number }>> {
+  /** Fails with ORCA_NOT_FOUND (no such service or revision) or ORCA_CONFLICT (the revision cannot run in this version). */
+  rollback(name: string, toRevision?: number): Promise<Result<ApplyResult & { from: number }, OrcaError>> {
     return this.serial(async () => {
       const svc = await this.deps.store.getService(name);
-      if (!svc || svc.deletedAt) return fail([`service "${name}" not found`]);
+      if (!svc || svc.deletedAt) return fail(new OrcaError('ORCA_NOT_FOUND', `service "${name}" not found`));
       const revisions = await this.deps.store.listRevisions(name);
       const target =
         toRevision !== undefined
           ? revisions.find((r) => r.revision === toRevision)
           : [...revisions].reverse().find((r) => r.revision < svc.revision && r.specHash !== svc.specHash);
       if (!target) {
-        return fail([
-          toRevision !== undefined
-            ? `service "${name}" has no revision ${toRevision} (kept: ${revisions.map((r) => r.revision).join(', ')})`
-            : `service "${name}" has no earlier revision with a different spec to roll back to`,
-        ]);
+        return fail(
+          new OrcaError(
+            'ORCA_NOT_FOUND',
+            toRevision !== undefined
+              ? `service "${name}" has no revision ${toRevision} (kept: ${revisions.map((r) => r.revision).join(', ')})`
+              : `service "${name}" has no earlier revision with a different spec to roll back to`,
+          ),
+        );
       }
       if (target.specHash === svc.specHash) {
         return ok({ service: name, action: 'unchanged' as const, revision: svc.revision, from: target.revision });
       }
       const check = checkStoredSpec(target.spec);
       if (!check.ok) {
-        return fail([`service "${name}": revision ${target.revision} is not valid in this version: ${check.problems.join('; ')}`]);
+        return fail(new OrcaError('ORCA_CONFLICT', `service "${name}": revision ${target.revision} is not valid in this version: ${check.problems.join('; ')}`));
       }
       const at = new Date(this.deps.clock.now()).toISOString();
       const [written] = await this.deps.store.commitRevisions([

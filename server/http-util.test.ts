@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodePathParam, headerProblem, parseTarget } from './http-util.js';
+import { OrcaError, type ErrorCode } from '../core/errors.js';
+import { decodePathParam, headerProblem, HTTP_STATUS_OF, HttpError, parseTarget } from './http-util.js';
 
 describe('request targets are parsed into results, never thrown', () => {
   it('origin-form and absolute-form targets', () => {
@@ -45,5 +46,37 @@ describe('request targets are parsed into results, never thrown', () => {
     expect(headerProblem({ rawHeaders: ['Host', 'a', 'host', 'b'] })).toBe('duplicate Host header');
     expect(headerProblem({ rawHeaders: ['Authorization', 'Bearer x', 'authorization', 'Bearer y'] })).toBe('duplicate Authorization header');
     expect(headerProblem({ rawHeaders: ['Host', 'a', 'Authorization', 'Bearer x', 'Accept', '*/*'] })).toBeNull();
+  });
+});
+
+describe('error code → HTTP status: one table, used for every error that reaches the API', () => {
+  it.each<[ErrorCode, number]>([
+    ['ORCA_USAGE', 400],
+    ['ORCA_MANIFEST_INVALID', 400],
+    ['ORCA_UNAUTHORIZED', 401],
+    ['ORCA_NOT_FOUND', 404],
+    ['ORCA_CONFLICT', 409],
+    ['ORCA_STORE_UNAVAILABLE', 503],
+    ['ORCA_RUNTIME_UNAVAILABLE', 503],
+    ['ORCA_SERVER_UNREACHABLE', 503],
+    ['ORCA_RUNTIME_FAILED', 502],
+    ['ORCA_TIMEOUT', 504],
+    ['ORCA_INTERNAL', 500],
+  ])('an OrcaError %s is answered %i, with its code and message', (code, status) => {
+    const answer = HttpError.from(new OrcaError(code, 'what went wrong'));
+    expect([answer.status, answer.code, answer.message]).toEqual([status, code, 'what went wrong']);
+    expect(HttpError.of(code, 'm').status).toBe(status);
+  });
+
+  it('every code has a status between 400 and 599', () => {
+    for (const status of Object.values(HTTP_STATUS_OF)) expect(status >= 400 && status < 600).toBe(true);
+  });
+
+  it('an HttpError is answered as it is; anything else is a 500 ORCA_INTERNAL', () => {
+    const explicit = new HttpError(405, 'ORCA_USAGE', 'GET not allowed');
+    expect(HttpError.from(explicit)).toBe(explicit);
+    const bug = HttpError.from(new TypeError('x is undefined'));
+    expect([bug.status, bug.code, bug.message]).toEqual([500, 'ORCA_INTERNAL', 'x is undefined']);
+    expect(HttpError.from('a string').status).toBe(500);
   });
 });

@@ -1,16 +1,53 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fail, ok, type Result } from '../core/errors.js';
+import { errorMessage, fail, ok, OrcaError, type ErrorCode, type Result } from '../core/errors.js';
 
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * The one table from error code to HTTP status: every OrcaError that reaches the API is
+ * answered with its code's status (a Record, so a new code cannot be forgotten here).
+ */
+export const HTTP_STATUS_OF: Readonly<Record<ErrorCode, number>> = {
+  ORCA_MANIFEST_INVALID: 400,
+  ORCA_USAGE: 400,
+  ORCA_UNAUTHORIZED: 401,
+  ORCA_NOT_FOUND: 404,
+  ORCA_CONFLICT: 409,
+  ORCA_STORE_LOCKED: 503,
+  ORCA_STORE_CORRUPT: 500,
+  ORCA_STORE_UNAVAILABLE: 503,
+  // A node's Docker, asked through its agent: the server is a gateway to it.
+  ORCA_RUNTIME_UNAVAILABLE: 503,
+  ORCA_RUNTIME_NOT_FOUND: 404,
+  ORCA_RUNTIME_CONFLICT: 409,
+  ORCA_RUNTIME_FAILED: 502,
+  ORCA_IMAGE_MISSING: 409,
+  ORCA_SERVER_UNREACHABLE: 503,
+  ORCA_TIMEOUT: 504,
+  ORCA_INTERNAL: 500,
+};
+
+/** An error answered to an API client: a status, a typed code, a message and maybe a list of problems. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly errors?: string[],
   ) {
     super(message);
+  }
+
+  /** An error whose status is its code's (HTTP_STATUS_OF). */
+  static of(code: ErrorCode, message: string, errors?: string[]): HttpError {
+    return new HttpError(HTTP_STATUS_OF[code], code, message, errors);
+  }
+
+  /** Any thrown value as an answer: an HttpError as is, an OrcaError by its code, anything else 500. */
+  static from(err: unknown): HttpError {
+    if (err instanceof HttpError) return err;
+    if (err instanceof OrcaError) return HttpError.of(err.code, err.message);
+    return HttpError.of('ORCA_INTERNAL', errorMessage(err) || 'internal error');
   }
 }
 

@@ -133,7 +133,13 @@ describe('a stored spec this version cannot schedule', () => {
       await store(s, aSpec({ name: 'web', image: IMAGE, replicas: 1 }));
     });
     const r = await call('POST', '/v1/services/web/rollback', { toRevision: 1 });
-    expect(r.status).toBeGreaterThanOrEqual(400);
+    // The service and the revision exist: the revision itself is the problem (409, not 404).
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ error: 'ORCA_CONFLICT' });
     expect(r.text).toContain('revision 1 is not valid in this version: replicas: must be at most 1000');
+    const missing = await call('POST', '/v1/services/web/rollback', { toRevision: 9 });
+    expect([missing.status, missing.body.error]).toEqual([404, 'ORCA_NOT_FOUND']);
+    const noService = await call('POST', '/v1/services/nope/rollback', {});
+    expect([noService.status, noService.body.error]).toEqual([404, 'ORCA_NOT_FOUND']);
   });
 });
