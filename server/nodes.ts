@@ -1,8 +1,9 @@
 import type { InstanceReport } from '../agent/reports.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
+import type { NodeState } from '../controllers/node/actions.js';
 
-export type NodeState = 'ready' | 'unreachable' | 'down' | 'draining';
+export type { NodeState };
 
 /**
  * The server's handle on one node's agent: the embedded local agent today, a WebSocket
