@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, flushMicrotasks } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
+import { OrcaError } from '../core/errors.js';
 import { WorkQueue, type HandlerResult } from './work-queue.js';
 
 function setup(handler: (key: string) => Promise<HandlerResult>, concurrency = 4) {
   const clock = new ManualClock();
-  const q = new WorkQueue({ clock, handler, log: silentLogger(), concurrency, retry: { initialMs: 100, maxMs: 1000 } });
+  const q = new WorkQueue({ clock, handler, log: silentLogger(), concurrency, retry: { initialMs: 100, maxMs: 1000 }, terminalRetryMs: 30_000 });
   const abort = new AbortController();
   q.start(abort.signal);
   return { clock, q, abort };
@@ -92,5 +93,51 @@ describe('WorkQueue', () => {
     await flushMicrotasks();
     expect(calls).toBe(2);
     expect(clock.pending()).toBe(0);
+  });
+
+  /** Runs a key that throws `errors` in turn (then succeeds) for `forMs`; the times it ran, from its first run. */
+  async function retryTimes(errors: unknown[], forMs: number): Promise<number[]> {
+    const times: number[] = [];
+    const { q, clock } = setup(async () => {
+      times.push(clock.now());
+      const e = errors.shift();
+      if (e !== undefined) throw e;
+      return { kind: 'done' };
+    });
+    q.add('a');
+    await flushMicrotasks();
+    for (let t = 0; t < forMs; t += 50) await clock.advanceAsync(50);
+    return times.map((t) => t - (times[0] ?? 0));
+  }
+
+  it('retries a terminal (non-transient) OrcaError slowly, after terminalRetryMs', async () => {
+    const missing = () => new OrcaError('ORCA_IMAGE_MISSING', 'image x not found');
+    expect(await retryTimes([missing(), missing()], 70_000)).toEqual([0, 30_000, 60_000]);
+  });
+
+  it('keeps the fast backoff for a transient OrcaError and for plain errors', async () => {
+    const down = () => new OrcaError('ORCA_RUNTIME_UNAVAILABLE', 'Docker is unreachable', { transient: true });
+    expect(await retryTimes([down(), down(), new Error('bug')], 2_000)).toEqual([0, 100, 300, 700]);
+  });
+
+  it('a stale observation (the container went away or changed) is retried fast, though not transient', async () => {
+    const gone = new OrcaError('ORCA_RUNTIME_NOT_FOUND', 'No such container');
+    const conflict = new OrcaError('ORCA_RUNTIME_CONFLICT', 'You cannot remove a running container');
+    expect(await retryTimes([gone, conflict], 1_000)).toEqual([0, 100, 300]);
+  });
+
+  it('an explicit add brings a key waiting on a terminal retry back at once', async () => {
+    let calls = 0;
+    const { q, clock } = setup(async () => {
+      if (++calls === 1) throw new OrcaError('ORCA_IMAGE_MISSING', 'image x not found');
+      return { kind: 'done' };
+    });
+    q.add('a');
+    await flushMicrotasks();
+    await clock.advanceAsync(1_000);
+    expect(calls).toBe(1);
+    q.add('a'); // the image was built: an event says so
+    await flushMicrotasks();
+    expect(calls).toBe(2);
   });
 });

@@ -1,6 +1,8 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
 import type { Logger } from '../core/log.js';
+import { DEFAULTS } from '../core/defaults.js';
+import { isTerminal } from '../core/errors.js';
 
 /** What a handler says about a key it just processed. */
 export type HandlerResult =
@@ -21,13 +23,20 @@ export interface WorkQueueOptions {
   concurrency?: number;
   /** Per-key retry backoff after the handler throws. */
   retry: BackoffPolicy;
+  /**
+   * After the handler throws a terminal error (isTerminal: an OrcaError that is not transient),
+   * the key comes back after this instead of the fast backoff. Default DEFAULTS.terminalRetryMs.
+   */
+  terminalRetryMs?: number;
 }
 
 /**
  * A keyed, deduplicating work queue in the manner of client-go's workqueue:
  * a key added many times before it runs is processed once; a key added while it is being
  * processed runs again right after; a key never runs twice at once; a handler that throws
- * is retried with per-key exponential backoff, reset by the next success.
+ * is retried with per-key exponential backoff, reset by the next success — unless what it
+ * threw is terminal (an OrcaError that is not transient), which is retried slowly
+ * (`terminalRetryMs`): retrying a missing image every second changes nothing.
  */
 export class WorkQueue {
   private readonly queue: string[] = [];
@@ -121,9 +130,15 @@ export class WorkQueue {
     } catch (err) {
       const n = this.failures.get(key) ?? 0;
       this.failures.set(key, n + 1);
-      const ms = backoffDelayMs(this.opts.retry, n);
-      this.opts.log.warn({ key, err, retryInMs: ms, attempt: n + 1 }, 'reconcile failed; will retry');
-      result = { kind: 'after', ms };
+      if (isTerminal(err)) {
+        const ms = this.opts.terminalRetryMs ?? DEFAULTS.terminalRetryMs;
+        this.opts.log.warn({ key, err, code: err.code, retryInMs: ms, attempt: n + 1 }, 'reconcile failed with a terminal error; retrying slowly');
+        result = { kind: 'after', ms };
+      } else {
+        const ms = backoffDelayMs(this.opts.retry, n);
+        this.opts.log.warn({ key, err, retryInMs: ms, attempt: n + 1 }, 'reconcile failed; will retry');
+        result = { kind: 'after', ms };
+      }
     }
     this.processing.delete(key);
     this.active--;

@@ -40,6 +40,22 @@ export function isOrcaError(e: unknown, code?: ErrorCode): e is OrcaError {
   return e instanceof OrcaError && (code === undefined || e.code === code);
 }
 
+/**
+ * Codes that say the observed state was stale — a container gone or changed since it was
+ * listed. Retrying the call is useless but re-observing is the fix, so a reconciler retries
+ * them as soon as a transient error.
+ */
+const STALE_OBSERVATION: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ORCA_RUNTIME_NOT_FOUND', 'ORCA_RUNTIME_CONFLICT']);
+
+/**
+ * True when retrying soon cannot help: an OrcaError that is not transient (an image missing, a
+ * request the engine refuses), other than a stale observation. Anything that is not an
+ * OrcaError (a bug, an unmapped failure) is not judged terminal.
+ */
+export function isTerminal(e: unknown): e is OrcaError {
+  return e instanceof OrcaError && !e.transient && !STALE_OBSERVATION.has(e.code);
+}
+
 export type Result<T, E = string[]> = { ok: true; value: T } | { ok: false; errors: E };
 
 export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
