@@ -14,9 +14,9 @@ import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
-import { HealthReconciler, type ProbeTarget } from './health.js';
+import { HealthReconciler, type ProbeTarget } from '../controllers/health/runner.js';
 import { effectiveReadiness } from '../manifest/probes.js';
-import { realProbeChecks, type ProbeChecks } from './probe-checks.js';
+import { realProbeChecks, type ProbeChecks } from '../controllers/health/checks.js';
 
 export interface AgentDeps {
   runtime: Runtime;

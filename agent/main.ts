@@ -141,7 +141,7 @@ export function buildAgent(o: {
   dial: () => Promise<Channel>;
   reconnect: { initialMs: number; maxMs: number; jitter: number };
   onRecovery?: (service: string, seconds: number) => void;
-  checks?: import('./probe-checks.js').ProbeChecks;
+  checks?: import('../controllers/health/checks.js').ProbeChecks;
 }): { agent: Agent; session: AgentSession } {
   const session = new AgentSession({
     clock: o.clock,

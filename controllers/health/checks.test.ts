@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
-import { ManualClock } from '../core/clock.js';
-import { FakeRuntime } from '../runtime/fake-runtime.js';
-import { realProbeChecks } from './probe-checks.js';
+import { ManualClock } from '../../core/clock.js';
+import { FakeRuntime } from '../../runtime/fake-runtime.js';
+import { realProbeChecks } from './checks.js';
 
 const servers: Server[] = [];
 afterEach(() => {

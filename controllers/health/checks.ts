@@ -1,8 +1,8 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { Runtime } from '../runtime/types.js';
-import { errorMessage, isOrcaError } from '../core/errors.js';
-import { listenVerdict } from '../runtime/listeners.js';
+import type { Runtime } from '../../runtime/types.js';
+import { errorMessage, isOrcaError } from '../../core/errors.js';
+import { listenVerdict } from '../../runtime/listeners.js';
 
 export interface CheckResult {
   ok: boolean;

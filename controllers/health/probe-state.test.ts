@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyProbeResult, initialCounters, type ProbeKind } from './probe-state.js';
-import type { ProbeSpec } from '../manifest/types.js';
+import type { ProbeSpec } from '../../manifest/types.js';
 
 const spec = (failureThreshold: number, successThreshold: number): ProbeSpec => ({
   check: { kind: 'tcp', port: 80 },

@@ -1,4 +1,4 @@
-import type { ProbeSpec } from '../manifest/types.js';
+import type { ProbeSpec } from '../../manifest/types.js';
 
 export type ProbeKind = 'readiness' | 'liveness';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, flushMicrotasks } from '../core/clock.js';
-import { silentLogger } from '../core/log.js';
-import type { ProbeSpec } from '../manifest/types.js';
-import { HealthReconciler, type ProbeTarget } from './health.js';
-import type { CheckResult, ProbeChecks } from './probe-checks.js';
+import { ManualClock, flushMicrotasks } from '../../core/clock.js';
+import { silentLogger } from '../../core/log.js';
+import type { ProbeSpec } from '../../manifest/types.js';
+import { HealthReconciler, type ProbeTarget } from './runner.js';
+import type { CheckResult, ProbeChecks } from './checks.js';
 
 function fakeChecks(clock: ManualClock) {
   const calls: Array<{ kind: string; at: number; port?: number; path?: string; timeoutMs: number }> = [];

@@ -1,7 +1,7 @@
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { Logger } from '../core/log.js';
-import type { ProbeSpec } from '../manifest/types.js';
-import type { CheckResult, ProbeChecks } from './probe-checks.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { Logger } from '../../core/log.js';
+import type { ProbeSpec } from '../../manifest/types.js';
+import type { CheckResult, ProbeChecks } from './checks.js';
 import { applyProbeResult, initialCounters, type ProbeCounters, type ProbeKind } from './probe-state.js';
 
 /** One running instance to probe. */
