@@ -285,3 +285,25 @@ describe('planContainers: rollouts', () => {
     expect(later.actions).toMatchObject([{ kind: 'container.create', slot: 0, reason: 'replace-after-exited' }]);
   });
 });
+
+describe('planContainers as a table: one slot, what is observed → what is planned', () => {
+  const one = desired.slice(0, 1);
+  const memory = (o: Partial<SlotState> = {}) => new Map([slotState({ currentInstance: 'a', ...o })]);
+  const running = (o: Parameters<typeof aContainer>[0] = {}) => aContainer({ slot: 0, instance: 'a', specHash: hash, ...o });
+  it.each<[string, Partial<ContainerPlanInput>, string[]]>([
+    ['nothing observed, nothing remembered', { observed: [] }, ['container.create:missing-replica']],
+    ['running and remembered', { observed: [running()], slots: memory() }, []],
+    ['running, not remembered: adopted', { observed: [running()] }, ['slot.update:adopted']],
+    ['created, not started', { observed: [running({ status: 'created', startedAt: null })], slots: memory() }, ['container.start:created-not-started']],
+    ['exited (code 1): failure counted, replaced at once', { observed: [running({ status: 'exited', exitCode: 1 })], slots: memory() }, ['slot.update:exited; first-failure-restart-now', 'container.create:replace-after-exited']],
+    ['gone: counted as removed, replaced', { observed: [], slots: memory() }, ['slot.update:removed; first-failure-restart-now', 'container.create:replace-after-removed']],
+    ['condemned by liveness', { observed: [running()], slots: memory(), condemned: new Map([['a', 'liveness' as const]]) }, ['container.stop:liveness', 'slot.update:liveness; first-failure-restart-now', 'container.create:replace-after-liveness']],
+    ['an old spec, ready: start-first creates the new one beside it', { observed: [running({ specHash: 'old' })], slots: memory() }, ['container.create:new-revision']],
+    ['an old spec and a ready new one: the old one goes', { observed: [running({ specHash: 'old' }), running({ instance: 'b' })], slots: memory({ currentInstance: 'b', rollout: { hash, startedAt: NOW } }) }, ['container.stop:replaced-by-new-revision', 'container.remove:replaced-by-new-revision', 'slot.update:rollout-slot-done']],
+    ['an old spec and a new one not ready yet: wait', { observed: [running({ specHash: 'old' }), running({ instance: 'b' })], slots: memory({ currentInstance: 'b', rollout: { hash, startedAt: NOW } }), ready: new Set(['a']) }, []],
+    ['a duplicate of the desired spec', { observed: [running(), running({ instance: 'b', startedAt: '2025-12-31T00:00:00.000Z' })], slots: memory() }, ['container.stop:duplicate-instance', 'container.remove:duplicate-instance']],
+  ])('%s', (_name, over, expected) => {
+    const p = plan({ desired: one, ...over });
+    expect(p.actions.map((a) => `${a.kind}:${a.reason}`)).toEqual(expected);
+  });
+});
