@@ -34,10 +34,31 @@ function settled(p: Promise<unknown>): () => boolean {
 }
 
 describe('drain', () => {
-  it('resolves at once when nothing is in flight', async () => {
-    const { proxy } = await startProxy();
+  it('resolves at once, without waiting on the clock, when nothing is in flight to that backend', async () => {
+    const busy = await holdingBackend();
+    const idle = await holdingBackend();
+    const clock = new ManualClock();
+    const { proxy, port } = await startProxy({ clock });
     cleanups.push(() => proxy.close());
-    await proxy.drain('127.0.0.1:1', 60_000);
+    proxy.setRoutes([route([busy])]);
+    const response = send(port, '/').catch(() => undefined);
+    await until(() => busy.held.length === 1);
+    const timersBefore = clock.pending();
+
+    // Another backend's request in flight does not hold this one's drain.
+    const drained = settled(proxy.drain(idle.address, 60_000));
+    await flushMicrotasks();
+    expect(drained()).toBe(true);
+    expect(proxy.inflight(idle.address)).toBe(0);
+    expect(clock.pending()).toBe(timersBefore); // no 60 s timer left behind
+
+    // The busy backend's drain does wait: the contrast that makes the above mean something.
+    const busyDrained = settled(proxy.drain(busy.address, 60_000));
+    await flushMicrotasks();
+    expect(busyDrained()).toBe(false);
+    busy.release();
+    await response;
+    await until(busyDrained);
   });
 
   it('waits for a slow in-flight request on a removed backend, which still completes', async () => {
