@@ -88,6 +88,25 @@ describe('Agent on FakeRuntime', () => {
     expect(await running(again)).toHaveLength(2);
   });
 
+  it('without assignments, Docker events about its node’s containers make it act on nothing (another agent may own them)', async () => {
+    const first = await world();
+    await first.agent.setAssignments(slotsOf(aSpec({ replicas: 2 })));
+    await first.agent.start(first.abort.signal);
+    await settle(first);
+    first.abort.abort();
+    first.rt.resetCalls();
+    const waiting = await world({ rt: first.rt, clock: first.clock, store: memoryStore() });
+    await waiting.store.open();
+    await waiting.agent.start(waiting.abort.signal);
+    await settle(waiting);
+    const [victim] = await running(waiting);
+    waiting.rt.crash(victim!.id, 137);
+    await settle(waiting, 5_000);
+    // The crashed container is left as it is (its owner heals it); the other one keeps running.
+    expect(waiting.rt.mutatingCalls()).toBe(0);
+    expect(await running(waiting)).toHaveLength(1);
+  });
+
   it('adopts what runs after a restart with the same store: no mutating call', async () => {
     const first = await world();
     await first.agent.setAssignments(slotsOf(aSpec({ replicas: 2 })));

@@ -270,6 +270,10 @@ export class Agent {
   }
 
   private async reconcile(service: string): Promise<HandlerResult> {
+    // Before the first assignment set (a fresh cache, a session not yet welcomed — or refused
+    // because another agent holds this node name) nothing here is desired *or* undesired: a
+    // Docker event must not make this agent remove containers it was never given.
+    if (!this.haveAssignments) return { kind: 'done' };
     const desired = this.assignments.get(service) ?? [];
     const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
     const slots = new Map<number, SlotState>();
