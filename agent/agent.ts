@@ -14,8 +14,13 @@ import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
-import { HealthReconciler, type ProbeTarget } from '../controllers/health/runner.js';
+import { Controller } from '../controllers/controller.js';
+import { HealthReconciler } from '../controllers/health/reconciler.js';
+import { ProbeRunners } from '../controllers/health/runner.js';
+import { isVerdict } from '../controllers/health/actions.js';
+import type { ProbeSpecs } from '../controllers/health/planner.js';
 import { effectiveReadiness } from '../manifest/probes.js';
+import type { ServiceSpec } from '../manifest/types.js';
 import { realProbeChecks, type ProbeChecks } from '../controllers/health/checks.js';
 
 export interface AgentDeps {
@@ -68,7 +73,11 @@ export class Agent {
   private readonly queue: WorkQueue;
   private readonly executor: Executor;
   private readonly lifecycle: InstanceLifecycle;
-  private readonly health: HealthReconciler;
+  /** The probe runners of the health reconciler (its observed state: counters, last answers). */
+  private readonly probes: ProbeRunners;
+  private readonly health: Controller;
+  /** Each service's containers as the container reconciler last listed them (observed state). */
+  private readonly observedBy = new Map<string, ObservedContainer[]>();
   private readonly log: Logger;
   private watchdogTimer: TimerHandle | null = null;
   private signal: AbortSignal | null = null;
@@ -83,23 +92,35 @@ export class Agent {
       if (state === 'pending' && this.isWaitingReplacement(service, instance)) this.queue.add(service);
       this.deps.onChange?.();
     });
-    this.health = new HealthReconciler(
-      deps.clock,
-      deps.checks ?? realProbeChecks(deps.runtime),
-      {
-        readiness: (service, instance, ready, detail) => {
-          this.lifecycle.tracker.send(instance, { type: ready ? 'READY' : 'UNREADY' });
-          this.recordHealth(service, instance, ready ? 'instance.ready' : 'instance.unready', ready ? 'readiness-passed' : 'readiness-failed', detail);
-          this.queue.add(service);
+    // The health reconciler: its own controller, keyed by service. It reads the observed state
+    // the container reconciler leaves (observedBy, the lifecycle's condemned set), and its
+    // verdicts reach the container reconciler only as lifecycle state and a trigger.
+    this.probes = new ProbeRunners(deps.clock, deps.checks ?? realProbeChecks(deps.runtime), (service) => this.health.trigger(service), deps.log.child({ reconciler: 'health' }));
+    this.health = new Controller({
+      reconciler: new HealthReconciler({
+        clock: deps.clock,
+        log: deps.log.child({ reconciler: 'health' }),
+        node: deps.identity.node,
+        advertise: deps.identity.advertise,
+        desired: (service) => probeSpecsOf(this.assignments.get(service)?.[0]?.spec),
+        observed: (service) => this.observedBy.get(service) ?? [],
+        condemned: (service) => new Set(this.lifecycle.condemned(service).keys()),
+        services: () => new Set([...this.assignments.keys(), ...this.observedBy.keys()]),
+        runners: this.probes,
+        effects: {
+          setReady: (instance, ready) => this.lifecycle.tracker.send(instance, { type: ready ? 'READY' : 'UNREADY' }),
+          livenessFailed: (instance) => this.lifecycle.stopping(instance, 'liveness'),
         },
-        livenessFailed: (service, instance, detail) => {
-          this.lifecycle.stopping(instance, 'liveness');
-          this.recordHealth(service, instance, 'instance.liveness-failed', 'liveness', detail);
-          this.queue.add(service);
+        record: deps.record,
+        applied: (service, actions) => {
+          if (actions.some(isVerdict)) this.queue.add(service);
         },
-      },
-      deps.log.child({ reconciler: 'health' }),
-    );
+      }),
+      clock: deps.clock,
+      log: deps.log.child({ component: 'agent', node: deps.identity.node, reconciler: 'health' }),
+      resyncMs: deps.watchdogIntervalMs,
+      retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
+    });
     this.executor = new Executor({
       runtime: deps.runtime,
       clock: deps.clock,
@@ -168,12 +189,13 @@ export class Agent {
         await this.setAssignments(cached);
       }
     }
+    this.health.start(signal);
     this.queue.start(signal);
     this.started = true;
     signal.addEventListener('abort', () => {
       if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
       this.lifecycle.stop();
-      this.health.stop();
+      this.probes.stopAll();
     });
     void this.watchEvents(signal);
     this.scheduleWatchdog();
@@ -186,7 +208,8 @@ export class Agent {
    */
   async ready(): Promise<void> {
     await this.firstPass;
-    await this.health.firstRound(DEFAULTS.adoptProbeWaitMs);
+    await this.health.idle();
+    await this.probes.firstRound(DEFAULTS.adoptProbeWaitMs);
   }
 
   /** Resolves when the work queue is empty (tests). */
@@ -200,7 +223,7 @@ export class Agent {
     const all = [...this.assignments.values()].flat();
     return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle, this.terminal).map((r) => ({
       ...r,
-      probe: r.id && r.containerId ? (this.health.lastReadiness(r.id) ?? null) : null,
+      probe: r.id && r.containerId ? (this.probes.lastReadiness(r.id) ?? null) : null,
     }));
   }
 
@@ -280,7 +303,9 @@ export class Agent {
     for (const v of this.slotsByService.get(service)?.values() ?? []) slots.set(v.slot, v);
     const spec = desired[0]?.spec;
     this.lifecycle.sync(service, observed, slots.values(), spec);
-    this.health.syncService(service, this.probeTargets(service, observed));
+    if (observed.length > 0) this.observedBy.set(service, observed);
+    else this.observedBy.delete(service);
+    this.health.trigger(service);
     this.noteRecoveries(service, observed);
     const plan = planContainers({
       service,
@@ -290,7 +315,7 @@ export class Agent {
       condemned: this.lifecycle.condemned(service),
       ready: this.lifecycle.readySet(service),
       now: this.deps.clock.now(),
-      lastReadiness: (instance) => this.health.lastReadiness(instance),
+      lastReadiness: (instance) => this.probes.lastReadiness(instance),
       newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
     });
     // A slot no longer assigned here whose containers are all gone is forgotten: if it comes
@@ -369,47 +394,6 @@ export class Agent {
 
   private clearTerminal(service: string): void {
     if (this.terminal.delete(service)) this.deps.onChange?.();
-  }
-
-  /** Running, non-condemned instances of a service, with the probes of the desired spec. */
-  private probeTargets(service: string, observed: ObservedContainer[]): ProbeTarget[] {
-    const spec = this.assignments.get(service)?.[0]?.spec;
-    if (!spec) return [];
-    const readiness = effectiveReadiness(spec);
-    const condemned = this.lifecycle.condemned(service);
-    const out: ProbeTarget[] = [];
-    for (const c of observed) {
-      const l = parseInstanceLabels(c.labels);
-      if (!l || c.status !== 'running' || condemned.has(l.instance)) continue;
-      out.push({
-        service,
-        instance: l.instance,
-        containerId: c.id,
-        host: c.hostIp ?? this.deps.identity.advertise,
-        ports: c.ports,
-        startedAtMs: Date.parse(c.startedAt ?? '') || this.deps.clock.now(),
-        readiness,
-        liveness: spec.liveness,
-        servicePort: spec.port,
-      });
-    }
-    return out;
-  }
-
-  private recordHealth(service: string, instance: string, action: string, reason: string, message: string): void {
-    this.log.info({ reconciler: 'health', service, instance, action, reason, detail: message }, 'health change');
-    this.deps.record({
-      time: new Date(this.deps.clock.now()).toISOString(),
-      reconciler: 'health',
-      service,
-      instance,
-      node: this.node,
-      action,
-      reason,
-      outcome: 'ok',
-      durationMs: 0,
-      message,
-    });
   }
 
   private isWaitingReplacement(service: string, instance: string): boolean {
@@ -492,4 +476,11 @@ export class Agent {
       }
     }
   }
+}
+
+/** The probes a service's desired spec asks for, or null when it is not assigned here. */
+function probeSpecsOf(spec: ServiceSpec | undefined): ProbeSpecs | null {
+  if (!spec) return null;
+  const readiness = effectiveReadiness(spec);
+  return { ...(readiness ? { readiness } : {}), ...(spec.liveness ? { liveness: spec.liveness } : {}), ...(spec.port !== undefined ? { servicePort: spec.port } : {}) };
 }

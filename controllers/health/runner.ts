@@ -1,71 +1,64 @@
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
 import type { ProbeSpec } from '../../manifest/types.js';
+import type { ProbeTarget } from './actions.js';
 import type { CheckResult, ProbeChecks } from './checks.js';
+import type { ProbeView } from './planner.js';
 import { applyProbeResult, initialCounters, type ProbeCounters, type ProbeKind } from './probe-state.js';
 
-/** One running instance to probe. */
-export interface ProbeTarget {
-  service: string;
-  instance: string;
-  containerId: string;
-  /** The node's advertise address, where its ports are published. */
-  host: string;
-  /** Published container port → host port. */
-  ports: Record<string, number>;
-  /** ms since epoch the container started; initial delays count from here. */
-  startedAtMs: number;
-  readiness?: ProbeSpec;
-  liveness?: ProbeSpec;
-  /** The service port, the default probe port. */
-  servicePort?: number;
-}
-
-export interface HealthEvents {
-  /** A readiness probe crossed its threshold. */
-  readiness(service: string, instance: string, ready: boolean, detail: string): void;
-  /** A liveness probe failed failure_threshold times in a row. */
-  livenessFailed(service: string, instance: string, detail: string): void;
-}
-
 /**
- * The health reconciler (runs in every agent): probes each running instance on the
- * injected clock and turns results into lifecycle events. Timers start at the container's
- * start plus initial_delay_secs, then every interval_secs; each check is bounded by
- * timeout_secs. Idempotent per service: syncService with the same targets changes nothing.
+ * The probe runners of one node: the health reconciler's I/O half. Each runner checks one probe
+ * of one container on the injected clock — first at the time the planner gave, then every
+ * interval_secs, each check bounded by timeout_secs — folds the answers into its counters
+ * (applyProbeResult) and calls `verdictChanged(service)` when the counters' status changes.
+ * A failed liveness probe stops checking (the instance is being replaced). What the runners show
+ * (views) is the health planner's observed state; deciding what a verdict means is the planner's.
  */
-export class HealthReconciler {
-  private readonly runners = new Map<string, ProbeRunner[]>();
-  private readonly byService = new Map<string, Set<string>>();
+export class ProbeRunners {
+  /** Runners by `instance/containerId`, by service. */
+  private readonly byService = new Map<string, Map<string, Runner[]>>();
 
   constructor(
     private readonly clock: Clock,
     private readonly checks: ProbeChecks,
-    private readonly events: HealthEvents,
+    private readonly verdictChanged: (service: string) => void,
     private readonly log: Logger,
   ) {}
 
-  /** Makes the probed set of a service exactly `targets` (keyed by instance and container). */
-  syncService(service: string, targets: ProbeTarget[]): void {
-    const want = new Map(targets.map((t) => [`${t.instance}/${t.containerId}`, t]));
-    const have = this.byService.get(service) ?? new Set<string>();
-    for (const key of have) {
-      if (want.has(key)) continue;
-      for (const r of this.runners.get(key) ?? []) r.stop();
-      this.runners.delete(key);
-      have.delete(key);
-    }
-    for (const [key, t] of want) {
-      if (have.has(key)) continue;
-      const runners: ProbeRunner[] = [];
-      if (t.readiness) runners.push(new ProbeRunner(this.clock, 'readiness', t.readiness, t, this.checks, this.events, this.log));
-      if (t.liveness) runners.push(new ProbeRunner(this.clock, 'liveness', t.liveness, t, this.checks, this.events, this.log));
-      for (const r of runners) r.start();
-      this.runners.set(key, runners);
-      have.add(key);
-    }
-    if (have.size > 0) this.byService.set(service, have);
-    else this.byService.delete(service);
+  start(target: ProbeTarget, kind: ProbeKind, spec: ProbeSpec, firstInMs: number): void {
+    let targets = this.byService.get(target.service);
+    if (!targets) this.byService.set(target.service, (targets = new Map()));
+    const key = `${target.instance}/${target.containerId}`;
+    const runners = targets.get(key) ?? [];
+    if (runners.some((r) => r.kind === kind)) return;
+    const r = new Runner(this.clock, kind, spec, target, this.checks, () => this.verdictChanged(target.service), this.log);
+    runners.push(r);
+    targets.set(key, runners);
+    r.schedule(firstInMs);
+  }
+
+  stop(service: string, instance: string, containerId: string): void {
+    const targets = this.byService.get(service);
+    const key = `${instance}/${containerId}`;
+    for (const r of targets?.get(key) ?? []) r.stop();
+    targets?.delete(key);
+    if (targets?.size === 0) this.byService.delete(service);
+  }
+
+  /** Marks a verdict as acted on. */
+  reported(service: string, instance: string, containerId: string, kind: ProbeKind): void {
+    const r = this.byService.get(service)?.get(`${instance}/${containerId}`)?.find((x) => x.kind === kind);
+    if (r) r.reported = r.counters.status;
+  }
+
+  views(service: string): ProbeView[] {
+    const out: ProbeView[] = [];
+    for (const runners of this.byService.get(service)?.values() ?? []) for (const r of runners) out.push(r.view());
+    return out;
+  }
+
+  services(): string[] {
+    return [...this.byService.keys()];
   }
 
   /**
@@ -73,7 +66,7 @@ export class HealthReconciler {
    * maxMs: after a restart, adopted instances are ready again before anything relies on it.
    */
   async firstRound(maxMs: number): Promise<void> {
-    const pending = [...this.runners.values()].flat().filter((r) => r.kind === 'readiness' && !r.answered);
+    const pending = this.all().filter((r) => r.kind === 'readiness' && !r.answered);
     if (pending.length === 0) return;
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimeout(resolve, maxMs);
@@ -86,24 +79,29 @@ export class HealthReconciler {
 
   /** The last result of an instance's readiness probe, for humans. */
   lastReadiness(instance: string): string | undefined {
-    for (const [key, runners] of this.runners) {
-      if (!key.startsWith(`${instance}/`)) continue;
-      return runners.find((r) => r.kind === 'readiness')?.lastDetail;
+    for (const targets of this.byService.values()) {
+      for (const [key, runners] of targets) {
+        if (key.startsWith(`${instance}/`)) return runners.find((r) => r.kind === 'readiness')?.lastDetail;
+      }
     }
     return undefined;
   }
 
-  stop(): void {
-    for (const rs of this.runners.values()) for (const r of rs) r.stop();
-    this.runners.clear();
+  stopAll(): void {
+    for (const r of this.all()) r.stop();
     this.byService.clear();
+  }
+
+  private all(): Runner[] {
+    return [...this.byService.values()].flatMap((t) => [...t.values()].flat());
   }
 }
 
-class ProbeRunner {
+class Runner {
   private timer: TimerHandle | null = null;
   private stopped = false;
-  private counters: ProbeCounters;
+  counters: ProbeCounters;
+  reported: ProbeCounters['status'];
   lastDetail: string | undefined;
   answered = false;
   private answer!: () => void;
@@ -116,15 +114,25 @@ class ProbeRunner {
     private readonly spec: ProbeSpec,
     private readonly target: ProbeTarget,
     private readonly checks: ProbeChecks,
-    private readonly events: HealthEvents,
+    private readonly changed: () => void,
     private readonly log: Logger,
   ) {
     this.counters = initialCounters(kind);
+    this.reported = this.counters.status;
   }
 
-  start(): void {
-    const firstAt = this.target.startedAtMs + this.spec.initialDelaySecs * 1000;
-    this.schedule(Math.max(0, firstAt - this.clock.now()));
+  view(): ProbeView {
+    const t = this.target;
+    return {
+      instance: t.instance,
+      containerId: t.containerId,
+      kind: this.kind,
+      spec: this.spec,
+      ...(t.servicePort !== undefined ? { servicePort: t.servicePort } : {}),
+      counters: this.counters,
+      ...(this.lastDetail !== undefined ? { lastDetail: this.lastDetail } : {}),
+      reported: this.reported,
+    };
   }
 
   stop(): void {
@@ -133,7 +141,7 @@ class ProbeRunner {
     this.timer = null;
   }
 
-  private schedule(ms: number): void {
+  schedule(ms: number): void {
     if (this.stopped) return;
     this.timer = this.clock.setTimeout(() => void this.run(), ms);
   }
@@ -150,11 +158,8 @@ class ProbeRunner {
     queueMicrotask(this.answer);
     const t = this.target;
     if (!result.ok) this.log.debug({ service: t.service, instance: t.instance, probe: this.kind, detail: result.detail, failures: counters.failures }, 'probe failed');
-    if (changed && this.kind === 'readiness') this.events.readiness(t.service, t.instance, changed === 'pass', result.detail);
-    if (changed === 'fail' && this.kind === 'liveness') {
-      this.events.livenessFailed(t.service, t.instance, `${describe(this.spec, t.servicePort)} failed ${counters.failures} times: ${result.detail}`);
-      return; // the instance is being replaced; no more probes for it
-    }
+    if (changed) this.changed();
+    if (changed === 'fail' && this.kind === 'liveness') return; // the instance is being replaced; no more probes for it
     this.schedule(Math.max(0, began + this.spec.intervalSecs * 1000 - this.clock.now()));
   }
 
@@ -168,11 +173,4 @@ class ProbeRunner {
     if (c.kind === 'http') return this.checks.http(this.target.host, hostPort, c.path, timeoutMs);
     return this.checks.tcp(this.target.host, hostPort, timeoutMs, { containerId: this.target.containerId, containerPort: port as number });
   }
-}
-
-function describe(spec: ProbeSpec, servicePort: number | undefined): string {
-  const c = spec.check;
-  if (c.kind === 'exec') return `exec ${c.command.join(' ')}`;
-  const port = c.port ?? servicePort;
-  return c.kind === 'http' ? `GET :${port}${c.path}` : `TCP :${port}`;
 }

@@ -2,9 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock, flushMicrotasks } from '../../core/clock.js';
 import { silentLogger } from '../../core/log.js';
 import type { ProbeSpec } from '../../manifest/types.js';
-import { HealthReconciler, type ProbeTarget } from './runner.js';
+import type { ObservedContainer } from '../../runtime/types.js';
+import { aContainer } from '../../test/builders.js';
+import { Controller } from '../controller.js';
+import type { ProbeTarget } from './actions.js';
 import type { CheckResult, ProbeChecks } from './checks.js';
-
+import type { ProbeSpecs } from './planner.js';
+import { HealthReconciler } from './reconciler.js';
+import { ProbeRunners } from './runner.js';
 function fakeChecks(clock: ManualClock) {
   const calls: Array<{ kind: string; at: number; port?: number; path?: string; timeoutMs: number }> = [];
   let answer: CheckResult = { ok: true, detail: 'ok' };
@@ -35,21 +40,41 @@ const probe = (over: Partial<ProbeSpec> = {}): ProbeSpec => ({
   ...over,
 });
 
+type Target = ProbeTarget & { readiness?: ProbeSpec; liveness?: ProbeSpec };
+
+/**
+ * The health reconciler as the agent runs it: a Controller over HealthReconciler and its probe
+ * runners, on a manual clock. `syncService` makes the targets the service's running containers
+ * (and their probes its desired ones) and triggers the service, as a container reconcile does.
+ */
 function setup() {
   const clock = new ManualClock();
   const f = fakeChecks(clock);
   const log: string[] = [];
-  const h = new HealthReconciler(
+  const desired = new Map<string, ProbeSpecs>();
+  const observed = new Map<string, ObservedContainer[]>();
+  let controller: Controller | undefined;
+  const runners = new ProbeRunners(clock, f.checks, (s) => controller?.trigger(s), silentLogger());
+  const reconciler = new HealthReconciler({
     clock,
-    f.checks,
-    {
-      readiness: (_s, i, ready, detail) => log.push(`${clock.now() - t0} ${i} ${ready ? 'ready' : 'unready'} ${detail}`),
-      livenessFailed: (_s, i, detail) => log.push(`${clock.now() - t0} ${i} dead ${detail}`),
+    log: silentLogger(),
+    node: 'n1',
+    advertise: '127.0.0.1',
+    desired: (s) => desired.get(s) ?? null,
+    observed: (s) => observed.get(s) ?? [],
+    condemned: () => new Set(),
+    services: () => desired.keys(),
+    runners,
+    effects: { setReady: () => {}, livenessFailed: () => {} },
+    record: (e) => {
+      const what = e.action === 'instance.ready' ? 'ready' : e.action === 'instance.unready' ? 'unready' : 'dead';
+      log.push(`${clock.now() - t0} ${e.instance} ${what} ${e.message}`);
     },
-    silentLogger(),
-  );
+  });
+  controller = new Controller({ reconciler, clock, log: silentLogger(), resyncMs: 0, retry: { initialMs: 100, maxMs: 1000 } });
+  controller.start(new AbortController().signal);
   const t0 = clock.now();
-  const target = (over: Partial<ProbeTarget> = {}): ProbeTarget => ({
+  const target = (over: Partial<Target> = {}): Target => ({
     service: 'web',
     instance: 'a',
     containerId: 'c1',
@@ -59,6 +84,17 @@ function setup() {
     servicePort: 80,
     ...over,
   });
+  const h = {
+    syncService(service: string, targets: Target[]): void {
+      const t = targets[0];
+      if (t) desired.set(service, { ...(t.readiness ? { readiness: t.readiness } : {}), ...(t.liveness ? { liveness: t.liveness } : {}), ...(t.servicePort !== undefined ? { servicePort: t.servicePort } : {}) });
+      observed.set(
+        service,
+        targets.map((x) => ({ ...aContainer({ service, instance: x.instance, startedAt: new Date(x.startedAtMs).toISOString() }), id: x.containerId, hostIp: x.host, ports: x.ports })),
+      );
+      controller!.trigger(service);
+    },
+  };
   const tick = async (ms: number) => {
     for (let i = 0; i < ms / 50; i++) await clock.advanceAsync(50);
   };
