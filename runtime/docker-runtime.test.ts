@@ -88,7 +88,8 @@ describe('DockerRuntime on a real engine', () => {
     const c = await rt.inspect(id);
     expect(c?.hostIp).toBe('127.0.0.1');
     const body = await eventually(
-      () => fetch(`http://127.0.0.1:${c?.hostPort}/index.html`).then((r) => r.text(), () => ''),
+      // Bounded: a request accepted by Docker's forwarder before httpd listens must not hang the test.
+      () => fetch(`http://127.0.0.1:${c?.hostPort}/index.html`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => ''),
       (b) => b.includes('hi-from-httpd'),
     );
     expect(body.trim()).toBe('hi-from-httpd');
@@ -103,7 +104,7 @@ describe('DockerRuntime on a real engine', () => {
     const c = await rt.inspect(id);
     expect(c?.labels[LABEL.port]).toBe('80');
     expect(c?.hostPort).toBe(c?.ports['80']);
-    const get = (port: number | undefined) => fetch(`http://127.0.0.1:${port}/index.html`).then((r) => r.text(), () => '');
+    const get = (port: number | undefined) => fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => '');
     expect((await eventually(() => get(c?.ports['80']), (b) => b !== '')).trim()).toBe('main');
     expect((await eventually(() => get(c?.ports['8081']), (b) => b !== '')).trim()).toBe('probe');
   });
