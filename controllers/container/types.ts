@@ -9,8 +9,11 @@ export interface SlotAssignment {
   spec: ServiceSpec;
 }
 
+/** Every reason an instance stops being there: the one list (the instance machine's reasons derive from it). */
+export const EXIT_REASONS = ['exited', 'completed', 'oom-killed', 'removed', 'liveness', 'create-failed', 'start-timeout', 'unhealthy'] as const;
+
 /** Why an instance stopped being there. */
-export type ExitReason = 'exited' | 'completed' | 'oom-killed' | 'removed' | 'liveness' | 'create-failed' | 'start-timeout' | 'unhealthy';
+export type ExitReason = (typeof EXIT_REASONS)[number];
 
 export interface LastExit {
   instance: string;

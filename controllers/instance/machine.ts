@@ -58,15 +58,13 @@
  *   the expected observation, and in exited the container going away is `REMOVED`.
  */
 import { assign, setup, type SnapshotFrom } from 'xstate';
+import type { ExitReason } from '../container/types.js';
 
-export type InstanceExitReason =
-  | 'exited'
-  | 'completed'
-  | 'oom-killed'
-  | 'removed'
-  | 'start-timeout'
-  | 'create-failed'
-  | 'stopped';
+/**
+ * How the machine saw its container end: an ExitReason it can observe itself (liveness and
+ * unhealthy are the health reconciler's verdicts, not observations), or `stopped` on purpose.
+ */
+export type InstanceExitReason = Exclude<ExitReason, 'liveness' | 'unhealthy'> | 'stopped';
 
 /** How the instance's container ended. `at` is ms since epoch. */
 export interface InstanceExit {
