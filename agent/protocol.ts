@@ -228,11 +228,8 @@ export type ServerMessage =
   | { type: 'observe'; id: number }
   | { type: 'error'; code: string; message: string };
 
-export interface Endpoint {
-  service: string;
-  instance: string;
-  address: string;
-}
+import type { Endpoint } from '../core/endpoint.js';
+export type { Endpoint };
 
 export type Decoded<T> = { ok: true; msg: T } | { ok: false; error: string };
 /** A valid envelope; `dropped` says which of its records were invalid and left out (at most a few, then a count). */

@@ -13,11 +13,10 @@
  * paths. Two routes with the same host and path: the first given wins.
  */
 
-export interface RouteBackend {
-  instance: string;
-  /** `host:port` the proxy connects to, e.g. "127.0.0.1:49153" or "[::1]:8080". */
-  address: string;
-}
+import type { Backend } from '../core/endpoint.js';
+
+/** A backend of a route: an instance and the `host:port` the proxy connects to. */
+export type RouteBackend = Backend;
 
 export interface Route {
   service: string;

@@ -1,15 +1,10 @@
 import type { ServiceRecord } from '../../store/types.js';
+import type { NodeEndpoint } from '../../core/endpoint.js';
 import type { Route, RouteBackend } from '../../proxy/table.js';
 import type { RouteAction, RouteRemoveReason } from './actions.js';
 
 /** A ready instance and where it answers, as its node reports it. */
-export interface Endpoint {
-  service: string;
-  instance: string;
-  /** host:port on the node's advertise address. */
-  address: string;
-  node: string;
-}
+export type Endpoint = NodeEndpoint;
 
 export interface RoutePlanInput {
   /** The desired services (deleted ones included or not: both mean "no route"). */
