@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sleep, systemClock } from '../../core/clock.js';
+import { systemClock } from '../../core/clock.js';
 import { WS_ECHO_IMAGE } from '../images.js';
 import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
 
@@ -112,11 +112,13 @@ describe('the CLI as a tool in pipes (real server)', () => {
     let replicas = 1;
     const r = await pipedIntoHead([...global, 'events', '-f'], async () => {
       // New events reach `orca events -f` after its reader has gone: its next write meets EPIPE.
+      const recorded = async () => (await run(['events', '-o', 'json', '--service', 'pipes'])).stdout.split('\n').filter(Boolean).length;
       for (let i = 0; i < 3; i++) {
         replicas = replicas === 1 ? 2 : 1;
         await writeManifest(replicas);
+        const before = await recorded();
         await run(['apply', '-f', manifest]);
-        await sleep(systemClock, 300);
+        await waitFor(async () => (await recorded()) > before, 10_000, "the apply's events recorded");
       }
     });
     expect(r.firstLine).toMatch(/reason=/);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
-import { cleanup, cli, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
+import { cleanup, cli, holdsFor, orca, startServer, stopServer, testEnv, waitFor, ORCA, ROOT, type ServerProcess } from './harness.js';
 
 const FIX = join(ROOT, 'test/e2e/fixtures');
 const rt = new DockerRuntime();
@@ -26,6 +26,33 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
   const containers = async () =>
     (await rt.list({ [LABEL.cluster]: env.cluster })).map((c) => ({ id: c.id, startedAt: c.startedAt, status: c.status })).sort((a, b) => a.id.localeCompare(b.id));
 
+  const statusJson = async () => JSON.parse((await run(['status', '-o', 'json'])).stdout) as Status;
+  /** Waits until web has its two replicas ready; returns its status. */
+  const twoReady = async () => {
+    let status: Status | undefined;
+    await waitFor(
+      async () => {
+        status = await statusJson();
+        const web = status.services.find((x) => x.name === 'web');
+        return web?.replicas.ready === 2 && web.replicas.running === 2 && web.state === 'healthy';
+      },
+      20_000,
+      'two ready replicas',
+    );
+    return status!.services.find((x) => x.name === 'web')!;
+  };
+  /** Each test that needs web as the fixture describes it sets it up itself (a no-op when it is there). */
+  const ensureWeb = async () => {
+    const r = await run(['apply', '-f', join(FIX, 'web.toml')]);
+    expect(r.code, r.stderr).toBe(0);
+    return twoReady();
+  };
+  const writeWeb3 = async () => {
+    const changed = join(env.dataDir, 'web3.toml');
+    await writeFile(changed, '[[service]]\nname = "web"\nimage = "orca-example/web:1"\nreplicas = 3\nport = 80\nstop_grace_secs = 1\nenv = { GREETING = "hello" }\n');
+    return changed;
+  };
+
   beforeAll(async () => {
     env = await testEnv('foundation');
     server = await startServer(env);
@@ -38,24 +65,19 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
   });
 
   it('applies a 2-replica service and both run, as status -o json shows', async () => {
+    // Whatever ran before: web is created here (deleting it first keeps its history, not its containers).
+    if ((await statusJson()).services.some((x) => x.name === 'web')) {
+      expect((await run(['delete', 'web'])).code).toBe(0);
+      await waitFor(async () => (await containers()).length === 0, 20_000, 'web gone');
+    }
     const r = await run(['apply', '-f', join(FIX, 'web.toml')]);
     expect(r).toMatchObject({ code: 0, stdout: 'service/web created\n' });
-    let status: Status | undefined;
-    await waitFor(
-      async () => {
-        const s = await run(['status', '-o', 'json']);
-        status = JSON.parse(s.stdout) as Status;
-        return status.services[0]?.replicas.ready === 2;
-      },
-      20_000,
-      'two ready replicas',
-    );
-    const web = status!.services[0]!;
-    expect(web).toMatchObject({ name: 'web', revision: 1, state: 'healthy', replicas: { desired: 2, running: 2, ready: 2 } });
+    const web = await twoReady();
+    expect(web).toMatchObject({ name: 'web', state: 'healthy', replicas: { desired: 2, running: 2, ready: 2 } });
     expect(web.instances).toHaveLength(2);
     for (const i of web.instances) {
       expect(i).toMatchObject({ node: 'n1', state: 'running', ready: true, restarts: 0, lastExit: null, nextRetryAt: null });
-      expect(i.id).toMatch(/^web-1-[01]-[a-z0-9]{4}$/);
+      expect(i.id).toMatch(new RegExp(`^web-${web.revision}-[01]-[a-z0-9]{4}$`));
       expect(i.address).toMatch(/^127\.0\.0\.1:\d+$/);
       // The published port answers on loopback with the example page.
       const body = await (await fetch(`http://${i.address}/`)).text();
@@ -68,16 +90,17 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
   });
 
   it('applying the same manifest again is unchanged and touches no container', async () => {
+    await ensureWeb();
     const before = await containers();
+    const historyBefore = (await run(['history', 'web'])).stdout;
     const r = await run(['apply', '-f', join(FIX, 'web.toml')]);
     expect(r).toMatchObject({ code: 0, stdout: 'service/web unchanged\n' });
-    await new Promise((res) => setTimeout(res, 500));
-    expect(await containers()).toEqual(before);
-    const h = await run(['history', 'web']);
-    expect(h.stdout.trim().split('\n')).toHaveLength(2); // header + revision 1
+    await holdsFor(async () => JSON.stringify(await containers()) === JSON.stringify(before), 500, 'the containers are the same');
+    expect((await run(['history', 'web'])).stdout).toBe(historyBefore); // no new revision
   });
 
   it('rejects bad manifests with exit 2, every error named, and stores nothing', async () => {
+    const stored = (await statusJson()).services.map((x) => [x.name, x.revision]);
     const r = await run(['apply', '-f', join(FIX, 'bad.toml')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('bad.toml');
@@ -90,29 +113,27 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
     const s = await run(['apply', '-f', syntax]);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/syntax\.toml:3:\d+: /);
-    const st = JSON.parse((await run(['status', '-o', 'json'])).stdout) as Status;
-    expect(st.services.map((x) => [x.name, x.revision])).toEqual([['web', 1]]);
+    expect((await statusJson()).services.map((x) => [x.name, x.revision])).toEqual(stored);
   });
 
   it('diff shows field changes with exit 1, and none with exit 0', async () => {
+    await ensureWeb();
     expect((await run(['diff', '-f', join(FIX, 'web.toml')])).code).toBe(0);
-    const changed = join(env.dataDir, 'web3.toml');
-    await writeFile(changed, '[[service]]\nname = "web"\nimage = "orca-example/web:1"\nreplicas = 3\nport = 80\nstop_grace_secs = 1\nenv = { GREETING = "hello" }\n');
-    const d = await run(['diff', '-f', changed]);
+    const d = await run(['diff', '-f', await writeWeb3()]);
     expect(d.code).toBe(1);
     expect(d.stdout).toContain('replicas: 2 → 3');
   });
 
   it('kill -9 of the server and a restart adopt the same containers, restarting none', async () => {
+    await ensureWeb();
     const before = await containers();
     await stopServer(server, 'SIGKILL');
     server = await startServer(env);
     run = cli(server, env.dataDir);
-    const st = JSON.parse((await run(['status', '-o', 'json'])).stdout) as Status;
+    const st = await statusJson();
     // Ready at once: the readiness of adopted instances is probed before /healthz says ready.
-    expect(st.services[0]).toMatchObject({ name: 'web', state: 'healthy', replicas: { running: 2, ready: 2 } });
-    await new Promise((res) => setTimeout(res, 500));
-    expect(await containers()).toEqual(before);
+    expect(st.services.find((x) => x.name === 'web')).toMatchObject({ name: 'web', state: 'healthy', replicas: { running: 2, ready: 2 } });
+    await holdsFor(async () => JSON.stringify(await containers()) === JSON.stringify(before), 500, 'the adopted containers are the same');
   });
 
   it('a second server on the same data directory refuses to start, saying why', async () => {
@@ -150,12 +171,14 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
   });
 
   it('streams the reconciliation log live with events -f', async () => {
+    await ensureWeb();
     const { spawn } = await import('node:child_process');
     const follower = spawn(process.execPath, [ORCA, '--api', server!.api, '--data-dir', env.dataDir, 'events', '-f', '-o', 'json', '--service', 'web'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     follower.stdout.on('data', (d) => (out += d));
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // The recent past arrives first, once the follower is subscribed: from then on it sees everything.
+      await waitFor(() => out.includes('\n'), 10_000, 'events -f streaming');
       const before = out.length;
       const c = (await containers()).find((x) => x.status === 'running')!;
       await rt.remove(c.id, { force: true });
@@ -169,13 +192,15 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
   });
 
   it('shows logs of the running instances', async () => {
+    await ensureWeb();
     const r = await run(['logs', 'web', '--tail', '5']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('orca-example web v1 starting');
   });
 
   it('scales, rolls back and deletes', async () => {
-    const changed = join(env.dataDir, 'web3.toml');
+    const { revision } = await ensureWeb();
+    const changed = await writeWeb3();
     const two = await containers();
     expect((await run(['apply', '-f', changed])).stdout).toBe('service/web configured\n');
     await waitFor(async () => (await containers()).filter((c) => c.status === 'running').length === 3, 20_000, 'three replicas');
@@ -183,7 +208,7 @@ describe('foundation: apply, status, adoption across restarts (real Docker)', ()
     expect((await containers()).filter((c) => two.some((t) => t.id === c.id))).toEqual(two);
     const rb = await run(['rollback', 'web']);
     expect(rb).toMatchObject({ code: 0 });
-    expect(rb.stdout).toContain('rolled back to revision 1 as revision 3');
+    expect(rb.stdout).toContain(`rolled back to revision ${revision} as revision ${revision + 2}`);
     await waitFor(async () => (await containers()).length === 2, 20_000, 'back to two replicas');
     expect(await containers()).toEqual(two);
     const del = await run(['delete', 'web']);

@@ -139,6 +139,20 @@ export async function waitFor(fn: () => Promise<boolean> | boolean, timeoutMs: n
   }
 }
 
+/**
+ * Checks fn again and again for ms and throws (with what) the first time it is false: for
+ * "nothing changes" claims, which no condition can end early. It fails as soon as something
+ * changes, unlike a sleep followed by one look.
+ */
+export async function holdsFor(fn: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 100): Promise<void> {
+  const end = systemClock.now() + ms;
+  do {
+    if (!(await fn())) throw new Error(`no longer true: ${what}`);
+    await sleep(systemClock, everyMs);
+  } while (systemClock.now() < end);
+  if (!(await fn())) throw new Error(`no longer true: ${what}`);
+}
+
 /** Removes every container of this test's cluster (and only those) and the data dir. */
 export async function cleanup(cluster: string, dataDir: string): Promise<void> {
   const rt = new DockerRuntime();
