@@ -11,9 +11,11 @@ import { WorkQueue, type HandlerResult } from '../controllers/work-queue.js';
 import { Executor } from '../controllers/executor.js';
 import { planContainers } from '../controllers/container/planner.js';
 import type { NodeIdentity } from '../controllers/container/container-spec.js';
-import { slotKey, type SlotAssignment, type SlotState } from '../controllers/container/types.js';
+import { slotKey, type SlotAssignment } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
+import { AssignmentCache } from './assignments.js';
+import { SlotMemory } from './slot-memory.js';
 import { Controller } from '../controllers/controller.js';
 import { HealthReconciler } from '../controllers/health/reconciler.js';
 import { ProbeRunners } from '../controllers/health/runner.js';
@@ -47,8 +49,6 @@ export interface AgentDeps {
   drain?: (instance: string, address: string, maxMs: number) => Promise<void>;
 }
 
-const ASSIGN_KEY = 'assignments';
-
 /**
  * The node-local half of Orca: keeps this node's containers matching its assignments.
  * Runs the container reconciler over a keyed work queue (key = service), triggered by
@@ -59,11 +59,8 @@ const ASSIGN_KEY = 'assignments';
  * store from an earlier session), so an empty start can never remove running workloads.
  */
 export class Agent {
-  private assignments = new Map<string, SlotAssignment[]>();
-  private haveAssignments = false;
-  private readonly slots = new Map<string, SlotState>();
-  /** The same slot memory by service, so per-service work never walks the whole node. */
-  private readonly slotsByService = new Map<string, Map<number, SlotState>>();
+  private readonly assignments: AssignmentCache;
+  private readonly slots: SlotMemory;
   /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
   private readonly recovering = new Map<string, { instance: string; atMs: number }>();
   /** Image and port pairs already checked against the image's EXPOSE list ("image port"). */
@@ -87,9 +84,11 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
+    this.assignments = new AssignmentCache(deps.store);
+    this.slots = new SlotMemory(deps.store);
     this.lifecycle = new InstanceLifecycle(deps.clock, (service, instance, state) => {
       // A replacement's crash-loop backoff ended: its service is due for another look.
-      if (state === 'pending' && this.isWaitingReplacement(service, instance)) this.queue.add(service);
+      if (state === 'pending' && this.slots.isWaitingReplacement(service, instance)) this.queue.add(service);
       this.deps.onChange?.();
     });
     // The health reconciler: its own controller, keyed by service. It reads the observed state
@@ -102,10 +101,10 @@ export class Agent {
         log: deps.log.child({ reconciler: 'health' }),
         node: deps.identity.node,
         advertise: deps.identity.advertise,
-        desired: (service) => probeSpecsOf(this.assignments.get(service)?.[0]?.spec),
+        desired: (service) => probeSpecsOf(this.assignments.of(service)[0]?.spec),
         observed: (service) => this.observedBy.get(service) ?? [],
         condemned: (service) => new Set(this.lifecycle.condemned(service).keys()),
-        services: () => new Set([...this.assignments.keys(), ...this.observedBy.keys()]),
+        services: () => new Set([...this.assignments.services(), ...this.observedBy.keys()]),
         runners: this.probes,
         effects: {
           setReady: (instance, ready) => this.lifecycle.tracker.send(instance, { type: ready ? 'READY' : 'UNREADY' }),
@@ -126,7 +125,7 @@ export class Agent {
       clock: deps.clock,
       log: deps.log.child({ reconciler: 'container' }),
       identity: deps.identity,
-      saveSlot: (s) => this.saveSlot(s),
+      saveSlot: (s) => this.slots.save(s),
       record: deps.record,
       lifecycle: this.lifecycle,
       drain: async (instance, graceSecs) => {
@@ -154,21 +153,8 @@ export class Agent {
    * healing across restarts while cut off). Services whose slots changed are reconciled.
    */
   async setAssignments(list: SlotAssignment[]): Promise<void> {
-    const next = new Map<string, SlotAssignment[]>();
-    for (const a of list) {
-      const l = next.get(a.service) ?? [];
-      l.push(a);
-      next.set(a.service, l);
-    }
-    const changed = new Set<string>();
-    for (const [svc, slots] of next) {
-      if (JSON.stringify(slots) !== JSON.stringify(this.assignments.get(svc))) changed.add(svc);
-    }
-    for (const svc of this.assignments.keys()) if (!next.has(svc)) changed.add(svc);
-    this.assignments = next;
-    const first = !this.haveAssignments;
-    this.haveAssignments = true;
-    await this.deps.store.putKv(ASSIGN_KEY, list);
+    const first = !this.assignments.known;
+    const changed = await this.assignments.replace(list);
     if (this.started) {
       if (first) await this.resyncAll();
       else for (const svc of changed) this.queue.add(svc);
@@ -179,11 +165,9 @@ export class Agent {
   async start(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     this.firstPass = new Promise((r) => (this.resolveFirstPass = r));
-    for (const { value } of await this.deps.store.listKv<SlotState>('slot/')) {
-      this.remember(value);
-    }
-    if (!this.haveAssignments) {
-      const cached = await this.deps.store.getKv<SlotAssignment[]>(ASSIGN_KEY);
+    await this.slots.load();
+    if (!this.assignments.known) {
+      const cached = await this.assignments.cached();
       if (cached) {
         this.log.info({ services: new Set(cached.map((a) => a.service)).size }, 'using cached assignments');
         await this.setAssignments(cached);
@@ -199,7 +183,7 @@ export class Agent {
     });
     void this.watchEvents(signal);
     this.scheduleWatchdog();
-    if (this.haveAssignments) await this.resyncAll();
+    if (this.assignments.known) await this.resyncAll();
   }
 
   /**
@@ -220,8 +204,7 @@ export class Agent {
   /** This node's instances, read from the runtime now. */
   async observe(): Promise<InstanceReport[]> {
     const containers = await this.deps.runtime.list(this.ownLabels());
-    const all = [...this.assignments.values()].flat();
-    return buildReports(this.node, all, containers, this.slots, this.deps.clock.now(), this.lifecycle, this.terminal).map((r) => ({
+    return buildReports(this.node, this.assignments.all(), containers, this.slots.all(), this.deps.clock.now(), this.lifecycle, this.terminal).map((r) => ({
       ...r,
       probe: r.id && r.containerId ? (this.probes.lastReadiness(r.id) ?? null) : null,
     }));
@@ -247,7 +230,7 @@ export class Agent {
 
   /** A full level-triggered pass: every assigned or observed service, and orphans. */
   async resyncAll(): Promise<void> {
-    if (!this.haveAssignments) return;
+    if (!this.assignments.known) return;
     let containers: ObservedContainer[];
     try {
       containers = await this.deps.runtime.list({ [LABEL.cluster]: this.deps.identity.cluster });
@@ -256,7 +239,7 @@ export class Agent {
       if (!this.signal?.aborted) this.deps.clock.setTimeout(() => void this.resyncAll(), DEFAULTS.resyncRetryMs);
       return;
     }
-    const keys = new Set(this.assignments.keys());
+    const keys = new Set(this.assignments.services());
     const orphans: ObservedContainer[] = [];
     for (const c of containers) {
       const l = parseInstanceLabels(c.labels);
@@ -296,11 +279,10 @@ export class Agent {
     // Before the first assignment set (a fresh cache, a session not yet welcomed — or refused
     // because another agent holds this node name) nothing here is desired *or* undesired: a
     // Docker event must not make this agent remove containers it was never given.
-    if (!this.haveAssignments) return { kind: 'done' };
-    const desired = this.assignments.get(service) ?? [];
+    if (!this.assignments.known) return { kind: 'done' };
+    const desired = this.assignments.of(service);
     const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
-    const slots = new Map<number, SlotState>();
-    for (const v of this.slotsByService.get(service)?.values() ?? []) slots.set(v.slot, v);
+    const slots = this.slots.ofService(service);
     const spec = desired[0]?.spec;
     this.lifecycle.sync(service, observed, slots.values(), spec);
     if (observed.length > 0) this.observedBy.set(service, observed);
@@ -323,7 +305,7 @@ export class Agent {
     const desiredSlots = new Set(desired.map((d) => d.slot));
     const observedSlots = new Set(observed.map((c) => parseInstanceLabels(c.labels)?.slot));
     for (const s of slots.values()) {
-      if (!desiredSlots.has(s.slot) && !observedSlots.has(s.slot)) await this.forgetSlot(s);
+      if (!desiredSlots.has(s.slot) && !observedSlots.has(s.slot)) await this.slots.forget(s);
     }
     if (plan.actions.length === 0) {
       this.clearTerminal(service);
@@ -388,17 +370,12 @@ export class Agent {
   /** The status text of an error that retrying soon cannot fix, or null for one worth retrying. */
   private terminalError(service: string, err: unknown): string | null {
     if (!isOrcaError(err, 'ORCA_IMAGE_MISSING')) return null;
-    const image = this.assignments.get(service)?.[0]?.spec.image ?? 'of the service';
+    const image = this.assignments.of(service)[0]?.spec.image ?? 'of the service';
     return `image ${image} not found on node ${this.node} (Orca never pulls images: build or load it on that host)`;
   }
 
   private clearTerminal(service: string): void {
     if (this.terminal.delete(service)) this.deps.onChange?.();
-  }
-
-  private isWaitingReplacement(service: string, instance: string): boolean {
-    for (const s of this.slotsByService.get(service)?.values() ?? []) if (s.nextInstance === instance) return true;
-    return false;
   }
 
   /** Reports recovery time for slots whose replacement is now ready. */
@@ -415,26 +392,6 @@ export class Agent {
       this.recovering.delete(key);
       this.deps.onRecovery(service, Math.max(0, this.deps.clock.now() - r.atMs) / 1000);
     }
-  }
-
-  private remember(s: SlotState): void {
-    this.slots.set(slotKey(s.service, s.slot), s);
-    let bySlot = this.slotsByService.get(s.service);
-    if (!bySlot) this.slotsByService.set(s.service, (bySlot = new Map()));
-    bySlot.set(s.slot, s);
-  }
-
-  private async saveSlot(s: SlotState): Promise<void> {
-    this.remember(s);
-    await this.deps.store.putKv(`slot/${s.service}/${s.slot}`, s);
-  }
-
-  private async forgetSlot(s: SlotState): Promise<void> {
-    this.slots.delete(slotKey(s.service, s.slot));
-    const bySlot = this.slotsByService.get(s.service);
-    bySlot?.delete(s.slot);
-    if (bySlot?.size === 0) this.slotsByService.delete(s.service);
-    await this.deps.store.delKv(`slot/${s.service}/${s.slot}`);
   }
 
   private scheduleWatchdog(): void {
