@@ -1,5 +1,4 @@
-import { sleep, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
-import { backoffDelayMs } from '../core/backoff.js';
+import type { Clock, Rng, TimerHandle } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
 import { instanceId } from '../core/ids.js';
 import type { Logger } from '../core/log.js';
@@ -14,6 +13,8 @@ import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey, type SlotAssignment } from '../controllers/container/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
+import { planResync } from './orphans.js';
+import { followRuntimeEvents } from './runtime-events.js';
 import { AssignmentCache } from './assignments.js';
 import { SlotMemory } from './slot-memory.js';
 import { Controller } from '../controllers/controller.js';
@@ -181,7 +182,27 @@ export class Agent {
       this.lifecycle.stop();
       this.probes.stopAll();
     });
-    void this.watchEvents(signal);
+    // Docker events only say when to look; a re-opened stream is followed by a full resync.
+    void followRuntimeEvents(
+      {
+        runtime: this.deps.runtime,
+        labels: this.ownLabels(),
+        clock: this.deps.clock,
+        log: this.log,
+        reconnect: { initialMs: DEFAULTS.eventsReconnectInitialMs, maxMs: DEFAULTS.eventsReconnectMaxMs },
+        onReopen: () => void this.resyncAll(),
+        onEvent: (ev) => {
+          const svc = ev.labels[LABEL.service];
+          const instance = ev.labels[LABEL.instance];
+          // A death takes the instance out of service at once (routes follow through onChange);
+          // the reconcile this queues confirms it against Docker's full view.
+          if (instance && (ev.kind === 'die' || ev.kind === 'destroy')) this.lifecycle.observedGone(instance, ev);
+          if (svc) this.queue.add(svc);
+          if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
+        },
+      },
+      signal,
+    );
     this.scheduleWatchdog();
     if (this.assignments.known) await this.resyncAll();
   }
@@ -239,32 +260,9 @@ export class Agent {
       if (!this.signal?.aborted) this.deps.clock.setTimeout(() => void this.resyncAll(), DEFAULTS.resyncRetryMs);
       return;
     }
-    const keys = new Set(this.assignments.services());
-    const orphans: ObservedContainer[] = [];
-    for (const c of containers) {
-      const l = parseInstanceLabels(c.labels);
-      const nodeLabel = c.labels[LABEL.node];
-      if (!l) {
-        // Ours by cluster label but not a valid instance: an orphan, unless another node's.
-        if (nodeLabel === undefined || nodeLabel === this.node) orphans.push(c);
-        continue;
-      }
-      if (l.node === this.node) keys.add(l.service);
-    }
-    if (orphans.length > 0) {
-      await this.executor.execute(
-        'container',
-        orphans.map((c) => ({
-          kind: 'container.remove' as const,
-          key: `remove:${c.id}`,
-          reason: 'orphan-without-instance-labels',
-          service: c.labels[LABEL.service] ?? null,
-          instance: null,
-          containerId: c.id,
-          force: true,
-        })),
-      );
-    }
+    const plan = planResync(containers, this.node);
+    if (plan.orphans.length > 0) await this.executor.execute('container', plan.orphans);
+    const keys = new Set([...this.assignments.services(), ...plan.services]);
     for (const k of keys) this.queue.add(k);
     await this.queue.idle();
     this.resolveFirstPass?.();
@@ -399,39 +397,6 @@ export class Agent {
     this.watchdogTimer = this.deps.clock.setTimeout(() => {
       void this.resyncAll().finally(() => this.scheduleWatchdog());
     }, this.deps.watchdogIntervalMs);
-  }
-
-  /** Docker events only say when to look; the stream is re-opened with backoff and followed by a full resync. */
-  private async watchEvents(signal: AbortSignal): Promise<void> {
-    let attempt = 0;
-    let connectedBefore = false;
-    while (!signal.aborted) {
-      try {
-        const events = this.deps.runtime.events(this.ownLabels(), signal);
-        if (connectedBefore) void this.resyncAll();
-        connectedBefore = true;
-        for await (const ev of events) {
-          attempt = 0;
-          const svc = ev.labels[LABEL.service];
-          const instance = ev.labels[LABEL.instance];
-          // A death takes the instance out of service at once (routes follow through onChange);
-          // the reconcile this queues confirms it against Docker's full view.
-          if (instance && (ev.kind === 'die' || ev.kind === 'destroy')) this.lifecycle.observedGone(instance, ev);
-          if (svc) this.queue.add(svc);
-          if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        this.log.warn({ err }, 'runtime event stream broke; reconnecting');
-      }
-      if (signal.aborted) return;
-      const delay = backoffDelayMs({ initialMs: DEFAULTS.eventsReconnectInitialMs, maxMs: DEFAULTS.eventsReconnectMaxMs }, attempt++);
-      try {
-        await sleep(this.deps.clock, delay, signal);
-      } catch {
-        return;
-      }
-    }
   }
 }
 
