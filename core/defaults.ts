@@ -1,5 +1,28 @@
 /** Every default in one place. Units are in the names. */
 
+/**
+ * Limits of the API listener (server/api.ts). Header and request timeouts bound slow clients (a request's
+ * headers and body, not its response: `logs -f` and `events -f` stream for as long as their
+ * reader reads, and are bounded instead by `streamStallMs`, the longest a reader may take
+ * nothing before its stream is ended).
+ */
+const api = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  /** How often Node checks the two timeouts above. */
+  checkIntervalMs: 1_000,
+  maxHeadersCount: 100,
+  maxHeaderBytes: 16 * 1024,
+  maxConnections: 1_000,
+  streamStallMs: 120_000,
+  /** Records an `events -f` follower may fall behind by before the oldest are dropped. */
+  followQueue: 1_000,
+  /** Refused requests: one log line per remote address per this window. */
+  refusalLogWindowMs: 60_000,
+};
+export type ApiLimitsShape = typeof api;
+
 export const DEFAULTS = {
   clusterId: 'default',
   apiListen: '127.0.0.1:6880',
@@ -38,6 +61,54 @@ export const DEFAULTS = {
 
   /** Longest wait for an instance's in-flight requests before it is stopped. */
   drainMaxMs: 30_000,
+
+  /** An agent's connection must say hello within this. */
+  agentHelloTimeoutMs: 10_000,
+  /** Events an agent may add to the log: a burst, then a steady rate (the ring keeps the server's own). */
+  agentEventBurst: 5_000,
+  agentEventsPerSec: 500,
+  /** How long the server waits for an agent's answer to a request (status, containers). */
+  nodeRpcTimeoutMs: 1_000,
+
+  api,
+  /** The built-in proxy (proxy/, PROXY_DEFAULTS). */
+  proxy: {
+    connectTimeoutMs: 5_000,
+    headersTimeoutMs: 60_000,
+    idleTimeoutMs: 60_000,
+    maxSocketsPerBackend: 256,
+    /** How long a client's idle keep-alive connection stays open (above common LB idle timeouts). */
+    clientKeepAliveMs: 65_000,
+    /**
+     * A client must send its whole request head within this (Node: server.headersTimeout), a new
+     * connection its first head too; else 408 and the connection is closed (slowloris, idle sockets).
+     */
+    clientHeadersTimeoutMs: 10_000,
+    /**
+     * A client must send its whole request, head and body, within this (server.requestTimeout);
+     * else 408 (or a cut connection once the response began). Bounds how long a slow upload holds a
+     * backend connection. Traefik's readTimeout has the same default.
+     */
+    clientRequestTimeoutMs: 60_000,
+    /** How often the two timeouts above are checked (server's connectionsCheckingInterval; Node's 30 s is too coarse). */
+    timeoutCheckIntervalMs: 1_000,
+    /** Request line and headers together, at most (server maxHeaderSize); more is 431. Node's default. */
+    maxHeaderBytes: 16 * 1024,
+    /** Header fields per request, at most; more is 431 (Apache's LimitRequestFields). */
+    maxHeaderCount: 100,
+    /** Client connections open at once (server.maxConnections); further ones are closed at accept. */
+    maxConnections: 4_096,
+    /** A tunnel with no byte either way for this long is closed (clients that ping stay open). */
+    tunnelIdleTimeoutMs: 300_000,
+    /** Tunnels open or being set up at once; further upgrade requests get 503. */
+    maxTunnels: 1_024,
+    /** close() lets in-flight requests finish for this long, then cuts them. */
+    closeGraceMs: 5_000,
+    /** A backend that failed to connect is skipped by new requests for this long (nginx: fail_timeout). */
+    failedBackendSkipMs: 2_000,
+    /** At most one warning per backend in this window; the rest are counted in the next one. */
+    warnIntervalMs: 1_000,
+  },
 
   revisionsKept: 20,
   eventsKept: 10_000,

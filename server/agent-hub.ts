@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import { DEFAULTS } from '../core/defaults.js';
 import type { EventRecord } from '../store/types.js';
 import { keepAlive, wsChannel, type Channel } from '../agent/channel.js';
 import { decodeAgentMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
@@ -14,10 +15,9 @@ import type { NodeRegistry } from './node-registry.js';
 import type { RemoteNode } from './remote-node.js';
 
 export const AGENT_PATH = '/v1/agent';
-const HELLO_TIMEOUT_MS = 10_000;
-/** Events an agent may add to the log: a burst, then a steady rate (the ring keeps the server's own). */
-const EVENT_BURST = 5000;
-const EVENTS_PER_SEC = 500;
+const HELLO_TIMEOUT_MS = DEFAULTS.agentHelloTimeoutMs;
+const EVENT_BURST = DEFAULTS.agentEventBurst;
+const EVENTS_PER_SEC = DEFAULTS.agentEventsPerSec;
 export interface AgentHubDeps {
   clock: Clock;
   log: Logger;

@@ -1,6 +1,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../core/clock.js';
+import { DEFAULTS, type ApiLimitsShape } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Store, EventRecord } from '../store/types.js';
 import { parseInstanceLabels } from '../runtime/labels.js';
@@ -13,28 +14,9 @@ import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTa
 import { RefusalLog } from './refusals.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
 
-/**
- * Limits of the API listener. Header and request timeouts bound slow clients (a request's
- * headers and body, not its response: `logs -f` and `events -f` stream for as long as their
- * reader reads, and are bounded instead by `streamStallMs`, the longest a reader may take
- * nothing before its stream is ended).
- */
-export const API_LIMITS = {
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
-  /** How often Node checks the two timeouts above. */
-  checkIntervalMs: 1_000,
-  maxHeadersCount: 100,
-  maxHeaderBytes: 16 * 1024,
-  maxConnections: 1_000,
-  streamStallMs: 120_000,
-  /** Records an `events -f` follower may fall behind by before the oldest are dropped. */
-  followQueue: 1_000,
-  /** Refused requests: one log line per remote address per this window. */
-  refusalLogWindowMs: 60_000,
-};
-export type ApiLimits = typeof API_LIMITS;
+/** Limits of the API listener (defaults in core/defaults.ts, DEFAULTS.api; see there). */
+export const API_LIMITS: ApiLimitsShape = DEFAULTS.api;
+export type ApiLimits = ApiLimitsShape;
 
 export interface ApiDeps {
   token: string;

@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { DEFAULTS } from '../core/defaults.js';
 import type { InstanceReport } from '../agent/reports.js';
 import type { Channel } from '../agent/channel.js';
 import { encode, LIMITS, type AgentMessage, type Endpoint, type ServerMessage } from '../agent/protocol.js';
@@ -20,7 +21,7 @@ export interface NodeInfo {
   drained: boolean;
 }
 
-const RPC_TIMEOUT_MS = 1_000;
+const RPC_TIMEOUT_MS = DEFAULTS.nodeRpcTimeoutMs;
 
 /**
  * The server's handle on one agent, over its session (a WebSocket, or the embedded agent's
