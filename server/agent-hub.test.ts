@@ -21,7 +21,7 @@ async function setup() {
   const store = memoryStore();
   await store.open();
   const records: EventRecord[] = [];
-  const registry = new NodeRegistry({ store, clock, log, timing: { heartbeatTimeoutMs: 15_000, nodeDownGraceMs: 60_000 }, record: (e) => records.push(e), onStateChange: () => undefined });
+  const registry = new NodeRegistry({ store, clock, log });
   await registry.load();
   const hub = new AgentHub({
     clock,

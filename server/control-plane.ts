@@ -10,6 +10,8 @@ import { nodeSchedulingFlags, schedule } from './scheduler.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import { serviceStatus, type ServiceStatus } from './status.js';
 import type { NodeLink } from './nodes.js';
+import type { NodeAction } from '../controllers/node/actions.js';
+import { planReschedules } from '../controllers/node/planner.js';
 import type { EventLog } from './event-log.js';
 
 export interface ManifestFile {
@@ -34,6 +36,8 @@ export interface ControlPlaneDeps {
   onServices?: (services: ServiceRecord[]) => void;
   /** Every node the cluster knows (the node registry). */
   nodes: () => NodeLink[];
+  /** Applies the slot.reschedule actions of a scheduling pass (the node executor). */
+  reschedule: (actions: NodeAction[]) => void;
 }
 
 const PLACEMENT_KEY = 'placement';
@@ -111,6 +115,11 @@ export class ControlPlane {
   /** Slots waiting for their replacement before leaving a draining node. */
   hasLingering(): boolean {
     return this.lingering.size > 0;
+  }
+
+  /** A slot leaving a draining node keeps running there until its replacement is ready (a slot.reschedule effect). */
+  linger(key: string, from: string): void {
+    this.lingering.set(key, from);
   }
 
   /** Parses manifests; every error of every file, formatted with file and place. */
@@ -326,22 +335,9 @@ export class ControlPlane {
       links.map((n) => ({ name: n.name, labels: n.labels(), capacity: n.capacity(), ...nodeSchedulingFlags(n.state()) })),
       this.placement,
     );
-    for (const m of moved) {
-      this.deps.log.info({ slot: m.key, from: m.from, to: m.to }, 'slot rescheduled');
-      this.deps.events.record({
-        time: new Date(this.deps.clock.now()).toISOString(),
-        reconciler: 'node',
-        service: m.key.split('/')[0] ?? null,
-        instance: null,
-        node: m.to,
-        action: 'slot.reschedule',
-        reason: `${m.key} from ${m.from} (${byName.get(m.from)?.state() ?? 'gone'}) to ${m.to ?? 'nowhere'}`,
-        outcome: m.to ? 'ok' : 'unplaced',
-        durationMs: 0,
-      });
-      // Leaving a node that still runs it: keep it there until the new instance is ready.
-      if (m.to && byName.get(m.from)?.state() === 'draining') this.lingering.set(m.key, m.from);
-    }
+    // The slots that moved are the node reconciler's slot.reschedule actions (recorded, and
+    // lingering on a draining node: see linger()).
+    this.deps.reschedule(planReschedules(moved, (n) => byName.get(n)?.state()));
     this.placement = placement;
     if (unplaced.length) this.deps.log.warn({ unplaced }, 'no eligible node for some replica slots');
     await this.deps.store.putKv(PLACEMENT_KEY, Object.fromEntries(placement));

@@ -1,32 +1,34 @@
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { EventRecord, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { NodeObservation } from '../controllers/node/planner.js';
 import type { NodeState } from './nodes.js';
 import { RemoteNode, type NodeInfo } from './remote-node.js';
-import { nextNodeCheckInMs, nodeStateAt, type NodeTimingConfig } from './node-reconciler.js';
 
 export interface NodeRegistryDeps {
   store: Store;
   clock: Clock;
   log: Logger;
-  timing: NodeTimingConfig;
-  record: (e: EventRecord) => void;
-  /** A node changed state (routes follow at once; `down` and `ready` change scheduling). */
-  onStateChange: (node: RemoteNode, from: NodeState, to: NodeState) => void;
+  /**
+   * Something the node reconciler looks at changed for this node (a heartbeat, a hello, the
+   * drain flag): the host triggers the node reconciler. Must not throw.
+   */
+  onNodeChanged?: (name: string) => void;
+  /** Resolves once the node reconciler has looked at the node (drain / uncordon answer with the new state). */
+  settle?: (name: string) => Promise<void>;
 }
 
 const KEY = (name: string) => `node/${name}`;
 
 /**
- * Every node the cluster knows, with the node reconciler driving their states from
- * heartbeats (see node-reconciler.ts). Node facts (address, labels, capacity, drained) are
- * kept in the store, so after a server restart known nodes get a heartbeat deadline to come
- * back before anything of theirs moves.
+ * Every node the cluster knows: its facts (address, labels, capacity, drained — kept in the
+ * store, so after a server restart known nodes get a heartbeat deadline to come back before
+ * anything of theirs moves), its last sign of life and the state the node reconciler gave it
+ * (server/node-reconciler.ts). It decides nothing: every change is told to the host
+ * (onNodeChanged), which triggers the node reconciler.
  */
 export class NodeRegistry {
   private readonly nodes = new Map<string, RemoteNode>();
-  private timer: TimerHandle | null = null;
-  private stopped = false;
 
   constructor(private readonly deps: NodeRegistryDeps) {}
 
@@ -36,15 +38,30 @@ export class NodeRegistry {
       n.nodeState = value.drained ? 'draining' : 'ready';
       this.nodes.set(value.name, n);
     }
-    this.schedule();
   }
 
   list(): RemoteNode[] {
     return [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  names(): string[] {
+    return [...this.nodes.keys()];
+  }
+
   get(name: string): RemoteNode | undefined {
     return this.nodes.get(name);
+  }
+
+  /** What the node planner looks at for a node, or undefined for a node never seen. */
+  observe(name: string): NodeObservation | undefined {
+    const n = this.nodes.get(name);
+    return n && { name, lastHeartbeatMs: n.lastHeartbeatMs, drained: n.info.drained, state: n.nodeState };
+  }
+
+  /** The node reconciler's verdict (see NodeExecutor). */
+  setState(name: string, to: NodeState): void {
+    const n = this.nodes.get(name);
+    if (n) n.nodeState = to;
   }
 
   /** A node said hello: known or new, its facts are recorded and it is heard from now. */
@@ -64,61 +81,17 @@ export class NodeRegistry {
     const n = this.nodes.get(name);
     if (!n) return;
     n.lastHeartbeatMs = this.deps.clock.now();
-    this.evaluate(n, 'heartbeat');
+    this.deps.onNodeChanged?.(name);
   }
 
+  /** Drains (or uncordons) a node; resolves once the node reconciler has looked at it. */
   async setDrained(name: string, drained: boolean): Promise<RemoteNode | undefined> {
     const n = this.nodes.get(name);
     if (!n) return undefined;
     n.info = { ...n.info, drained };
     await this.deps.store.putKv(KEY(name), n.info);
-    this.evaluate(n, drained ? 'drained-by-operator' : 'uncordoned-by-operator');
+    this.deps.onNodeChanged?.(name);
+    await this.deps.settle?.(name);
     return n;
-  }
-
-  stop(): void {
-    this.stopped = true;
-    if (this.timer) this.deps.clock.clearTimeout(this.timer);
-  }
-
-  private evaluate(n: RemoteNode, reason: string): void {
-    const now = this.deps.clock.now();
-    const next = nodeStateAt({ lastHeartbeatMs: n.lastHeartbeatMs, drained: n.info.drained }, now, this.deps.timing);
-    const from = n.nodeState;
-    if (next === from) return;
-    n.nodeState = next;
-    const why = next === 'unreachable' || next === 'down' ? `no heartbeat for ${Math.round((now - n.lastHeartbeatMs) / 100) / 10}s` : reason;
-    this.deps.log.info({ reconciler: 'node', node: n.name, from, to: next, reason: why }, 'node state changed');
-    this.deps.record({
-      time: new Date(now).toISOString(),
-      reconciler: 'node',
-      service: null,
-      instance: null,
-      node: n.name,
-      action: `node.${next}`,
-      reason: why,
-      outcome: 'ok',
-      durationMs: 0,
-    });
-    this.deps.onStateChange(n, from, next);
-    this.schedule();
-  }
-
-  /** Wakes when the next node would change state with no news. */
-  private schedule(): void {
-    if (this.stopped) return;
-    if (this.timer) this.deps.clock.clearTimeout(this.timer);
-    const now = this.deps.clock.now();
-    let soonest: number | null = null;
-    for (const n of this.nodes.values()) {
-      const ms = nextNodeCheckInMs(n, now, this.deps.timing);
-      if (ms !== null) soonest = soonest === null ? ms : Math.min(soonest, ms);
-    }
-    if (soonest === null) return;
-    this.timer = this.deps.clock.setTimeout(() => {
-      this.timer = null;
-      for (const n of this.nodes.values()) this.evaluate(n, 'deadline');
-      this.schedule();
-    }, soonest);
   }
 }

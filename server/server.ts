@@ -23,6 +23,9 @@ import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
 import { RouteReconciler } from './routes.js';
 import { NodeRegistry } from './node-registry.js';
+import { NodeReconciler } from './node-reconciler.js';
+import { NodeExecutor } from '../controllers/node/executor.js';
+import { Controller } from '../controllers/controller.js';
 import { AgentHub } from './agent-hub.js';
 import type { ServerConfig } from './config.js';
 
@@ -75,7 +78,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   let events: EventLog | null = null;
   let proxy: Proxy | null = null;
   let hub: AgentHub | null = null;
-  let registry: NodeRegistry | null = null;
   let agentRunning: Promise<void> = Promise.resolve();
 
   // Private before anything is written: 0700 directory, 0600 files (SPEC §3.7).
@@ -85,7 +87,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   const stop = async () => {
     abort.abort();
     if (watchdogTimer) clock.clearTimeout(watchdogTimer);
-    registry?.stop();
     await agentRunning.catch(() => undefined);
     hub?.close();
     await proxy?.close().catch((err: unknown) => log.warn({ err }, 'closing proxy'));
@@ -123,21 +124,36 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     });
     proxy = px;
 
+    // The node reconciler (key = node name): triggered by the registry (heartbeats, hellos,
+    // drain / uncordon), at each node's next deadline, and on every watchdog interval.
+    let nodes: Controller | null = null;
+    const nodesStopped = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const nodeLog = log.child({ component: 'nodes' });
     const reg = new NodeRegistry({
       store,
       clock,
-      log: log.child({ component: 'nodes' }),
-      timing: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, nodeDownGraceMs: config.nodeDownGraceMs },
-      record: (e) => eventLog.record(e),
-      onStateChange: (_node, from, to) => {
-        // Routes to an unreachable node's instances go at once; scheduling changes when a node
-        // is down, drained, or back.
-        routes.reconcileNow();
-        if (to !== 'unreachable' || from === 'down') void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
+      log: nodeLog,
+      onNodeChanged: (name) => nodes?.trigger(name),
+      settle: async (name) => {
+        nodes?.trigger(name);
+        // Looked at, or the server is stopping (its queue then never drains).
+        await Promise.race([nodes?.idle(), nodesStopped]);
       },
     });
-    registry = reg;
     await reg.load();
+    /** A node changed state: routes to an unreachable node's instances go at once. */
+    const onNodeStateChanged = (): void => routes.reconcileNow();
+    /** A node is down, drained or back: a scheduling pass places its slots. */
+    const onSchedulingChanged = (): void => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
+    const nodeExecutor = new NodeExecutor({
+      clock,
+      log: nodeLog,
+      setState: (name, to) => reg.setState(name, to),
+      linger: (key, from) => cp.linger(key, from),
+      record: (e) => eventLog.record(e),
+      onNodeStateChanged,
+      onSchedulingChanged,
+    });
 
     const routes = new RouteReconciler({
       clock,
@@ -158,9 +174,26 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       log: log.child({ component: 'control-plane' }),
       events: eventLog,
       nodes: () => reg.list(),
+      reschedule: (actions) => nodeExecutor.execute(actions),
       onServices: (services) => routes.setServices(services),
     });
     await cp.load();
+    nodes = new Controller({
+      reconciler: new NodeReconciler({
+        clock,
+        timing: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, nodeDownGraceMs: config.nodeDownGraceMs },
+        observe: (name) => reg.observe(name),
+        names: () => reg.names(),
+        executor: nodeExecutor,
+      }),
+      clock,
+      log: nodeLog,
+      resyncMs: config.watchdogIntervalMs,
+      retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
+    });
+    nodes.start(abort.signal);
+    // Known nodes (from the store) get their heartbeat deadline to come back.
+    for (const name of reg.names()) nodes.trigger(name);
     const watcher = new RolloutWatcher(
       store,
       async () => {
