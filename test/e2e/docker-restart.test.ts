@@ -45,12 +45,13 @@ describe('Docker daemon restart (as seen through a relay)', () => {
     await relay.down();
     // While "the daemon is down" its containers die (a daemon restart without live-restore stops them).
     for (const id of before) await real.kill(id, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(async () => (await real.list(mine)).every((c) => c.status !== 'running'), 10_000, 'the containers dead');
+    // It cannot observe, and says so rather than guessing (once it has noticed the daemon is gone).
+    let st = await run(['status']);
+    await waitFor(async () => (st = await run(['status'])).code === 1, 10_000, 'status failing for want of Docker');
+    expect(st.stderr).toMatch(/docker|runtime|engine/i);
     expect(server!.child.exitCode).toBeNull(); // the server is still there
     expect((await fetch(`${server!.api}/healthz`)).status).toBe(200);
-    const st = await run(['status']);
-    expect(st.code).toBe(1); // it cannot observe, and says so rather than guessing
-    expect(st.stderr).toMatch(/docker|runtime|engine/i);
 
     await relay.up();
     const back = Date.now();

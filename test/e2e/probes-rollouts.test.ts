@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { HEALTHCHECK_IMAGE } from '../images.js';
+import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, dockerExec } from './harness.js';
 
 interface Instance {
@@ -160,7 +161,9 @@ describe('health probes and rollouts on real Docker', () => {
     );
     expect((await run(['apply', '-f', file, '--wait', '--timeout', '30'])).code).toBe(0);
     const [a] = (await status('hc')).instances;
-    await new Promise((r) => setTimeout(r, 600)); // let Docker see it healthy first
+    // Docker must have seen it healthy first: only a turn to unhealthy counts.
+    const docker = new DockerRuntime();
+    await waitFor(async () => (await docker.inspect(a!.containerId!))?.health === 'healthy', 10_000, 'Docker seeing it healthy');
     dockerExec(a!.containerId!, 'rm', '/tmp/healthy');
     await waitFor(async () => (await status('hc')).instances.some((i) => i.id !== a!.id && i.state === 'running'), 10_000, 'replaced');
     const s = await status('hc');

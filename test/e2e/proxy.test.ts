@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { WebSocket } from 'ws';
 import { TEST_IMAGE, WS_ECHO_IMAGE } from '../images.js';
+import { systemClock } from '../../core/clock.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, containerMainPid, dockerExec } from './harness.js';
 import { getLoop, httpClient } from './http-client.js';
 
@@ -12,8 +13,6 @@ interface Instance {
   ready: boolean;
   containerId: string | null;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Each instance answers with its own hostname (the container id), so the tests see who served. */
 function helloManifest(env = 'A'): string {
@@ -54,6 +53,18 @@ describe('proxy and route reconciler on real Docker', () => {
     const r = await run(['apply', '-f', file, '--wait', '--timeout', '60']);
     expect(r.code, r.stderr).toBe(0);
   };
+  /** Each test that needs hello with two ready instances sets it up itself (nothing to do when it is there). */
+  const ensureHello = async () => {
+    const r = await run(['status', 'hello', '-o', 'json']);
+    const ready = r.code === 0 ? (JSON.parse(r.stdout) as { services: Array<{ replicas: { ready: number } }> }).services[0]?.replicas.ready : 0;
+    if (ready !== 2) await apply(helloManifest());
+    await waitFor(async () => (await instances()).filter((i) => i.ready).length === 2, 20_000, 'two ready hello instances');
+  };
+  /** Waits until the loop has sent n more requests than now (traffic flowed through whatever just happened). */
+  const flowed = async (loop: ReturnType<typeof getLoop>, n = 20) => {
+    const from = loop.result.sent;
+    await waitFor(() => loop.result.sent >= from + n, 10_000, `${n} more requests through the loop`, 20);
+  };
   const servedBy = async (n: number) => {
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
@@ -69,7 +80,6 @@ describe('proxy and route reconciler on real Docker', () => {
     server = await startServer({ ...env, extra: ['--watchdog-interval', '60'] });
     run = cli(server, env.dataDir);
     http = httpClient(server.proxy!);
-    await apply(helloManifest());
   });
 
   afterAll(async () => {
@@ -79,6 +89,7 @@ describe('proxy and route reconciler on real Docker', () => {
   });
 
   it('routes by Host to ready instances, round-robin', async () => {
+    await ensureHello();
     const seen = await servedBy(6);
     expect(seen.size).toBe(2);
   });
@@ -88,6 +99,7 @@ describe('proxy and route reconciler on real Docker', () => {
   });
 
   it('takes an instance out while its readiness fails and puts it back when it passes', async () => {
+    await ensureHello();
     const [a] = await instances();
     const idA = a!.containerId!.slice(0, 12);
     dockerExec(a!.containerId!, 'rm', '/tmp/www/ready');
@@ -102,6 +114,7 @@ describe('proxy and route reconciler on real Docker', () => {
   });
 
   it('answers 503 when no instance is ready', async () => {
+    await ensureHello();
     const all = await instances();
     for (const i of all) dockerExec(i.containerId!, 'rm', '/tmp/www/ready');
     await waitFor(async () => (await http.get('hello.localhost')).status === 503, 5_000, '503');
@@ -110,23 +123,25 @@ describe('proxy and route reconciler on real Docker', () => {
   });
 
   it('loses no request of a sequential GET loop while one of 2 instances is killed with kill -9', async () => {
+    await ensureHello();
     const loop = getLoop(http.get, 'hello.localhost');
-    await sleep(500);
+    await flowed(loop);
     const [victim] = await instances();
     process.kill(containerMainPid(victim!.containerId!), 'SIGKILL');
     await waitFor(async () => (await instances()).filter((i) => i.ready && i.id !== victim!.id).length === 2, 10_000, 'replacement ready');
-    await sleep(300);
+    await flowed(loop);
     const r = await loop.stop();
     expect(r.sent).toBeGreaterThan(100);
     expect(r.failures).toEqual([]);
   });
 
   it('loses no request of a GET loop during a rollout', async () => {
+    await ensureHello();
     const before = new Set((await instances()).map((i) => i.id));
     const loop = getLoop(http.get, 'hello.localhost');
-    await sleep(300);
-    await apply(helloManifest('B'));
-    await sleep(300);
+    await flowed(loop);
+    await apply(helloManifest(`B${systemClock.now()}`)); // a spec unlike any before: a rollout whatever ran earlier
+    await flowed(loop);
     const r = await loop.stop();
     const after = await instances();
     expect(after.filter((i) => before.has(i.id))).toEqual([]);
@@ -161,6 +176,7 @@ describe('proxy and route reconciler on real Docker', () => {
   });
 
   it('a deleted service drains and its route goes: 404 afterwards', async () => {
+    await ensureHello();
     const r = await run(['delete', 'hello']);
     expect(r.code).toBe(0);
     await waitFor(async () => (await http.get('hello.localhost')).status === 404, 10_000, '404 after delete');
