@@ -2,6 +2,7 @@ import type { InstanceReport } from '../agent/reports.js';
 import type { EventRecord, ServiceRecord } from '../store/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import { oomHint } from '../controllers/container/planner.js';
+import type { IsoTime } from '../core/time.js';
 
 export type ServiceState = 'healthy' | 'degraded' | 'updating' | 'rollout-failed' | 'crashloop' | 'stopped';
 
@@ -11,10 +12,11 @@ export interface InstanceStatus {
   state: string;
   ready: boolean;
   restarts: number;
-  lastExit: { code: number | null; reason: string; at: string } | null;
+  lastExit: { code: number | null; reason: string; at: IsoTime } | null;
   containerId: string | null;
   address: string | null;
-  nextRetryAt: string | null;
+  /** When a crash-looping slot is next tried. */
+  nextRetryAt: IsoTime | null;
   /** A terminal error that keeps this slot from its desired spec (image not found on node n1). */
   error: string | null;
   /** The last readiness check's answer ("HTTP 404", "nothing listens on port 8081 …"), when probed. */

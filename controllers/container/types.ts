@@ -1,4 +1,5 @@
 import type { ServiceSpec } from '../../manifest/types.js';
+import type { EpochMs, IsoTime } from '../../core/time.js';
 
 /** One replica slot of a service, assigned to this node by the scheduler. */
 export interface SlotAssignment {
@@ -20,8 +21,7 @@ export interface LastExit {
   /** Exit code, null when the container vanished. */
   code: number | null;
   reason: ExitReason;
-  /** ISO-8601. */
-  at: string;
+  at: IsoTime;
 }
 
 /**
@@ -41,16 +41,16 @@ export interface SlotState {
   lastExit: LastExit | null;
   /** The instance whose failure has been counted, so one failure counts once. */
   handledInstance: string | null;
-  /** ms since epoch of the next allowed replacement (crash-loop backoff), or null. */
-  nextRetryAt: number | null;
+  /** The next allowed replacement (crash-loop backoff), or null. Persisted under this name. */
+  nextRetryAt: EpochMs | null;
   /** The id the replacement will have while it waits out its backoff (so it can be tracked and shown). */
   nextInstance: string | null;
   /** Spec hash for which the restart policy decided not to replace; a new spec clears it. */
   gaveUpOnHash: string | null;
-  /** A rollout of this slot to a new spec hash in progress: since when (ms). */
-  rollout: { hash: string; startedAt: number } | null;
+  /** A rollout of this slot to a new spec hash in progress: since when. */
+  rollout: { hash: string; startedAt: EpochMs } | null;
   /** A rollout to this spec hash that halted, and why; a new spec clears it. */
-  rolloutFailed: { hash: string; reason: string; at: number } | null;
+  rolloutFailed: { hash: string; reason: string; at: EpochMs } | null;
 }
 
 export function freshSlotState(service: string, slot: number): SlotState {
