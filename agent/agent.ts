@@ -1,30 +1,28 @@
-import type { Clock, Rng, TimerHandle } from '../core/clock.js';
+import type { Clock, Rng } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
-import { instanceId } from '../core/ids.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime, ObservedContainer } from '../runtime/types.js';
-import { LABEL, parseInstanceLabels } from '../runtime/labels.js';
+import { LABEL } from '../runtime/labels.js';
 import type { EventRecord, Store } from '../store/types.js';
-import { isOrcaError } from '../core/errors.js';
-import { WorkQueue, type HandlerResult } from '../controllers/work-queue.js';
-import { Executor } from '../controllers/executor.js';
-import { planContainers } from '../controllers/container/planner.js';
-import type { NodeIdentity } from '../controllers/container/container-spec.js';
-import { slotKey, type SlotAssignment } from '../controllers/container/types.js';
-import { buildReports, type InstanceReport } from './reports.js';
-import { InstanceLifecycle } from './lifecycle.js';
-import { planResync } from './orphans.js';
-import { followRuntimeEvents } from './runtime-events.js';
-import { AssignmentCache } from './assignments.js';
-import { SlotMemory } from './slot-memory.js';
 import { Controller } from '../controllers/controller.js';
+import { Executor } from '../controllers/executor.js';
+import type { NodeIdentity } from '../controllers/container/container-spec.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
 import { HealthReconciler } from '../controllers/health/reconciler.js';
 import { ProbeRunners } from '../controllers/health/runner.js';
 import { isVerdict } from '../controllers/health/actions.js';
 import type { ProbeSpecs } from '../controllers/health/planner.js';
+import { realProbeChecks, type ProbeChecks } from '../controllers/health/checks.js';
 import { effectiveReadiness } from '../manifest/probes.js';
 import type { ServiceSpec } from '../manifest/types.js';
-import { realProbeChecks, type ProbeChecks } from '../controllers/health/checks.js';
+import { buildReports, type InstanceReport } from './reports.js';
+import { InstanceLifecycle } from './lifecycle.js';
+import { ContainerReconciler } from './container-reconciler.js';
+import { AssignmentCache } from './assignments.js';
+import { SlotMemory } from './slot-memory.js';
+import { planResync } from './orphans.js';
+import { followRuntimeEvents } from './runtime-events.js';
+import { startWatchdog } from './watchdog.js';
 
 export interface AgentDeps {
   runtime: Runtime;
@@ -62,13 +60,8 @@ export interface AgentDeps {
 export class Agent {
   private readonly assignments: AssignmentCache;
   private readonly slots: SlotMemory;
-  /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
-  private readonly recovering = new Map<string, { instance: string; atMs: number }>();
-  /** Image and port pairs already checked against the image's EXPOSE list ("image port"). */
-  private readonly portChecked = new Set<string>();
-  /** Services whose last reconcile ended in a terminal error (an image missing): the error, for status. */
-  private readonly terminal = new Map<string, string>();
-  private readonly queue: WorkQueue;
+  private readonly containerReconciler: ContainerReconciler;
+  private readonly container: Controller;
   private readonly executor: Executor;
   private readonly lifecycle: InstanceLifecycle;
   /** The probe runners of the health reconciler (its observed state: counters, last answers). */
@@ -77,7 +70,6 @@ export class Agent {
   /** Each service's containers as the container reconciler last listed them (observed state). */
   private readonly observedBy = new Map<string, ObservedContainer[]>();
   private readonly log: Logger;
-  private watchdogTimer: TimerHandle | null = null;
   private signal: AbortSignal | null = null;
   private started = false;
   private firstPass: Promise<void> | null = null;
@@ -89,7 +81,7 @@ export class Agent {
     this.slots = new SlotMemory(deps.store);
     this.lifecycle = new InstanceLifecycle(deps.clock, (service, instance, state) => {
       // A replacement's crash-loop backoff ended: its service is due for another look.
-      if (state === 'pending' && this.slots.isWaitingReplacement(service, instance)) this.queue.add(service);
+      if (state === 'pending' && this.slots.isWaitingReplacement(service, instance)) this.container.trigger(service);
       this.deps.onChange?.();
     });
     // The health reconciler: its own controller, keyed by service. It reads the observed state
@@ -113,7 +105,7 @@ export class Agent {
         },
         record: deps.record,
         applied: (service, actions) => {
-          if (actions.some(isVerdict)) this.queue.add(service);
+          if (actions.some(isVerdict)) this.container.trigger(service);
         },
       }),
       clock: deps.clock,
@@ -137,10 +129,33 @@ export class Agent {
         await this.deps.drain(instance, address, Math.min(DEFAULTS.drainMaxMs, Math.max(1000, graceSecs * 1000)));
       },
     });
-    this.queue = new WorkQueue({
+    this.containerReconciler = new ContainerReconciler({
+      runtime: deps.runtime,
+      clock: deps.clock,
+      rng: deps.rng,
+      log: this.log,
+      identity: deps.identity,
+      assignments: this.assignments,
+      slots: this.slots,
+      lifecycle: this.lifecycle,
+      executor: this.executor,
+      lastReadiness: (instance) => this.probes.lastReadiness(instance),
+      // What the container reconciler saw is the health reconciler's observed state.
+      observed: (service, containers) => {
+        if (containers.length > 0) this.observedBy.set(service, containers);
+        else this.observedBy.delete(service);
+        this.health.trigger(service);
+      },
+      record: deps.record,
+      ...(deps.onChange ? { onChange: deps.onChange } : {}),
+      ...(deps.onRecovery ? { onRecovery: deps.onRecovery } : {}),
+    });
+    // The watchdog (startWatchdog) is the container controller's resync: it also removes orphans.
+    this.container = new Controller({
+      reconciler: this.containerReconciler,
       clock: deps.clock,
       log: this.log,
-      handler: (key) => this.reconcile(key),
+      resyncMs: 0,
       retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
     });
   }
@@ -158,7 +173,7 @@ export class Agent {
     const changed = await this.assignments.replace(list);
     if (this.started) {
       if (first) await this.resyncAll();
-      else for (const svc of changed) this.queue.add(svc);
+      else for (const svc of changed) this.container.trigger(svc);
     }
   }
 
@@ -175,10 +190,9 @@ export class Agent {
       }
     }
     this.health.start(signal);
-    this.queue.start(signal);
+    this.container.start(signal);
     this.started = true;
     signal.addEventListener('abort', () => {
-      if (this.watchdogTimer) this.deps.clock.clearTimeout(this.watchdogTimer);
       this.lifecycle.stop();
       this.probes.stopAll();
     });
@@ -197,13 +211,13 @@ export class Agent {
           // A death takes the instance out of service at once (routes follow through onChange);
           // the reconcile this queues confirms it against Docker's full view.
           if (instance && (ev.kind === 'die' || ev.kind === 'destroy')) this.lifecycle.observedGone(instance, ev);
-          if (svc) this.queue.add(svc);
+          if (svc) this.container.trigger(svc);
           if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
         },
       },
       signal,
     );
-    this.scheduleWatchdog();
+    startWatchdog(this.deps.clock, this.deps.watchdogIntervalMs, signal, () => this.resyncAll());
     if (this.assignments.known) await this.resyncAll();
   }
 
@@ -219,13 +233,13 @@ export class Agent {
 
   /** Resolves when the work queue is empty (tests). */
   idle(): Promise<void> {
-    return this.queue.idle();
+    return this.container.idle();
   }
 
   /** This node's instances, read from the runtime now. */
   async observe(): Promise<InstanceReport[]> {
     const containers = await this.deps.runtime.list(this.ownLabels());
-    return buildReports(this.node, this.assignments.all(), containers, this.slots.all(), this.deps.clock.now(), this.lifecycle, this.terminal).map((r) => ({
+    return buildReports(this.node, this.assignments.all(), containers, this.slots.all(), this.deps.clock.now(), this.lifecycle, this.containerReconciler.terminal).map((r) => ({
       ...r,
       probe: r.id && r.containerId ? (this.probes.lastReadiness(r.id) ?? null) : null,
     }));
@@ -263,140 +277,14 @@ export class Agent {
     const plan = planResync(containers, this.node);
     if (plan.orphans.length > 0) await this.executor.execute('container', plan.orphans);
     const keys = new Set([...this.assignments.services(), ...plan.services]);
-    for (const k of keys) this.queue.add(k);
-    await this.queue.idle();
+    for (const k of keys) this.container.trigger(k);
+    await this.container.idle();
     this.resolveFirstPass?.();
     this.resolveFirstPass = null;
   }
 
   private ownLabels(): Record<string, string> {
     return { [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.node };
-  }
-
-  private async reconcile(service: string): Promise<HandlerResult> {
-    // Before the first assignment set (a fresh cache, a session not yet welcomed — or refused
-    // because another agent holds this node name) nothing here is desired *or* undesired: a
-    // Docker event must not make this agent remove containers it was never given.
-    if (!this.assignments.known) return { kind: 'done' };
-    const desired = this.assignments.of(service);
-    const observed = await this.deps.runtime.list({ ...this.ownLabels(), [LABEL.service]: service });
-    const slots = this.slots.ofService(service);
-    const spec = desired[0]?.spec;
-    this.lifecycle.sync(service, observed, slots.values(), spec);
-    if (observed.length > 0) this.observedBy.set(service, observed);
-    else this.observedBy.delete(service);
-    this.health.trigger(service);
-    this.noteRecoveries(service, observed);
-    const plan = planContainers({
-      service,
-      desired,
-      observed,
-      slots,
-      condemned: this.lifecycle.condemned(service),
-      ready: this.lifecycle.readySet(service),
-      now: this.deps.clock.now(),
-      lastReadiness: (instance) => this.probes.lastReadiness(instance),
-      newInstanceId: (s, rev, slot) => instanceId(s, rev, slot, this.deps.rng),
-    });
-    // A slot no longer assigned here whose containers are all gone is forgotten: if it comes
-    // back (scaled up again, rescheduled here) its old instance's removal is not a failure.
-    const desiredSlots = new Set(desired.map((d) => d.slot));
-    const observedSlots = new Set(observed.map((c) => parseInstanceLabels(c.labels)?.slot));
-    for (const s of slots.values()) {
-      if (!desiredSlots.has(s.slot) && !observedSlots.has(s.slot)) await this.slots.forget(s);
-    }
-    if (plan.actions.length === 0) {
-      this.clearTerminal(service);
-      return plan.requeueAfterMs !== null ? { kind: 'after', ms: plan.requeueAfterMs } : { kind: 'done' };
-    }
-    for (const a of plan.actions) {
-      if (a.kind === 'slot.update' && a.key.startsWith('failure:') && a.slot.lastExit) {
-        this.recovering.set(slotKey(service, a.slot.slot), { instance: a.slot.lastExit.instance, atMs: Date.parse(a.slot.lastExit.at) });
-      }
-    }
-    if (spec?.port !== undefined && plan.actions.some((a) => a.kind === 'container.create')) await this.checkExposedPort(service, spec.image, spec.port);
-    const result = await this.executor.execute('container', plan.actions);
-    if (result.applied > 0) this.deps.onChange?.();
-    if (result.error) {
-      const terminal = this.terminalError(service, result.error);
-      if (!terminal) throw result.error;
-      // Retrying a missing image every second changes nothing; status says why, and a slow
-      // retry (or the next watchdog pass) picks the image up once someone builds it.
-      if (this.terminal.get(service) !== terminal) {
-        this.terminal.set(service, terminal);
-        this.log.warn({ service, error: terminal, retryInMs: DEFAULTS.terminalRetryMs }, 'terminal error; retrying slowly');
-        this.deps.onChange?.();
-      }
-      return { kind: 'after', ms: DEFAULTS.terminalRetryMs };
-    }
-    this.clearTerminal(service);
-    return { kind: 'requeue' };
-  }
-
-  /**
-   * Warns (once per image and port) when the service's port is not among the ports its image
-   * EXPOSEs — a typo in `port` is the usual cause of an instance that never gets ready. Images
-   * that expose nothing are not judged. Never throws.
-   */
-  private async checkExposedPort(service: string, image: string, port: number): Promise<void> {
-    const key = `${image} ${port}`;
-    if (this.portChecked.has(key)) return;
-    let exposed: number[];
-    try {
-      exposed = await this.deps.runtime.imageExposedPorts(image);
-    } catch {
-      return; // a missing image is reported by the create itself; look again next time
-    }
-    this.portChecked.add(key);
-    if (exposed.length === 0 || exposed.includes(port)) return;
-    const message = `port ${port} is not among the ports image ${image} exposes (${exposed.join(', ')}): check the service's port`;
-    this.log.warn({ service, image, port, exposed }, 'service port not exposed by its image');
-    this.deps.record({
-      time: new Date(this.deps.clock.now()).toISOString(),
-      reconciler: 'container',
-      service,
-      instance: null,
-      node: this.node,
-      action: 'image.port-check',
-      reason: 'port-not-exposed',
-      outcome: 'warning',
-      durationMs: 0,
-      message,
-    });
-  }
-
-  /** The status text of an error that retrying soon cannot fix, or null for one worth retrying. */
-  private terminalError(service: string, err: unknown): string | null {
-    if (!isOrcaError(err, 'ORCA_IMAGE_MISSING')) return null;
-    const image = this.assignments.of(service)[0]?.spec.image ?? 'of the service';
-    return `image ${image} not found on node ${this.node} (Orca never pulls images: build or load it on that host)`;
-  }
-
-  private clearTerminal(service: string): void {
-    if (this.terminal.delete(service)) this.deps.onChange?.();
-  }
-
-  /** Reports recovery time for slots whose replacement is now ready. */
-  private noteRecoveries(service: string, observed: ObservedContainer[]): void {
-    if (!this.deps.onRecovery) return;
-    for (const [key, r] of this.recovering) {
-      if (!key.startsWith(`${service}/`)) continue;
-      const slot = Number(key.slice(service.length + 1));
-      const replacement = observed.find((c) => {
-        const l = parseInstanceLabels(c.labels);
-        return l !== undefined && l.slot === slot && l.instance !== r.instance && c.status === 'running' && this.lifecycle.ready(l.instance);
-      });
-      if (!replacement) continue;
-      this.recovering.delete(key);
-      this.deps.onRecovery(service, Math.max(0, this.deps.clock.now() - r.atMs) / 1000);
-    }
-  }
-
-  private scheduleWatchdog(): void {
-    if (this.signal?.aborted) return;
-    this.watchdogTimer = this.deps.clock.setTimeout(() => {
-      void this.resyncAll().finally(() => this.scheduleWatchdog());
-    }, this.deps.watchdogIntervalMs);
   }
 }
 
