@@ -9,7 +9,7 @@ import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type ServerMessage } fro
 import { aSpec, slotsOf } from '../test/builders.js';
 import { AgentHub } from './agent-hub.js';
 import { NodeRegistry } from './node-registry.js';
-import { planRoutes } from './routes.js';
+import { planRoutes } from '../controllers/route/planner.js';
 
 const settle = () => flushMicrotasks(20);
 const API = { host: '127.0.0.1', port: 6880 };
@@ -57,11 +57,12 @@ async function setup() {
 
 const web = slotsOf(aSpec({ name: 'web', replicas: 2, port: 8080, route: { host: 'web.localhost', path: '/' } } as never));
 const routesOf = (registry: NodeRegistry) =>
-  planRoutes(
-    [{ name: 'web', spec: { ...web[0]!.spec, route: { host: 'web.localhost', path: '/' }, port: 8080 }, deletedAt: null } as never],
-    registry.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
-    () => true,
-  );
+  planRoutes({
+    services: [{ name: 'web', spec: { ...web[0]!.spec, route: { host: 'web.localhost', path: '/' }, port: 8080 }, deletedAt: null } as never],
+    endpoints: registry.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
+    reachable: () => true,
+    current: [],
+  }).table;
 
 describe('AgentHub: node identity', () => {
   it('refuses a hello for a node name with a live session (4409 to the newcomer, naming the incumbent); the incumbent keeps its session', async () => {

@@ -2,17 +2,20 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { systemClock, systemRng, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
+import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/types.js';
-import type { Store } from '../store/types.js';
+import type { ServiceRecord, Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import type { Agent } from '../agent/agent.js';
 import { buildAgent } from '../agent/main.js';
 import { memoryChannelPair } from '../agent/channel.js';
 import type { ProbeChecks } from '../controllers/health/checks.js';
 import { Proxy } from '../proxy/proxy.js';
+import { Controller } from '../controllers/controller.js';
+import { RouteExecutor } from '../controllers/route/executor.js';
+import { ROUTE_TABLE_KEY, RouteReconciler } from '../controllers/route/reconciler.js';
 import type { Route } from '../proxy/table.js';
 import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
@@ -21,11 +24,9 @@ import { ensureToken } from './token.js';
 import { claimDataDir, prepareDataDir } from './data-dir.js';
 import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
-import { RouteReconciler } from './routes.js';
 import { NodeRegistry } from './node-registry.js';
 import { NodeReconciler } from './node-reconciler.js';
 import { NodeExecutor } from '../controllers/node/executor.js';
-import { Controller } from '../controllers/controller.js';
 import { AgentHub } from './agent-hub.js';
 import type { ServerConfig } from './config.js';
 
@@ -71,7 +72,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   const rng = deps.rng ?? systemRng;
   const openStore = deps.openStore ?? ((path: string) => openLevelStore(path));
   const abort = new AbortController();
-  let watchdogTimer: TimerHandle | null = null;
   let ready = false;
   let api: HttpServer | null = null;
   let agentStore: Store | null = null;
@@ -86,7 +86,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   /** Stops in dependency order: no new traffic, no new actions, log flushed, stores closed. */
   const stop = async () => {
     abort.abort();
-    if (watchdogTimer) clock.clearTimeout(watchdogTimer);
     await agentRunning.catch(() => undefined);
     hub?.close();
     await proxy?.close().catch((err: unknown) => log.warn({ err }, 'closing proxy'));
@@ -142,7 +141,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     });
     await reg.load();
     /** A node changed state: routes to an unreachable node's instances go at once. */
-    const onNodeStateChanged = (): void => routes.reconcileNow();
+    const onNodeStateChanged = (): void => routesChanged();
     /** A node is down, drained or back: a scheduling pass places its slots. */
     const onSchedulingChanged = (): void => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
     const nodeExecutor = new NodeExecutor({
@@ -155,18 +154,37 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       onSchedulingChanged,
     });
 
-    const routes = new RouteReconciler({
+    // The route reconciler: one key (the table), triggered by instance, node and service changes
+    // (processed at once: a dead instance leaves the table within the trigger) and resynced on
+    // every watchdog interval.
+    let desiredServices: readonly ServiceRecord[] = [];
+    const routeLog = log.child({ reconciler: 'route' });
+    const routes = new Controller({
+      reconciler: new RouteReconciler({
+        desired: () => desiredServices,
+        endpoints: () => reg.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
+        reachable: (node) => {
+          const s = reg.get(node)?.state();
+          return s === 'ready' || s === 'draining';
+        },
+        current: () => px.routes(),
+        executor: new RouteExecutor({ clock, log: routeLog, apply: (table) => px.setRoutes(table), record: (e) => eventLog.record(e) }),
+      }),
       clock,
-      log: log.child({ reconciler: 'route' }),
-      apply: (table) => px.setRoutes(table),
-      endpoints: () => reg.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
-      reachable: (node) => {
-        const s = reg.get(node)?.state();
-        return s === 'ready' || s === 'draining';
-      },
-      record: (e) => eventLog.record(e),
+      log: routeLog,
+      resyncMs: config.watchdogIntervalMs,
+      retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
     });
-    abort.signal.addEventListener('abort', () => routes.stop());
+    routes.start(abort.signal);
+    const stopped = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    function routesChanged(): void {
+      routes.trigger(ROUTE_TABLE_KEY);
+    }
+    /** Triggers the route reconciler and resolves once the table reflects what is known now (or the server stops). */
+    const routesSettled = async (): Promise<void> => {
+      routesChanged();
+      await Promise.race([routes.idle(), stopped]);
+    };
 
     cp = new ControlPlane({
       store,
@@ -175,7 +193,10 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       events: eventLog,
       nodes: () => reg.list(),
       reschedule: (actions) => nodeExecutor.execute(actions),
-      onServices: (services) => routes.setServices(services),
+      onServices: (services) => {
+        desiredServices = services;
+        routesChanged();
+      },
     });
     await cp.load();
     nodes = new Controller({
@@ -217,13 +238,13 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       registry: reg,
       onSession: () => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed')),
       onState: () => {
-        routes.poke();
+        routesChanged();
         watcher.poke();
         if (cp.hasLingering()) void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
       },
       record: (e) => eventLog.record(e),
       drain: async (address, maxMs) => {
-        routes.reconcileNow();
+        await routesSettled();
         await px.drain(address, maxMs);
       },
       ownAddresses: () => {
@@ -302,25 +323,16 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     let proxyAddress: { host: string; port: number } | null = null;
     const serving = adopted.then(async () => {
       if (abort.signal.aborted) return;
-      routes.reconcileNow();
+      await routesSettled();
+      if (abort.signal.aborted) return;
       const listening = await px.listen(config.proxyListen.host, config.proxyListen.port);
       proxyAddress = listening;
       ownAddresses.push(listening);
       log.info({ proxy: `http://${listening.host}:${listening.port}` }, 'proxy listening');
-      scheduleWatchdog();
       ready = true;
       log.info({ api: apiUrl }, 'server ready');
     });
     serving.catch((err: unknown) => log.fatal({ err }, 'could not start serving'));
-    // The server's side of the watchdog: a full pass over routes (agents run their own).
-    const scheduleWatchdog = () => {
-      if (abort.signal.aborted) return;
-      // One pending timer at a time (a list of every handle ever made grew without bound).
-      watchdogTimer = clock.setTimeout(() => {
-        routes.reconcileNow();
-        scheduleWatchdog();
-      }, config.watchdogIntervalMs);
-    };
 
     return {
       apiUrl,
@@ -329,7 +341,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       agent,
       metrics,
       proxy: () => proxyAddress,
-      routes: () => routes.routes(),
+      routes: () => px.routes(),
       ready: () => serving,
       stop,
     };
