@@ -49,10 +49,14 @@ export interface AgentDeps {
 }
 
 /**
- * The node-local half of Orca: keeps this node's containers matching its assignments.
- * Runs the container reconciler over a keyed work queue (key = service), triggered by
- * assignment changes, Docker events and the watchdog. Observed state is always re-read
- * from the runtime; nothing is trusted from memory but slot history.
+ * The node-local half of Orca, as wiring only: two controllers keyed by service — the container
+ * reconciler (agent/container-reconciler.ts) and the health reconciler (controllers/health/) —
+ * and what triggers them: assignment changes, Docker events (followRuntimeEvents) and the
+ * watchdog's full resync (startWatchdog, planResync for orphans). They never call each other:
+ * the container reconciler leaves what it listed (observedBy) and the instance lifecycle's
+ * state; the health reconciler reads them and its verdicts go to the lifecycle, which the
+ * container reconciler reads on the trigger the wiring sends. Slot memory (SlotMemory) and the
+ * assignment cache (AssignmentCache) live in the agent's own store.
  *
  * It never reconciles before it has an assignment set (from the server, or cached in its
  * store from an earlier session), so an empty start can never remove running workloads.
@@ -231,7 +235,7 @@ export class Agent {
     await this.probes.firstRound(DEFAULTS.adoptProbeWaitMs);
   }
 
-  /** Resolves when the work queue is empty (tests). */
+  /** Resolves when the container controller's queue is empty (tests, benchmarks). */
   idle(): Promise<void> {
     return this.container.idle();
   }
