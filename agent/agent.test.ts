@@ -6,6 +6,8 @@ import { LABEL } from '../runtime/labels.js';
 import { memoryStore } from '../store/index.js';
 import type { EventRecord, Store } from '../store/types.js';
 import { Agent } from './agent.js';
+import type { ProbeChecks } from '../controllers/health/checks.js';
+import type { ProbeSpec } from '../manifest/types.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 
 const IMAGE = 'orca-test/busybox:1';
@@ -25,7 +27,7 @@ afterEach(() => {
   for (const w of worlds.splice(0)) w.abort.abort();
 });
 
-async function world(opts: { rt?: FakeRuntime; clock?: ManualClock; store?: Store } = {}): Promise<World> {
+async function world(opts: { rt?: FakeRuntime; clock?: ManualClock; store?: Store; checks?: ProbeChecks } = {}): Promise<World> {
   const clock = opts.clock ?? new ManualClock();
   const rt = opts.rt ?? new FakeRuntime(clock);
   rt.addImage(IMAGE, { cmd: ['sleep', '3600'] });
@@ -41,6 +43,7 @@ async function world(opts: { rt?: FakeRuntime; clock?: ManualClock; store?: Stor
     identity: { cluster: CLUSTER, node: 'n1', advertise: '127.0.0.1' },
     watchdogIntervalMs: 30_000,
     record: (e) => events.push(e),
+    ...(opts.checks ? { checks: opts.checks } : {}),
   });
   const w = { clock, rt, store, events, agent, abort: new AbortController() };
   worlds.push(w);
@@ -318,5 +321,59 @@ describe('Agent: port and image', () => {
     await w.agent.start(w.abort.signal);
     await settle(w, 500);
     expect(w.events.filter((e) => e.action === 'image.port-check')).toEqual([]);
+  });
+});
+
+describe('Agent health (the health controller wired to the container controller)', () => {
+  /** Probe answers decided by the test, per instance ("ok" unless set). */
+  function scriptedChecks() {
+    const failing = new Set<string>();
+    const answer = async (containerId: string) => (failing.has(containerId) ? { ok: false, detail: 'HTTP 503' } : { ok: true, detail: 'HTTP 200' });
+    let lastContainer = '';
+    const checks: ProbeChecks = {
+      http: async () => answer(lastContainer),
+      tcp: async (_h, _p, _t, inside) => answer(inside?.containerId ?? lastContainer),
+      exec: async (id) => answer(id),
+    };
+    return { checks, failing, use: (id: string) => (lastContainer = id) };
+  }
+  const probe = (over: Partial<ProbeSpec> = {}): ProbeSpec => ({ check: { kind: 'tcp' }, intervalSecs: 1, timeoutSecs: 1, failureThreshold: 2, successThreshold: 1, initialDelaySecs: 0, ...over });
+
+  it('readiness decides the endpoints: ready after a pass, out after failure_threshold failures, recorded as health events', async () => {
+    const c = scriptedChecks();
+    const w = await world({ checks: c.checks });
+    await w.agent.setAssignments(slotsOf(aSpec({ port: 80, readiness: probe() })));
+    await w.agent.start(w.abort.signal);
+    await settle(w, 200);
+    const [ctr] = await running(w);
+    expect(w.agent.endpoints()).toEqual([expect.objectContaining({ service: 'web', instance: ctr!.labels[LABEL.instance] })]);
+    c.failing.add(ctr!.id);
+    await settle(w, 2_100);
+    expect(w.agent.endpoints()).toEqual([]);
+    expect(await running(w)).toHaveLength(1); // not ready is not dead
+    const health = w.events.filter((e) => e.reconciler === 'health').map((e) => [e.action, e.reason, e.message]);
+    expect(health).toEqual([
+      ['instance.ready', 'readiness-passed', 'HTTP 200'],
+      ['instance.unready', 'readiness-failed', 'HTTP 503'],
+    ]);
+  });
+
+  it('a liveness failure replaces the instance through the container controller', async () => {
+    const c = scriptedChecks();
+    const w = await world({ checks: c.checks });
+    await w.agent.setAssignments(slotsOf(aSpec({ port: 80, liveness: probe({ check: { kind: 'exec', command: ['true'] } }) })));
+    await w.agent.start(w.abort.signal);
+    await settle(w, 200);
+    const [victim] = await running(w);
+    c.failing.add(victim!.id);
+    await settle(w, 2_100);
+    await settle(w, 100);
+    const now = await running(w);
+    expect(now).toHaveLength(1);
+    expect(now[0]!.id).not.toBe(victim!.id);
+    const failed = w.events.find((e) => e.action === 'instance.liveness-failed');
+    expect(failed).toMatchObject({ reconciler: 'health', reason: 'liveness', instance: victim!.labels[LABEL.instance], message: 'exec true failed 2 times: HTTP 503' });
+    const [r] = await w.agent.observe();
+    expect(r).toMatchObject({ restarts: 1 });
   });
 });
