@@ -2,6 +2,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../core/clock.js';
 import { DEFAULTS, type ApiLimitsShape } from '../core/defaults.js';
+import { OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Store, EventRecord } from '../store/types.js';
 import { parseInstanceLabels } from '../runtime/labels.js';
@@ -154,10 +155,10 @@ export function createApi(deps: ApiDeps): Server {
         res.destroy();
         return;
       }
-      // Every error is answered by its code's status (HTTP_STATUS_OF); only a bug is a 500 without one.
-      const answer = HttpError.from(err);
-      if (!(err instanceof HttpError) && answer.status >= 500) log.error({ err, path }, 'API request failed');
-      sendError(res, answer);
+      // Every error is answered by its code's status (HTTP_STATUS_OF); only a bug (an error
+      // without a code) is logged, and answered 500.
+      if (!(err instanceof HttpError) && !(err instanceof OrcaError)) log.error({ err, path }, 'API request failed');
+      sendError(res, HttpError.from(err));
     }
   };
 

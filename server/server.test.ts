@@ -143,4 +143,18 @@ describe('server API (FakeRuntime, memory store)', () => {
     const n = await call('GET', '/v1/nodes');
     expect(n.body.nodes).toEqual([{ name: 'n1', state: 'ready', address: '127.0.0.1', lastHeartbeat: expect.any(String), instances: 2 }]);
   });
+
+  it('an OrcaError reaching the API is answered by its code (HTTP_STATUS_OF), not 500: Docker unreachable is 503', async () => {
+    const { call, rt, logs } = await boot();
+    await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
+    await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
+    rt.setEngineDown(true);
+    const r = await call('GET', '/v1/status');
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ error: 'ORCA_RUNTIME_UNAVAILABLE', message: expect.stringContaining('unreachable') });
+    rt.setEngineDown(false);
+    expect((await call('GET', '/v1/status')).status).toBe(200);
+    // An expected failure is an answer, not an API error in the log.
+    expect(logs()).not.toContain('API request failed');
+  });
 });
