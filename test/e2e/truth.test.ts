@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { TEST_IMAGE } from '../images.js';
-import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
+import { cleanup, cli, holdsFor, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
 import { httpClient } from './http-client.js';
 
 interface Instance {
@@ -19,8 +19,6 @@ interface Service {
   replicas: { desired: number; running: number; ready: number };
   instances: Instance[];
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the CLI says is true, on real Docker: readiness, reasons, errors. */
 describe('a CLI that tells the truth', () => {
@@ -69,13 +67,18 @@ host = "wrongport.localhost"
     const http = httpClient(server!.proxy!);
     try {
       // Several probe intervals (1 s each): it must stay unready the whole time.
-      for (let i = 0; i < 6; i++) {
-        const s = await status('wrongport');
-        expect(s.replicas.ready).toBe(0);
-        expect(s.state).not.toBe('healthy');
-        expect((await http.get('wrongport.localhost')).status).toBe(503);
-        await sleep(500);
-      }
+      await holdsFor(
+        async () => {
+          const s = await status('wrongport');
+          expect(s.replicas.ready).toBe(0);
+          expect(s.state).not.toBe('healthy');
+          expect((await http.get('wrongport.localhost')).status).toBe(503);
+          return true;
+        },
+        3_000,
+        'unready and unrouted',
+        250,
+      );
     } finally {
       http.close();
     }
