@@ -7,11 +7,11 @@ import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
 import type { InstanceReport } from '../agent/reports.js';
 import { nodeSchedulingFlags, schedule } from './scheduler.js';
-import type { SlotAssignment } from '../controllers/container/types.js';
 import { serviceStatus, type ServiceStatus } from './status.js';
 import type { NodeLink } from './nodes.js';
 import type { NodeAction } from '../controllers/node/actions.js';
 import { planReschedules } from '../controllers/node/planner.js';
+import { planLingering } from '../controllers/node/lingering.js';
 import type { EventLog } from './event-log.js';
 
 export interface ManifestFile {
@@ -342,24 +342,15 @@ export class ControlPlane {
     if (unplaced.length) this.deps.log.warn({ unplaced }, 'no eligible node for some replica slots');
     await this.deps.store.putKv(PLACEMENT_KEY, Object.fromEntries(placement));
 
-    // Release lingering slots whose replacement is ready (or that no longer exist).
-    const reports = this.lingering.size ? links.flatMap((n) => n.lastReports()) : [];
-    for (const [key, from] of [...this.lingering]) {
-      const to = placement.get(key);
-      const [service, slot] = key.split('/');
-      const svc = services.find((x) => x.name === service);
-      const readyThere =
-        to !== undefined &&
-        reports.some((r) => r.node === to && r.service === service && String(r.slot) === slot && r.ready && r.current);
-      if (!to || !svc || svc.deletedAt || readyThere || to === from) this.lingering.delete(key);
-    }
-    const sets = new Map<string, SlotAssignment[]>();
-    for (const n of links) sets.set(n.name, [...(assignments.get(n.name) ?? [])]);
-    for (const [key, from] of this.lingering) {
-      const [service] = key.split('/');
-      const slotOf = [...assignments.values()].flat().find((a) => `${a.service}/${a.slot}` === key);
-      if (slotOf && service) sets.get(from)?.push(slotOf);
-    }
+    // Slots lingering on a draining node stay assigned there until their replacement is ready.
+    const { lingering, sets } = planLingering({
+      lingering: this.lingering,
+      placement,
+      assignments: new Map(links.map((n) => [n.name, assignments.get(n.name) ?? []])),
+      live: (name) => services.some((x) => x.name === name && !x.deletedAt),
+      reports: this.lingering.size ? links.flatMap((n) => n.lastReports()) : [],
+    });
+    this.lingering = lingering;
     await Promise.all(links.map((n) => n.setAssignments(sets.get(n.name) ?? [])));
   }
 
