@@ -83,10 +83,9 @@ export class Agent {
     this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
     this.assignments = new AssignmentCache(deps.store);
     this.slots = new SlotMemory(deps.store);
-    this.lifecycle = new InstanceLifecycle(deps.clock, (service, instance, state) => {
-      // A replacement's crash-loop backoff ended: its service is due for another look.
-      if (state === 'pending' && this.slots.isWaitingReplacement(service, instance)) this.container.trigger(service);
-      this.deps.onChange?.();
+    this.lifecycle = new InstanceLifecycle(deps.clock, {
+      changed: () => this.deps.onChange?.(),
+      backoffEnded: (service) => this.container.trigger(service),
     });
     // The health reconciler: its own controller, keyed by service. It reads the observed state
     // the container reconciler leaves (observedBy, the lifecycle's condemned set), and its

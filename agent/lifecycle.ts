@@ -13,6 +13,14 @@ import { effectiveReadiness } from '../manifest/probes.js';
 
 const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 
+/** What the lifecycle tells its host. Neither may throw. */
+export interface LifecycleListener {
+  /** An instance's shown state or readiness changed (routes and reports follow). */
+  changed(): void;
+  /** A replacement's crash-loop backoff ended: its service is due for another look. */
+  backoffEnded(service: string): void;
+}
+
 /**
  * One xstate actor per instance of this node (SPEC §3.2). The executor tells it what it did,
  * every reconcile tells it what Docker shows (level-triggered sync), and it owns the timers:
@@ -28,20 +36,25 @@ export class InstanceLifecycle implements LifecycleHooks {
   /** Instances by service, so per-service work never walks the whole node. */
   private readonly byService = new Map<string, Set<string>>();
 
+  /** Replacements tracked while they wait out a crash-loop backoff (from the slot memory). */
+  private readonly waiting = new Set<string>();
+
   constructor(
     private readonly clock: Clock,
-    /** Called when an instance's shown state or readiness changes. */
-    onChange: (service: string, instance: string, state: InstanceStateName, ready: boolean) => void,
+    listener: LifecycleListener,
   ) {
     this.tracker = new InstanceTracker(clock);
-    this.tracker.subscribe((instance, state, ready) => {
+    this.tracker.subscribe((instance, state) => {
       const service = this.serviceOf.get(instance);
-      if (service) onChange(service, instance, state, ready);
+      if (!service) return;
+      if (state === 'pending' && this.waiting.delete(instance)) listener.backoffEnded(service);
+      listener.changed();
     });
   }
 
   private track(service: string, slot: number, instance: string, readyOnStart: boolean, backoffUntil: number | null = null): void {
     this.serviceOf.set(instance, service);
+    if (backoffUntil !== null) this.waiting.add(instance);
     let set = this.byService.get(service);
     if (!set) this.byService.set(service, (set = new Set()));
     set.add(instance);
@@ -166,6 +179,7 @@ export class InstanceLifecycle implements LifecycleHooks {
     this.serviceOf.clear();
     this.byService.clear();
     this.addressOf.clear();
+    this.waiting.clear();
   }
 
   /** A copy, so callers may forget instances while they walk it. */
@@ -176,6 +190,7 @@ export class InstanceLifecycle implements LifecycleHooks {
   private forget(instance: string): void {
     this.tracker.forget(instance);
     this.addressOf.delete(instance);
+    this.waiting.delete(instance);
     const service = this.serviceOf.get(instance);
     this.serviceOf.delete(instance);
     if (service !== undefined) {

@@ -20,14 +20,4 @@ describe('SlotMemory', () => {
     expect([...again.all().keys()].sort()).toEqual(['api/0', 'web/0']);
     expect(again.ofService('db').size).toBe(0);
   });
-
-  it('knows the replacement a slot waits to create', async () => {
-    const store = memoryStore();
-    await store.open();
-    const m = new SlotMemory(store);
-    await m.save(slot('web', 0, { nextInstance: 'web-1-0-next' }));
-    expect(m.isWaitingReplacement('web', 'web-1-0-next')).toBe(true);
-    expect(m.isWaitingReplacement('web', 'web-1-0-other')).toBe(false);
-    expect(m.isWaitingReplacement('api', 'web-1-0-next')).toBe(false);
-  });
 });

@@ -42,12 +42,6 @@ export class SlotMemory {
     return out;
   }
 
-  /** The instance is the replacement a slot of the service waits to create (crash-loop backoff). */
-  isWaitingReplacement(service: string, instance: string): boolean {
-    for (const s of this.byService.get(service)?.values() ?? []) if (s.nextInstance === instance) return true;
-    return false;
-  }
-
   private remember(s: SlotState): void {
     let bySlot = this.byService.get(s.service);
     if (!bySlot) this.byService.set(s.service, (bySlot = new Map()));
