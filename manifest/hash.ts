@@ -1,8 +1,8 @@
 /**
  * The spec hash: a stable fingerprint of a normalised ServiceSpec. It covers every field, so
  * any change to a spec changes it, while key order and defaults written explicitly do not
- * (normalisation already made those specs deep-equal). Stored on containers as
- * `orca.spec-hash` and used to detect unchanged applies.
+ * (normalisation already made those specs deep-equal). Stored with each revision and used to
+ * detect unchanged applies (containers carry the instance hash instead, `orca.instance-hash`).
  */
 import { createHash } from 'node:crypto';
 import type { ServiceSpec } from './types.js';

@@ -5,6 +5,12 @@ export const LABEL = {
   instance: 'orca.instance',
   slot: 'orca.slot',
   revision: 'orca.revision',
+  /** The instance hash (controllers/container/instance-hash.ts): what the container was made from. */
+  instanceHash: 'orca.instance-hash',
+  /**
+   * The instance hash's old name. Never written; read when `instanceHash` is absent, so that
+   * containers made by earlier versions are adopted, not taken for orphans.
+   */
   specHash: 'orca.spec-hash',
   node: 'orca.node',
   /** stop_grace_secs at creation, so a deleted service's containers still stop gracefully. */
@@ -36,19 +42,22 @@ export function instanceLabels(l: InstanceLabels, extra: Record<string, string> 
     [LABEL.instance]: l.instance,
     [LABEL.slot]: String(l.slot),
     [LABEL.revision]: String(l.revision),
-    [LABEL.specHash]: l.specHash,
+    [LABEL.instanceHash]: l.specHash,
     [LABEL.node]: l.node,
   };
 }
 
-/** Reads Orca's labels back; undefined when any is missing or malformed (an orphan). */
+/**
+ * Reads Orca's labels back; undefined when any is missing or malformed (an orphan). The instance
+ * hash is read from `orca.instance-hash`, else from its old name `orca.spec-hash` (adoption).
+ */
 export function parseInstanceLabels(labels: Record<string, string>): InstanceLabels | undefined {
   const slot = Number(labels[LABEL.slot]);
   const revision = Number(labels[LABEL.revision]);
   const cluster = labels[LABEL.cluster];
   const service = labels[LABEL.service];
   const instance = labels[LABEL.instance];
-  const specHash = labels[LABEL.specHash];
+  const specHash = labels[LABEL.instanceHash] || labels[LABEL.specHash];
   const node = labels[LABEL.node];
   if (!cluster || !service || !instance || !specHash || !node) return undefined;
   if (!Number.isInteger(slot) || slot < 0 || !Number.isInteger(revision) || revision < 1) return undefined;

@@ -5,7 +5,7 @@ import type { ServiceSpec } from '../../manifest/types.js';
 /**
  * The fingerprint of what one instance is: the spec minus the fields that only concern the
  * service as a whole (replica count, routing, placement, rollout and restart settings).
- * Containers carry it as `orca.spec-hash`; a running instance is replaced only when it
+ * Containers carry it as `orca.instance-hash`; a running instance is replaced only when it
  * changes, so scaling or re-routing a service never restarts its instances. Pure.
  */
 export function instanceHash(spec: ServiceSpec): string {
