@@ -11,10 +11,8 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import { HealthReconciler } from '../controllers/health/reconciler.js';
 import { ProbeRunners } from '../controllers/health/runner.js';
 import { isVerdict } from '../controllers/health/actions.js';
-import type { ProbeSpecs } from '../controllers/health/planner.js';
+import { probeSpecsOf } from '../controllers/health/planner.js';
 import { realProbeChecks, type ProbeChecks } from '../controllers/health/checks.js';
-import { effectiveReadiness } from '../manifest/probes.js';
-import type { ServiceSpec } from '../manifest/types.js';
 import { buildReports, type InstanceReport } from './reports.js';
 import { InstanceLifecycle } from './lifecycle.js';
 import { ContainerReconciler } from './container-reconciler.js';
@@ -289,11 +287,4 @@ export class Agent {
   private ownLabels(): Record<string, string> {
     return { [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.node };
   }
-}
-
-/** The probes a service's desired spec asks for, or null when it is not assigned here. */
-function probeSpecsOf(spec: ServiceSpec | undefined): ProbeSpecs | null {
-  if (!spec) return null;
-  const readiness = effectiveReadiness(spec);
-  return { ...(readiness ? { readiness } : {}), ...(spec.liveness ? { liveness: spec.liveness } : {}), ...(spec.port !== undefined ? { servicePort: spec.port } : {}) };
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { ProbeSpec } from '../../manifest/types.js';
 import { aContainer } from '../../test/builders.js';
 import type { HealthAction } from './actions.js';
-import { planHealth, type HealthInput, type ProbeView } from './planner.js';
+import { planHealth, probeSpecsOf, type HealthInput, type ProbeView } from './planner.js';
+import { aSpec } from '../../test/builders.js';
 import type { ProbeCounters } from './probe-state.js';
 
 const NOW = Date.parse('2026-01-01T00:00:10.000Z');
@@ -86,5 +87,12 @@ describe('planHealth', () => {
     const probes: ProbeView[] = first.flatMap((x) => (x.kind === 'probe.start' ? [view(x.instance, x.probe, x.probe === 'readiness' ? 'unknown' : 'passing', x.probe === 'readiness' ? 'unknown' : 'passing', { containerId: x.target.containerId })] : []));
     expect(probes).toHaveLength(4);
     expect(planHealth(input({ observed: [a, b], probes }))).toEqual([]);
+  });
+
+  it('probeSpecsOf: the manifest’s probes, the implicit TCP readiness of a port, none without either', () => {
+    expect(probeSpecsOf(undefined)).toBeNull();
+    expect(probeSpecsOf(aSpec())).toEqual({});
+    expect(probeSpecsOf(aSpec({ port: 80 }))).toMatchObject({ readiness: { check: { kind: 'tcp', port: 80 } }, servicePort: 80 });
+    expect(probeSpecsOf(aSpec({ port: 80, readiness: READY, liveness: LIVE }))).toEqual({ readiness: READY, liveness: LIVE, servicePort: 80 });
   });
 });

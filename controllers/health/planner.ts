@@ -1,4 +1,5 @@
-import type { ProbeSpec } from '../../manifest/types.js';
+import type { ProbeSpec, ServiceSpec } from '../../manifest/types.js';
+import { effectiveReadiness } from '../../manifest/probes.js';
 import type { ObservedContainer } from '../../runtime/types.js';
 import { parseInstanceLabels } from '../../runtime/labels.js';
 import type { HealthAction, ProbeTarget } from './actions.js';
@@ -10,6 +11,13 @@ export interface ProbeSpecs {
   readiness?: ProbeSpec;
   liveness?: ProbeSpec;
   servicePort?: number;
+}
+
+/** The probes a service's desired spec asks for (readiness as effectiveReadiness gives it), or null when it is not assigned here. */
+export function probeSpecsOf(spec: ServiceSpec | undefined): ProbeSpecs | null {
+  if (!spec) return null;
+  const readiness = effectiveReadiness(spec);
+  return { ...(readiness ? { readiness } : {}), ...(spec.liveness ? { liveness: spec.liveness } : {}), ...(spec.port !== undefined ? { servicePort: spec.port } : {}) };
 }
 
 /** One probe being run, as the runner shows it now (the health reconciler's observed state). */
