@@ -60,7 +60,8 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
   it('spreads replicas over both nodes', async () => {
     const file = join(env.dataDir, 'spread.toml');
     await writeFile(file, `[[service]]\nname = "spread"\nimage = "${TEST_IMAGE}"\ncommand = ["sleep", "3600"]\nreplicas = 4\nstop_grace_secs = 0.5\n`);
-    expect((await run(['apply', '-f', file, '--wait', '--timeout', '60'])).code).toBe(0);
+    const r = await run(['apply', '-f', file, '--wait', '--timeout', '60']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     const all = await instances();
     expect(all.filter((i) => i.node === 'n1')).toHaveLength(2);
     expect(all.filter((i) => i.node === 'n2')).toHaveLength(2);
