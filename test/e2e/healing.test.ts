@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
 import { TEST_IMAGE } from '../images.js';
@@ -56,6 +57,10 @@ describe('self-healing on real Docker', () => {
     const r = await run(['apply', '-f', file]);
     expect(r.code, r.stderr).toBe(0);
   };
+  const metrics = async (token = readFileSync(join(env.dataDir, 'cluster.token'), 'utf8').trim()) => {
+    const res = await fetch(`${server!.api}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, text: await res.text() };
+  };
   const runningOne = async (name: string) => {
     let inst: Instance | undefined;
     await waitFor(async () => {
@@ -94,6 +99,9 @@ describe('self-healing on real Docker', () => {
     expect(prev.code).toBe(0);
     const ev = await events('killme');
     expect(ev.some((e) => e.action === 'container.create' && e.reason === 'replace-after-exited' && e.outcome === 'ok')).toBe(true);
+    // Counted in /metrics: one restart for its reason, one recovery time (once the replacement is ready).
+    await waitFor(async () => /orca_recovery_seconds_count\{service="killme"\} 1/.test((await metrics()).text), 10_000, 'the recovery counted');
+    expect((await metrics()).text).toMatch(/orca_restarts_total\{service="killme",reason="exited"\} 1/);
   });
 
   it('heals a long-running service that exits 0 (restart policy always)', async () => {
@@ -168,13 +176,13 @@ describe('self-healing on real Docker', () => {
     expect(table.stdout).toContain('raise resources.memory');
   });
 
-  it('serves /metrics with reconcile counts, restarts and recovery times', async () => {
-    const res = await fetch(`${server!.api}/metrics`, { headers: { authorization: `Bearer ${(await import('node:fs')).readFileSync(join(env.dataDir, 'cluster.token'), 'utf8').trim()}` } });
-    const text = await res.text();
-    expect(res.status).toBe(200);
+  it('serves /metrics with reconcile counts, instances and nodes, behind the token', async () => {
+    // Its own service, so that there is something to count whatever ran before.
+    await apply('metered', 'command = ["sleep", "3600"]');
+    await runningOne('metered');
+    const { status: code, text } = await metrics();
+    expect(code).toBe(200);
     expect(text).toMatch(/orca_reconcile_actions_total\{reconciler="container",action="container.create",outcome="ok"\} \d+/);
-    expect(text).toMatch(/orca_restarts_total\{service="killme",reason="exited"\} 1/);
-    expect(text).toMatch(/orca_recovery_seconds_count\{service="killme"\} 1/);
     expect(text).toMatch(/orca_instances\{state="running"\} \d+/);
     expect(text).toMatch(/orca_nodes\{state="ready"\} 1/);
     expect((await fetch(`${server!.api}/metrics`)).status).toBe(401);
