@@ -202,7 +202,7 @@ describe('API abuse: nothing a client sends takes the server down', () => {
     expect(refused).toBe(2_000);
     // The log lines of the last refusals may still be on their way: the count must stay bounded.
     const refusalLines = () => server!.logs().split('\n').filter((l) => l.includes('unauthorized API request')).length - before;
-    await holdsFor(() => refusalLines() <= 2, 500, "at most 2 refusal log lines");
+    await holdsFor(() => refusalLines() <= 2, 500, 'at most 2 refusal log lines');
     expect(server!.logs()).not.toContain(wrong);
     const metrics = await (await fetch(`${server!.api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
     const counted = Number(/^orca_api_unauthorized_total (\d+)/m.exec(metrics)?.[1] ?? 0);
