@@ -95,12 +95,12 @@ describe('AgentSession within the server’s limits', () => {
     void h.s.run(abort.signal);
     await flushMicrotasks(10);
     const refuse = (c: Channel) => {
-      c.send(encode({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n2 already has a live session from 10.0.0.7:41000' }));
-      c.close(4409, 'node name n2 already has a live session from 10.0.0.7:41000');
+      c.send(encode({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n2 already has a live session from 127.0.0.7:41000' }));
+      c.close(4409, 'node name n2 already has a live session from 127.0.0.7:41000');
     };
     refuse(h.servers[0]!);
     await flushMicrotasks(10);
-    expect(h.logs()).toContain('node name n2 already has a live session from 10.0.0.7:41000; waiting');
+    expect(h.logs()).toContain('node name n2 already has a live session from 127.0.0.7:41000; waiting');
     expect(h.s.connected).toBe(false);
     await h.clock.advanceAsync(1100, 100);
     expect(h.servers).toHaveLength(2);

@@ -37,9 +37,9 @@ async function setup() {
     ownAddresses: () => [API],
   });
   /** A fake agent: raw text in, server messages and the close out. */
-  const connect = (remote: string) => {
+  const connect = (remote: string, opts: { sameClock?: boolean } = {}) => {
     const [agentEnd, serverEnd] = memoryChannelPair();
-    hub.accept(serverEnd, remote);
+    hub.accept(serverEnd, remote, opts);
     const got: ServerMessage[] = [];
     let closed: { code: number; reason: string } | null = null;
     agentEnd.onMessage((t) => {
@@ -67,15 +67,15 @@ const routesOf = (registry: NodeRegistry) =>
 describe('AgentHub: node identity', () => {
   it('refuses a hello for a node name with a live session (4409 to the newcomer, naming the incumbent); the incumbent keeps its session', async () => {
     const { connect, hello, registry } = await setup();
-    const a = connect('10.9.9.1:5000');
+    const a = connect('127.0.9.1:5000');
     a.send(hello('n2'));
     await settle();
     expect(a.got[0]?.type).toBe('welcome');
-    const b = connect('10.9.9.2:6000');
+    const b = connect('127.0.9.2:6000');
     b.send(hello('n2', '127.0.0.9'));
     await settle();
     expect(b.closed()?.code).toBe(4409);
-    expect(b.got).toContainEqual({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n2 already has a live session from 10.9.9.1:5000' });
+    expect(b.got).toContainEqual({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n2 already has a live session from 127.0.9.1:5000' });
     expect(a.closed()).toBeNull();
     // The newcomer changed nothing: the incumbent's facts stay.
     expect(registry.get('n2')?.address()).toBe('127.0.0.1');
@@ -177,6 +177,23 @@ describe('AgentHub: a fake agent sending wrong messages', () => {
     agent.send({ type: 'heartbeat', seq: 9 });
     await settle();
     expect(agent.got).toContainEqual({ type: 'heartbeat-ack', seq: 9 });
+  });
+
+  it('the embedded agent (same process, same clock) keeps its events’ own time; a remote one gets the receive time', async () => {
+    const { connect, hello, records, clock } = await setup();
+    const embedded = connect('embedded', { sameClock: true });
+    embedded.send(hello('n1'));
+    await settle();
+    const at = new Date(clock.now() - 1500).toISOString();
+    embedded.send({ type: 'event', records: [{ time: at, reconciler: 'health', service: null, instance: null, node: 'n1', action: 'instance.ready', reason: 'r', outcome: 'ok', durationMs: 0 }] });
+    await settle();
+    expect(records.at(-1)).toMatchObject({ time: at, node: 'n1' });
+    const remote = connect('127.0.0.9:5000');
+    remote.send(hello('n2'));
+    await settle();
+    remote.send({ type: 'event', records: [{ time: at, reconciler: 'health', service: null, instance: null, node: 'n2', action: 'instance.ready', reason: 'r', outcome: 'ok', durationMs: 0 }] });
+    await settle();
+    expect(records.at(-1)).toMatchObject({ time: new Date(clock.now()).toISOString(), node: 'n2' });
   });
 
   it('caps the rate of events a node may add (the server’s own stay in the ring)', async () => {

@@ -84,7 +84,12 @@ export class AgentHub {
   }
 
   /** Serves one session from its first message to its end. */
-  accept(channel: Channel, remote: string): void {
+  /**
+   * Serves one session. `sameClock`: the agent runs in this process on this server's clock (the
+   * embedded agent), so its events keep their own time — which is the server's — instead of the
+   * receive time, which would only add the channel's delay to every record.
+   */
+  accept(channel: Channel, remote: string, opts: { sameClock?: boolean } = {}): void {
     this.channels.add(channel);
     let node: RemoteNode | null = null;
     let helloSeen = false;
@@ -155,7 +160,7 @@ export class AgentHub {
       arm(this.deps.heartbeat.timeoutMs);
       this.deps.registry.heard(node.name);
       if (d.dropped.length) this.dropped(node.name, remote, 'record', d.dropped);
-      this.handle(node, remote, this.sanitize(node, remote, msg), send);
+      this.handle(node, remote, this.sanitize(node, remote, msg, opts.sameClock === true), send);
     });
   }
 
@@ -174,7 +179,7 @@ export class AgentHub {
     const node = await this.deps.registry.hello({ name: hello.node, advertise: hello.advertise, labels: hello.labels, capacity: hello.capacity });
     // The session may have ended while the node's facts were written: nothing to attach.
     if (isClosed()) return null;
-    const clean = this.sanitize(node, remote, hello) as typeof hello;
+    const clean = this.sanitize(node, remote, hello, false) as typeof hello;
     channel.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
     node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}) });
     this.deps.log.info({ node: node.name, remote, instances: clean.reports.length }, 'agent session established');
@@ -188,7 +193,7 @@ export class AgentHub {
    * advertise address, not the server's own (and of assigned instances, see RemoteNode.endpoints);
    * events stamped with the receive time and this node, of services it was given, at a bounded rate.
    */
-  private sanitize(node: RemoteNode, remote: string, msg: AgentMessage): AgentMessage {
+  private sanitize(node: RemoteNode, remote: string, msg: AgentMessage, sameClock: boolean): AgentMessage {
     const drops: string[] = [];
     const reports = (list: InstanceReport[]) =>
       list.filter((r) => {
@@ -233,7 +238,7 @@ export class AgentHub {
             drops.push(`event ${e.action}: over ${EVENTS_PER_SEC}/s`);
             continue;
           }
-          kept.push({ ...e, time, node: node.name });
+          kept.push({ ...e, time: sameClock ? e.time : time, node: node.name });
         }
         out = { ...msg, records: kept };
         break;

@@ -15,17 +15,17 @@ describe('RefusalLog', () => {
     const { log, lines } = recordingLog();
     let counted = 0;
     const r = new RefusalLog(clock, log, () => counted++, { windowMs: 60_000 });
-    for (let i = 0; i < 1000; i++) r.refused('10.0.0.1', 'GET', '/v1/status');
-    r.refused('10.0.0.2', 'GET', '/v1/status');
+    for (let i = 0; i < 1000; i++) r.refused('127.0.0.11', 'GET', '/v1/status');
+    r.refused('127.0.0.12', 'GET', '/v1/status');
     expect(counted).toBe(1001);
-    expect(lines.map((l) => [l.fields.remote, l.fields.suppressed])).toEqual([['10.0.0.1', 0], ['10.0.0.2', 0]]);
+    expect(lines.map((l) => [l.fields.remote, l.fields.suppressed])).toEqual([['127.0.0.11', 0], ['127.0.0.12', 0]]);
     clock.advance(59_999);
-    r.refused('10.0.0.1', 'GET', '/v1/status');
+    r.refused('127.0.0.11', 'GET', '/v1/status');
     expect(lines).toHaveLength(2);
     clock.advance(1);
-    r.refused('10.0.0.1', 'POST', '/v1/apply');
+    r.refused('127.0.0.11', 'POST', '/v1/apply');
     expect(lines).toHaveLength(3);
-    expect(lines[2]).toMatchObject({ msg: 'unauthorized API request', fields: { remote: '10.0.0.1', suppressed: 1000, method: 'POST', path: '/v1/apply' } });
+    expect(lines[2]).toMatchObject({ msg: 'unauthorized API request', fields: { remote: '127.0.0.11', suppressed: 1000, method: 'POST', path: '/v1/apply' } });
     expect(counted).toBe(1003);
   });
 
@@ -33,13 +33,13 @@ describe('RefusalLog', () => {
     const clock = new ManualClock();
     const { log, lines } = recordingLog();
     const r = new RefusalLog(clock, log, undefined, { maxRemotes: 10 });
-    for (let i = 0; i < 10_000; i++) r.refused(`10.0.${i >> 8}.${i & 255}`, 'GET', '/');
+    for (let i = 0; i < 10_000; i++) r.refused(`127.0.${i >> 8}.${i & 255}`, 'GET', '/');
     expect(lines).toHaveLength(10_000);
     // The first remote was forgotten long ago: it is logged again (not held in memory).
-    r.refused('10.0.0.0', 'GET', '/');
+    r.refused('127.0.0.0', 'GET', '/');
     expect(lines).toHaveLength(10_001);
     // A recent one is still remembered.
-    r.refused('10.0.39.15', 'GET', '/');
+    r.refused('127.0.39.15', 'GET', '/');
     expect(lines).toHaveLength(10_001);
   });
 

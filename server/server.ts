@@ -301,7 +301,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
         // The embedded agent dials the hub in memory: the same protocol, no socket.
         dial: async () => {
           const [agentEnd, serverEnd] = memoryChannelPair();
-          agentHub.accept(serverEnd, 'embedded');
+          agentHub.accept(serverEnd, 'embedded', { sameClock: true });
           return agentEnd;
         },
         reconnect: { initialMs: 100, maxMs: 1000, jitter: DEFAULTS.reconnectJitter },

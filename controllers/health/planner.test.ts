@@ -41,7 +41,7 @@ const input = (over: Partial<HealthInput>): HealthInput => ({
   desired: { readiness: READY, liveness: LIVE, servicePort: 80 },
   observed: [],
   condemned: new Set(),
-  advertise: '10.0.0.1',
+  advertise: '127.0.0.3',
   probes: [],
   now: NOW,
   ...over,
@@ -79,7 +79,7 @@ describe('planHealth', () => {
     const [withIp] = planHealth(input({ observed: [a], desired: { readiness: READY, servicePort: 80 } }));
     expect(withIp).toMatchObject({ kind: 'probe.start', target: { host: '127.0.0.1', ports: { '80': 49153 }, containerId: 'ca', servicePort: 80 } });
     const [without] = planHealth(input({ observed: [{ ...a, hostIp: null }], desired: { readiness: READY } }));
-    expect(without).toMatchObject({ kind: 'probe.start', target: { host: '10.0.0.1' } });
+    expect(without).toMatchObject({ kind: 'probe.start', target: { host: '127.0.0.3' } });
   });
 
   it('is idempotent: once the actions are applied, planning again gives none', () => {

@@ -92,7 +92,7 @@ export class HealthReconciler implements Reconciler {
       d.log.debug({ service: a.service, instance: a.instance, action: a.kind, reason: a.reason }, 'probe runner');
       return;
     }
-    d.log.info({ reconciler: 'health', service: a.service, instance: a.instance, action: a.kind, reason: a.reason, detail: a.message }, 'health change');
+    d.log.info({ service: a.service, instance: a.instance, action: a.kind, reason: a.reason, detail: a.message }, 'health change');
     d.record({
       time: new Date(d.clock.now()).toISOString(),
       reconciler: 'health',

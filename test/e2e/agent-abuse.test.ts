@@ -53,7 +53,7 @@ describe('a fake agent sending wrong messages to a real server', () => {
       endpoints: [
         { service: 'web', instance: realId, address: `127.0.0.1:${apiPort}` }, // n1's instance, the server's own API port
         { service: 'web', instance: 'web-1-0-evil', address: `127.0.0.1:${apiPort}` },
-        { service: 'web', instance: 'web-1-0-evi2', address: '10.0.0.1:80' },
+        { service: 'web', instance: 'web-1-0-evi2', address: '203.0.113.9:80' },
       ],
     });
     const yearAhead = new Date(Date.now() + 365 * 24 * 3600_000).toISOString();

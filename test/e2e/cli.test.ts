@@ -127,8 +127,10 @@ describe('the CLI as a tool in pipes (real server)', () => {
   });
 
   it('`orca events -o json | head -1` gives one JSON object and exit 0', async () => {
+    // A change whatever an earlier test left: its events reach the follower after its reader left.
+    const current = (JSON.parse((await run(['status', 'pipes', '-o', 'json'])).stdout) as { services: Array<{ replicas: { desired: number } }> }).services[0]!.replicas.desired;
     const r = await pipedIntoHead([...global, 'events', '--service', 'pipes', '-o', 'json', '-f'], async () => {
-      await writeManifest(2);
+      await writeManifest(current === 1 ? 2 : 1);
       await run(['apply', '-f', manifest]);
     });
     expect(JSON.parse(r.firstLine)).toMatchObject({ service: 'pipes', reconciler: expect.any(String), action: expect.any(String) });
@@ -166,12 +168,14 @@ describe('the CLI as a tool in pipes (real server)', () => {
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toEqual({ dryRun: true, results: [{ service: 'pipes', result: expect.stringMatching(/^(configured|unchanged)$/), revision: expect.any(Number) }] });
     await writeManifest(3);
+    await run(['apply', '-f', manifest]);
+    await writeManifest(4);
     const d = await run(['diff', '-f', manifest, '-o', 'json']);
     expect(d.code).toBe(1);
     const body = JSON.parse(d.stdout) as { differs: boolean; services: Array<{ service: string; exists: boolean; changes: Array<{ path: string; to: unknown }> }> };
     expect(body.differs).toBe(true);
     expect(body.services[0]).toMatchObject({ service: 'pipes', exists: true });
-    expect(body.services[0]!.changes).toContainEqual(expect.objectContaining({ path: 'replicas', to: 3 }));
+    expect(body.services[0]!.changes).toContainEqual(expect.objectContaining({ path: 'replicas', from: 3, to: 4 }));
   });
 
   it('no server log line repeats a key (a child logger binds it once)', async () => {
