@@ -8,9 +8,9 @@
  * most one batch, which the server's inbox allows for.
  */
 
-/** Most lines and characters in one logs-data message. */
-export const LOG_BATCH_LINES = 200;
-export const LOG_BATCH_CHARS = 64 * 1024;
+import { LOG_BATCH_CHARS, LOG_BATCH_LINES } from '../protocol/messages.js';
+
+export { LOG_BATCH_CHARS, LOG_BATCH_LINES };
 
 /** What a line costs against the credit. */
 export const lineCost = (line: string): number => line.length + 1;

@@ -10,8 +10,8 @@ import type { Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import { Agent } from './agent.js';
 import { AgentSession } from './session.js';
-import { keepAlive, wsChannel, type Channel } from './channel.js';
-import { LIMITS } from './protocol.js';
+import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
+import { LIMITS } from '../protocol/messages.js';
 
 export interface AgentConfig {
   /** The server's API URL (http://host:port). */

@@ -3,42 +3,14 @@ import { parseInstanceLabels } from '../runtime/labels.js';
 import type { LastExit, SlotAssignment, SlotState } from '../controllers/container/types.js';
 
 import type { InstanceStateName } from '../controllers/instance/machine.js';
+import type { InstanceReport } from '../protocol/reports.js';
 
-export type { InstanceStateName };
+export type { InstanceStateName, InstanceReport };
 
 /** What the reports need of the instance lifecycle (the xstate actors). */
 export interface LifecycleView {
   state(instance: string): InstanceStateName | undefined;
   ready(instance: string): boolean;
-}
-
-/** One instance as observed on a node, what `orca status` shows. */
-export interface InstanceReport {
-  id: string | null;
-  service: string;
-  slot: number;
-  revision: number;
-  specHash: string;
-  node: string;
-  state: InstanceStateName;
-  ready: boolean;
-  restarts: number;
-  lastExit: { code: number | null; reason: string; at: string } | null;
-  containerId: string | null;
-  address: string | null;
-  nextRetryAt: string | null;
-  startedAt: string | null;
-  /** True when this instance runs the desired spec of its slot. */
-  current: boolean;
-  /** Set when a rollout of this slot to the desired spec halted, with the reason. */
-  rolloutFailed: string | null;
-  /**
-   * A terminal error that keeps this slot from getting an instance of its desired spec (for
-   * example "image web:2 not found on node n1"); null when there is none. Retried slowly.
-   */
-  error?: string | null;
-  /** The last readiness check's answer, when the instance is probed. */
-  probe?: string | null;
 }
 
 const EXIT_REASON_TEXT: Record<string, string> = {

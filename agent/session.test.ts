@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock, flushMicrotasks, seededRng } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
 import { AgentSession } from './session.js';
-import { memoryChannelPair, type Channel } from './channel.js';
-import { decodeAgentMessage, encode, type AgentMessage } from './protocol.js';
+import { memoryChannelPair, type Channel } from '../protocol/channel.js';
+import { decodeAgentMessage, encode, type AgentMessage } from '../protocol/messages.js';
 import type { Agent } from './agent.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 

@@ -5,11 +5,11 @@ import type { Logger } from '../core/log.js';
 import type { EventRecord } from '../store/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { Agent } from './agent.js';
-import type { Channel } from './channel.js';
+import type { Channel } from '../protocol/channel.js';
 import { LogPump } from './log-pump.js';
-import { decodeServerMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './protocol.js';
+import { decodeServerMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
 import type { InstanceReport } from './reports.js';
-import { jsonBytes, splitByBytes } from './split.js';
+import { jsonBytes, splitByBytes } from '../protocol/split.js';
 
 export interface SessionIdentity {
   node: string;

@@ -5,7 +5,7 @@ import { fail, ok, OrcaError, type Result } from '../core/errors.js';
 import { checkStoredSpec, diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
-import type { InstanceReport } from '../agent/reports.js';
+import type { InstanceReport } from '../protocol/reports.js';
 import { nodeSchedulingFlags, schedule } from './scheduler.js';
 import { serviceStatus, type ServiceStatus } from './status.js';
 import type { NodeLink } from './nodes.js';

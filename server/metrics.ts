@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventRecord } from '../store/types.js';
-import type { InstanceReport } from '../agent/reports.js';
+import type { InstanceReport } from '../protocol/reports.js';
 import type { NodeState } from './nodes.js';
 
 /**

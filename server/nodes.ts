@@ -1,4 +1,4 @@
-import type { InstanceReport } from '../agent/reports.js';
+import type { InstanceReport } from '../protocol/reports.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeState } from '../controllers/node/actions.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, flushMicrotasks } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
-import { memoryChannelPair } from '../agent/channel.js';
-import { decodeServerMessage, type ServerMessage } from '../agent/protocol.js';
+import { memoryChannelPair } from '../protocol/channel.js';
+import { decodeServerMessage, type ServerMessage } from '../protocol/messages.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 import { RemoteNode } from './remote-node.js';
 

@@ -10,7 +10,7 @@ import type { ServiceRecord, Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import type { Agent } from '../agent/agent.js';
 import { buildAgent } from '../agent/main.js';
-import { memoryChannelPair } from '../agent/channel.js';
+import { memoryChannelPair } from '../protocol/channel.js';
 import type { ProbeChecks } from '../controllers/health/checks.js';
 import { Proxy } from '../proxy/proxy.js';
 import { Controller } from '../controllers/controller.js';

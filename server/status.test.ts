@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InstanceReport } from '../agent/reports.js';
+import type { InstanceReport } from '../protocol/reports.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import type { ServiceRecord } from '../store/types.js';
 import { aSpec } from '../test/builders.js';

@@ -1,4 +1,4 @@
-import type { InstanceReport } from '../agent/reports.js';
+import type { InstanceReport } from '../protocol/reports.js';
 import type { EventRecord, ServiceRecord } from '../store/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import { oomHint } from '../controllers/container/planner.js';

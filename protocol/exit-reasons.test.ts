@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EXIT_REASONS } from '../controllers/container/types.js';
-import { decodeAgentMessage, encode, type AgentMessage } from './protocol.js';
+import { decodeAgentMessage, encode, type AgentMessage } from './messages.js';
 
 /**
  * The protocol keeps its own list of `replace-after-X` reasons (agent/protocol.ts); ExitReason

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeAgentMessage, decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './protocol.js';
+import { decodeAgentMessage, decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './messages.js';
 import { aContainer, aSpec, slotsOf } from '../test/builders.js';
 
 describe('protocol', () => {

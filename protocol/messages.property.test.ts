@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeAgentMessage, LIMITS } from './protocol.js';
+import { decodeAgentMessage, LIMITS } from './messages.js';
 import { checkEndpoint, checkEndpointAddress, parseHostPort } from '../server/endpoint-check.js';
 
 const TYPES = ['hello', 'state', 'endpoints', 'event', 'heartbeat', 'drain', 'logs-data', 'logs-end', 'containers-result', 'observed', 'x'];

@@ -10,8 +10,11 @@
  * (server asks: status reads the node's instances from Docker through its agent, not a cache).
  */
 import { z } from 'zod';
+
+/** Most lines and characters in one logs-data message. */
+export const LOG_BATCH_LINES = 200;
+export const LOG_BATCH_CHARS = 64 * 1024;
 import { MAX_LINE_CHARS } from '../runtime/streams.js';
-import { LOG_BATCH_LINES } from './log-pump.js';
 import type { InstanceReport } from './reports.js';
 import type { EventRecord } from '../store/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
