@@ -139,7 +139,8 @@ describe('multiple hosts: a second agent on the same Docker daemon', () => {
     server = await startServer({ ...env, extra: [...SERVER_FLAGS, '--api-listen', `127.0.0.1:${apiPort}`] });
     run = cli(server, env.dataDir);
     await waitFor(() => /"node":"n2"[^\n]*"msg":"agent session established"/.test(server!.logs()), 15_000, 'agent reconnected');
-    expect(agent!.logs()).toContain('session with the server established');
+    // The agent logs it once the welcome arrives, a moment after the server did.
+    await waitFor(() => agent!.logs().includes('session with the server established'), 5_000, 'agent welcomed');
     expect((await nodes()).find((n) => n.name === 'n2')?.state).toBe('ready');
     await waitFor(async () => (await instances()).filter((i) => i.ready).length === 8, 20_000, 'all ready');
   });
