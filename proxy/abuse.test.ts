@@ -2,30 +2,16 @@ import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RouteTable } from './table.js';
 import type { Route } from './table.js';
-import { rawBody, rawRequest, recordMetrics, send, startBackend, startProxy, type TestBackend, until } from './test-support.js';
+import { rawBody, rawRequest, recordMetrics, send, startBackend, startProxy, type TestBackend, until , testScope } from './test-support.js';
 
 /**
  * Hostile and mistaken clients, over raw sockets: each gets its 4xx (or its connection closed)
  * and the proxy goes on answering everyone else.
  */
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { defer, backend, proxyWith } = testScope(afterEach);
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<TestBackend> {
-  const b = await startBackend(...args);
-  cleanups.push(() => b.close());
-  return b;
-}
 
-async function proxyWith(routes: Route[], opts: Parameters<typeof startProxy>[0] = {}) {
-  const p = await startProxy(opts);
-  p.proxy.setRoutes(routes);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
 
 const route = (b: TestBackend, host = 'app.test'): Route => ({ service: 'web', host, path: '/', backends: [{ instance: b.name, address: b.address }] });
 
@@ -101,7 +87,7 @@ describe('the error boundary', () => {
     const spy = vi.spyOn(RouteTable.prototype, 'match').mockImplementationOnce(() => {
       throw new Error('a bug in routing');
     });
-    cleanups.push(() => spy.mockRestore());
+    defer(() => spy.mockRestore());
     const r = await send(port, '/');
     expect([r.status, JSON.parse(r.body)]).toEqual([500, { error: 'internal proxy error' }]);
     expect((await send(port, '/')).status).toBe(200);
@@ -179,7 +165,7 @@ describe('slow and idle clients', () => {
       await new Promise<void>((r) => s.once('connect', () => r()));
       held.push(s);
     }
-    cleanups.push(() => held.forEach((s) => s.destroy()));
+    defer(() => held.forEach((s) => s.destroy()));
     const refused = await rawRequest(port, get('/'), { waitMs: 2_000 });
     expect(refused).toMatchObject({ status: 0, closed: true });
     held.pop()?.destroy();

@@ -3,25 +3,11 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Proxy } from './proxy.js';
 import type { Route } from './table.js';
-import { recordMetrics, send, startBackend, startProxy, type TestBackend, until } from './test-support.js';
+import { recordMetrics, send, startBackend, startProxy, type TestBackend, until , testScope } from './test-support.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { defer, backend, proxyWith } = testScope(afterEach);
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<TestBackend> {
-  const b = await startBackend(...args);
-  cleanups.push(() => b.close());
-  return b;
-}
 
-async function proxyWith(routes: Route[], opts: Parameters<typeof startProxy>[0] = {}): Promise<{ proxy: Proxy; port: number }> {
-  const p = await startProxy(opts);
-  p.proxy.setRoutes(routes);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
 
 const route = (service: string, backends: TestBackend[], host = 'app.test', path = '/'): Route => ({
   service,
@@ -192,7 +178,7 @@ describe('connections', () => {
     const b = await backend('b');
     const { port } = await proxyWith([route('web', [b])]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    defer(() => agent.destroy());
     for (let i = 0; i < 50; i++) expect((await send(port, '/', { agent })).status).toBe(200);
     expect(b.hits).toBe(50);
     expect(b.connections).toBe(1);
@@ -254,7 +240,7 @@ describe('connections', () => {
     const { proxy, port } = await startProxy();
     proxy.setRoutes([route('web', [b])]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    defer(() => agent.destroy());
     await send(port, '/', { agent });
     const sockets = Object.values(agent.freeSockets).flat();
     expect(sockets).toHaveLength(1);

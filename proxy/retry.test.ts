@@ -1,25 +1,11 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Route } from './table.js';
-import { recordMetrics, refusedAddress, send, startBackend, startProxy, type TestBackend, until } from './test-support.js';
+import { recordMetrics, refusedAddress, send, startBackend, startProxy, type TestBackend, until , testScope } from './test-support.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { defer, backend, proxyWith } = testScope(afterEach);
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<TestBackend> {
-  const b = await startBackend(...args);
-  cleanups.push(() => b.close());
-  return b;
-}
 
-async function proxyWith(routes: Route[], opts: Parameters<typeof startProxy>[0] = {}) {
-  const p = await startProxy(opts);
-  p.proxy.setRoutes(routes);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
 
 const route = (addresses: string[]): Route => ({
   service: 'web',
@@ -50,7 +36,7 @@ describe('retries', () => {
     const metrics = recordMetrics();
     const { proxy, port } = await proxyWith([route([a.address, dead, b.address])], { metrics });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    defer(() => agent.destroy());
     const statuses = new Map<number, number>();
     for (let i = 0; i < 200; i++) {
       const r = await send(port, `/${i}`, { agent });
@@ -195,7 +181,7 @@ describe('losing a backend under load', () => {
     const [a, b] = await Promise.all([slowish('a'), slowish('b')]);
     const { port } = await proxyWith([route([a.address, b.address])]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
-    cleanups.push(() => agent.destroy());
+    defer(() => agent.destroy());
     let done = 0;
     const failures: string[] = [];
     let killed: Promise<void> | undefined;
@@ -220,7 +206,7 @@ describe('after a failure', () => {
     const good = await echo('good');
     const { proxy, port } = await proxyWith([route([dead])]);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    defer(() => agent.destroy());
     const big = 'y'.repeat(256 * 1024); // more than the socket buffers hold
     expect((await send(port, '/', { method: 'POST', body: big, agent })).status).toBe(502);
     proxy.setRoutes([route([good.address])]);

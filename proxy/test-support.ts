@@ -7,6 +7,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Proxy } from './proxy.js';
 import type { ProxyMetrics, ProxyOptions } from './types.js';
+import type { Route } from './table.js';
 import { sleep, systemClock } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
 
@@ -159,3 +160,29 @@ export function rawRequest(port: number, data: string | Buffer | Array<string | 
 
 /** The body of a raw response (after the blank line). */
 export const rawBody = (r: RawReply): string => r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+
+/**
+ * Backends and proxies that end after each test, in reverse order: call once at a test file's top
+ * level with vitest's afterEach (passed in, so this module does not load vitest).
+ */
+export function testScope(afterEach: (fn: () => Promise<void>) => void) {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const defer = (c: () => Promise<void> | void) => void cleanups.push(c);
+  return {
+    defer,
+    async backend(...args: Parameters<typeof startBackend>): Promise<TestBackend> {
+      const b = await startBackend(...args);
+      defer(() => b.close());
+      return b;
+    },
+    async proxyWith(routes: Route[], opts: Parameters<typeof startProxy>[0] = {}): Promise<{ proxy: Proxy; port: number }> {
+      const p = await startProxy(opts);
+      p.proxy.setRoutes(routes);
+      defer(() => p.proxy.close());
+      return p;
+    },
+  };
+}

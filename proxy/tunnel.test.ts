@@ -3,13 +3,10 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Route } from './table.js';
-import { rawBody, rawRequest, recordMetrics, refusedAddress, startBackend, startProxy, type TestBackend, until } from './test-support.js';
+import { rawBody, rawRequest, recordMetrics, refusedAddress, startBackend, startProxy, type TestBackend, until , testScope } from './test-support.js';
 import { splitAddress } from './tunnel.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { defer, proxyWith } = testScope(afterEach);
 
 /** A backend whose WebSocket server echoes every message and remembers the upgrade headers. */
 async function wsBackend(name: string): Promise<TestBackend & { upgrades: http.IncomingHttpHeaders[] }> {
@@ -20,7 +17,7 @@ async function wsBackend(name: string): Promise<TestBackend & { upgrades: http.I
     upgrades.push(req.headers);
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
-  cleanups.push(async () => {
+  defer(async () => {
     for (const c of wss.clients) c.terminate();
     await new Promise<void>((r) => wss.close(() => r()));
     await b.close();
@@ -28,12 +25,6 @@ async function wsBackend(name: string): Promise<TestBackend & { upgrades: http.I
   return Object.assign(b, { upgrades });
 }
 
-async function proxyWith(routes: Route[], opts: Parameters<typeof startProxy>[0] = {}) {
-  const p = await startProxy(opts);
-  p.proxy.setRoutes(routes);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
 
 // The ws client sends "Host: 127.0.0.1:<port>", so routes use that host.
 const route = (addresses: string[], path = '/'): Route => ({
@@ -46,7 +37,7 @@ const route = (addresses: string[], path = '/'): Route => ({
 function connect(port: number, path = '/ws'): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
-    cleanups.push(() => ws.terminate());
+    defer(() => ws.terminate());
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`status ${res.statusCode}`)));
     ws.once('error', reject);
@@ -112,7 +103,7 @@ const upgradeRequest = (path = '/ws', upgrade = 'websocket', method = 'GET') =>
 describe('upgrades the backend does not accept', () => {
   it('relays a 400 answer as a plain response and closes; nothing is tunnelled', async () => {
     const b = await startBackend('b');
-    cleanups.push(() => b.close());
+    defer(() => b.close());
     b.server.on('upgrade', (_req, socket) => {
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\nno upgrade!');
     });
@@ -130,7 +121,7 @@ describe('upgrades the backend does not accept', () => {
 
   it('relays a 200 from a backend that ignores the upgrade, with its body, then closes', async () => {
     const b = await startBackend('b'); // no upgrade listener: Node answers it as plain HTTP
-    cleanups.push(() => b.close());
+    defer(() => b.close());
     const { port } = await proxyWith([route([b.address])]);
     const r = await rawRequest(port, upgradeRequest('/ws?x=1'));
     expect(r.status).toBe(200);
@@ -153,11 +144,11 @@ describe('upgrades the backend does not accept', () => {
   it('answers 504 when the backend accepts but never answers the upgrade, 502 when it hangs up', async () => {
     const silent = await startBackend('silent');
     const held: Duplex[] = [];
-    cleanups.push(() => silent.close());
-    cleanups.push(() => held.forEach((s) => s.destroy())); // upgraded sockets are not the server's to close
+    defer(() => silent.close());
+    defer(() => held.forEach((s) => s.destroy())); // upgraded sockets are not the server's to close
     silent.server.on('upgrade', (_req, socket: Duplex) => void held.push(socket));
     const rude = await startBackend('rude');
-    cleanups.push(() => rude.close());
+    defer(() => rude.close());
     rude.server.on('upgrade', (_req, socket) => socket.destroy());
     const { proxy, port } = await proxyWith([route([silent.address], '/silent'), route([rude.address], '/rude')], { headersTimeoutMs: 200 });
     expect((await rawRequest(port, upgradeRequest('/silent'))).status).toBe(504);

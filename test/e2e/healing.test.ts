@@ -28,6 +28,7 @@ interface Service {
 }
 interface EventLine {
   time: string;
+  durationMs: number;
   action: string;
   reason: string;
   outcome: string;
@@ -155,8 +156,8 @@ describe('self-healing on real Docker', () => {
     // From the failure's record to the start of the replacement's create (its record is written
     // when Docker has created and started it, durationMs later). The backoff counts from the
     // container's exit, which comes a little before the failure is recorded: ±400 ms.
-    const gaps = expected.map((_, i) => Date.parse(creates[i]!.time) - (creates[i] as { durationMs: number }).durationMs - Date.parse(failures[i]!.time));
-    const detail = `gaps ${gaps.join(', ')} ms; create durations ${creates.slice(0, 5).map((c) => (c as { durationMs: number }).durationMs).join(', ')} ms`;
+    const gaps = expected.map((_, i) => Date.parse(creates[i]!.time) - creates[i]!.durationMs - Date.parse(failures[i]!.time));
+    const detail = `gaps ${gaps.join(', ')} ms; create durations ${creates.slice(0, 5).map((c) => c.durationMs).join(', ')} ms`;
     for (let i = 0; i < 5; i++) {
       expect(gaps[i], `gap ${i}: ${detail}`).toBeGreaterThanOrEqual(expected[i]! - 400);
       expect(gaps[i], `gap ${i}: ${detail}`).toBeLessThan(expected[i]! + 400);
