@@ -128,7 +128,11 @@ export async function startAgent(
   }
 }
 
-/** An Agent and its AgentSession, wired to each other (remote agents and the embedded one alike). */
+/**
+ * An Agent and its AgentSession, wired through plain functions (remote agents and the embedded
+ * one alike): the agent pushes its events, endpoints and drains into the session; the session
+ * reads the agent's inventory and hands the server's requests to it. Neither holds the other.
+ */
 export function buildAgent(o: {
   runtime: Runtime;
   store: Store;
@@ -150,6 +154,13 @@ export function buildAgent(o: {
     identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() } },
     dial: o.dial,
     reconnect: o.reconnect,
+    inventory: async () => {
+      const reports = await agent.observe();
+      return { reports, endpoints: agent.endpoints() };
+    },
+    onAssignments: (slots) => agent.setAssignments(slots),
+    containers: (service) => agent.containers(service),
+    logs: (containerId, opts) => agent.logs(containerId, opts),
   });
   const agent = new Agent({
     runtime: o.runtime,
@@ -160,11 +171,10 @@ export function buildAgent(o: {
     identity: o.identity,
     watchdogIntervalMs: o.watchdogIntervalMs,
     record: (e) => session.record(e),
-    onChange: () => session.changed(),
+    onChange: () => session.changed(agent.endpoints()),
     drain: (instance, address, maxMs) => session.drain(instance, address, maxMs),
     ...(o.onRecovery ? { onRecovery: o.onRecovery } : {}),
     ...(o.checks ? { checks: o.checks } : {}),
   });
-  session.bind(agent);
   return { agent, session };
 }

@@ -5,7 +5,6 @@ import { createLogger } from '../core/log.js';
 import { AgentSession } from './session.js';
 import { memoryChannelPair, type Channel } from '../protocol/channel.js';
 import { decodeAgentMessage, encode, LIMITS, type AgentMessage } from '../protocol/messages.js';
-import type { Agent } from './agent.js';
 import type { InstanceReport } from './reports.js';
 import { agentUrl } from './main.js';
 
@@ -24,13 +23,12 @@ function harness(reports: InstanceReport[]) {
   let logText = '';
   const log = createLogger({ destination: new Writable({ write: (c, _e, cb) => ((logText += c), cb()) }), pretty: false });
   const assigned: unknown[][] = [];
-  const agent = {
-    observe: async () => reports,
-    endpoints: () => [],
-    setAssignments: async (l: unknown[]) => void assigned.push(l),
+  const node = {
+    inventory: async () => ({ reports, endpoints: [] }),
+    onAssignments: async (l: unknown[]) => void assigned.push(l),
     containers: async () => [],
     logs: () => ({ async *[Symbol.asyncIterator]() {} }),
-  } as unknown as Agent;
+  };
   const servers: Channel[] = [];
   const raw: string[] = [];
   const s = new AgentSession({
@@ -45,8 +43,8 @@ function harness(reports: InstanceReport[]) {
       return a;
     },
     reconnect: { initialMs: 1000, maxMs: 1000, jitter: 0 },
+    ...node,
   });
-  s.bind(agent);
   const msgs = () => raw.map((t) => decodeAgentMessage(t)).map((d) => (d.ok ? d.msg : ({ type: 'BAD', error: d.error } as unknown as AgentMessage)));
   return { clock, s, servers, raw, msgs, assigned, logs: () => logText };
 }

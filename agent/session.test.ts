@@ -4,21 +4,20 @@ import { silentLogger } from '../core/log.js';
 import { AgentSession } from './session.js';
 import { memoryChannelPair, type Channel } from '../protocol/channel.js';
 import { decodeAgentMessage, encode, type AgentMessage } from '../protocol/messages.js';
-import type { Agent } from './agent.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 
-function fakeAgent() {
+/** What the session needs of the node, as the plain functions it takes. */
+function fakeNode() {
   const assigned: unknown[][] = [];
-  const agent = {
-    observe: async () => [],
-    endpoints: () => [],
-    setAssignments: async (l: unknown[]) => {
+  const node = {
+    inventory: async () => ({ reports: [], endpoints: [] }),
+    onAssignments: async (l: unknown[]) => {
       assigned.push(l);
     },
     containers: async () => [],
     logs: () => ({ async *[Symbol.asyncIterator]() {} }),
-  } as unknown as Agent;
-  return { agent, assigned };
+  };
+  return { node, assigned };
 }
 
 const identity = { node: 'n2', cluster: 'c', advertise: '127.0.0.1', labels: {}, capacity: {} };
@@ -37,8 +36,8 @@ describe('AgentSession', () => {
         throw new Error('ECONNREFUSED');
       },
       reconnect: { initialMs: 5000, maxMs: 60_000, jitter: 0.2 },
+      ...fakeNode().node,
     });
-    s.bind(fakeAgent().agent);
     const abort = new AbortController();
     void s.run(abort.signal);
     for (let i = 0; i < 300; i++) await clock.advanceAsync(1000);
@@ -55,7 +54,7 @@ describe('AgentSession', () => {
 
   it('says hello with its inventory, takes full and delta assignments, heartbeats, and ends a silent session', async () => {
     const clock = new ManualClock();
-    const { agent, assigned } = fakeAgent();
+    const { node, assigned } = fakeNode();
     let server!: Channel;
     const fromAgent: AgentMessage[] = [];
     let dialled = 0;
@@ -75,8 +74,8 @@ describe('AgentSession', () => {
         return a;
       },
       reconnect: { initialMs: 1000, maxMs: 1000, jitter: 0 },
+      ...node,
     });
-    s.bind(agent);
     const abort = new AbortController();
     void s.run(abort.signal);
     await flushMicrotasks(10);
@@ -104,7 +103,7 @@ describe('AgentSession', () => {
 
   it('keeps events while cut off and sends them after the next welcome', async () => {
     const clock = new ManualClock();
-    const { agent } = fakeAgent();
+    const { node } = fakeNode();
     let server!: Channel;
     const got: AgentMessage[] = [];
     const s = new AgentSession({
@@ -122,8 +121,8 @@ describe('AgentSession', () => {
         return a;
       },
       reconnect: { initialMs: 1000, maxMs: 1000, jitter: 0 },
+      ...node,
     });
-    s.bind(agent);
     s.record({ time: 't', reconciler: 'container', service: 'web', instance: null, node: 'n2', action: 'container.create', reason: 'r', outcome: 'ok', durationMs: 1 });
     const abort = new AbortController();
     void s.run(abort.signal);

@@ -4,7 +4,7 @@ import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EventRecord } from '../store/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
-import type { Agent } from './agent.js';
+import type { ObservedContainer } from '../runtime/types.js';
 import type { Channel } from '../protocol/channel.js';
 import { LogPump } from './log-pump.js';
 import { decodeServerMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
@@ -30,6 +30,15 @@ export interface AgentSessionDeps {
   reconnect: BackoffPolicy;
   /** Events kept while cut off, oldest dropped first. */
   maxBufferedEvents?: number;
+  // What the session needs of the node, as plain functions (it holds no Agent):
+  /** The node's instance reports and its endpoints, read now (hello, state pushes, the server's `observe`). */
+  inventory: () => Promise<{ reports: InstanceReport[]; endpoints: Endpoint[] }>;
+  /** The server's assignment set for this node (whole, after every full or delta message): apply it. */
+  onAssignments: (slots: SlotAssignment[]) => Promise<void>;
+  /** This node's containers of one service (the server's `containers` request). */
+  containers: (service: string) => Promise<ObservedContainer[]>;
+  /** A container's output (the server's `logs` request); ends when the signal aborts. */
+  logs: (containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }) => AsyncIterable<string>;
 }
 
 /**
@@ -47,7 +56,6 @@ export interface AgentSessionDeps {
 const FATAL_REFUSALS = new Set(['ORCA_CONFLICT', 'ORCA_PROTOCOL']);
 
 export class AgentSession {
-  private agent!: Agent;
   private channel: Channel | null = null;
   private welcomed = false;
   private heartbeatTimer: TimerHandle | null = null;
@@ -62,6 +70,8 @@ export class AgentSession {
   private readonly logPumps = new Map<number, LogPump>();
   private assignments: SlotAssignment[] = [];
   private lastEndpoints = '';
+  /** The node's endpoints as last pushed (changed) or read (inventory). */
+  private endpoints: Endpoint[] = [];
   /** Report parts of the hello that did not fit in it, sent right after the welcome. */
   private helloRest: InstanceReport[][] = [];
   private connectedOnce: (() => void) | null = null;
@@ -78,11 +88,6 @@ export class AgentSession {
   private lastCloseCode = 0;
 
   constructor(private readonly deps: AgentSessionDeps) {}
-
-  /** The agent this session serves (set before start; the agent's hooks call back into the session). */
-  bind(agent: Agent): void {
-    this.agent = agent;
-  }
 
   get connected(): boolean {
     return this.welcomed;
@@ -131,12 +136,17 @@ export class AgentSession {
 
   // ---- hooks the agent calls --------------------------------------------------------
 
-  /** The agent's instances changed: push state soon (coalesced). */
-  changed(): void {
+  /** The node's instances changed and these are its endpoints now: push them, and the state soon (coalesced). */
+  changed(endpoints: Endpoint[]): void {
+    this.endpoints = endpoints;
+    this.sync();
+  }
+
+  private sync(): void {
     if (!this.welcomed) return;
     // Endpoints come from memory and go at once: a dead instance must leave the routes within
     // milliseconds, not after a Docker listing (inspecting a dying container can take 400 ms).
-    const endpoints = JSON.stringify(this.agent.endpoints());
+    const endpoints = JSON.stringify(this.endpoints);
     if (endpoints !== this.lastEndpoints) {
       this.lastEndpoints = endpoints;
       this.send({ type: 'endpoints', endpoints: JSON.parse(endpoints) as Endpoint[] });
@@ -223,8 +233,7 @@ export class AgentSession {
 
   private async hello(): Promise<void> {
     const id = this.deps.identity;
-    const reports = await this.agent.observe().catch(() => []);
-    const endpoints = this.agent.endpoints();
+    const { reports, endpoints } = await this.inventory().catch(() => ({ reports: [], endpoints: this.endpoints }));
     const [first = [], ...rest] = this.reportParts(reports, endpoints);
     this.helloRest = rest;
     this.send({
@@ -251,7 +260,7 @@ export class AgentSession {
         this.armDeadline();
         const rest = this.helloRest;
         this.helloRest = [];
-        rest.forEach((part, i) => this.send({ type: 'state', reports: part, endpoints: this.agent.endpoints(), ...(i < rest.length - 1 ? { more: true } : {}) }));
+        rest.forEach((part, i) => this.send({ type: 'state', reports: part, endpoints: this.endpoints, ...(i < rest.length - 1 ? { more: true } : {}) }));
         if (this.pendingEvents.length) this.sendEvents(this.pendingEvents.splice(0));
         this.connectedOnce?.();
         this.connectedOnce = null;
@@ -266,8 +275,8 @@ export class AgentSession {
             ...(Object.values(changed).flat() as SlotAssignment[]),
           ];
         }
-        await this.agent.setAssignments(this.assignments);
-        this.changed();
+        await this.deps.onAssignments(this.assignments);
+        this.sync();
         return;
       }
       case 'heartbeat-ack':
@@ -280,7 +289,7 @@ export class AgentSession {
       }
       case 'containers': {
         try {
-          const all = await this.agent.containers(msg.service);
+          const all = await this.deps.containers(msg.service);
           const containers = splitByBytes(all, LIMITS.agentMessageBudget, LIMITS.containers)[0] ?? [];
           if (containers.length < all.length) this.deps.log.warn({ service: msg.service, containers: all.length, sent: containers.length }, 'container list cut to fit one message');
           this.send({ type: 'containers-result', id: msg.id, containers });
@@ -291,8 +300,7 @@ export class AgentSession {
       }
       case 'observe': {
         try {
-          const reports = await this.agent.observe();
-          const endpoints = this.agent.endpoints();
+          const { reports, endpoints } = await this.inventory();
           const parts = this.reportParts(reports, endpoints);
           parts.forEach((part, i) =>
             this.send(i < parts.length - 1 ? { type: 'observed', id: msg.id, reports: part, more: true } : { type: 'observed', id: msg.id, reports: part, endpoints }),
@@ -324,7 +332,7 @@ export class AgentSession {
     const pump = new LogPump(window, abort.signal);
     this.logPumps.set(id, pump);
     try {
-      await pump.run(this.agent.logs(containerId, { tail, follow, signal: abort.signal }), (lines) => this.send({ type: 'logs-data', id, lines }));
+      await pump.run(this.deps.logs(containerId, { tail, follow, signal: abort.signal }), (lines) => this.send({ type: 'logs-data', id, lines }));
       this.send({ type: 'logs-end', id });
     } catch (err) {
       this.send({ type: 'logs-end', id, ...(abort.signal.aborted ? {} : { error: errorMessage(err) }) });
@@ -336,14 +344,20 @@ export class AgentSession {
 
   private async pushState(): Promise<void> {
     if (!this.welcomed) return;
-    const reports = await this.agent.observe().catch((err) => {
+    const { reports, endpoints } = await this.inventory().catch((err) => {
       this.deps.log.warn({ err }, 'cannot observe the runtime for a state report');
-      return null;
+      return { reports: null, endpoints: this.endpoints };
     });
-    const endpoints = this.agent.endpoints();
     this.lastEndpoints = JSON.stringify(endpoints);
     const parts = this.reportParts(reports ?? [], endpoints);
     parts.forEach((part, i) => this.send({ type: 'state', reports: part, endpoints, ...(i < parts.length - 1 ? { more: true } : {}) }));
+  }
+
+  /** The node's inventory; its endpoints are the latest known from then on. */
+  private async inventory(): Promise<{ reports: InstanceReport[]; endpoints: Endpoint[] }> {
+    const got = await this.deps.inventory();
+    this.endpoints = got.endpoints;
+    return got;
   }
 
   /** A report set cut into parts that fit one message each, next to the endpoints (sent whole in every part). */
