@@ -5,6 +5,7 @@
  */
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import { busyboxBase, type ImageDef } from '../runtime/image-def.js';
+import { counterImageDef, redisImageDef } from './counter-images.js';
 
 export const EXAMPLE_WEB_V1 = 'orca-example/web:1';
 export const EXAMPLE_WEB_V2 = 'orca-example/web:2';
@@ -29,11 +30,14 @@ export function webImageDef(version: 1 | 2): ImageDef {
   };
 }
 
-export const exampleImageDefs: readonly ImageDef[] = [webImageDef(1), webImageDef(2)];
+/** Every example image: web v1 and v2, and the stateful example's database and counter. */
+export async function exampleImageDefs(): Promise<ImageDef[]> {
+  return [webImageDef(1), webImageDef(2), await redisImageDef(), counterImageDef()];
+}
 
 /** Builds each example image unless present with the same content; one result per image, in order. */
 export async function buildExampleImages(rt: DockerRuntime): Promise<Array<{ tag: string; built: boolean }>> {
   const out: Array<{ tag: string; built: boolean }> = [];
-  for (const def of exampleImageDefs) out.push({ tag: def.tag, ...(await rt.ensureImage(def)) });
+  for (const def of await exampleImageDefs()) out.push({ tag: def.tag, ...(await rt.ensureImage(def)) });
   return out;
 }

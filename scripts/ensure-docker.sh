@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine and busybox-static are here and dockerd answers.
+# Makes sure a Docker engine, busybox-static and redis-server (copied into the stateful
+# example's database image, never run on the host) are here and dockerd answers.
 # Idempotent, and silent when everything is already in place.
 set -euo pipefail
 
@@ -9,9 +10,17 @@ say() { printf 'ensure-docker: %s\n' "$*" >&2; }
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start services on this host (redis-server would listen on 6379):
+  # a policy-rc.d that says no, for the time of the install, unless one is already there.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq >/dev/null
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
