@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, transition, type Snapshot } from 'xstate';
+import { createActor, transition } from 'xstate';
 import { getShortestPaths, getSimplePaths, type StatePath } from '@xstate/graph';
 import { ManualClock } from '../../core/clock.js';
 import {
@@ -11,7 +11,7 @@ import {
   type InstanceInput,
   type InstanceSnapshot,
 } from './machine.js';
-import { restoreInstanceActor, xstateClock } from './tracker.js';
+import { xstateClock } from './tracker.js';
 
 const T0 = 1_000_000;
 const START_TIMEOUT_MS = 1_000;
@@ -44,9 +44,8 @@ function modelEvents(s: InstanceSnapshot): InstanceEvent[] {
     { type: 'EXITED', code: 137, oomKilled: true, at },
     { type: 'VANISHED', at },
     { type: 'REMOVED', at },
-    // RESUME follows a restore: once early, once exactly when the pending timer is due.
-    { type: 'RESUME', at: c.stateSince + 1 },
-    { type: 'RESUME', at: c.backoffUntil ?? c.stateSince + c.startTimeoutMs },
+    // The backoff timer is how a replacement leaves backoff; nothing else reaches pending from there.
+    ...(s.matches('backoff') ? [{ type: TIMER_EVENTS.backoffElapsed } as never as InstanceEvent] : []),
   ];
 }
 
@@ -101,10 +100,13 @@ function checkInvariants(s: InstanceSnapshot, clock?: ManualClock): void {
   if (clock) expect(clock.pending()).toBe(name === 'crashloop' || name === 'starting' ? 1 : 0);
 }
 
-/** Replays a model path on a real actor driven by a ManualClock, checking each step against the model. */
-function runPath(path: Path, i: InstanceInput): void {
-  let clock = new ManualClock(i.now);
-  let actor = createActor(instanceMachine, { input: i, clock: xstateClock(clock) });
+/**
+ * Replays a model path on a real actor driven by a ManualClock, checking each step against the
+ * model; returns the actor (started, at the path's end) and its clock.
+ */
+function runPath(path: Path, i: InstanceInput) {
+  const clock = new ManualClock(i.now);
+  const actor = createActor(instanceMachine, { input: i, clock: xstateClock(clock) });
   actor.start();
   for (const step of path.steps) {
     const ev = step.event;
@@ -118,14 +120,6 @@ function runPath(path: Path, i: InstanceInput): void {
       clock.advance(due - 1 - clock.now());
       expect(actor.getSnapshot()).toBe(before); // not a millisecond early
       clock.advance(1);
-    } else if (ev.type === 'RESUME') {
-      // What RESUME is for: the agent restarts, restores the persisted snapshot, resumes.
-      const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot())) as Snapshot<unknown>;
-      actor.stop();
-      clock = new ManualClock(ev.at);
-      actor = restoreInstanceActor(persisted, clock);
-      actor.start();
-      actor.send(ev);
     } else if (type !== 'xstate.init') {
       clock.advance(Math.max(0, ev.at - clock.now()));
       actor.send(ev);
@@ -134,6 +128,7 @@ function runPath(path: Path, i: InstanceInput): void {
     expect({ value: now.value, context: now.context }).toEqual({ value: step.state.value, context: step.state.context });
     checkInvariants(now, clock);
   }
+  return { actor, clock };
 }
 
 describe('instance machine, model-based', () => {
@@ -168,17 +163,19 @@ describe('instance machine, model-based', () => {
         for (const edge of offered) expect(taken).toContain(edge);
       });
 
-      it.each(paths.map((p) => [describePath(p), p] as const))('%s', (_d, p) => runPath(p, i));
+      it.each(paths.map((p) => [describePath(p), p] as const))('%s', (_d, p) => {
+        runPath(p, i);
+      });
     });
   }
 });
 
 /** Legal events per resting state; everything else must be ignored. */
 const LEGAL: Record<string, string[]> = {
-  '"backoff"': ['RESUME', 'STOP'],
+  '"backoff"': [TIMER_EVENTS.backoffElapsed, 'STOP'],
   '"pending"': ['CREATE', 'STOP'],
   '"creating"': ['CREATED', 'CREATE_FAILED'],
-  '"starting"': ['STARTED', 'STOP', 'EXITED', 'VANISHED', 'RESUME'],
+  '"starting"': ['STARTED', 'STOP', 'EXITED', 'VANISHED'],
   '{"running":"unready"}': ['READY', 'STOP', 'EXITED', 'VANISHED'],
   '{"running":"ready"}': ['UNREADY', 'STOP', 'EXITED', 'VANISHED'],
   '"stopping"': ['EXITED', 'VANISHED', 'REMOVED'],
@@ -187,12 +184,11 @@ const LEGAL: Record<string, string[]> = {
 };
 
 describe('illegal events', () => {
+  const repInput = INPUTS.find(([n]) => n === 'in backoff, probed')![1];
   const reps = new Map<string, Path>();
-  for (const [, i] of INPUTS.filter(([n]) => n === 'in backoff, probed')) {
-    for (const p of getShortestPaths(instanceMachine, { events: modelEvents, input: i })) {
-      const key = JSON.stringify(p.state.value);
-      if (!reps.has(key) || reps.get(key)!.steps.length > p.steps.length) reps.set(key, p);
-    }
+  for (const p of getShortestPaths(instanceMachine, { events: modelEvents, input: repInput })) {
+    const key = JSON.stringify(p.state.value);
+    if (!reps.has(key) || reps.get(key)!.steps.length > p.steps.length) reps.set(key, p);
   }
 
   it('covers every resting state', () => expect([...reps.keys()].sort()).toEqual(Object.keys(LEGAL).sort()));
@@ -206,9 +202,7 @@ describe('illegal events', () => {
     const illegal = modelEvents(s).filter((e) => !legal.includes(e.type));
     for (const ev of illegal) expect(transition(instanceMachine, s, ev)[0]).toBe(s);
     if (s.status !== 'active') return; // a final actor drops (and xstate warns about) every event
-    const clock = new ManualClock(T0);
-    const actor = restoreInstanceActor(instanceMachine.getPersistedSnapshot(s), clock);
-    actor.start();
+    const { actor } = runPath(p, repInput);
     for (const ev of illegal) {
       const before = actor.getSnapshot();
       actor.send(ev);
@@ -282,56 +276,5 @@ describe('timers on a ManualClock', () => {
     actor.send({ type: 'STARTED', at: T0 });
     actor.send({ type: 'EXITED', ...exit, at: T0 + 9 });
     expect(actor.getSnapshot().context.exit).toEqual({ code: exit.code, reason, at: T0 + 9 });
-  });
-});
-
-describe('persisted snapshots', () => {
-  it('round-trip through JSON keeps state and context, and RESUME re-arms the backoff timer', () => {
-    const clock = new ManualClock(T0);
-    const a = createActor(instanceMachine, { input: input({ backoffUntil: BACKOFF_UNTIL }), clock: xstateClock(clock) });
-    a.start();
-    const text = JSON.stringify(a.getPersistedSnapshot());
-    a.stop();
-
-    const later = new ManualClock(T0 + 2_000); // the agent restarted two seconds later
-    const b = restoreInstanceActor(JSON.parse(text), later);
-    b.start();
-    expect(b.getSnapshot().value).toBe('backoff');
-    expect(b.getSnapshot().context).toEqual(a.getSnapshot().context);
-    expect(later.pending()).toBe(0); // xstate does not persist timers…
-    b.send({ type: 'RESUME', at: later.now() });
-    expect(later.pending()).toBe(1); // …RESUME re-arms with what is left
-    later.advance(BACKOFF_UNTIL - later.now() - 1);
-    expect(stateName(b.getSnapshot())).toBe('crashloop');
-    later.advance(1);
-    expect(stateName(b.getSnapshot())).toBe('pending');
-  });
-
-  it('a restored running.ready instance keeps its substate', () => {
-    const clock = new ManualClock(T0);
-    const a = createActor(instanceMachine, { input: input(), clock: xstateClock(clock) });
-    a.start();
-    a.send({ type: 'CREATE', at: T0 });
-    a.send({ type: 'CREATED', containerId: 'c-1', at: T0 });
-    a.send({ type: 'STARTED', at: T0 });
-    a.send({ type: 'READY', at: T0 });
-    const b = restoreInstanceActor(JSON.parse(JSON.stringify(a.getPersistedSnapshot())), clock);
-    b.start();
-    expect(isReady(b.getSnapshot())).toBe(true);
-    expect(b.getSnapshot().context).toEqual(a.getSnapshot().context);
-  });
-
-  it('RESUME after the start deadline times the instance out at the deadline', () => {
-    const clock = new ManualClock(T0);
-    const a = createActor(instanceMachine, { input: input(), clock: xstateClock(clock) });
-    a.start();
-    a.send({ type: 'CREATE', at: T0 });
-    a.send({ type: 'CREATED', containerId: 'c-1', at: T0 });
-    const text = JSON.stringify(a.getPersistedSnapshot());
-    a.stop();
-    const b = restoreInstanceActor(JSON.parse(text), new ManualClock(T0));
-    b.start();
-    b.send({ type: 'RESUME', at: T0 + 10 * START_TIMEOUT_MS });
-    expect(b.getSnapshot().context.exit).toEqual({ code: null, reason: 'start-timeout', at: T0 + START_TIMEOUT_MS });
   });
 });

@@ -6,13 +6,12 @@
  *               ┌────────────────────┴─────┐
  *               ▼                          ▼
  *            backoff ── after(delay) ───► pending
- *                       RESUME if due      │ CREATE
+ *                                          │ CREATE
  *                                          ▼
  *                                       creating ── CREATE_FAILED ─────────────┐
  *                                          │ CREATED {containerId}             │
  *                                          ▼                                   │
  *                                       starting ── after(startTimeoutMs) ─────┤
- *                                          │        RESUME if due              │
  *                                          │ STARTED                           │
  *                                          ▼                                   │
  *                          ┌────────────  running  ─────────────┐              │
@@ -43,8 +42,8 @@
  *   `backoffUntil` when the actor is created at `now`) and the start timeout in `starting`
  *   (armed for `startTimeoutMs` when CREATED is processed; the recorded deadline is
  *   `CREATED.at + startTimeoutMs`).
- *   Timers are not part of a persisted snapshot; after restoring one, send `RESUME { at }`
- *   to re-arm them with the time that is left (the tracker does this).
+ * - Nothing persists or restores snapshots: after an agent restart the actors are rebuilt
+ *   from Docker (adoption through sync) and the slot memory (a replacement in backoff).
  * - Context is plain JSON: ids, counts, exit codes, timestamps.
  * - Invariants (checked by the model-based tests): `containerId` is set in starting,
  *   running and stopping; `exit` is set exactly in exited and removed; `backoffUntil` is set
@@ -74,7 +73,7 @@ export interface InstanceExit {
   at: number;
 }
 
-/** Everything the machine remembers. Plain JSON, so snapshots can be persisted. */
+/** Everything the machine remembers. Plain JSON. */
 export interface InstanceContext {
   instance: string;
   service: string;
@@ -117,9 +116,7 @@ export type InstanceEvent =
   | { type: 'STOP'; reason: string; at: number }
   | { type: 'EXITED'; code: number | null; oomKilled: boolean; at: number; error?: string | null }
   | { type: 'VANISHED'; at: number }
-  | { type: 'REMOVED'; at: number }
-  /** Re-arms the timers of a restored snapshot with the time left at `at`. */
-  | { type: 'RESUME'; at: number };
+  | { type: 'REMOVED'; at: number };
 
 export type InstanceEventType = InstanceEvent['type'];
 
@@ -159,8 +156,6 @@ export const instanceMachine = setup({
   guards: {
     mustWait: ({ context }) => context.backoffUntil !== null,
     readyOnStart: ({ context }) => context.readyOnStart,
-    backoffDue: ({ context, event }) => context.backoffUntil !== null && eventTime(event, context) >= context.backoffUntil,
-    startDue: ({ context, event }) => eventTime(event, context) >= startDeadline(context),
   },
   actions: {
     leaveBackoff: assign(({ context }) => ({ backoffUntil: null, stateSince: context.backoffUntil ?? context.stateSince })),
@@ -212,10 +207,6 @@ export const instanceMachine = setup({
     backoff: {
       after: { backoffDelay: { target: 'pending', actions: 'leaveBackoff' } },
       on: {
-        RESUME: [
-          { guard: 'backoffDue', target: 'pending', actions: 'leaveBackoff' },
-          { target: 'backoff', reenter: true },
-        ],
         STOP: { target: 'removed', actions: 'cancelled' },
       },
     },
@@ -247,10 +238,6 @@ export const instanceMachine = setup({
         STARTED: [
           { guard: 'readyOnStart', target: 'running.ready', actions: 'enteredAt' },
           { target: 'running.unready', actions: 'enteredAt' },
-        ],
-        RESUME: [
-          { guard: 'startDue', target: 'exited', actions: 'startTimedOut' },
-          { target: 'starting', reenter: true },
         ],
         STOP: { target: 'stopping', actions: 'stopRequested' },
         EXITED: { target: 'exited', actions: 'exitedOnItsOwn' },

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { ManualClock } from '../../core/clock.js';
 import type { InstanceStateName } from './machine.js';
 import type { ObservedInstance } from './sync.js';
-import { InstanceTracker, type InstanceEventInput, type PersistedInstance } from './tracker.js';
+import { InstanceTracker, type InstanceEventInput } from './tracker.js';
 
 const T0 = 1_000_000;
 const ID = 'web-r1-0-abc';
@@ -16,6 +16,9 @@ function setup() {
   tracker.subscribe((i, s, r) => seen.push([i, s, r]));
   return { clock, tracker, seen };
 }
+
+/** Everything the tracker shows of its instances (state, readiness, context), as text to compare. */
+const shown = (tracker: InstanceTracker) => JSON.stringify(tracker.list());
 
 /** Events that bring a freshly tracked instance to each state. */
 const TO: Record<Exclude<InstanceStateName, 'crashloop'>, InstanceEventInput[]> = {
@@ -83,9 +86,9 @@ describe('InstanceTracker.syncFromObserved', () => {
     expect(tracker.state(ID)).toBe(to);
     expect(tracker.context(ID)?.exit?.reason ?? null).toBe(reason);
     // Level-triggered and idempotent: the same observation again changes nothing.
-    const before = JSON.stringify(tracker.snapshot(ID));
+    const before = shown(tracker);
     expect(tracker.syncFromObserved(ID, observed)).toEqual([]);
-    expect(JSON.stringify(tracker.snapshot(ID))).toBe(before);
+    expect(shown(tracker)).toBe(before);
   });
 
   it('uses the observation time and Docker error in the events it sends', () => {
@@ -131,9 +134,9 @@ describe('InstanceTracker.syncFromObserved', () => {
         tracker.track({ ...base, backoffUntil: backoff ? T0 + 5_000 : null });
         for (const e of events) tracker.send(ID, e);
         tracker.syncFromObserved(ID, o);
-        const once = JSON.stringify(tracker.snapshot(ID));
+        const once = shown(tracker);
         expect(tracker.syncFromObserved(ID, o)).toEqual([]);
-        expect(JSON.stringify(tracker.snapshot(ID))).toBe(once);
+        expect(shown(tracker)).toBe(once);
       }),
     );
   });
@@ -214,43 +217,5 @@ describe('InstanceTracker notifications', () => {
       [ID, 'running', true],
       ['web-r1-1-def', 'pending', false],
     ]);
-  });
-});
-
-describe('InstanceTracker persistence', () => {
-  it('snapshot → JSON → restore keeps state and context and re-arms the start timeout', () => {
-    const a = setup();
-    a.tracker.track(base);
-    for (const e of TO.starting) a.tracker.send(ID, e);
-    const text = JSON.stringify(a.tracker.snapshot(ID));
-
-    const b = setup();
-    b.clock.advance(400); // the agent came back 400 ms later
-    expect(b.tracker.restore(JSON.parse(text) as PersistedInstance)).toBe('starting');
-    expect(b.seen).toEqual([[ID, 'starting', false]]);
-    expect(b.tracker.context(ID)).toEqual(a.tracker.context(ID));
-    b.clock.advance(599);
-    expect(b.tracker.state(ID)).toBe('starting');
-    b.clock.advance(1);
-    expect(b.tracker.state(ID)).toBe('exited');
-    expect(b.tracker.context(ID)?.exit).toEqual({ code: null, reason: 'start-timeout', at: T0 + 1_000 });
-  });
-
-  it('restore replaces an actor tracked under the same id, and keeps final states final', () => {
-    const { tracker } = setup();
-    tracker.track(base);
-    for (const e of TO.removed) tracker.send(ID, e);
-    const done = JSON.parse(JSON.stringify(tracker.snapshot(ID))) as PersistedInstance;
-    tracker.forget(ID);
-    tracker.track(base);
-    expect(tracker.restore(done)).toBe('removed');
-    expect(tracker.list()).toHaveLength(1);
-  });
-
-  it('refuses something that is not an instance snapshot', () => {
-    const { tracker } = setup();
-    expect(() => tracker.restore({ status: 'active', value: 'pending' } as unknown as PersistedInstance)).toThrow(
-      /not a persisted instance/,
-    );
   });
 });

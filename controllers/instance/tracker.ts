@@ -1,4 +1,4 @@
-import { createActor, type Actor, type ActorOptions, type Snapshot } from 'xstate';
+import { createActor, type Actor } from 'xstate';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import {
   instanceMachine,
@@ -22,14 +22,6 @@ export type InstanceEventInput = InstanceEvent extends infer E
 /** What `track()` takes: the machine's input, with `now` defaulting to the tracker's clock. */
 export type TrackInput = Omit<InstanceInput, 'now'> & { now?: number };
 
-/** A persisted instance snapshot: plain JSON (`actor.getPersistedSnapshot()`). */
-export interface PersistedInstance {
-  status: string;
-  value: unknown;
-  context: InstanceContext;
-  [key: string]: unknown;
-}
-
 /** One tracked instance as `list()` shows it. */
 export interface InstanceView {
   instance: string;
@@ -50,16 +42,6 @@ export function xstateClock(clock: Clock): { setTimeout(fn: () => void, ms: numb
 
 type InstanceActor = Actor<typeof instanceMachine>;
 
-/**
- * Creates (does not start) an instance actor from a persisted snapshot. Its timers are not
- * running until it is started and sent `RESUME { at }`.
- */
-export function restoreInstanceActor(persisted: Snapshot<unknown>, clock: Clock): InstanceActor {
-  // xstate's types demand `input` even when a snapshot is given; it is ignored then.
-  const options = { snapshot: persisted, clock: xstateClock(clock) } as ActorOptions<typeof instanceMachine> & { input: InstanceInput };
-  return createActor(instanceMachine, options);
-}
-
 interface Entry {
   actor: InstanceActor;
   last: { state: InstanceStateName; ready: boolean } | null;
@@ -70,8 +52,9 @@ const MAX_SYNC_STEPS = 8;
 
 /**
  * Holds one xstate actor per instance, all on the injected clock (so backoff and start
- * timeouts run on a ManualClock in tests). Synchronous and in-memory: persisting snapshots is
- * the caller's job (`snapshot()` / `restore()`). It never talks to Docker.
+ * timeouts run on a ManualClock in tests). Synchronous and in-memory: nothing is persisted;
+ * after a restart the host tracks again what Docker and its slot memory show. It never talks
+ * to Docker.
  */
 export class InstanceTracker {
   private readonly entries = new Map<string, Entry>();
@@ -91,21 +74,6 @@ export class InstanceTracker {
     if (existing) return stateName(existing.actor.getSnapshot());
     const full: InstanceInput = { ...input, now: input.now ?? this.clock.now() };
     return this.start(input.instance, createActor(instanceMachine, { input: full, clock: this.xclock }));
-  }
-
-  /**
-   * Re-creates an instance from a persisted snapshot (replacing any actor tracked under the
-   * same id) and re-arms its timers with the time left now. Throws when the snapshot is not
-   * one of ours (a bug or a corrupt store).
-   */
-  restore(persisted: PersistedInstance): InstanceStateName {
-    const instance = persisted?.context?.instance;
-    if (typeof instance !== 'string') throw new Error('not a persisted instance snapshot');
-    this.forget(instance);
-    const actor = restoreInstanceActor(persisted as unknown as Snapshot<unknown>, this.clock);
-    this.start(instance, actor);
-    if (actor.getSnapshot().status === 'active') actor.send({ type: 'RESUME', at: this.clock.now() });
-    return stateName(actor.getSnapshot());
   }
 
   /**
@@ -156,12 +124,6 @@ export class InstanceTracker {
     return this.entries.get(instance)?.actor.getSnapshot().context;
   }
 
-  /** The persisted snapshot (plain JSON, safe to stringify and store), or undefined. */
-  snapshot(instance: string): PersistedInstance | undefined {
-    const e = this.entries.get(instance);
-    return e ? (e.actor.getPersistedSnapshot() as unknown as PersistedInstance) : undefined;
-  }
-
   /** Stops the instance's actor and its timers. No notification. Unknown instance: no-op. */
   forget(instance: string): void {
     const e = this.entries.get(instance);
@@ -184,7 +146,7 @@ export class InstanceTracker {
 
   /**
    * Calls fn(instance, state, ready) whenever an instance's shown state or readiness
-   * changes, including when it is first tracked or restored and when a timer fires. Listeners
+   * changes, including when it is first tracked and when a timer fires. Listeners
    * run synchronously and must not throw. Returns an unsubscribe function.
    */
   subscribe(fn: InstanceListener): () => void {
