@@ -1,6 +1,6 @@
 /**
  * How the control path grows with the number of services: N services × 3 replicas applied to an
- * in-process server (server/server.ts startServer with FakeRuntime on systemClock and memory
+ * in-process server (hosts/server-host.ts startServerHost with FakeRuntime on systemClock and memory
  * stores), for N = 200 and 2000. Per N:
  *   apply      control.apply(N manifest files) — the API path (parse, store, publish);
  *   converged  from the start of apply until agent.idle() and all 3N containers running;
@@ -30,7 +30,7 @@ import { instanceHash } from '../controllers/container/instance-hash.js';
 import type { Agent } from '../agent/agent.js';
 import { memoryStore } from '../store/index.js';
 import { loadServerConfig } from '../server/config.js';
-import { startServer } from '../server/server.js';
+import { startServerHost } from '../hosts/server-host.js';
 import type { ManifestFile } from '../server/control-plane.js';
 import { report } from './lib.js';
 
@@ -156,7 +156,7 @@ async function run(n: number): Promise<Omit<Figures, 'fakeAloneMs' | 'fakeAloneH
   if (!cfg.ok) throw new Error(cfg.errors.join('\n'));
   const fake = fakeRuntime();
   const timed = new TimedRuntime(fake);
-  const server = await startServer(cfg.value, {
+  const server = await startServerHost(cfg.value, {
     log: silentLogger(),
     runtime: timed,
     clock: systemClock,

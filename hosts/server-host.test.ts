@@ -7,12 +7,12 @@ import { ManualClock, flushMicrotasks, seededRng } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { FakeRuntime } from '../runtime/fake-runtime.js';
 import { memoryStore } from '../store/index.js';
-import { loadServerConfig } from './config.js';
-import { startServer, type RunningServer } from './server.js';
+import { loadServerConfig } from '../server/config.js';
+import { startServerHost, type RunningServerHost } from './server-host.js';
 
 const WEB = '[[service]]\nname = "web"\nimage = "orca-test/busybox:1"\nreplicas = 2\n';
 
-const running: RunningServer[] = [];
+const running: RunningServerHost[] = [];
 
 /** Lets queued I/O callbacks run (the embedded agent's channel delivers on setImmediate). */
 const settle = () => flushMicrotasks(20);
@@ -38,7 +38,7 @@ async function boot() {
   let logText = '';
   const sink = new Writable({ write: (c, _e, cb) => ((logText += c), cb()) });
   const stores = new Map<string, ReturnType<typeof memoryStore>>();
-  const server = await startServer(cfg.value, {
+  const server = await startServerHost(cfg.value, {
     log: createLogger({ destination: sink, pretty: false }),
     runtime: rt,
     clock,

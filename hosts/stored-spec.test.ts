@@ -10,8 +10,8 @@ import { memoryStore } from '../store/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import type { Store } from '../store/types.js';
 import { aSpec } from '../test/builders.js';
-import { loadServerConfig } from './config.js';
-import { startServer, type RunningServer } from './server.js';
+import { loadServerConfig } from '../server/config.js';
+import { startServerHost, type RunningServerHost } from './server-host.js';
 
 /**
  * A server that finds a stored spec it cannot schedule — stored by an older version with looser
@@ -20,7 +20,7 @@ import { startServer, type RunningServer } from './server.js';
  */
 
 const IMAGE = 'orca-test/busybox:1';
-const running: RunningServer[] = [];
+const running: RunningServerHost[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
   for (const s of running.splice(0)) await s.stop();
@@ -50,7 +50,7 @@ async function bootWith(seed: (store: Store) => Promise<void>) {
   await seed(cluster);
   let logText = '';
   const sink = new Writable({ write: (c, _e, cb) => ((logText += c), cb()) });
-  const server = await startServer(cfg.value, {
+  const server = await startServerHost(cfg.value, {
     log: createLogger({ destination: sink, pretty: false }),
     runtime: rt,
     clock,

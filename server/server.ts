@@ -2,16 +2,13 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/types.js';
 import type { ServiceRecord, Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
-import type { Agent } from '../agent/agent.js';
-import { buildAgent } from '../agent/main.js';
-import { memoryChannelPair } from '../protocol/channel.js';
-import type { ProbeChecks } from '../controllers/health/checks.js';
+import { memoryChannelPair, type Channel } from '../protocol/channel.js';
 import { Proxy } from '../proxy/proxy.js';
 import { Controller } from '../controllers/controller.js';
 import { RouteExecutor } from '../controllers/route/executor.js';
@@ -32,22 +29,48 @@ import type { ServerConfig } from './config.js';
 
 export interface ServerDeps {
   log: Logger;
-  /** Created lazily (DockerRuntime) unless given (FakeRuntime in tests). */
-  runtime?: Runtime;
   clock?: Clock;
-  rng?: Rng;
-  /** Probe I/O for the local agent (tests). */
-  checks?: ProbeChecks;
   /** Store factories; default: LevelDB in the data directory. */
   openStore?: (path: string) => Promise<Store>;
+  /** This node's own agent, embedded (absent with --no-local-agent); a host provides it (see LocalAgent). */
+  localAgent?: LocalAgent;
+}
+
+/** The seam through which a host embeds this node's agent in the server. */
+export interface LocalAgent {
+  /** The node's container runtime: a fresh data directory is checked against it (claimDataDir) before the agent starts. */
+  runtime: Runtime;
+  /**
+   * Starts the agent, dialling the hub in memory with `hub.dial()` (the same protocol a remote
+   * agent speaks, no socket). Called once, after the API listens and every node's assignments
+   * are published. Throws if the agent cannot start; it then releases what it opened itself.
+   */
+  start(hub: { dial(): Promise<Channel> }, ctx: EmbedContext): Promise<EmbeddedAgent>;
+}
+
+export interface EmbedContext {
+  /** Aborted first when the server stops: the agent stops on it. */
+  signal: AbortSignal;
+  /** The server's clock: the hub treats the embedded agent as sharing it. */
+  clock: Clock;
+  log: Logger;
+  /** A failed slot has a ready replacement: seconds from the failure to then (the recovery metric). */
+  onRecovery(service: string, seconds: number): void;
+}
+
+export interface EmbeddedAgent {
+  /** Resolves once the agent's first session is up and it has adopted this node's containers. */
+  ready: Promise<void>;
+  /** Resolves once the agent has stopped (after EmbedContext.signal aborted); never rejects. */
+  stop(): Promise<void>;
+  /** Closes what the agent holds (its store); called last, after the server's event log drained. */
+  close(): Promise<void>;
 }
 
 export interface RunningServer {
   apiUrl: string;
   token: string;
   control: ControlPlane;
-  /** The embedded agent, unless --no-local-agent. */
-  agent: Agent | null;
   metrics: Metrics;
   /** Where the proxy listens, once it does. */
   proxy(): { host: string; port: number } | null;
@@ -59,9 +82,9 @@ export interface RunningServer {
 }
 
 /**
- * The composition root of `orca server`: store, token, node registry and agent hub, control
- * plane, route reconciler and proxy, API, and the embedded agent — which talks to the hub over
- * an in-memory channel with the same protocol a remote agent uses.
+ * The control plane of `orca server`: store, token, node registry and agent hub, control
+ * plane, route reconciler and proxy, API, and — through deps.localAgent — the embedded agent,
+ * which talks to the hub over an in-memory channel with the same protocol a remote agent uses.
  * Order matters: the store opens first (and refuses to start over an unreadable one); the
  * proxy listens only after the local containers were adopted and the routes restored, and
  * /healthz answers 503 until then.
@@ -69,16 +92,14 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, deps: ServerDeps): Promise<RunningServer> {
   const log = deps.log;
   const clock = deps.clock ?? systemClock;
-  const rng = deps.rng ?? systemRng;
   const openStore = deps.openStore ?? ((path: string) => openLevelStore(path));
   const abort = new AbortController();
   let ready = false;
   let api: HttpServer | null = null;
-  let agentStore: Store | null = null;
+  let embedded: EmbeddedAgent | null = null;
   let events: EventLog | null = null;
   let proxy: Proxy | null = null;
   let hub: AgentHub | null = null;
-  let agentRunning: Promise<void> = Promise.resolve();
 
   // Private before anything is written: 0700 directory, 0600 files (SPEC §3.7).
   await prepareDataDir(config.dataDir);
@@ -86,7 +107,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   /** Stops in dependency order: no new traffic, no new actions, log flushed, stores closed. */
   const stop = async () => {
     abort.abort();
-    await agentRunning.catch(() => undefined);
+    await embedded?.stop();
     hub?.close();
     await proxy?.close().catch((err: unknown) => log.warn({ err }, 'closing proxy'));
     if (api) {
@@ -95,7 +116,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       await new Promise<void>((r) => s.close(() => r()));
     }
     await events?.drain();
-    await agentStore?.close().catch((err: unknown) => log.warn({ err }, 'closing agent store'));
+    await embedded?.close().catch((err: unknown) => log.warn({ err }, 'closing agent store'));
     await store.close().catch((err: unknown) => log.warn({ err }, 'closing store'));
   };
 
@@ -282,38 +303,23 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     // Every known node's assignment set is decided before any agent can ask for it.
     await cp.publish();
 
-    let agent: Agent | null = null;
     let adopted: Promise<void> = Promise.resolve();
-    if (config.localAgent) {
-      const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
+    if (deps.localAgent) {
       // Another server's containers on this Docker host must not look like our orphans.
-      await claimDataDir(store, runtime, { cluster: config.clusterId, node: config.nodeName, dataDir: config.dataDir, now: new Date(clock.now()).toISOString() });
-      agentStore = await openStore(join(config.dataDir, 'agent.db'));
-      const built = buildAgent({
-        runtime,
-        store: agentStore,
-        clock,
-        rng,
-        log,
-        identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
-        labels: {},
-        watchdogIntervalMs: config.watchdogIntervalMs,
-        // The embedded agent dials the hub in memory: the same protocol, no socket.
-        dial: async () => {
-          const [agentEnd, serverEnd] = memoryChannelPair();
-          agentHub.accept(serverEnd, 'embedded', { sameClock: true });
-          return agentEnd;
+      await claimDataDir(store, deps.localAgent.runtime, { cluster: config.clusterId, node: config.nodeName, dataDir: config.dataDir, now: new Date(clock.now()).toISOString() });
+      const agent = await deps.localAgent.start(
+        {
+          dial: async () => {
+            const [agentEnd, serverEnd] = memoryChannelPair();
+            agentHub.accept(serverEnd, 'embedded', { sameClock: true });
+            return agentEnd;
+          },
         },
-        reconnect: { initialMs: 100, maxMs: 1000, jitter: DEFAULTS.reconnectJitter },
-        onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds),
-        ...(deps.checks ? { checks: deps.checks } : {}),
-      });
-      agent = built.agent;
-      await built.agent.start(abort.signal);
-      agentRunning = built.session.run(abort.signal);
+        { signal: abort.signal, clock, log, onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds) },
+      );
+      embedded = agent;
       adopted = (async () => {
-        await built.session.firstConnect;
-        await built.agent.ready();
+        await agent.ready;
         // The server's view of this node's instances is fresh before any route is served.
         await reg.get(config.nodeName)?.observe();
       })();
@@ -338,7 +344,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       apiUrl,
       token,
       control: cp,
-      agent,
       metrics,
       proxy: () => proxyAddress,
       routes: () => px.routes(),

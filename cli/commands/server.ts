@@ -1,7 +1,7 @@
 import { createLogger } from '../../core/log.js';
 import { isOrcaError } from '../../core/errors.js';
 import { loadServerConfig, type ServerFlags } from '../../server/config.js';
-import { startServer } from '../../server/server.js';
+import { startServerHost } from '../../hosts/server-host.js';
 import { CliError, EXIT } from '../exit.js';
 
 /** `orca server …`: runs until SIGINT or SIGTERM, then stops cleanly. */
@@ -11,7 +11,7 @@ export async function run(flags: ServerFlags): Promise<void> {
   const log = createLogger();
   let server;
   try {
-    server = await startServer(cfg.value, { log });
+    server = await startServerHost(cfg.value, { log });
   } catch (err) {
     if (isOrcaError(err)) {
       log.fatal({ code: err.code, err: { message: err.message } }, 'server could not start');
