@@ -81,10 +81,9 @@ export class Agent {
     this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
     this.assignments = new AssignmentCache(deps.store);
     this.slots = new SlotMemory(deps.store);
-    this.lifecycle = new InstanceLifecycle(deps.clock, {
-      changed: () => this.deps.onChange?.(),
-      backoffEnded: (service) => this.container.trigger(service),
-    });
+    // When a crash-loop backoff ends is the container planner's fact: its reconcile asks to be
+    // requeued then (slot memory nextRetryAt), and the replacement's create leaves `backoff`.
+    this.lifecycle = new InstanceLifecycle(deps.clock, { changed: () => this.deps.onChange?.() });
     // The health reconciler: its own controller, keyed by service. It reads the observed state
     // the container reconciler leaves (observedBy, the lifecycle's condemned set), and its
     // verdicts reach the container reconciler only as lifecycle state and a trigger.

@@ -1,37 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import { freshSlotState } from '../controllers/container/types.js';
-import { aContainer, aSpec } from '../test/builders.js';
+import { aContainer, aSpec, slotsOf } from '../test/builders.js';
 import { InstanceLifecycle } from './lifecycle.js';
 
 function setup() {
   const clock = new ManualClock();
-  const woken: string[] = [];
   let changes = 0;
-  const life = new InstanceLifecycle(clock, { changed: () => changes++, backoffEnded: (s) => woken.push(s) });
-  return { clock, life, woken, changes: () => changes };
+  const life = new InstanceLifecycle(clock, { changed: () => changes++ });
+  return { clock, life, changes: () => changes };
 }
 
 describe('InstanceLifecycle', () => {
-  it('wakes the service once when a replacement waiting out its backoff may be created', async () => {
-    const { clock, life, woken } = setup();
+  it('tracks a replacement waiting out its backoff as crashloop until the executor creates it (the planner owns the timing)', async () => {
+    const { clock, life } = setup();
     const slot = { ...freshSlotState('web', 0), nextInstance: 'web-1-0-next', nextRetryAt: clock.now() + 2_000 };
     life.sync('web', [], [slot], aSpec());
     expect(life.state('web-1-0-next')).toBe('crashloop');
-    await clock.advanceAsync(1_999);
-    expect(woken).toEqual([]);
-    await clock.advanceAsync(1);
-    expect(woken).toEqual(['web']);
-    life.sync('web', [], [slot], aSpec());
+    expect(clock.pending()).toBe(0); // no second timer next to the planner's requeue
     await clock.advanceAsync(5_000);
-    expect(woken).toEqual(['web']);
+    life.sync('web', [], [slot], aSpec());
+    expect(life.state('web-1-0-next')).toBe('crashloop');
+    const assignment = slotsOf(aSpec())[0]!;
+    life.creating({ kind: 'container.create', key: 'web/0', reason: 'replace-after-exited', service: 'web', slot: 0, instance: 'web-1-0-next', assignment, slotAfter: slot });
+    expect(life.state('web-1-0-next')).toBe('creating');
   });
 
-  it('adopted instances wake nothing; their changes are told', () => {
-    const { life, woken, changes } = setup();
+  it('changes of adopted instances are told', () => {
+    const { life, changes } = setup();
     life.sync('web', [aContainer({ instance: 'a' })], [], aSpec());
     expect(life.state('a')).toBe('running');
-    expect(woken).toEqual([]);
     expect(changes()).toBeGreaterThan(0);
   });
 

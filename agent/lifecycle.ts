@@ -13,20 +13,20 @@ import { effectiveReadiness } from '../manifest/probes.js';
 
 const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 
-/** What the lifecycle tells its host. Neither may throw. */
+/** What the lifecycle tells its host. Must not throw. */
 export interface LifecycleListener {
   /** An instance's shown state or readiness changed (routes and reports follow). */
   changed(): void;
-  /** A replacement's crash-loop backoff ended: its service is due for another look. */
-  backoffEnded(service: string): void;
 }
 
 /**
  * One xstate actor per instance of this node (SPEC §3.2). The executor tells it what it did,
- * every reconcile tells it what Docker shows (level-triggered sync), and it owns the timers:
- * a replacement waiting out its crash-loop backoff sits in `backoff` and wakes its service
- * when the delay ends. Nothing is persisted: after a restart the actors are rebuilt from
- * Docker and the slot memory, the two sources of truth.
+ * every reconcile tells it what Docker shows (level-triggered sync), and its actors own the
+ * start timeout. A replacement waiting out its crash-loop backoff is tracked in `backoff` (shown
+ * as crashloop) until the executor creates it; when that is due is the container planner's
+ * fact (slot memory `nextRetryAt` and its requeue), not the lifecycle's. Nothing is persisted:
+ * after a restart the actors are rebuilt from Docker and the slot memory, the two sources of
+ * truth.
  */
 export class InstanceLifecycle implements LifecycleHooks {
   readonly tracker: InstanceTracker;
@@ -36,25 +36,18 @@ export class InstanceLifecycle implements LifecycleHooks {
   /** Instances by service, so per-service work never walks the whole node. */
   private readonly byService = new Map<string, Set<string>>();
 
-  /** Replacements tracked while they wait out a crash-loop backoff (from the slot memory). */
-  private readonly waiting = new Set<string>();
-
   constructor(
     private readonly clock: Clock,
     listener: LifecycleListener,
   ) {
     this.tracker = new InstanceTracker(clock);
-    this.tracker.subscribe((instance, state) => {
-      const service = this.serviceOf.get(instance);
-      if (!service) return;
-      if (state === 'pending' && this.waiting.delete(instance)) listener.backoffEnded(service);
-      listener.changed();
+    this.tracker.subscribe((instance) => {
+      if (this.serviceOf.has(instance)) listener.changed();
     });
   }
 
   private track(service: string, slot: number, instance: string, readyOnStart: boolean, backoffUntil: number | null = null): void {
     this.serviceOf.set(instance, service);
-    if (backoffUntil !== null) this.waiting.add(instance);
     let set = this.byService.get(service);
     if (!set) this.byService.set(service, (set = new Set()));
     set.add(instance);
@@ -179,7 +172,6 @@ export class InstanceLifecycle implements LifecycleHooks {
     this.serviceOf.clear();
     this.byService.clear();
     this.addressOf.clear();
-    this.waiting.clear();
   }
 
   /** A copy, so callers may forget instances while they walk it. */
@@ -190,7 +182,6 @@ export class InstanceLifecycle implements LifecycleHooks {
   private forget(instance: string): void {
     this.tracker.forget(instance);
     this.addressOf.delete(instance);
-    this.waiting.delete(instance);
     const service = this.serviceOf.get(instance);
     this.serviceOf.delete(instance);
     if (service !== undefined) {

@@ -44,8 +44,6 @@ function modelEvents(s: InstanceSnapshot): InstanceEvent[] {
     { type: 'EXITED', code: 137, oomKilled: true, at },
     { type: 'VANISHED', at },
     { type: 'REMOVED', at },
-    // The backoff timer is how a replacement leaves backoff; nothing else reaches pending from there.
-    ...(s.matches('backoff') ? [{ type: TIMER_EVENTS.backoffElapsed } as never as InstanceEvent] : []),
   ];
 }
 
@@ -97,7 +95,8 @@ function checkInvariants(s: InstanceSnapshot, clock?: ManualClock): void {
   if (c.exit?.reason === 'create-failed') expect([c.containerId, typeof c.lastError]).toEqual([null, 'string']);
   if (name === 'exited' && c.exit?.reason === 'start-timeout') expect(c.exit.at).toBe(c.stateSince);
   expect(s.status).toBe(name === 'removed' ? 'done' : 'active');
-  if (clock) expect(clock.pending()).toBe(name === 'crashloop' || name === 'starting' ? 1 : 0);
+  // The start timeout is the machine's only timer; the crash-loop delay is the planner's.
+  if (clock) expect(clock.pending()).toBe(name === 'starting' ? 1 : 0);
 }
 
 /**
@@ -112,11 +111,8 @@ function runPath(path: Path, i: InstanceInput) {
     const ev = step.event;
     const type: string = ev.type;
     const before = actor.getSnapshot();
-    if (type === TIMER_EVENTS.backoffElapsed || type === TIMER_EVENTS.startTimeout) {
-      const due =
-        type === TIMER_EVENTS.backoffElapsed
-          ? before.context.backoffUntil!
-          : before.context.stateSince + before.context.startTimeoutMs;
+    if (type === TIMER_EVENTS.startTimeout) {
+      const due = before.context.stateSince + before.context.startTimeoutMs;
       clock.advance(due - 1 - clock.now());
       expect(actor.getSnapshot()).toBe(before); // not a millisecond early
       clock.advance(1);
@@ -138,8 +134,9 @@ describe('instance machine, model-based', () => {
 
       it('reaches every state the input allows', () => {
         const names = new Set(paths.map((p) => stateName(p.state)));
-        const expected = ['pending', 'creating', 'starting', 'running', 'stopping', 'exited', 'removed'];
-        expect([...names].sort()).toEqual((i.backoffUntil ? [...expected, 'crashloop'] : expected).sort());
+        const expected = ['creating', 'starting', 'running', 'stopping', 'exited', 'removed'];
+        // A replacement in backoff leaves it only by CREATE (or STOP): it never rests in pending.
+        expect([...names].sort()).toEqual([...expected, i.backoffUntil ? 'crashloop' : 'pending'].sort());
         const values = new Set(paths.map((p) => JSON.stringify(p.state.value)));
         expect(values).toContain(JSON.stringify({ running: 'ready' }));
         expect(values).toContain(JSON.stringify({ running: 'unready' }));
@@ -172,7 +169,7 @@ describe('instance machine, model-based', () => {
 
 /** Legal events per resting state; everything else must be ignored. */
 const LEGAL: Record<string, string[]> = {
-  '"backoff"': [TIMER_EVENTS.backoffElapsed, 'STOP'],
+  '"backoff"': ['CREATE', 'STOP'],
   '"pending"': ['CREATE', 'STOP'],
   '"creating"': ['CREATED', 'CREATE_FAILED'],
   '"starting"': ['STARTED', 'STOP', 'EXITED', 'VANISHED'],
@@ -184,17 +181,19 @@ const LEGAL: Record<string, string[]> = {
 };
 
 describe('illegal events', () => {
-  const repInput = INPUTS.find(([n]) => n === 'in backoff, probed')![1];
-  const reps = new Map<string, Path>();
-  for (const p of getShortestPaths(instanceMachine, { events: modelEvents, input: repInput })) {
-    const key = JSON.stringify(p.state.value);
-    if (!reps.has(key) || reps.get(key)!.steps.length > p.steps.length) reps.set(key, p);
+  // One shortest path to each resting state, from a fresh instance or (for backoff) a replacement.
+  const reps = new Map<string, { p: Path; i: InstanceInput }>();
+  for (const [, i] of INPUTS.filter(([n]) => n === 'fresh, probed' || n === 'in backoff, probed')) {
+    for (const p of getShortestPaths(instanceMachine, { events: modelEvents, input: i })) {
+      const key = JSON.stringify(p.state.value);
+      if (!reps.has(key) || reps.get(key)!.p.steps.length > p.steps.length) reps.set(key, { p, i });
+    }
   }
 
   it('covers every resting state', () => expect([...reps.keys()].sort()).toEqual(Object.keys(LEGAL).sort()));
 
   it.each(Object.entries(LEGAL))('in %s only %j are accepted; the rest change nothing', (value, legal) => {
-    const p = reps.get(value)!;
+    const { p, i } = reps.get(value)!;
     const s = p.state;
     const accepted = new Set(modelEvents(s).filter((e) => s.can(e)).map((e) => e.type));
     expect([...accepted].sort()).toEqual([...legal].sort());
@@ -202,7 +201,7 @@ describe('illegal events', () => {
     const illegal = modelEvents(s).filter((e) => !legal.includes(e.type));
     for (const ev of illegal) expect(transition(instanceMachine, s, ev)[0]).toBe(s);
     if (s.status !== 'active') return; // a final actor drops (and xstate warns about) every event
-    const { actor } = runPath(p, repInput);
+    const { actor } = runPath(p, i);
     for (const ev of illegal) {
       const before = actor.getSnapshot();
       actor.send(ev);
@@ -220,16 +219,16 @@ describe('timers on a ManualClock', () => {
     return { clock, actor, name: () => stateName(actor.getSnapshot()) };
   };
 
-  it('backoff ends at exactly backoffUntil, not a millisecond earlier', () => {
+  it('backoff has no timer: it shows crashloop until the replacement is created', () => {
     const { clock, actor, name } = start(input({ backoffUntil: BACKOFF_UNTIL }));
     expect(name()).toBe('crashloop');
     expect(actor.getSnapshot().context.backoffUntil).toBe(BACKOFF_UNTIL);
-    clock.advance(BACKOFF_UNTIL - T0 - 1);
-    expect(name()).toBe('crashloop');
-    clock.advance(1);
-    expect(name()).toBe('pending');
-    expect(actor.getSnapshot().context).toMatchObject({ backoffUntil: null, stateSince: BACKOFF_UNTIL });
     expect(clock.pending()).toBe(0);
+    clock.advance(BACKOFF_UNTIL - T0 + 60_000);
+    expect(name()).toBe('crashloop');
+    actor.send({ type: 'CREATE', at: BACKOFF_UNTIL + 60_000 });
+    expect(name()).toBe('creating');
+    expect(actor.getSnapshot().context).toMatchObject({ backoffUntil: null, stateSince: BACKOFF_UNTIL + 60_000 });
   });
 
   it('a backoff already over (or absent) starts pending with no timer', () => {

@@ -5,8 +5,9 @@
  *                 backoffUntil > now │ otherwise
  *               ┌────────────────────┴─────┐
  *               ▼                          ▼
- *            backoff ── after(delay) ───► pending
- *                                          │ CREATE
+ *            backoff                    pending
+ *               │ CREATE                   │ CREATE
+ *               └─────────────────────────►│
  *                                          ▼
  *                                       creating ── CREATE_FAILED ─────────────┐
  *                                          │ CREATED {containerId}             │
@@ -37,11 +38,13 @@
  *   snapshot stays exactly as it was (no error, no context change).
  * - Every event carries `at` (ms since epoch) so the machine itself never reads a clock;
  *   `InstanceTracker.send` stamps it from the injected clock when the caller leaves it out.
- * - The machine owns two timers, both `after` delays computed from context and run on the
- *   clock given to `createActor`: the crash-loop delay in `backoff` (fires at exactly
- *   `backoffUntil` when the actor is created at `now`) and the start timeout in `starting`
- *   (armed for `startTimeoutMs` when CREATED is processed; the recorded deadline is
- *   `CREATED.at + startTimeoutMs`).
+ * - The machine owns one timer, the start timeout in `starting`: an `after` delay run on the
+ *   clock given to `createActor`, armed for `startTimeoutMs` when CREATED is processed (the
+ *   recorded deadline is `CREATED.at + startTimeoutMs`).
+ * - `backoff` only describes a replacement waiting out its crash-loop delay (status shows
+ *   `crashloop`, `backoffUntil` says until when); it has no timer. The crash-loop timing has
+ *   one owner, the container planner's slot memory (`nextRetryAt`, persisted) and its
+ *   requeue: when the delay is due the planner creates the replacement, which sends CREATE.
  * - Nothing persists or restores snapshots: after an agent restart the actors are rebuilt
  *   from Docker (adoption through sync) and the slot memory (a replacement in backoff).
  * - Context is plain JSON: ids, counts, exit codes, timestamps.
@@ -120,9 +123,8 @@ export type InstanceEvent =
 
 export type InstanceEventType = InstanceEvent['type'];
 
-/** The event types xstate raises for the machine's own timers (for tests and tooling). */
+/** The event type xstate raises for the machine's own timer (for tests and tooling). */
 export const TIMER_EVENTS = {
-  backoffElapsed: 'xstate.after.backoffDelay.instance.backoff',
   startTimeout: 'xstate.after.startTimeout.instance.starting',
 } as const;
 
@@ -150,7 +152,6 @@ export const instanceMachine = setup({
     input: {} as InstanceInput,
   },
   delays: {
-    backoffDelay: ({ context, event }) => clampDelay((context.backoffUntil ?? 0) - eventTime(event, context)),
     startTimeout: ({ context, event }) => clampDelay(startDeadline(context) - eventTime(event, context)),
   },
   guards: {
@@ -158,7 +159,8 @@ export const instanceMachine = setup({
     readyOnStart: ({ context }) => context.readyOnStart,
   },
   actions: {
-    leaveBackoff: assign(({ context }) => ({ backoffUntil: null, stateSince: context.backoffUntil ?? context.stateSince })),
+    /** The planner created the replacement (its backoff was due). */
+    leftBackoff: assign(({ event }) => ({ backoffUntil: null, stateSince: event.at })),
     startTimedOut: assign(({ context }) => {
       const at = startDeadline(context);
       return { exit: { code: null, reason: 'start-timeout' as const, at }, stateSince: at };
@@ -205,8 +207,8 @@ export const instanceMachine = setup({
       always: [{ guard: 'mustWait', target: 'backoff' }, { target: 'pending' }],
     },
     backoff: {
-      after: { backoffDelay: { target: 'pending', actions: 'leaveBackoff' } },
       on: {
+        CREATE: { target: 'creating', actions: 'leftBackoff' },
         STOP: { target: 'removed', actions: 'cancelled' },
       },
     },

@@ -38,7 +38,8 @@ const ENDED = new Set<ObservedInstance['status']>(['exited', 'dead']);
  * | exited   | missing                                | REMOVED                   |
  * | anything else                                     | none                      |
  *
- * Not healed here, on purpose: backoff (its timer decides), a container seen again after
+ * Not healed here, on purpose: backoff (the planner creates the replacement when it is due,
+ * and CREATE comes from the executor), a container seen again after
  * the tracker recorded its exit (instances are one-shot; the planner replaces it),
  * `removing` (it will be `missing` next), and readiness (the health reconciler's job).
  */

@@ -176,11 +176,21 @@ describe('InstanceTracker notifications', () => {
 
   it('fires when a timer moves the instance, on the injected clock', () => {
     const { clock, tracker, seen } = setup();
-    expect(tracker.track({ ...base, backoffUntil: T0 + 2_000 })).toBe('crashloop');
-    clock.advance(1_999);
-    expect(seen).toEqual([[ID, 'crashloop', false]]);
+    tracker.track(base);
+    for (const e of TO.starting) tracker.send(ID, e);
+    clock.advance(999);
+    expect(seen.at(-1)).toEqual([ID, 'starting', false]);
     clock.advance(1);
-    expect(seen.at(-1)).toEqual([ID, 'pending', false]);
+    expect(seen.at(-1)).toEqual([ID, 'exited', false]);
+  });
+
+  it('a replacement in backoff stays crashloop past its backoff until it is created', () => {
+    const { clock, tracker, seen } = setup();
+    expect(tracker.track({ ...base, backoffUntil: T0 + 2_000 })).toBe('crashloop');
+    clock.advance(10_000);
+    expect(seen).toEqual([[ID, 'crashloop', false]]);
+    expect(tracker.send(ID, { type: 'CREATE' })).toBe('creating');
+    expect(tracker.context(ID)).toMatchObject({ backoffUntil: null, stateSince: T0 + 10_000 });
   });
 
   it('track is idempotent; unsubscribe stops notifications; forget stops timers silently', () => {
@@ -192,11 +202,14 @@ describe('InstanceTracker notifications', () => {
     tracker.track({ ...base, backoffUntil: T0 + 2_000 });
     expect(tracker.track(base)).toBe('crashloop');
     expect(seen).toHaveLength(1);
-    expect(clock.pending()).toBe(1);
+    tracker.send(ID, { type: 'CREATE' });
+    tracker.send(ID, { type: 'CREATED', containerId: 'c-1' });
+    expect(clock.pending()).toBe(1); // the start timeout
+    expect(seen).toHaveLength(3);
     tracker.forget(ID);
     expect(clock.pending()).toBe(0);
     clock.advance(5_000);
-    expect(seen).toHaveLength(1);
+    expect(seen).toHaveLength(3);
     expect(tracker.list()).toEqual([]);
   });
 
