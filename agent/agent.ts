@@ -101,7 +101,7 @@ export class Agent {
         runners: this.probes,
         effects: {
           setReady: (instance, ready) => this.lifecycle.tracker.send(instance, { type: ready ? 'READY' : 'UNREADY' }),
-          livenessFailed: (instance) => this.lifecycle.stopping(instance, 'liveness'),
+          livenessFailed: (instance) => this.lifecycle.condemn(instance, 'liveness'),
         },
         record: deps.record,
         applied: (service, actions) => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { freshSlotState } from '../controllers/container/types.js';
 import { aContainer, aSpec, slotsOf } from '../test/builders.js';
 import { InstanceLifecycle } from './lifecycle.js';
@@ -33,14 +34,35 @@ describe('InstanceLifecycle', () => {
     expect(changes()).toBeGreaterThan(0);
   });
 
-  it('a dead instance leaves the endpoints at once on the die event, a liveness stop condemns it', () => {
+  it('a dead instance leaves the endpoints at once on the die event, a liveness failure condemns it', () => {
     const { clock, life } = setup();
     life.sync('web', [aContainer({ instance: 'a' }), aContainer({ instance: 'b', slot: 1 })], [], aSpec());
     expect(life.endpoints().map((e) => e.instance).sort()).toEqual(['a', 'b']);
     life.observedGone('a', { kind: 'die', exitCode: 137, timeMs: clock.now() });
     expect(life.endpoints().map((e) => e.instance)).toEqual(['b']);
-    life.stopping('b', 'liveness');
+    life.condemn('b', 'liveness');
     expect([...life.condemned('web')]).toEqual([['b', 'liveness']]);
     expect(life.endpoints()).toEqual([]);
+  });
+
+  it('condemns on a start timeout and on Docker HEALTHCHECK unhealthy, never on a stop reason text', () => {
+    const { clock, life } = setup();
+    const [assignment] = slotsOf(aSpec());
+    const create = (instance: string, slot: number) =>
+      life.creating({ kind: 'container.create', key: `web/${slot}`, reason: 'new', service: 'web', slot, instance, assignment: { ...assignment!, slot }, slotAfter: freshSlotState('web', slot) });
+    create('slow', 0);
+    life.created('slow', 'cid-slow');
+    clock.advance(DEFAULTS.instanceStartTimeoutMs);
+    expect([...life.condemned('web')]).toEqual([['slow', 'start-timeout']]);
+
+    const sick = { ...aContainer({ instance: 'sick', slot: 1 }), health: 'unhealthy' as const };
+    life.sync('web', [sick], [], aSpec());
+    expect(life.condemned('web').get('sick')).toBe('unhealthy');
+
+    // Asked to stop with a reason that reads like a verdict: still not condemned (no tag).
+    life.sync('web', [aContainer({ instance: 'asked', slot: 2 })], [], aSpec());
+    life.stopping('asked', 'liveness');
+    expect(life.state('asked')).toBe('stopping');
+    expect(life.condemned('web').has('asked')).toBe(false);
   });
 });

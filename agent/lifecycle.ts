@@ -78,6 +78,10 @@ export class InstanceLifecycle implements LifecycleHooks {
   stopping(instance: string, reason: string): void {
     this.tracker.send(instance, { type: 'STOP', reason });
   }
+  /** Gives up on a running instance (a liveness failure, Docker HEALTHCHECK unhealthy): it is stopped and replaced. */
+  condemn(instance: string, reason: 'liveness' | 'unhealthy'): void {
+    this.tracker.send(instance, { type: 'CONDEMN', reason });
+  }
   removed(instance: string): void {
     this.tracker.send(instance, { type: 'REMOVED' });
     this.forget(instance);
@@ -100,7 +104,7 @@ export class InstanceLifecycle implements LifecycleHooks {
       this.tracker.syncFromObserved(l.instance, observation(c, this.clock.now()));
       // Docker's own HEALTHCHECK stands in for liveness when the manifest has none.
       if (c.health === 'unhealthy' && spec && !spec.liveness && this.tracker.state(l.instance) === 'running') {
-        this.tracker.send(l.instance, { type: 'STOP', reason: 'unhealthy' });
+        this.condemn(l.instance, 'unhealthy');
       }
     }
     for (const s of slots) {
@@ -118,15 +122,16 @@ export class InstanceLifecycle implements LifecycleHooks {
     }
   }
 
-  /** Live instances of a service the lifecycle has given up on, with the reason (e.g. start timeout). */
+  /**
+   * Instances of a service the lifecycle has given up on while their container may still be
+   * there (tagged `condemned`: start timeout, liveness failure, Docker HEALTHCHECK unhealthy),
+   * with the reason the machine recorded.
+   */
   condemned(service: string): Map<string, ExitReason> {
     const out = new Map<string, ExitReason>();
     for (const instance of this.instancesOf(service)) {
-      const state = this.tracker.state(instance);
-      if (state !== 'exited' && state !== 'stopping') continue;
-      const ctx = this.tracker.context(instance);
-      if (state === 'exited' && ctx?.exit?.reason === 'start-timeout') out.set(instance, 'start-timeout');
-      if (state === 'stopping' && (ctx?.stopReason === 'liveness' || ctx?.stopReason === 'unhealthy')) out.set(instance, ctx.stopReason);
+      const why = this.tracker.condemned(instance);
+      if (why !== null) out.set(instance, why);
     }
     return out;
   }

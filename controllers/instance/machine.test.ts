@@ -4,6 +4,7 @@ import { getShortestPaths, getSimplePaths, type StatePath } from '@xstate/graph'
 import { ManualClock } from '../../core/clock.js';
 import {
   TIMER_EVENTS,
+  condemnedFor,
   instanceMachine,
   isReady,
   stateName,
@@ -39,11 +40,15 @@ function modelEvents(s: InstanceSnapshot): InstanceEvent[] {
     { type: 'READY', at },
     { type: 'UNREADY', at },
     { type: 'STOP', reason: 'scaled-down', at },
+    { type: 'CONDEMN', reason: 'liveness', at },
+    { type: 'CONDEMN', reason: 'unhealthy', at },
     { type: 'EXITED', code: 0, oomKilled: false, at },
     { type: 'EXITED', code: 1, oomKilled: false, at, error: 'boom' },
     { type: 'EXITED', code: 137, oomKilled: true, at },
     { type: 'VANISHED', at },
     { type: 'REMOVED', at },
+    // The machine's own timer, walked like an event so the paths through exited.condemned are too.
+    ...(s.matches('starting') ? [{ type: TIMER_EVENTS.startTimeout } as never as InstanceEvent] : []),
   ];
 }
 
@@ -63,9 +68,8 @@ type Path = StatePath<InstanceSnapshot, InstanceEvent>;
 function pathsFor(i: InstanceInput): Path[] {
   const opts = { events: modelEvents, input: i };
   const shortest = getShortestPaths(instanceMachine, opts);
-  const timerEvents = Object.values(TIMER_EVENTS).map((type) => ({ type }) as never as InstanceEvent);
   const edges = shortest.flatMap((p) =>
-    [...modelEvents(p.state), ...timerEvents]
+    modelEvents(p.state)
       .filter((e) => p.state.can(e))
       .map((e): Path => {
         const [next] = transition(instanceMachine, p.state, e);
@@ -94,6 +98,15 @@ function checkInvariants(s: InstanceSnapshot, clock?: ManualClock): void {
   if (name === 'running') expect(isReady(s)).toBe(JSON.stringify(s.value) === '{"running":"ready"}');
   if (c.exit?.reason === 'create-failed') expect([c.containerId, typeof c.lastError]).toEqual([null, 'string']);
   if (name === 'exited' && c.exit?.reason === 'start-timeout') expect(c.exit.at).toBe(c.stateSince);
+  // Tags: routable exactly in running.ready; condemned exactly in the two condemned substates,
+  // with the reason recorded exactly then (a start timeout's is its exit reason).
+  expect(s.hasTag('routable')).toBe(JSON.stringify(s.value) === '{"running":"ready"}');
+  const condemnedValue = ['{"stopping":"condemned"}', '{"exited":"condemned"}'].includes(JSON.stringify(s.value));
+  expect(s.hasTag('condemned')).toBe(condemnedValue);
+  expect(c.condemnedFor !== null).toBe(condemnedValue);
+  expect(condemnedFor(s)).toBe(c.condemnedFor);
+  if (JSON.stringify(s.value) === '{"exited":"condemned"}') expect([c.condemnedFor, c.exit?.reason]).toEqual(['start-timeout', 'start-timeout']);
+  if (JSON.stringify(s.value) === '{"stopping":"condemned"}') expect(['liveness', 'unhealthy']).toContain(c.condemnedFor);
   expect(s.status).toBe(name === 'removed' ? 'done' : 'active');
   // The start timeout is the machine's only timer; the crash-loop delay is the planner's.
   if (clock) expect(clock.pending()).toBe(name === 'starting' ? 1 : 0);
@@ -140,6 +153,8 @@ describe('instance machine, model-based', () => {
         const values = new Set(paths.map((p) => JSON.stringify(p.state.value)));
         expect(values).toContain(JSON.stringify({ running: 'ready' }));
         expect(values).toContain(JSON.stringify({ running: 'unready' }));
+        expect(values).toContain(JSON.stringify({ stopping: 'condemned' }));
+        expect(values).toContain(JSON.stringify({ exited: 'condemned' }));
       });
 
       it('takes every transition of every state it reaches', () => {
@@ -172,11 +187,13 @@ const LEGAL: Record<string, string[]> = {
   '"backoff"': ['CREATE', 'STOP'],
   '"pending"': ['CREATE', 'STOP'],
   '"creating"': ['CREATED', 'CREATE_FAILED'],
-  '"starting"': ['STARTED', 'STOP', 'EXITED', 'VANISHED'],
-  '{"running":"unready"}': ['READY', 'STOP', 'EXITED', 'VANISHED'],
-  '{"running":"ready"}': ['UNREADY', 'STOP', 'EXITED', 'VANISHED'],
-  '"stopping"': ['EXITED', 'VANISHED', 'REMOVED'],
-  '"exited"': ['REMOVED'],
+  '"starting"': ['STARTED', 'STOP', 'CONDEMN', 'EXITED', 'VANISHED', TIMER_EVENTS.startTimeout],
+  '{"running":"unready"}': ['READY', 'STOP', 'CONDEMN', 'EXITED', 'VANISHED'],
+  '{"running":"ready"}': ['UNREADY', 'STOP', 'CONDEMN', 'EXITED', 'VANISHED'],
+  '{"stopping":"asked"}': ['EXITED', 'VANISHED', 'REMOVED'],
+  '{"stopping":"condemned"}': ['EXITED', 'VANISHED', 'REMOVED'],
+  '{"exited":"ended"}': ['REMOVED'],
+  '{"exited":"condemned"}': ['REMOVED'],
   '"removed"': [],
 };
 

@@ -20,13 +20,22 @@
  *                          │          ◄─ UNREADY ──             │              │
  *                          └────────────────────────────────────┘              │
  *          starting, running ── EXITED, VANISHED ─────────────────────────────►│
- *          starting, running ── STOP ──► stopping ── EXITED, VANISHED ────────►│
+ * starting, running ── STOP, CONDEMN ──► stopping ── EXITED, VANISHED ────────►│
  *                                          │                                   ▼
  *                                          │ REMOVED                         exited
  *                                          ▼                                   │
  *          pending, backoff ── STOP ──► removed (final) ◄──── REMOVED ─────────┘
  *
  * STARTED goes to running.ready directly when `readyOnStart` (no readiness probe, no port).
+ * `stopping` and `exited` each have a plain substate (entered by default) and a `condemned`
+ * one: CONDEMN (a liveness failure, Docker's HEALTHCHECK unhealthy) goes to
+ * stopping.condemned and the start timer to exited.condemned.
+ *
+ * Tags, for readers that must not parse state values or reason strings:
+ * - `routable`: running.ready, the only state whose instance may take traffic;
+ * - `condemned`: the agent gave up on an instance whose container may still be there
+ *   (stopping.condemned, exited.condemned); `condemnedFor` says why, as an ExitReason.
+ *
  * `exit.reason` by way out: EXITED from starting/running → `oom-killed`, `completed` (code 0)
  * or `exited`; EXITED or REMOVED from stopping, and STOP before creation → `stopped`;
  * VANISHED (anywhere) → `removed`; the start timer → `start-timeout`; CREATE_FAILED →
@@ -50,7 +59,8 @@
  * - Context is plain JSON: ids, counts, exit codes, timestamps.
  * - Invariants (checked by the model-based tests): `containerId` is set in starting,
  *   running and stopping; `exit` is set exactly in exited and removed; `backoffUntil` is set
- *   exactly in backoff; the instance is ready only in running.ready.
+ *   exactly in backoff; the instance is ready (tagged `routable`) only in running.ready;
+ *   `condemnedFor` is set exactly when the snapshot is tagged `condemned`.
  * - A create that fails ends the instance in `exited` (reason `create-failed`, `lastError`
  *   set): instances are one-shot, so a retry is a new instance, never this one again.
  * - `STOP` in `creating` is ignored: the executor finishes a create before it acts again, so
@@ -67,6 +77,9 @@ import type { ExitReason } from '../container/types.js';
  * unhealthy are the health reconciler's verdicts, not observations), or `stopped` on purpose.
  */
 export type InstanceExitReason = Exclude<ExitReason, 'liveness' | 'unhealthy'> | 'stopped';
+
+/** Why the agent gave up on an instance whose container may still be there (its one ExitReason). */
+export type CondemnReason = Extract<ExitReason, 'start-timeout' | 'liveness' | 'unhealthy'>;
 
 /** How the instance's container ended. `at` is ms since epoch. */
 export interface InstanceExit {
@@ -91,6 +104,8 @@ export interface InstanceContext {
   lastError: string | null;
   /** Why the instance was asked to stop (e.g. `scaled-down`, `liveness`), once it was. */
   stopReason: string | null;
+  /** Why the agent gave up on it, while the snapshot is tagged `condemned`; else null. */
+  condemnedFor: CondemnReason | null;
   /** ms since epoch the instance entered its current top-level state (readiness flips do not count). */
   stateSince: number;
 }
@@ -117,6 +132,8 @@ export type InstanceEvent =
   | { type: 'READY'; at: number }
   | { type: 'UNREADY'; at: number }
   | { type: 'STOP'; reason: string; at: number }
+  /** The health reconciler's verdict: the instance failed and is to be stopped and replaced. */
+  | { type: 'CONDEMN'; reason: Extract<CondemnReason, 'liveness' | 'unhealthy'>; at: number }
   | { type: 'EXITED'; code: number | null; oomKilled: boolean; at: number; error?: string | null }
   | { type: 'VANISHED'; at: number }
   | { type: 'REMOVED'; at: number };
@@ -163,7 +180,7 @@ export const instanceMachine = setup({
     leftBackoff: assign(({ event }) => ({ backoffUntil: null, stateSince: event.at })),
     startTimedOut: assign(({ context }) => {
       const at = startDeadline(context);
-      return { exit: { code: null, reason: 'start-timeout' as const, at }, stateSince: at };
+      return { exit: { code: null, reason: 'start-timeout' as const, at }, condemnedFor: 'start-timeout' as const, stateSince: at };
     }),
     vanished: assign(({ event }) => ({ exit: { code: null, reason: 'removed' as const, at: event.at }, stateSince: event.at })),
     /** STOP before any container existed: nothing to stop or remove. */
@@ -174,6 +191,12 @@ export const instanceMachine = setup({
       stateSince: event.at,
     })),
     stopRequested: assign(({ event }) => ({ stopReason: event.type === 'STOP' ? event.reason : null, stateSince: event.at })),
+    condemned: assign(({ event }) => {
+      if (event.type !== 'CONDEMN') return {};
+      return { stopReason: event.reason, condemnedFor: event.reason, stateSince: event.at };
+    }),
+    /** A condemned instance's container is gone: nothing is left to give up on. */
+    acquitted: assign({ condemnedFor: null }),
     enteredAt: assign(({ event }) => ({ stateSince: event.at })),
     /** The container ended on its own (not asked to stop). */
     exitedOnItsOwn: assign(({ event }) => {
@@ -198,6 +221,7 @@ export const instanceMachine = setup({
     exit: null,
     lastError: null,
     stopReason: null,
+    condemnedFor: null,
     stateSince: input.now,
   }),
   initial: 'init',
@@ -235,13 +259,14 @@ export const instanceMachine = setup({
       },
     },
     starting: {
-      after: { startTimeout: { target: 'exited', actions: 'startTimedOut' } },
+      after: { startTimeout: { target: 'exited.condemned', actions: 'startTimedOut' } },
       on: {
         STARTED: [
           { guard: 'readyOnStart', target: 'running.ready', actions: 'enteredAt' },
           { target: 'running.unready', actions: 'enteredAt' },
         ],
         STOP: { target: 'stopping', actions: 'stopRequested' },
+        CONDEMN: { target: 'stopping.condemned', actions: 'condemned' },
         EXITED: { target: 'exited', actions: 'exitedOnItsOwn' },
         VANISHED: { target: 'exited', actions: 'vanished' },
       },
@@ -250,33 +275,50 @@ export const instanceMachine = setup({
       initial: 'unready',
       states: {
         unready: { on: { READY: 'ready' } },
-        ready: { on: { UNREADY: 'unready' } },
+        ready: { tags: ['routable'], on: { UNREADY: 'unready' } },
       },
       on: {
         STOP: { target: 'stopping', actions: 'stopRequested' },
+        CONDEMN: { target: 'stopping.condemned', actions: 'condemned' },
         EXITED: { target: 'exited', actions: 'exitedOnItsOwn' },
         VANISHED: { target: 'exited', actions: 'vanished' },
       },
     },
     stopping: {
+      initial: 'asked',
+      states: {
+        /** Asked to stop (scaled down, replaced, drained): nothing failed. */
+        asked: {},
+        /** Given up on (liveness, unhealthy): to be stopped and replaced. */
+        condemned: { tags: ['condemned'] },
+      },
       on: {
         EXITED: {
           target: 'exited',
-          actions: assign(({ event }) => ({
-            exit: { code: event.code, reason: 'stopped' as const, at: event.at },
-            lastError: event.error ?? null,
-            stateSince: event.at,
-          })),
+          actions: [
+            'acquitted',
+            assign(({ event }) => ({
+              exit: { code: event.code, reason: 'stopped' as const, at: event.at },
+              lastError: event.error ?? null,
+              stateSince: event.at,
+            })),
+          ],
         },
-        VANISHED: { target: 'exited', actions: 'vanished' },
+        VANISHED: { target: 'exited', actions: ['acquitted', 'vanished'] },
         REMOVED: {
           target: 'removed',
-          actions: assign(({ event }) => ({ exit: { code: null, reason: 'stopped' as const, at: event.at }, stateSince: event.at })),
+          actions: ['acquitted', assign(({ event }) => ({ exit: { code: null, reason: 'stopped' as const, at: event.at }, stateSince: event.at }))],
         },
       },
     },
     exited: {
-      on: { REMOVED: { target: 'removed', actions: 'enteredAt' } },
+      initial: 'ended',
+      states: {
+        ended: {},
+        /** The start timer gave up on it; its container may still be there. */
+        condemned: { tags: ['condemned'] },
+      },
+      on: { REMOVED: { target: 'removed', actions: ['acquitted', 'enteredAt'] } },
     },
     removed: { type: 'final' },
   },
@@ -316,7 +358,12 @@ export function stateName(snapshot: InstanceSnapshot): InstanceStateName {
   }
 }
 
-/** True only in running.ready. */
+/** True only in running.ready (tagged `routable`). */
 export function isReady(snapshot: InstanceSnapshot): boolean {
-  return snapshot.matches({ running: 'ready' });
+  return snapshot.hasTag('routable');
+}
+
+/** Why the agent gave up on the instance while it is tagged `condemned`, else null. */
+export function condemnedFor(snapshot: InstanceSnapshot): CondemnReason | null {
+  return snapshot.hasTag('condemned') ? snapshot.context.condemnedFor : null;
 }

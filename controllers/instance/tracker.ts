@@ -1,8 +1,10 @@
 import { createActor, type Actor } from 'xstate';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import {
+  condemnedFor,
   instanceMachine,
   isReady,
+  type CondemnReason,
   stateName,
   type InstanceContext,
   type InstanceEvent,
@@ -118,6 +120,12 @@ export class InstanceTracker {
   ready(instance: string): boolean {
     const e = this.entries.get(instance);
     return e ? isReady(e.actor.getSnapshot()) : false;
+  }
+
+  /** Why the agent gave up on the instance while it is tagged `condemned`; else (or unknown) null. */
+  condemned(instance: string): CondemnReason | null {
+    const e = this.entries.get(instance);
+    return e ? condemnedFor(e.actor.getSnapshot()) : null;
   }
 
   context(instance: string): InstanceContext | undefined {
