@@ -123,6 +123,8 @@ export const DEFAULTS = {
     liveness: { intervalSecs: 10, timeoutSecs: 3, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
   },
   restart: { policy: 'always' as const, backoffInitialSecs: 1, backoffMaxSecs: 60, resetAfterSecs: 60 },
-  deploy: { strategy: 'start-first' as const, readyTimeoutSecs: 60 },
+  /** A service with volumes stops first (SPEC §2): two containers must not write one volume. */
+  deploy: { strategy: 'start-first' as const, strategyWithVolumes: 'stop-first' as const, readyTimeoutSecs: 60 },
+  mountReadOnly: false,
   minDurationSecs: 0.05,
 } as const;

@@ -75,6 +75,34 @@ describe('diffSpecs', () => {
   });
 });
 
+describe('diffSpecs: volumes, mounts and secrets', () => {
+  it('shows volumes and secret_env per key, secrets as one list, mounts per item and field, in SPEC order', () => {
+    const a = spec(`${BASE}volumes = { data = "/data" }\nmounts = [{ host = "/srv/a", path = "/a" }]\nsecrets = ["one"]\nsecret_env = { PW = "one" }\n`);
+    const b = spec(
+      `${BASE}volumes = { data = "/var/data", logs = "/logs" }\nmounts = [{ host = "/srv/a", path = "/a", read_only = true }, { host = "/srv/b", path = "/b" }]\n` +
+        `secrets = ["two", "one"]\nsecret_env = { PW = "two" }\n[service.deploy]\nstrategy = "stop-first"\n`,
+    );
+    expect(diffSpecs(a, b)).toEqual([
+      { path: 'volumes.data', from: '/data', to: '/var/data' },
+      { path: 'volumes.logs', from: undefined, to: '/logs' },
+      { path: 'mounts[0].read_only', from: false, to: true },
+      { path: 'mounts[1].host', from: undefined, to: '/srv/b' },
+      { path: 'mounts[1].path', from: undefined, to: '/b' },
+      { path: 'mounts[1].read_only', from: undefined, to: false },
+      { path: 'secrets', from: ['one'], to: ['one', 'two'] },
+      { path: 'secret_env.PW', from: 'one', to: 'two' },
+    ]);
+  });
+
+  it('finds nothing when only the order of secrets differs', () => {
+    expect(diffSpecs(spec(`${BASE}secrets = ["a", "b"]\n`), spec(`${BASE}secrets = ["b", "a"]\n`))).toEqual([]);
+  });
+
+  it('round-trips the new fields through TOML', () => {
+    expect(spec(toManifestToml(full))).toEqual(full);
+  });
+});
+
 describe('toManifestToml', () => {
   it('renders the SPEC example explicitly, as a [[service]] table', () => {
     expect(toManifestToml(full)).toBe(
@@ -91,6 +119,10 @@ describe('toManifestToml', () => {
         'init = true',
         'labels = { team = "web" }',
         'placement = { node = "n2" }',
+        'volumes = { data = "/var/lib/app" }',
+        'mounts = [{ host = "/srv/shared", path = "/shared", read_only = true }]',
+        'secrets = ["db-password"]',
+        'secret_env = { DB_PASSWORD = "db-password" }',
         '',
         '[service.route]',
         'host = "web.localhost"',

@@ -21,15 +21,15 @@ export interface FieldChange {
 /**
  * Changes from `a` to `b`; `a` undefined means a new service (every field appears), `b`
  * undefined a deleted one. Both specs are compared with every default filled in, so only real
- * differences appear. Arrays (`command`, `exec`) change as a whole; maps (`env`, `labels`)
- * per key. Ordered as fields appear in SPEC §2, map keys alphabetically. Pure.
+ * differences appear. Arrays (`command`, `exec`, `secrets`) change as a whole; maps (`env`,
+ * `labels`, `volumes`) per key; arrays of tables (`mounts`) per item and field (`mounts[0].host`). Ordered as fields appear in SPEC §2, map keys alphabetically. Pure.
  */
 export function diffSpecs(a: ServiceSpec | undefined, b: ServiceSpec | undefined): FieldChange[] {
   const from = a ? flatten(toManifestTable(a)) : new Map<string, Leaf>();
   const to = b ? flatten(toManifestTable(b)) : new Map<string, Leaf>();
-  const keys = new Map<string, readonly string[]>();
+  const keys = new Map<string, readonly Segment[]>();
   for (const m of [from, to]) for (const [k, leaf] of m) keys.set(k, leaf.segments);
-  const changes: { segments: readonly string[]; change: FieldChange }[] = [];
+  const changes: { segments: readonly Segment[]; change: FieldChange }[] = [];
   for (const [k, segments] of keys) {
     const x = from.get(k)?.value;
     const y = to.get(k)?.value;
@@ -38,15 +38,20 @@ export function diffSpecs(a: ServiceSpec | undefined, b: ServiceSpec | undefined
   return changes.sort((p, q) => compareSegments(p.segments, q.segments)).map((c) => c.change);
 }
 
+/** A table key, or an index into an array of tables (`mounts[1]`). */
+type Segment = string | number;
+
 interface Leaf {
-  segments: readonly string[];
+  segments: readonly Segment[];
   value: ManifestValue;
 }
 
-function flatten(table: ManifestTable, prefix: readonly string[] = [], out = new Map<string, Leaf>()): Map<string, Leaf> {
+/** Tables and arrays of tables (`mounts`) are walked into, one leaf per field; other arrays are leaves. */
+function flatten(table: ManifestTable, prefix: readonly Segment[] = [], out = new Map<string, Leaf>()): Map<string, Leaf> {
   for (const [key, value] of Object.entries(table)) {
     const segments = [...prefix, key];
     if (typeof value === 'object' && !Array.isArray(value)) flatten(value, segments, out);
+    else if (Array.isArray(value) && value.some((v) => typeof v === 'object')) value.forEach((v, i) => flatten(v as ManifestTable, [...segments, i], out));
     else out.set(formatPath(segments), { segments, value });
   }
   return out;
@@ -57,15 +62,16 @@ function sameValue(x: ManifestValue | undefined, y: ManifestValue | undefined): 
   return x === y;
 }
 
-/** Field order of SPEC §2 where the key is a known field; map keys alphabetically after. */
-function compareSegments(p: readonly string[], q: readonly string[]): number {
+/** Field order of SPEC §2 where the key is a known field; map keys alphabetically after; array items by index. */
+function compareSegments(p: readonly Segment[], q: readonly Segment[]): number {
   for (let i = 0; i < Math.min(p.length, q.length); i++) {
-    const x = p[i] as string;
-    const y = q[i] as string;
+    const x = p[i] as Segment;
+    const y = q[i] as Segment;
     if (x === y) continue;
-    const known = KNOWN_KEYS[p.slice(0, i).join('.')] ?? [];
-    const rx = known.indexOf(x);
-    const ry = known.indexOf(y);
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    const known = KNOWN_KEYS[p.slice(0, i).filter((s) => typeof s === 'string').join('.')] ?? [];
+    const rx = known.indexOf(String(x));
+    const ry = known.indexOf(String(y));
     if (rx !== -1 && ry !== -1) return rx - ry;
     if (rx !== -1 || ry !== -1) return rx === -1 ? 1 : -1;
     return x < y ? -1 : 1;

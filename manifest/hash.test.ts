@@ -48,6 +48,9 @@ const placement = fc.oneof(
   fc.record({ node: nonEmpty, labels: fc.dictionary(mapKey, text, { minKeys: 1, maxKeys: 3 }) }),
 );
 
+/** A normalised absolute path, never "/" nor under /run/secrets. */
+const absPath = fc.array(label, { minLength: 1, maxLength: 3 }).map((ls) => `/${ls.join('/')}`);
+
 const serviceSpec: fc.Arbitrary<ServiceSpec> = fc
   .record(
     {
@@ -62,6 +65,11 @@ const serviceSpec: fc.Arbitrary<ServiceSpec> = fc
       init: fc.boolean(),
       labels: fc.dictionary(labelKey, text, { maxKeys: 3 }),
       placement,
+      // Container paths are made distinct below (volumes under /v, mounts under /m).
+      volumes: fc.dictionary(label, absPath, { minKeys: 1, maxKeys: 3 }),
+      mounts: fc.array(fc.record({ host: absPath, path: absPath, readOnly: fc.boolean() }), { minLength: 1, maxLength: 3 }),
+      secrets: fc.uniqueArray(label, { minLength: 1, maxLength: 3 }).map((a) => [...a].sort()),
+      secretEnv: fc.dictionary(envKey, label, { minKeys: 1, maxKeys: 3 }),
       route: fc.record({ host, path: fc.stringMatching(/^\/[a-z0-9/._-]{0,12}$/) }),
       resources: fc.record(
         { memoryBytes: fc.integer({ min: 6 * 2 ** 20, max: 2 ** 40 }), cpus: fc.double({ min: 0.01, max: 64, noNaN: true }) },
@@ -79,9 +87,18 @@ const serviceSpec: fc.Arbitrary<ServiceSpec> = fc
   // A route needs a port; a spec without one drops its route. structuredClone gives plain
   // objects (fast-check builds some with a null prototype, which toStrictEqual would notice).
   .map((s) => {
-    if (s.port !== undefined || s.route === undefined) return structuredClone(s);
-    const { route: _route, ...rest } = s;
-    return structuredClone(rest);
+    const out = structuredClone(s);
+    if (out.volumes) out.volumes = Object.fromEntries(Object.entries(out.volumes).map(([k, p]) => [k, `/v${p}`]));
+    if (out.mounts) out.mounts = out.mounts.map((m, i) => ({ ...m, path: `/m/${i}${m.path}` }));
+    // A variable is in env or in secret_env, never both.
+    if (out.secretEnv) {
+      const env = out.env;
+      const left = Object.entries(out.secretEnv).filter(([k]) => !Object.hasOwn(env, k));
+      if (left.length > 0) out.secretEnv = Object.fromEntries(left);
+      else delete out.secretEnv;
+    }
+    if (out.port === undefined) delete out.route;
+    return out;
   });
 
 /** The same value with every object's keys in reverse order. */
@@ -156,6 +173,16 @@ describe('specHash', () => {
     ['restart.backoff_max_secs', (s) => (s.restart.backoffMaxSecs = 30)],
     ['restart.reset_after_secs', (s) => (s.restart.resetAfterSecs = 120)],
     ['deploy.strategy', (s) => (s.deploy.strategy = 'stop-first')],
+    ['volumes path', (s) => s.volumes && (s.volumes.data = '/data')],
+    ['volumes added', (s) => s.volumes && (s.volumes.logs = '/var/log/app')],
+    ['volumes removed', (s) => delete s.volumes],
+    ['mounts.host', (s) => s.mounts?.[0] && (s.mounts[0].host = '/srv/other')],
+    ['mounts.read_only', (s) => s.mounts?.[0] && (s.mounts[0].readOnly = false)],
+    ['mounts added', (s) => s.mounts?.push({ host: '/srv/b', path: '/b', readOnly: false })],
+    ['secrets', (s) => (s.secrets = ['api-key', 'db-password'])],
+    ['secrets removed', (s) => delete s.secrets],
+    ['secret_env value', (s) => s.secretEnv && (s.secretEnv.DB_PASSWORD = 'api-key')],
+    ['secret_env key', (s) => (s.secretEnv = { PASSWORD: 'db-password' })],
     ['deploy.ready_timeout_secs', (s) => (s.deploy.readyTimeoutSecs = 30)],
   ];
 

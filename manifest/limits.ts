@@ -45,6 +45,13 @@ export const LIMITS = {
   nodeNameChars: 253,
   routePathChars: 1024,
   probePathChars: 1024,
+  /** Named volumes and host mounts of one service (SPEC §3.8). */
+  volumes: 32,
+  mounts: 32,
+  /** A container or host path of a volume or mount. */
+  pathChars: 1024,
+  /** Secrets of one service, and variables of its secret_env (SPEC §3.9). */
+  secrets: 64,
 } as const;
 
 /** Longest excerpt of user input quoted in an error message. */

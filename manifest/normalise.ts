@@ -30,7 +30,8 @@ export function normaliseService(raw: RawService): ServiceSpec {
       resetAfterSecs: raw.restart?.reset_after_secs ?? DEFAULTS.restart.resetAfterSecs,
     },
     deploy: {
-      strategy: raw.deploy?.strategy ?? DEFAULTS.deploy.strategy,
+      // Two containers must not write one volume: a stateful service stops first unless told otherwise.
+      strategy: raw.deploy?.strategy ?? (hasEntries(raw.volumes) ? DEFAULTS.deploy.strategyWithVolumes : DEFAULTS.deploy.strategy),
       readyTimeoutSecs: raw.deploy?.ready_timeout_secs ?? DEFAULTS.deploy.readyTimeoutSecs,
     },
   };
@@ -43,6 +44,10 @@ export function normaliseService(raw: RawService): ServiceSpec {
     if (raw.placement.labels && Object.keys(raw.placement.labels).length > 0) placement.labels = { ...raw.placement.labels };
     spec.placement = placement;
   }
+  if (hasEntries(raw.volumes)) spec.volumes = { ...raw.volumes };
+  if (raw.mounts && raw.mounts.length > 0) spec.mounts = raw.mounts.map((m) => ({ host: m.host, path: m.path, readOnly: m.read_only ?? DEFAULTS.mountReadOnly }));
+  if (raw.secrets && raw.secrets.length > 0) spec.secrets = [...raw.secrets].sort();
+  if (hasEntries(raw.secret_env)) spec.secretEnv = { ...raw.secret_env };
   if (raw.route) spec.route = { host: raw.route.host.toLowerCase(), path: raw.route.path ?? DEFAULTS.routePath };
   if (raw.resources?.memory !== undefined) {
     const mem = parseMemory(raw.resources.memory);
@@ -53,6 +58,10 @@ export function normaliseService(raw: RawService): ServiceSpec {
   if (raw.readiness) spec.readiness = normaliseProbe(raw.readiness, raw.port, DEFAULTS.probe.readiness);
   if (raw.liveness) spec.liveness = normaliseProbe(raw.liveness, raw.port, DEFAULTS.probe.liveness);
   return spec;
+}
+
+function hasEntries(m: Record<string, string> | undefined): m is Record<string, string> {
+  return m !== undefined && Object.keys(m).length > 0;
 }
 
 function normaliseProbe(raw: RawProbe, servicePort: number | undefined, d: ProbeDefaults): ProbeSpec {

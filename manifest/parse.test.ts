@@ -39,6 +39,10 @@ describe('parseManifestText: valid manifests', () => {
             init: true,
             labels: { team: 'web' },
             placement: { node: 'n2' },
+            volumes: { data: '/var/lib/app' },
+            mounts: [{ host: '/srv/shared', path: '/shared', readOnly: true }],
+            secrets: ['db-password'],
+            secretEnv: { DB_PASSWORD: 'db-password' },
             route: { host: 'web.localhost', path: '/' },
             resources: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5 },
             readiness: {
@@ -79,6 +83,25 @@ describe('parseManifestText: valid manifests', () => {
       restart: { policy: 'always', backoffInitialSecs: 1, backoffMaxSecs: 60, resetAfterSecs: 60 },
       deploy: { strategy: 'start-first', readyTimeoutSecs: 60 },
     });
+  });
+
+  it('keeps volumes, mounts (in order, read_only default false), sorted secrets and secret_env; empty ones are absent', () => {
+    const spec = specOf(svc('volumes = { data = "/data" }\nmounts = [{ host = "/srv/b", path = "/b" }, { host = "/srv/a", path = "/a", read_only = true }]\nsecrets = ["z", "a"]\nsecret_env = { PW = "z" }\n'));
+    expect(spec.volumes).toEqual({ data: '/data' });
+    expect(spec.mounts).toEqual([
+      { host: '/srv/b', path: '/b', readOnly: false },
+      { host: '/srv/a', path: '/a', readOnly: true },
+    ]);
+    expect(spec.secrets).toEqual(['a', 'z']);
+    expect(spec.secretEnv).toEqual({ PW: 'z' });
+    expect(specOf(svc('volumes = {}\nmounts = []\nsecrets = []\nsecret_env = {}\n'))).toStrictEqual(specOf(BASE));
+  });
+
+  it('rolls a service with volumes out stop-first, unless the manifest says otherwise', () => {
+    expect(specOf(svc('volumes = { data = "/data" }\n')).deploy.strategy).toBe('stop-first');
+    expect(specOf(svc('volumes = { data = "/data" }\n[service.deploy]\nstrategy = "start-first"\n')).deploy.strategy).toBe('start-first');
+    expect(specOf(svc('volumes = {}\n')).deploy.strategy).toBe('start-first');
+    expect(specOf(svc('mounts = [{ host = "/srv", path = "/srv" }]\n')).deploy.strategy).toBe('start-first');
   });
 
   it('fills probe defaults and the probe port from the service port', () => {
@@ -158,6 +181,9 @@ const MEM_FMT = 'must be a size like "64m" (suffix b, k, m, g or ki, mi, gi) or 
 const CHECK = 'set exactly one of path = "/…", tcp = true, exec = […]';
 const PLACEMENT = 'must set node or labels, e.g. { node = "n2" } or { labels = { zone = "a" } }';
 const W = 'f.toml: service "web"';
+const ABSOLUTE = 'must be an absolute path (starting with "/")';
+const NORMALISED = 'must be a normalised path (no "//", "." or ".." segments, no trailing "/")';
+const UNDER_SECRETS = 'must not be at or under /run/secrets (where secrets are delivered)';
 
 describe('parseManifestText: schema errors', () => {
   it.each<[string, string, string[]]>([
@@ -194,6 +220,36 @@ describe('parseManifestText: schema errors', () => {
     ['reserved label, upper case', 'labels = { "ORCA.x" = "x" }', [`${W}: labels."ORCA.x": ${RESERVED}`]],
     ['label value a number', 'labels = { team = 1 }', [`${W}: labels.team: must be a string`]],
     ['placement empty', 'placement = {}', [`${W}: placement: ${PLACEMENT}`]],
+    // volumes, mounts, secrets, secret_env
+    ['volume name not a DNS label', 'volumes = { Data = "/data" }', [`${W}: volumes.Data: ${DNS}`]],
+    ['volume path relative', 'volumes = { data = "data" }', [`${W}: volumes.data: ${ABSOLUTE}`]],
+    ['volume path not normalised', 'volumes = { data = "/a/../data" }', [`${W}: volumes.data: ${NORMALISED}`]],
+    ['volume path with a trailing slash', 'volumes = { data = "/data/" }', [`${W}: volumes.data: ${NORMALISED}`]],
+    ['volume path doubled slash', 'volumes = { data = "//data" }', [`${W}: volumes.data: ${NORMALISED}`]],
+    ['volume path the root', 'volumes = { data = "/" }', [`${W}: volumes.data: must not be "/" (the container's root)`]],
+    ['volume path over secrets', 'volumes = { data = "/run/secrets" }', [`${W}: volumes.data: ${UNDER_SECRETS}`]],
+    ['volume path under secrets', 'volumes = { data = "/run/secrets/db" }', [`${W}: volumes.data: ${UNDER_SECRETS}`]],
+    ['volume path with a control character', 'volumes = { data = "/da\\nta" }', [`${W}: volumes.data: must not contain control characters`]],
+    ['volume path a number', 'volumes = { data = 1 }', [`${W}: volumes.data: must be an absolute path`]],
+    ['volumes, 33', `volumes = { ${Array.from({ length: 33 }, (_, i) => `v${i} = "/v${i}"`).join(', ')} }`, [`${W}: volumes: must have at most 32 keys`]],
+    ['two volumes on one path', 'volumes = { a = "/data", b = "/data" }', [`${W}: volumes.b: is also the path of volumes.a (one mount per container path)`]],
+    ['mounts not an array', 'mounts = { host = "/a", path = "/b" }', [`${W}: mounts: must be an array of tables like { host = "/srv/shared", path = "/shared" }`]],
+    ['mount host missing', 'mounts = [{ path = "/b" }]', [`${W}: mounts[0].host: is required`]],
+    ['mount host relative', 'mounts = [{ host = "srv", path = "/b" }]', [`${W}: mounts[0].host: ${ABSOLUTE}`]],
+    ['mount host not normalised', 'mounts = [{ host = "/srv/./a", path = "/b" }]', [`${W}: mounts[0].host: ${NORMALISED}`]],
+    ['mount path the root', 'mounts = [{ host = "/srv", path = "/" }]', [`${W}: mounts[0].path: must not be "/" (the container's root)`]],
+    ['mount path under secrets', 'mounts = [{ host = "/srv", path = "/run/secrets/x" }]', [`${W}: mounts[0].path: ${UNDER_SECRETS}`]],
+    ['mount read_only a string', 'mounts = [{ host = "/srv", path = "/b", read_only = "yes" }]', [`${W}: mounts[0].read_only: must be true or false`]],
+    ['mount with a typo', 'mounts = [{ host = "/srv", path = "/b", readonly = true }]', [`${W}: mounts[0].readonly: unknown key (did you mean "read_only"?)`]],
+    ['mounts, 33', `mounts = [${Array.from({ length: 33 }, (_, i) => `{ host = "/h", path = "/m${i}" }`).join(', ')}]`, [`${W}: mounts: must have at most 32 mounts`]],
+    ['a mount on a volume path', 'volumes = { data = "/data" }\nmounts = [{ host = "/srv", path = "/data" }]', [`${W}: mounts[0].path: is also the path of volumes.data (one mount per container path)`]],
+    ['secrets a string', 'secrets = "db"', [`${W}: secrets: must be an array of secret names`]],
+    ['secret name not a DNS label', 'secrets = ["db_password"]', [`${W}: secrets[0]: ${DNS}`]],
+    ['secret listed twice', 'secrets = ["db", "api", "db"]', [`${W}: secrets[2]: is listed more than once`]],
+    ['secrets, 65', `secrets = [${Array.from({ length: 65 }, (_, i) => `"s${i}"`).join(', ')}]`, [`${W}: secrets: must have at most 64 secrets`]],
+    ['secret_env value not a secret name', 'secret_env = { PW = "Db" }', [`${W}: secret_env.PW: ${DNS}`]],
+    ['secret_env key with =', 'secret_env = { "A=B" = "db" }', [`${W}: secret_env."A=B": must be a variable name (non-empty, without "=")`]],
+    ['secret_env clashes with env', 'env = { PW = "x" }\nsecret_env = { PW = "db" }', [`${W}: secret_env.PW: is also set in env (a variable comes from one place)`]],
     ['placement labels empty', 'placement = { labels = {} }', [`${W}: placement: ${PLACEMENT}`]],
     ['placement node empty', 'placement = { node = "" }', [`${W}: placement.node: must be a non-empty string`]],
     ['placement unknown key', 'placement = { zone = "a" }', [`${W}: placement.zone: unknown key`, `${W}: placement: ${PLACEMENT}`]],

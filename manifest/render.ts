@@ -10,7 +10,7 @@ import TOML from '@iarna/toml';
 import type { ProbeSpec, ServiceSpec } from './types.js';
 import { formatMemory } from './units.js';
 
-export type ManifestValue = string | number | boolean | string[] | ManifestTable;
+export type ManifestValue = string | number | boolean | string[] | ManifestTable | ManifestTable[];
 export interface ManifestTable {
   [key: string]: ManifestValue;
 }
@@ -35,6 +35,10 @@ export function toManifestTable(spec: ServiceSpec): ManifestTable {
     if (spec.placement.labels) p.labels = { ...spec.placement.labels };
     t.placement = p;
   }
+  if (spec.volumes) t.volumes = { ...spec.volumes };
+  if (spec.mounts) t.mounts = spec.mounts.map((m) => ({ host: m.host, path: m.path, read_only: m.readOnly }));
+  if (spec.secrets) t.secrets = [...spec.secrets];
+  if (spec.secretEnv) t.secret_env = { ...spec.secretEnv };
   if (spec.route) t.route = { host: spec.route.host, path: spec.route.path };
   const r: ManifestTable = {};
   if (spec.resources.memoryBytes !== undefined) r.memory = formatMemory(spec.resources.memoryBytes);
@@ -104,7 +108,7 @@ function tomlValue(v: ManifestValue): string {
     const entries = Object.entries(v).map(([k, x]) => `${tomlKey(k)} = ${tomlValue(x)}`);
     return entries.length === 0 ? '{}' : `{ ${entries.join(', ')} }`;
   }
-  if (Array.isArray(v)) return `[${v.map(tomlString).join(', ')}]`;
+  if (Array.isArray(v)) return `[${v.map((x: string | ManifestTable) => (typeof x === 'string' ? tomlString(x) : tomlValue(x))).join(', ')}]`;
   if (typeof v === 'string') return tomlString(v);
   return TOML.stringify.value(v);
 }

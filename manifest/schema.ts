@@ -7,6 +7,7 @@
  * field failed: every error in a file is reported, not only the first. Such refinements see raw,
  * possibly invalid values, so they check types before using anything.
  */
+import { posix } from 'node:path';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { LIMITS } from './limits.js';
@@ -77,11 +78,11 @@ const stringArray = () =>
     .max(LIMITS.argCount, { error: `must have at most ${LIMITS.argCount} items` });
 
 /**
- * A table of at most `maxKeys` strings of at most `maxValue` characters. zod's records silently
- * skip a `__proto__` key, so it is rejected first; so is a table with too many keys, before any
- * key is looked at one by one.
+ * A table of at most `maxKeys` strings of at most `maxValue` characters (or of `value`, when
+ * given). zod's records silently skip a `__proto__` key, so it is rejected first; so is a table
+ * with too many keys, before any key is looked at one by one.
  */
-const stringMap = (key: z.ZodType<string>, maxKeys: number, maxValue: number) =>
+const stringMap = (key: z.ZodType<string>, maxKeys: number, maxValue: number, value?: z.ZodType<string>) =>
   z
     .unknown()
     .superRefine((v, ctx) => {
@@ -94,7 +95,7 @@ const stringMap = (key: z.ZodType<string>, maxKeys: number, maxValue: number) =>
       }
     })
     .pipe(
-      z.record(key, z.string({ error: typeError('a string') }).max(maxValue, maxChars(maxValue)), {
+      z.record(key, value ?? z.string({ error: typeError('a string') }).max(maxValue, maxChars(maxValue)), {
         error: typeError('a table of strings'),
       }),
     );
@@ -109,6 +110,78 @@ const labelKey = mapKey.refine((k) => !k.toLowerCase().startsWith('orca.'), {
   error: 'keys starting with "orca." are reserved for Orca',
 });
 const labelMap = () => stringMap(labelKey, LIMITS.labelKeys, LIMITS.labelValueChars);
+
+const DNS_LABEL_MESSAGE = 'must be a DNS label: 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit';
+/** A volume or secret name: a DNS label, like a service name. */
+const dnsLabel = () => z.string({ error: typeError('a string') }).regex(NAME_RE, { error: DNS_LABEL_MESSAGE });
+
+/** Where secrets appear inside a container (SPEC §3.9): no volume or mount may cover it. */
+export const SECRETS_DIR = '/run/secrets';
+
+/**
+ * What is wrong with an absolute path of a volume or mount, or null. `inContainer` adds the rules
+ * for a container path: not `/` itself, not at or under /run/secrets. Messages quote no input.
+ */
+function pathProblem(p: string, inContainer: boolean): string | null {
+  if (!p.startsWith('/')) return 'must be an absolute path (starting with "/")';
+  if (/[\u0000-\u001f\u007f]/.test(p)) return 'must not contain control characters';
+  if (posix.normalize(p) !== p || (p.length > 1 && p.endsWith('/'))) return 'must be a normalised path (no "//", "." or ".." segments, no trailing "/")';
+  if (inContainer && p === '/') return 'must not be "/" (the container\'s root)';
+  if (inContainer && (p === SECRETS_DIR || p.startsWith(`${SECRETS_DIR}/`))) return `must not be at or under ${SECRETS_DIR} (where secrets are delivered)`;
+  return null;
+}
+
+const absolutePath = (inContainer: boolean) =>
+  z
+    .string({ error: typeError('an absolute path') })
+    .max(LIMITS.pathChars, maxChars(LIMITS.pathChars))
+    .superRefine((p, ctx) => {
+      const why = pathProblem(p, inContainer);
+      if (why) ctx.addIssue({ code: 'custom', message: why, path: [] });
+    });
+
+const mountSchema = z.strictObject(
+  {
+    host: absolutePath(false),
+    path: absolutePath(true),
+    read_only: z.boolean({ error: typeError('true or false') }).optional(),
+  },
+  { error: tableError },
+);
+
+/** A list of distinct secret names. */
+const secretList = z
+  .array(dnsLabel(), { error: typeError('an array of secret names') })
+  .max(LIMITS.secrets, { error: `must have at most ${LIMITS.secrets} secrets` })
+  .superRefine((names, ctx) => {
+    const seen = new Set<string>();
+    names.forEach((n, i) => {
+      if (seen.has(n)) ctx.addIssue({ code: 'custom', message: 'is listed more than once', path: [i] });
+      seen.add(n);
+    });
+  });
+
+/**
+ * Every container path a service's volumes and mounts take must differ (two mounts on one path
+ * is an error in Docker). Sees raw values: anything not a string is reported elsewhere.
+ */
+function checkContainerPaths(v: Obj, ctx: z.RefinementCtx): void {
+  const owner = new Map<string, string>();
+  const claim = (p: unknown, where: string, path: PropertyKey[]) => {
+    if (typeof p !== 'string') return;
+    const prev = owner.get(p);
+    if (prev !== undefined) ctx.addIssue({ code: 'custom', message: `is also the path of ${prev} (one mount per container path)`, path });
+    else owner.set(p, where);
+  };
+  if (isObj(v.volumes) && Object.keys(v.volumes).length <= LIMITS.volumes) {
+    for (const [name, p] of Object.entries(v.volumes)) claim(p, NAME_RE.test(name) ? `volumes.${name}` : 'a volume', ['volumes', name]);
+  }
+  if (Array.isArray(v.mounts) && v.mounts.length <= LIMITS.mounts) {
+    v.mounts.forEach((m, i) => {
+      if (isObj(m)) claim(m.path, `mounts[${i}]`, ['mounts', i, 'path']);
+    });
+  }
+}
 
 const placementSchema = z
   .strictObject(
@@ -237,9 +310,7 @@ const deploySchema = z.strictObject(
 export const serviceSchema = z
   .strictObject(
     {
-      name: z.string({ error: typeError('a string') }).regex(NAME_RE, {
-        error: 'must be a DNS label: 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit',
-      }),
+      name: dnsLabel(),
       image: nonEmptyString(LIMITS.image),
       command: stringArray().optional(),
       entrypoint: stringArray().optional(),
@@ -250,6 +321,13 @@ export const serviceSchema = z
       init: z.boolean({ error: typeError('true or false') }).optional(),
       labels: labelMap().optional(),
       placement: placementSchema.optional(),
+      volumes: stringMap(dnsLabel(), LIMITS.volumes, LIMITS.pathChars, absolutePath(true)).optional(),
+      mounts: z
+        .array(mountSchema, { error: typeError('an array of tables like { host = "/srv/shared", path = "/shared" }') })
+        .max(LIMITS.mounts, { error: `must have at most ${LIMITS.mounts} mounts` })
+        .optional(),
+      secrets: secretList.optional(),
+      secret_env: stringMap(envKey, LIMITS.secrets, LIMITS.labelValueChars, dnsLabel()).optional(),
       route: routeSchema.optional(),
       resources: resourcesSchema.optional(),
       readiness: readinessSchema.optional(),
@@ -268,6 +346,12 @@ export const serviceSchema = z
       const p = v[probe];
       if (isObj(p) && (p.path !== undefined || p.tcp !== undefined) && p.port === undefined && v.port === undefined) {
         ctx.addIssue({ code: 'custom', message: `a path or tcp check needs a port: set ${probe}.port or the service's "port"`, path: [probe] });
+      }
+    }
+    checkContainerPaths(v, ctx);
+    if (isObj(v.secret_env) && isObj(v.env) && Object.keys(v.secret_env).length <= LIMITS.secrets) {
+      for (const key of Object.keys(v.secret_env)) {
+        if (Object.hasOwn(v.env, key)) ctx.addIssue({ code: 'custom', message: 'is also set in env (a variable comes from one place)', path: ['secret_env', key] });
       }
     }
   }, always);
@@ -297,6 +381,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   '<file>': Object.keys(manifestSchema.shape),
   '': Object.keys(serviceSchema.shape),
   placement: Object.keys(placementSchema.shape),
+  mounts: Object.keys(mountSchema.shape),
   route: Object.keys(routeSchema.shape),
   resources: Object.keys(resourcesSchema.shape),
   readiness: Object.keys(probeShape),

@@ -21,6 +21,12 @@ export interface ProbeSpec {
   initialDelaySecs: number;
 }
 
+export interface MountSpec {
+  host: string;
+  path: string;
+  readOnly: boolean;
+}
+
 export interface ServiceSpec {
   name: string;
   image: string;
@@ -33,6 +39,14 @@ export interface ServiceSpec {
   init: boolean;
   labels: Record<string, string>;
   placement?: { node?: string; labels?: Record<string, string> };
+  /** Named volumes: volume name → container path; one Docker volume per replica slot (SPEC §3.8). Absent when none. */
+  volumes?: Record<string, string>;
+  /** Host paths mounted into the container, in manifest order (SPEC §3.8). Absent when none. */
+  mounts?: MountSpec[];
+  /** Secret names delivered as files under /run/secrets, sorted (SPEC §3.9). Absent when none. */
+  secrets?: string[];
+  /** Environment variable → secret name (SPEC §3.9). Absent when none. */
+  secretEnv?: Record<string, string>;
   route?: { host: string; path: string };
   resources: { memoryBytes?: number; cpus?: number };
   readiness?: ProbeSpec;

@@ -18,7 +18,10 @@ describe('docs/manifest.md, the manifest reference', () => {
   it('has a row for every field of the schema, in its table', () => {
     for (const [table, keys] of Object.entries(KNOWN_KEYS)) {
       if (table === '<file>') continue;
-      const section = table === '' ? text.split('## `[[service]]`')[1]!.split('### ')[0]! : text.split(`### \`[service.${table}]\``)[1]!.split('### ')[0]!;
+      // A table is a section `[service.x]`; an array of tables (mounts) is `[[service.x]]`.
+      const arrayHeading = `### \`[[service.${table}]]\``;
+      const heading = text.includes(arrayHeading) ? arrayHeading : `### \`[service.${table}]\``;
+      const section = table === '' ? text.split('## `[[service]]`')[1]!.split('### ')[0]! : text.split(heading)[1]!.split('### ')[0]!;
       for (const key of keys) expect(section, `${table || 'service'}.${key}`).toMatch(new RegExp(`^\\| \`${key}\`( \\(required\\))? \\|`, 'm'));
     }
   });

@@ -46,6 +46,31 @@ const SERVICE: Record<string, FieldDoc> = {
   placement: { doc: 'Where instances may run: on one node, or on nodes with all the given labels (`orca agent --label`). Set `node` or `labels`.', example: '{ node = "n2" }' },
   'placement.node': { doc: 'Run only on the node of this name.', example: '"n2"' },
   'placement.labels': { doc: 'Run only on nodes carrying every one of these labels.', example: '{ zone = "a" }', bounds: [`at most ${LIMITS.labelKeys} labels`] },
+  volumes: {
+    doc: 'Named volumes: volume name → container path. Each is one Docker volume per replica slot (`orca-<cluster>-<service>-<volume>-<slot>`); every replacement of a slot mounts the same volume, and deleting the service keeps it. Each name is a DNS label; each path absolute, normalised, not `/` and not under `/run/secrets`. A service with volumes rolls out `stop-first` unless `deploy.strategy` says otherwise.',
+    type: 'table of paths',
+    bounds: [`at most ${LIMITS.volumes} volumes`],
+    example: '{ data = "/var/lib/app" }',
+  },
+  mounts: {
+    doc: "Host paths mounted into the container. A node runs the service only if it allows every `host` path (`--allow-host-path`). Container paths follow the rules of `volumes` and differ from each other and from the volumes'.",
+    type: 'array of tables',
+    example: '[{ host = "/srv/shared", path = "/shared", read_only = true }]',
+  },
+  'mounts.host': { doc: 'The host directory or file: an absolute, normalised path.', example: '"/srv/shared"' },
+  'mounts.path': { doc: 'Where it appears in the container: an absolute, normalised path, not `/` and not under `/run/secrets`.', example: '"/shared"' },
+  'mounts.read_only': { doc: 'Mount it read-only.', default: String(DEFAULTS.mountReadOnly), example: 'true' },
+  secrets: {
+    doc: 'Secrets (`orca secret set`) delivered as files `/run/secrets/<name>`, read-only, in memory. Each must exist when the manifest is applied; a new value rolls the service out.',
+    bounds: ['each listed once'],
+    example: '["db-password"]',
+  },
+  secret_env: {
+    doc: 'Environment variable → secret name: the secret as a variable (explicit opt-in: variables show in `docker inspect`). The secret need not be in `secrets` too; the variable must not be in `env`.',
+    type: 'table of secret names',
+    bounds: [`at most ${LIMITS.secrets} variables`],
+    example: '{ DB_PASSWORD = "db-password" }',
+  },
   route: { doc: 'Route requests of the built-in proxy to the ready instances. Needs `port`.', example: '{ host = "web.localhost" }' },
   'route.host': { doc: 'The Host header to match: an exact host, or `*.example.com` (any one sub-domain). Case-insensitive.', example: '"web.localhost"' },
   'route.path': { doc: 'Path prefix to match; the longest matching prefix wins.', default: `"${DEFAULTS.routePath}"`, example: '"/api"' },
@@ -74,7 +99,11 @@ const SERVICE: Record<string, FieldDoc> = {
   'restart.backoff_max_secs': { doc: 'Crash-loop backoff: the longest delay. At least `backoff_initial_secs`.', default: secs(DEFAULTS.restart.backoffMaxSecs), example: '30' },
   'restart.reset_after_secs': { doc: 'Running this long without failing resets the backoff.', default: secs(DEFAULTS.restart.resetAfterSecs), example: '30' },
   deploy: { doc: 'How a changed service rolls out, one replica at a time.', example: '{ strategy = "stop-first" }' },
-  'deploy.strategy': { doc: '`start-first` starts the new instance, waits until it is ready, then stops an old one; `stop-first` stops first (for apps that cannot run twice).', default: `"${DEFAULTS.deploy.strategy}"`, example: '"stop-first"' },
+  'deploy.strategy': {
+    doc: '`start-first` starts the new instance, waits until it is ready, then stops an old one; `stop-first` stops first (for apps that cannot run twice). A service with `volumes` defaults to `' + DEFAULTS.deploy.strategyWithVolumes + '`: two containers must not write one volume.',
+    default: `"${DEFAULTS.deploy.strategy}"`,
+    example: '"stop-first"',
+  },
   'deploy.ready_timeout_secs': { doc: 'A new instance not ready by then halts the rollout (`rollout-failed`); the old instances keep serving.', default: secs(DEFAULTS.deploy.readyTimeoutSecs), example: '120' },
 };
 
@@ -197,6 +226,10 @@ port = 80
 stop_grace_secs = 10
 init = true
 labels = { team = "web" }
+volumes = { data = "/var/lib/app" }
+mounts = [{ host = "/srv/shared", path = "/shared", read_only = true }]
+secrets = ["db-password"]
+secret_env = { DB_PASSWORD = "db-password" }
 
 [service.route]
 host = "web.localhost"
@@ -240,10 +273,14 @@ export function renderManifestDocs(): string {
   top.forEach((r) => used.add(r.path));
   const sections: string[] = [];
   for (const [key, j] of Object.entries(props)) {
-    if (j.type !== 'object' || !j.properties) continue;
-    const sub = rows(j.properties, j.required ?? [], `${key}.`);
+    // A table is a section `[service.x]`; an array of tables (`mounts`) is `[[service.x]]`.
+    const items = j.type === 'array' && j.items?.type === 'object' ? j.items : undefined;
+    const t = items ?? j;
+    if (t.type !== 'object' || !t.properties) continue;
+    const sub = rows(t.properties, t.required ?? [], `${key}.`);
     sub.forEach((r) => used.add(r.path));
-    sections.push(`### \`[service.${key}]\`\n\n${docOf(key)?.doc ?? ''}\n\n${table(sub, key)}`);
+    const heading = items ? `[[service.${key}]]` : `[service.${key}]`;
+    sections.push(`### \`${heading}\`\n\n${docOf(key)?.doc ?? ''}\n\n${table(sub, key)}`);
   }
   for (const path of Object.keys(SERVICE)) {
     const probeField = path.startsWith('probe.') && (used.has(`readiness.${path.slice(6)}`) || used.has(`liveness.${path.slice(6)}`));
@@ -281,11 +318,16 @@ ${sections.join('\n')}
 - A liveness probe's \`success_threshold\` is 1.
 - \`restart.backoff_max_secs\` is at least \`restart.backoff_initial_secs\` (defaults included).
 - \`placement\` sets \`node\` or a non-empty \`labels\`.
+- The container paths of \`volumes\` and \`mounts\` are all different; none is \`/\` or under \`/run/secrets\`.
+- Every secret named in \`secrets\` or \`secret_env\` must exist (\`orca secret set\`) when the manifest is
+  applied. A variable is in \`env\` or in \`secret_env\`, not both.
+- A service with \`volumes\` rolls out \`stop-first\` unless \`deploy.strategy\` says otherwise.
 - Label keys starting with \`orca.\` are reserved; a table cannot have a \`__proto__\` key.
 - Readiness: a service with neither a readiness probe nor \`port\` is ready as soon as it runs; one
   with \`port\` and no probe is ready once something inside the container accepts connections on
   that port.
 - Changing any field makes a new revision and a rollout; \`replicas\` alone only adds or removes
-  instances. \`orca history SERVICE\` lists revisions, \`orca rollback SERVICE\` goes back.
+  instances. A new value of a secret the service uses (\`orca secret set\`) makes a new revision too.
+  \`orca history SERVICE\` lists revisions, \`orca rollback SERVICE\` goes back.
 `;
 }
