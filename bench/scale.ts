@@ -84,6 +84,9 @@ class TimedRuntime implements Runtime {
   stop(id: string, graceSecs: number) { return this.t(() => this.rt.stop(id, graceSecs)); }
   kill(id: string, signal: string) { return this.t(() => this.rt.kill(id, signal)); }
   remove(id: string, opts?: { force?: boolean }) { return this.t(() => this.rt.remove(id, opts)); }
+  ensureNetwork(name: string, labels: Record<string, string>) { return this.t(() => this.rt.ensureNetwork(name, labels)); }
+  inspectNetwork(name: string) { return this.t(() => this.rt.inspectNetwork(name)); }
+  connect(id: string, network: string, aliases: string[]) { return this.t(() => this.rt.connect(id, network, aliases)); }
   list(labels: Record<string, string>): Promise<ObservedContainer[]> { return this.t(() => this.rt.list(labels)); }
   inspect(id: string) { return this.t(() => this.rt.inspect(id)); }
   logs(id: string, opts: LogOptions): AsyncIterable<string> { return this.rt.logs(id, opts); }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, systemClock } from '../core/clock.js';
@@ -32,6 +33,16 @@ runtimeContract('DockerRuntime', async () => {
     crash: (id) => rt.kill(id, 'SIGKILL'),
     elapse: (ms) => sleep(systemClock, ms),
     cleanup: () => removeCluster(rt, cluster),
+    removeNetworkBehindBack: async (name) => {
+      const n = await rt.inspectNetwork(name);
+      if (!n) return;
+      for (const c of n.containers) execFileSync('docker', ['network', 'disconnect', '-f', name, c]);
+      await rt.removeNetwork(name);
+    },
+    aliasesOf: async (id, network) => {
+      const nets = JSON.parse(execFileSync('docker', ['inspect', '-f', '{{json .NetworkSettings.Networks}}', id]).toString()) as Record<string, { Aliases?: string[] | null }> | null;
+      return nets?.[network]?.Aliases ?? [];
+    },
   };
 });
 

@@ -24,7 +24,7 @@ import { LABEL } from './labels.js';
 import { imageMissing } from './runtime-errors.js';
 import { labelsWithPort, publishedContainerPorts } from './ports.js';
 import { demuxDockerStream, dockerLogLines, splitLines } from './streams.js';
-import { EXEC_OUTPUT_LIMIT, type ContainerSpec, type ExecResult, type LogOptions, type ObservedContainer, type Runtime, type RuntimeEvent } from './types.js';
+import { EXEC_OUTPUT_LIMIT, type ContainerSpec, type ExecResult, type LogOptions, type ObservedContainer, type ObservedNetwork, type Runtime, type RuntimeEvent } from './types.js';
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine. Default: DOCKER_HOST when set, else /var/run/docker.sock. */
@@ -89,7 +89,9 @@ export class DockerRuntime implements Runtime {
    * Creates (never starts) the container, with port and extraPorts published on spec.hostIp on
    * ephemeral host ports, no restart policy (Orca heals), and swap disabled under a memory
    * limit so the limit is the limit. Idempotent by name + orca.instance label. The primary port
-   * is recorded in the orca.port label (see ports.ts).
+   * is recorded in the orca.port label (see ports.ts). With spec.network the container is on
+   * that network only (NetworkMode), its aliases set at creation; gatewayHosts become
+   * ExtraHosts entries `name:host-gateway`.
    */
   async create(spec: ContainerSpec): Promise<string> {
     const portKeys = publishedContainerPorts(spec).map((p) => `${p}/tcp`);
@@ -107,7 +109,10 @@ export class DockerRuntime implements Runtime {
           : {}),
         ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+        ...(spec.network ? { NetworkMode: spec.network.name } : {}),
+        ...(spec.gatewayHosts && spec.gatewayHosts.length > 0 ? { ExtraHosts: spec.gatewayHosts.map((h) => `${h}:host-gateway`) } : {}),
       },
+      ...(spec.network ? { NetworkingConfig: { EndpointsConfig: { [spec.network.name]: { Aliases: [...spec.network.aliases] } } } } : {}),
       ...(portKeys.length > 0 ? { ExposedPorts: Object.fromEntries(portKeys.map((k) => [k, {}])) } : {}),
       ...(spec.command ? { Cmd: spec.command } : {}),
       ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
@@ -118,6 +123,10 @@ export class DockerRuntime implements Runtime {
         return c.id;
       } catch (e) {
         const status = httpStatus(e);
+        // Engines newer than API 1.41 check the network at create (1.41 does at start).
+        if (status === 404 && spec.network && /network/i.test(dockerMessage(e))) {
+          throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `create ${spec.name}: network ${spec.network.name} not found`, { cause: e });
+        }
         if (status === 404) throw imageMissing(spec.image, e);
         if (status !== 409) throw toOrcaError(e, `create ${spec.name}`);
       }
@@ -191,6 +200,68 @@ export class DockerRuntime implements Runtime {
       if (s === 404) return;
       if (s === 409 && /already in progress/i.test(dockerMessage(e))) return;
       throw toOrcaError(e, `remove ${id}`);
+    }
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.inspectNetwork(name);
+      if (existing) {
+        if (existing.driver === 'bridge') return false;
+        throw new OrcaError(
+          'ORCA_RUNTIME_CONFLICT',
+          `network ${name} exists with driver ${existing.driver}${existing.labels[LABEL.cluster] === undefined ? ' and was not made by Orca' : ''}; Orca needs a bridge network of that name and never removes one: remove or rename it`,
+        );
+      }
+      try {
+        // CheckDuplicate: API 1.41 would otherwise make a second network with the same name.
+        await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { ...labels }, CheckDuplicate: true });
+        return true;
+      } catch (e) {
+        // Made by someone else in between: look again (once).
+        if (httpStatus(e) !== 409 || attempt > 0) throw toOrcaError(e, `create network ${name}`);
+      }
+    }
+  }
+
+  async inspectNetwork(name: string): Promise<ObservedNetwork | undefined> {
+    let raw: { Id: string; Name: string; Driver: string; Labels?: Record<string, string> | null; Containers?: Record<string, unknown> | null };
+    try {
+      raw = (await this.docker.getNetwork(name).inspect()) as typeof raw;
+    } catch (e) {
+      if (httpStatus(e) === 404) return undefined;
+      throw toOrcaError(e, `inspect network ${name}`);
+    }
+    // The engine also resolves id prefixes; only the exact name counts.
+    if (raw.Name !== name) return undefined;
+    return { id: raw.Id, name: raw.Name, driver: raw.Driver, labels: { ...(raw.Labels ?? {}) }, containers: Object.keys(raw.Containers ?? {}) };
+  }
+
+  async connect(containerId: string, network: string, aliases: string[]): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).connect({ Container: containerId, EndpointConfig: { Aliases: [...aliases] } });
+    } catch (e) {
+      const s = httpStatus(e);
+      // 403 on API 1.41 (a conflict on later ones): "endpoint with name … already exists in network …".
+      if ((s === 403 || s === 409 || s === 500) && /already exists/i.test(dockerMessage(e))) return;
+      if (s === 404) throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `connect ${containerId} to ${network}: ${dockerMessage(e)}`, { cause: e });
+      throw toOrcaError(e, `connect ${containerId} to ${network}`);
+    }
+  }
+
+  /**
+   * Removes a network (tests and operators; the agent never removes its network). Missing is
+   * success; one with containers attached: ORCA_RUNTIME_CONFLICT, as Docker refuses it.
+   */
+  async removeNetwork(name: string): Promise<void> {
+    try {
+      const existing = await this.inspectNetwork(name);
+      if (!existing) return;
+      await this.docker.getNetwork(existing.id).remove();
+    } catch (e) {
+      if (httpStatus(e) === 404) return;
+      if (httpStatus(e) === 403) throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove network ${name}: ${dockerMessage(e)}`, { cause: e });
+      throw toOrcaError(e, `remove network ${name}`);
     }
   }
 

@@ -31,6 +31,8 @@ runtimeContract('FakeRuntime', async () => {
     cleanup: async () => {
       for (const c of await rt.list({ [LABEL.cluster]: cluster })) await rt.remove(c.id, { force: true });
     },
+    removeNetworkBehindBack: async (name) => rt.removeNetworkBehindBack(name),
+    aliasesOf: async (id, network) => rt.networksOf(id)[network] ?? [],
   };
 });
 

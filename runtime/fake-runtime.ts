@@ -8,8 +8,12 @@
  *
  * Test controls act like the outside world does and go through the same state machine and
  * events; they never bypass port semantics: crash, removeBehindBack, setHealth, failNext,
- * failStart, ignoreSigterm, writeLog, writeFile, removeFile, addImage, breakEvents,
- * setEngineDown; `calls` counts port calls by operation.
+ * failStart, ignoreSigterm, writeLog, writeFile, removeFile, addImage, addNetwork,
+ * removeNetworkBehindBack, breakEvents, setEngineDown; `calls` counts port calls by operation.
+ *
+ * Networks behave as Docker's do: a container is created attached to its spec's network, which
+ * must exist by the time it starts; it is listed on a network while it runs; connect adds one;
+ * removing a network (behind Orca's back) disconnects every container from it first.
  */
 import { createHash } from 'node:crypto';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
@@ -27,6 +31,7 @@ import {
   type Listener,
   type LogOptions,
   type ObservedContainer,
+  type ObservedNetwork,
   type Runtime,
   type RuntimeEvent,
   type RuntimeEventKind,
@@ -34,10 +39,13 @@ import {
 
 export type RuntimeOp =
   | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events'
-  | 'exec' | 'listeners' | 'imageExposedPorts';
+  | 'exec' | 'listeners' | 'imageExposedPorts' | 'ensureNetwork' | 'inspectNetwork' | 'connect';
 
-/** Operations that change engine state (exec does not: it changes what is inside a container). */
-export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove'];
+/**
+ * Operations that change engine state (exec does not: it changes what is inside a container;
+ * ensureNetwork does only when the network is missing, which `networksCreated` counts).
+ */
+export const MUTATING_OPS: readonly RuntimeOp[] = ['create', 'start', 'stop', 'kill', 'remove', 'connect'];
 
 export interface FakeImage {
   healthcheck?: boolean;
@@ -103,6 +111,15 @@ interface FakeContainer {
   files: Map<string, string>;
   ignoresSigterm: boolean;
   startFailure: string | undefined;
+  /** Networks it is attached to (kept while stopped, as Docker does), by name → its aliases. */
+  networks: Map<string, string[]>;
+}
+
+interface FakeNetwork {
+  id: string;
+  name: string;
+  driver: string;
+  labels: Record<string, string>;
 }
 
 const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 };
@@ -114,8 +131,12 @@ export class FakeRuntime implements Runtime {
   /** Port calls so far, by operation (failed ones included). */
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
-    exec: 0, listeners: 0, imageExposedPorts: 0,
+    exec: 0, listeners: 0, imageExposedPorts: 0, ensureNetwork: 0, inspectNetwork: 0, connect: 0,
   };
+  /** Networks ensureNetwork created. */
+  networksCreated = 0;
+  private readonly networks = new Map<string, FakeNetwork>();
+  private networkSeq = 0;
   private readonly images = new Map<string, FakeImage>();
   private readonly containers = new Map<string, FakeContainer>();
   private readonly subscribers = new Set<{ labels: Record<string, string>; queue: AsyncQueue<RuntimeEvent> }>();
@@ -131,6 +152,27 @@ export class FakeRuntime implements Runtime {
   /** Makes an image present ("busybox" means "busybox:latest"). */
   addImage(tag: string, image: FakeImage = {}): void {
     this.images.set(normalizeImage(tag), image);
+  }
+
+  /** A network made by someone else (not counted in calls): a foreign one, or a non-bridge one. */
+  addNetwork(name: string, opts: { driver?: string; labels?: Record<string, string> } = {}): void {
+    this.makeNetwork(name, opts.driver ?? 'bridge', opts.labels ?? {});
+  }
+
+  /**
+   * Someone ran `docker network disconnect -f` for every container and `docker network rm`
+   * behind Orca's back (not counted in calls). Missing is fine.
+   */
+  removeNetworkBehindBack(name: string): void {
+    const n = this.networks.get(name);
+    if (!n) return;
+    for (const c of this.containers.values()) c.networks.delete(name);
+    this.networks.delete(name);
+  }
+
+  /** Names of the networks a container is attached to → its aliases there (its state aside). */
+  networksOf(id: string): Record<string, string[]> {
+    return Object.fromEntries([...this.mustGet(id).networks].map(([name, aliases]) => [name, [...aliases]]));
   }
 
   /** The next call of op throws error (queued: several calls fail in order). */
@@ -210,7 +252,7 @@ export class FakeRuntime implements Runtime {
     return c && structuredClone(c.spec);
   }
 
-  /** Sum of create, start, stop, kill and remove calls. */
+  /** Sum of the calls of MUTATING_OPS (create, start, stop, kill, remove, connect). */
   mutatingCalls(): number {
     return MUTATING_OPS.reduce((n, op) => n + this.calls[op], 0);
   }
@@ -290,6 +332,7 @@ export class FakeRuntime implements Runtime {
       files: new Map(),
       ignoresSigterm: false,
       startFailure: undefined,
+      networks: new Map(spec.network ? [[spec.network.name, [...spec.network.aliases]]] : []),
     };
     this.containers.set(c.id, c);
     this.emit('create', c);
@@ -301,6 +344,12 @@ export class FakeRuntime implements Runtime {
     const c = this.find(id);
     if (!c) throw notFound('start', id);
     if (c.status === 'running') return;
+    // Docker checks the network when the container starts, not when it is created.
+    if (c.spec.network) {
+      const net = c.spec.network;
+      if (!this.networks.has(net.name)) throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `start ${id}: network ${net.name} not found`);
+      if (!c.networks.has(net.name)) c.networks.set(net.name, [...net.aliases]);
+    }
     if (c.startFailure !== undefined) {
       c.error = c.startFailure;
       c.exitCode = 127;
@@ -379,6 +428,35 @@ export class FakeRuntime implements Runtime {
       throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove ${id}: You cannot remove a running container; stop it first`);
     }
     this.forceRemove(c);
+  }
+
+  async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    this.enter('ensureNetwork');
+    const n = this.networks.get(name);
+    if (n) {
+      if (n.driver === 'bridge') return false;
+      throw new OrcaError('ORCA_RUNTIME_CONFLICT', `network ${name} exists with driver ${n.driver}; Orca needs a bridge network of that name and never removes one: remove or rename it`);
+    }
+    this.makeNetwork(name, 'bridge', labels);
+    this.networksCreated++;
+    return true;
+  }
+
+  async inspectNetwork(name: string): Promise<ObservedNetwork | undefined> {
+    this.enter('inspectNetwork');
+    const n = this.networks.get(name);
+    if (!n) return undefined;
+    const containers = [...this.containers.values()].filter((c) => c.status === 'running' && c.networks.has(name)).map((c) => c.id);
+    return { id: n.id, name: n.name, driver: n.driver, labels: { ...n.labels }, containers };
+  }
+
+  async connect(containerId: string, network: string, aliases: string[]): Promise<void> {
+    this.enter('connect');
+    const c = this.find(containerId);
+    if (!c) throw notFound('connect', containerId);
+    const n = this.networks.get(network);
+    if (!n) throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `connect ${containerId} to ${network}: network ${network} not found`);
+    if (!c.networks.has(n.name)) c.networks.set(n.name, [...aliases]);
   }
 
   async list(labels: Record<string, string>): Promise<ObservedContainer[]> {
@@ -609,6 +687,12 @@ export class FakeRuntime implements Runtime {
     }
     this.containers.delete(c.id);
     this.emit('destroy', c);
+  }
+
+  private makeNetwork(name: string, driver: string, labels: Record<string, string>): void {
+    if (this.networks.has(name)) throw new Error(`FakeRuntime: network ${name} exists`);
+    const id = createHash('sha256').update(`fake-network-${++this.networkSeq}`).digest('hex');
+    this.networks.set(name, { id, name, driver, labels: { ...labels } });
   }
 
   private appendLog(c: FakeContainer, line: string): void {

@@ -24,6 +24,11 @@ export const LABEL = {
 
 export const RESERVED_LABEL_PREFIX = 'orca.';
 
+/** The node-local bridge network every instance of a cluster is attached to, and its labels. */
+export function clusterNetwork(cluster: string): { name: string; labels: Record<string, string> } {
+  return { name: `orca-${cluster}`, labels: { [LABEL.cluster]: cluster } };
+}
+
 export interface InstanceLabels {
   cluster: string;
   service: string;

@@ -37,6 +37,25 @@ export interface ContainerSpec {
   init: boolean;
   /** SIGTERM → SIGKILL grace used by stop. */
   stopGraceSecs: number;
+  /**
+   * A user-defined network the container is created attached to (instead of the engine's
+   * default one), with these DNS aliases: it never starts without them. The network must exist
+   * (see Runtime.ensureNetwork): a missing one is ORCA_RUNTIME_NOT_FOUND.
+   */
+  network?: { name: string; aliases: string[] };
+  /** Host names the container's /etc/hosts maps to its node's gateway address (Docker's `host-gateway`). */
+  gatewayHosts?: string[];
+}
+
+/** A network as the engine shows it now. */
+export interface ObservedNetwork {
+  id: string;
+  name: string;
+  /** "bridge" for the networks Orca makes. */
+  driver: string;
+  labels: Record<string, string>;
+  /** Ids of the running containers attached to it (the engine keeps endpoints only while a container runs). */
+  containers: string[];
 }
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
@@ -127,6 +146,20 @@ export interface Runtime {
   kill(id: string, signal: string): Promise<void>;
   /** Removes a stopped container; missing is success. With force, removes a running one too (only for orphans). */
   remove(id: string, opts?: { force?: boolean }): Promise<void>;
+  /**
+   * Makes sure a bridge network of this name exists: creates it with these labels when there is
+   * none (true), uses the one there is when it is a bridge, labelled or not (false; never
+   * relabels or removes it). A network of that name with another driver: ORCA_RUNTIME_CONFLICT.
+   * Idempotent, also when two callers race.
+   */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean>;
+  /** The network of this exact name, or undefined when there is none. */
+  inspectNetwork(name: string): Promise<ObservedNetwork | undefined>;
+  /**
+   * Attaches a container (running or not) to a network with these DNS aliases. Already attached
+   * is success (its aliases are left as they are). Missing container or network: ORCA_RUNTIME_NOT_FOUND.
+   */
+  connect(containerId: string, network: string, aliases: string[]): Promise<void>;
   /** Containers whose labels include every given label (all states). */
   list(labels: Record<string, string>): Promise<ObservedContainer[]>;
   /** undefined when there is no such container. */

@@ -28,6 +28,13 @@ export interface RuntimeFixture {
   elapse(ms: number): Promise<void>;
   /** Removes (force) every container labelled with `cluster`, and nothing else. */
   cleanup(): Promise<void>;
+  /**
+   * As an operator would behind Orca's back: disconnects every container from the network
+   * (`docker network disconnect -f`) and removes it. Missing is fine.
+   */
+  removeNetworkBehindBack(name: string): Promise<void>;
+  /** The DNS aliases a container has on a network ([] when it is not attached), as the engine shows them. */
+  aliasesOf(id: string, network: string): Promise<string[]>;
 }
 
 const MISSING_IMAGE = 'orca-test/does-not-exist:1';
@@ -38,6 +45,8 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
     let rt: Runtime;
     let n = 0;
     const opened: AbortController[] = [];
+    /** Networks a test made: removed after its containers. */
+    const networks: string[] = [];
 
     beforeEach(async () => {
       f = await make();
@@ -46,7 +55,13 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
     afterEach(async () => {
       for (const ac of opened.splice(0)) ac.abort();
       await f.cleanup();
+      for (const n of networks.splice(0)) await f.removeNetworkBehindBack(n);
     });
+    const network = (suffix = '') => {
+      const name = `orca-${f.cluster}${suffix}`;
+      networks.push(name);
+      return name;
+    };
 
     /** A spec in this fixture's cluster; the name doubles as orca.instance. */
     const spec = (over: Partial<ContainerSpec> = {}, extraLabels: Record<string, string> = {}): ContainerSpec => {
@@ -372,6 +387,61 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       await rt.stop(id, 0);
       await toEnd;
       expect(untilStop).toEqual(['first']);
+    });
+
+    it('ensures a labelled bridge network once, and creates containers attached to it with their aliases', async () => {
+      const net = network();
+      const labels = { [LABEL.cluster]: f.cluster };
+      expect(await rt.inspectNetwork(net)).toBeUndefined();
+      expect(await rt.ensureNetwork(net, labels)).toBe(true);
+      expect(await rt.ensureNetwork(net, labels)).toBe(false);
+      const seen = await rt.inspectNetwork(net);
+      expect(seen).toMatchObject({ name: net, driver: 'bridge', containers: [] });
+      expect(seen?.labels[LABEL.cluster]).toBe(f.cluster);
+      expect(await rt.inspectNetwork(`${net}-missing`)).toBeUndefined();
+      const name = `${f.cluster}-net1`;
+      const { id } = await running({ name, network: { name: net, aliases: ['svc', name] } });
+      expect((await rt.inspectNetwork(net))?.containers).toEqual([id]);
+      expect(await f.aliasesOf(id, net)).toEqual(expect.arrayContaining(['svc', name]));
+      // Created but never started: attached in its config, not listed as an endpoint yet.
+      const idle = await rt.create(spec({ network: { name: net, aliases: ['svc'] } }));
+      expect((await rt.inspectNetwork(net))?.containers).toEqual([id]);
+      await rt.remove(idle);
+    });
+
+    it('checks the network when a container starts, not when it is created', async () => {
+      const net = network();
+      const id = await rt.create(spec({ network: { name: net, aliases: ['svc'] } }));
+      await expectCode(rt.start(id), 'ORCA_RUNTIME_NOT_FOUND');
+      await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster });
+      await rt.start(id);
+      expect((await rt.inspectNetwork(net))?.containers).toEqual([id]);
+      expect(await f.aliasesOf(id, net)).toContain('svc');
+    });
+
+    it('a network removed behind its back: ensureNetwork makes it again and connect re-attaches a running container, idempotently', async () => {
+      const net = network();
+      await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster });
+      const { id } = await running({ network: { name: net, aliases: ['svc'] } });
+      await f.removeNetworkBehindBack(net);
+      expect(await rt.inspectNetwork(net)).toBeUndefined();
+      expect((await rt.inspect(id))?.status).toBe('running');
+      expect(await f.aliasesOf(id, net)).toEqual([]);
+      await expectCode(rt.connect(id, net, ['svc']), 'ORCA_RUNTIME_NOT_FOUND');
+      expect(await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster })).toBe(true);
+      expect((await rt.inspectNetwork(net))?.containers).toEqual([]);
+      await rt.connect(id, net, ['svc', 'again']);
+      await rt.connect(id, net, ['svc', 'again']);
+      expect((await rt.inspectNetwork(net))?.containers).toEqual([id]);
+      expect(await f.aliasesOf(id, net)).toEqual(expect.arrayContaining(['svc', 'again']));
+      await expectCode(rt.connect('no-such-container-xyz', net, []), 'ORCA_RUNTIME_NOT_FOUND');
+    });
+
+    it('uses a bridge network of that name that it did not make, and leaves its labels alone', async () => {
+      const net = network('-foreign');
+      expect(await rt.ensureNetwork(net, {})).toBe(true);
+      expect(await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster })).toBe(false);
+      expect((await rt.inspectNetwork(net))?.labels[LABEL.cluster]).toBeUndefined();
     });
 
     it('lists what listens inside a running container (not what Docker forwards), and nothing for a stopped one', async () => {
