@@ -19,7 +19,7 @@ import { ContainerReconciler } from './container-reconciler.js';
 import { AssignmentCache } from './assignments.js';
 import { SlotMemory } from './slot-memory.js';
 import { planResync } from './orphans.js';
-import { followRuntimeEvents } from './runtime-events.js';
+import { DeathWatch, followRuntimeEvents } from './runtime-events.js';
 import { startWatchdog } from './watchdog.js';
 
 export interface AgentDeps {
@@ -197,6 +197,7 @@ export class Agent {
       this.probes.stopAll();
     });
     // Docker events only say when to look; a re-opened stream is followed by a full resync.
+    const deaths = new DeathWatch();
     void followRuntimeEvents(
       {
         runtime: this.deps.runtime,
@@ -204,13 +205,19 @@ export class Agent {
         clock: this.deps.clock,
         log: this.log,
         reconnect: { initialMs: DEFAULTS.eventsReconnectInitialMs, maxMs: DEFAULTS.eventsReconnectMaxMs },
-        onReopen: () => void this.resyncAll(),
+        onReopen: () => {
+          deaths.reset();
+          void this.resyncAll();
+        },
         onEvent: (ev) => {
           const svc = ev.labels[LABEL.service];
-          const instance = ev.labels[LABEL.instance];
-          // A death takes the instance out of service at once (routes follow through onChange);
-          // the reconcile this queues confirms it against Docker's full view.
-          if (instance && (ev.kind === 'die' || ev.kind === 'destroy')) this.lifecycle.observedGone(instance, ev);
+          // A death takes the instance out of service at once, OOM flag and all: the lifecycle
+          // marks it not ready and tells onChange, the host pushes the node's endpoints, and the
+          // server's route reconciler is triggered by that push (a key on its work queue, not a
+          // call) and swaps the table — within milliseconds, not after a Docker listing. The
+          // reconcile queued here confirms the death against Docker's full view.
+          const gone = deaths.see(ev);
+          if (gone) this.lifecycle.observedGone(gone);
           if (svc) this.container.trigger(svc);
           if (ev.kind === 'die' || ev.kind === 'destroy' || ev.kind === 'start') this.deps.onChange?.();
         },

@@ -38,11 +38,22 @@ describe('InstanceLifecycle', () => {
     const { clock, life } = setup();
     life.sync('web', [aContainer({ instance: 'a' }), aContainer({ instance: 'b', slot: 1 })], [], aSpec());
     expect(life.endpoints().map((e) => e.instance).sort()).toEqual(['a', 'b']);
-    life.observedGone('a', { kind: 'die', exitCode: 137, timeMs: clock.now() });
+    life.observedGone({ instance: 'a', kind: 'die', exitCode: 137, oomKilled: false, timeMs: clock.now() });
     expect(life.endpoints().map((e) => e.instance)).toEqual(['b']);
+    expect(life.tracker.context('a')?.exit).toEqual({ code: 137, reason: 'exited', at: clock.now() });
     life.condemn('b', 'liveness');
     expect([...life.condemned('web')]).toEqual([['b', 'liveness']]);
     expect(life.endpoints()).toEqual([]);
+  });
+
+  it('a die after an oom event records the OOM kill', () => {
+    const { clock, changes, life } = setup();
+    life.sync('web', [aContainer({ instance: 'a' })], [], aSpec());
+    const before = changes();
+    life.observedGone({ instance: 'a', kind: 'die', exitCode: 137, oomKilled: true, timeMs: clock.now() });
+    expect(life.tracker.context('a')?.exit).toEqual({ code: 137, reason: 'oom-killed', at: clock.now() });
+    expect(life.endpoints()).toEqual([]);
+    expect(changes()).toBeGreaterThan(before); // what the host turns into an endpoints push
   });
 
   it('condemns on a start timeout and on Docker HEALTHCHECK unhealthy, never on a stop reason text', () => {

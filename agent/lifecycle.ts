@@ -10,6 +10,7 @@ import type { InstanceStateName } from '../controllers/instance/machine.js';
 import type { ObservedInstance } from '../controllers/instance/sync.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import { effectiveReadiness } from '../manifest/probes.js';
+import type { InstanceGone } from './runtime-events.js';
 
 const ms = (iso: string | null) => (iso ? Date.parse(iso) : NaN);
 
@@ -136,11 +137,14 @@ export class InstanceLifecycle implements LifecycleHooks {
     return out;
   }
 
-  /** An event said the container died or was removed: the instance stops being ready now. */
-  observedGone(instance: string, ev: { kind: string; exitCode?: number; timeMs: number }): void {
-    if (!this.serviceOf.has(instance)) return;
-    if (ev.kind === 'die') this.tracker.send(instance, { type: 'EXITED', code: ev.exitCode ?? null, oomKilled: false, at: ev.timeMs });
-    else this.tracker.send(instance, { type: 'VANISHED', at: ev.timeMs });
+  /**
+   * An event said the container died (how: exit code, OOM kill) or was removed: the instance
+   * stops being ready now, and the change is told (routes follow). Unknown instance: no-op.
+   */
+  observedGone(gone: InstanceGone): void {
+    if (!this.serviceOf.has(gone.instance)) return;
+    if (gone.kind === 'die') this.tracker.send(gone.instance, { type: 'EXITED', code: gone.exitCode, oomKilled: gone.oomKilled, at: gone.timeMs });
+    else this.tracker.send(gone.instance, { type: 'VANISHED', at: gone.timeMs });
   }
 
   /** Ready instances with a known address. */

@@ -2,6 +2,7 @@ import { sleep, type Clock } from '../core/clock.js';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime, RuntimeEvent } from '../runtime/types.js';
+import { LABEL } from '../runtime/labels.js';
 
 export interface RuntimeEventsOptions {
   runtime: Pick<Runtime, 'events'>;
@@ -47,5 +48,50 @@ export async function followRuntimeEvents(o: RuntimeEventsOptions, signal: Abort
     } catch {
       return;
     }
+  }
+}
+
+/** An instance's container died or was destroyed, as one runtime event says. */
+export interface InstanceGone {
+  instance: string;
+  kind: 'die' | 'destroy';
+  /** The exit code a `die` carries; null for `destroy` (or a `die` without one). */
+  exitCode: number | null;
+  /** The kernel's OOM killer ended it (an `oom` for the same container came first). */
+  oomKilled: boolean;
+  /** ms since epoch as reported by the engine. */
+  timeMs: number;
+}
+
+/**
+ * Reads instance deaths off the runtime's event stream, for the fast path that takes a dead
+ * instance out of service before the next listing. Docker's `die` carries no OOM flag; for an
+ * OOM kill it sends `oom` for the same container first (the fact inspect later shows as
+ * State.OOMKilled), so the watch marks containers with an `oom` until their `die` or `destroy`.
+ * Marks are bounded by the node's containers that had an `oom` and are not destroyed yet, and
+ * dropped when the stream is re-opened (`reset`): what happened meanwhile was not seen, and the
+ * resync that follows reads Docker's own flag. Never throws.
+ */
+export class DeathWatch {
+  private readonly oom = new Set<string>();
+
+  /** Feeds one event in stream order; returns the death it reports, or null. */
+  see(ev: RuntimeEvent): InstanceGone | null {
+    if (ev.kind === 'oom') {
+      this.oom.add(ev.containerId);
+      return null;
+    }
+    if (ev.kind !== 'die' && ev.kind !== 'destroy') return null;
+    const oomKilled = this.oom.has(ev.containerId);
+    // A die is followed by a destroy (or a start again): the mark has been read either way.
+    this.oom.delete(ev.containerId);
+    const instance = ev.labels[LABEL.instance];
+    if (!instance) return null;
+    return { instance, kind: ev.kind, exitCode: ev.exitCode ?? null, oomKilled: ev.kind === 'die' && oomKilled, timeMs: ev.timeMs };
+  }
+
+  /** Forgets every mark (the stream was re-opened). */
+  reset(): void {
+    this.oom.clear();
   }
 }

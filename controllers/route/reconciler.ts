@@ -26,7 +26,9 @@ export interface RouteReconcilerDeps {
 /**
  * Keeps the proxy's table equal to planRoutes(desired, endpoints, reachability, current).
  * Reconciling is synchronous up to its result, so a trigger from an idle controller has the
- * table swapped before `trigger` returns (a dead instance leaves the routes at once).
+ * table swapped before `trigger` returns (a dead instance leaves the routes at once). A Docker
+ * `die` reaches it only as such a trigger: the agent's lifecycle marks the instance not ready on
+ * the event, the agent pushes its endpoints, and the host triggers this key on the push.
  */
 export class RouteReconciler implements Reconciler {
   readonly name = 'route' as const;
