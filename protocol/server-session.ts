@@ -1,0 +1,279 @@
+/**
+ * The server's half of a session with one node's agent, as a pure function:
+ * `stepServerSession(state, input, now) → { state, send, effects }`. No I/O, no clock reads, no
+ * timers: the driver (server/remote-node.ts) feeds what happened in — a session attached or
+ * detached, the control plane's assignment set, a (decoded and checked) agent message, a
+ * request of its own, a timer — sends `send` in order on the live channel, then performs
+ * `effects` in order.
+ *
+ * Assignments: nothing is sent before the control plane has published a set (an agent handed
+ * an empty full set would remove all it runs); a new session gets the full set, later changes
+ * go as per-service deltas (an empty list removes a service), and an unchanged set sends
+ * nothing. Reports: a set may come in parts (`more`); the last complete set stays until the
+ * next is complete, and a set over LIMITS.reportsTotal is dropped. Requests (observe,
+ * containers) are answered by id or time out; a session that ends fails those in flight and
+ * ends its log streams.
+ */
+
+import type { SlotAssignment } from '../controllers/container/types.js';
+import { LIMITS, type AgentMessage, type Endpoint, type ServerMessage } from './messages.js';
+import type { InstanceReport } from './reports.js';
+
+export type ServerTimer = `rpc:${number}`;
+export type ServerRequest = { type: 'observe' } | { type: 'containers'; service: string };
+
+export interface ServerSessionState {
+  /** Whether a session is attached (messages can be sent). */
+  attached: boolean;
+  /** False until the control plane has said what this node runs. */
+  published: boolean;
+  /** The node's assignment set, as the control plane last published it. */
+  desired: SlotAssignment[];
+  /** Whether this session has had its full set yet. */
+  sentFull: boolean;
+  /** Per service, the assignment list (JSON) this session was last sent. */
+  sent: Record<string, string>;
+  /** The node's last complete report set. */
+  reports: InstanceReport[];
+  /** Reports of a set that arrives in parts (`more`), until its last part. */
+  partialReports: InstanceReport[] | null;
+  /** The node's endpoints as it last reported them (unfiltered). */
+  endpoints: Endpoint[];
+  /** Requests in flight, by id. */
+  pending: Record<number, ServerRequest['type']>;
+  /** Parts of an `observed` answer that comes in parts, by request id. */
+  observedParts: Record<number, InstanceReport[]>;
+  /** Log streams open, by id. */
+  logStreams: number[];
+}
+
+export type ServerSessionInput =
+  /** A session began (after its hello): its reports and endpoints. */
+  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
+  /** The session ended. */
+  | { kind: 'detached' }
+  /** The control plane's assignment set for this node. */
+  | { kind: 'assignments'; slots: SlotAssignment[] }
+  /** A message from the agent, already decoded and checked by the hub. */
+  | { kind: 'message'; msg: AgentMessage }
+  /** Ask the agent; `id` is the driver's, echoed in `reply` or `reply-timeout`. */
+  | { kind: 'request'; id: number; request: ServerRequest; timeoutMs: number }
+  /** Open a log stream with `window` characters of credit. */
+  | { kind: 'logs-open'; id: number; containerId: string; follow: boolean; tail?: number; window: number }
+  | { kind: 'logs-credit'; id: number; chars: number }
+  | { kind: 'logs-cancel'; id: number }
+  /** The reader of a log stream is gone. */
+  | { kind: 'logs-closed'; id: number }
+  | { kind: 'timer'; timer: ServerTimer };
+
+export type ServerSessionEffect =
+  | { kind: 'timer.set'; timer: ServerTimer; ms: number }
+  | { kind: 'timer.clear'; timer: ServerTimer }
+  | { kind: 'log'; level: 'info' | 'warn'; fields: Record<string, unknown>; msg: string }
+  /** The answer to a request (whole, when it came in parts). */
+  | { kind: 'reply'; id: number; msg: AgentMessage }
+  | { kind: 'reply-timeout'; id: number }
+  | { kind: 'log-lines'; id: number; lines: string[] }
+  /** A log stream ended: `error` when the agent said it failed; `sessionEnded` when the session did. */
+  | { kind: 'log-end'; id: number; error?: string; sessionEnded?: true };
+
+export interface ServerSessionStep {
+  state: ServerSessionState;
+  /** Messages for the agent, in order, sent before the effects are performed. */
+  send: ServerMessage[];
+  effects: ServerSessionEffect[];
+}
+
+export function initialServerSession(): ServerSessionState {
+  return { attached: false, published: false, desired: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
+}
+
+/** One step of the server's session with a node. Pure: the state given is not changed. `now` is unused today (timers are relative). */
+export function stepServerSession(state: ServerSessionState, input: ServerSessionInput, _now: number): ServerSessionStep {
+  const s: ServerSessionState = { ...state };
+  const send: ServerMessage[] = [];
+  const effects: ServerSessionEffect[] = [];
+  const out = (): ServerSessionStep => ({ state: s, send, effects });
+
+  switch (input.kind) {
+    case 'attached':
+      s.attached = true;
+      s.partialReports = null;
+      takeReports(s, input.reports, input.more, effects);
+      s.endpoints = input.endpoints;
+      s.sent = {};
+      s.sentFull = false;
+      // Never an empty full set by default: an agent would remove what it runs.
+      if (s.published) sendAssignments(s, true, send);
+      return out();
+
+    case 'detached':
+      s.attached = false;
+      s.partialReports = null;
+      s.observedParts = {};
+      for (const id of Object.keys(s.pending).map(Number)) {
+        effects.push({ kind: 'timer.clear', timer: `rpc:${id}` }, { kind: 'reply', id, msg: { type: 'observed', id: -1, reports: [], error: 'session ended' } });
+      }
+      s.pending = {};
+      for (const id of s.logStreams) effects.push({ kind: 'log-end', id, sessionEnded: true });
+      s.logStreams = [];
+      return out();
+
+    case 'assignments':
+      s.desired = input.slots;
+      s.published = true;
+      sendAssignments(s, !s.sentFull, send);
+      return out();
+
+    case 'message':
+      onMessage(s, input.msg, effects);
+      return out();
+
+    case 'request':
+      if (!s.attached) {
+        effects.push({ kind: 'reply', id: input.id, msg: { type: 'observed', id: -1, reports: [], error: 'session ended' } });
+        return out();
+      }
+      s.pending = { ...s.pending, [input.id]: input.request.type };
+      send.push({ ...input.request, id: input.id });
+      effects.push({ kind: 'timer.set', timer: `rpc:${input.id}`, ms: input.timeoutMs });
+      return out();
+
+    case 'timer': {
+      const id = Number(input.timer.slice('rpc:'.length));
+      if (!(id in s.pending)) return out();
+      s.pending = without(s.pending, id);
+      effects.push({ kind: 'reply-timeout', id });
+      return out();
+    }
+
+    case 'logs-open':
+      if (!s.attached) {
+        effects.push({ kind: 'log-end', id: input.id, sessionEnded: true });
+        return out();
+      }
+      s.logStreams = [...s.logStreams, input.id];
+      send.push({ type: 'logs', id: input.id, containerId: input.containerId, follow: input.follow, window: input.window, ...(input.tail !== undefined ? { tail: input.tail } : {}) });
+      return out();
+
+    case 'logs-credit':
+      if (s.attached) send.push({ type: 'logs-credit', id: input.id, chars: input.chars });
+      return out();
+
+    case 'logs-cancel':
+      if (s.attached) send.push({ type: 'logs-cancel', id: input.id });
+      return out();
+
+    case 'logs-closed':
+      s.logStreams = s.logStreams.filter((id) => id !== input.id);
+      return out();
+  }
+}
+
+function onMessage(s: ServerSessionState, msg: AgentMessage, effects: ServerSessionEffect[]): void {
+  switch (msg.type) {
+    case 'observed': {
+      if (!(msg.id in s.pending)) {
+        if (!msg.more) s.observedParts = without(s.observedParts, msg.id);
+        return;
+      }
+      const parts = (s.observedParts[msg.id] ?? []).concat(msg.reports);
+      if (msg.more) {
+        s.observedParts = { ...s.observedParts };
+        if (parts.length > LIMITS.reportsTotal) {
+          delete s.observedParts[msg.id];
+          effects.push({ kind: 'log', level: 'warn', fields: { reports: parts.length }, msg: 'observed reply over the report limit; ignored' });
+        } else s.observedParts[msg.id] = parts;
+        return;
+      }
+      const whole = s.observedParts[msg.id] ? { ...msg, reports: parts } : msg;
+      s.observedParts = without(s.observedParts, msg.id);
+      const kind = s.pending[msg.id];
+      s.pending = without(s.pending, msg.id);
+      // An observe's answer is the node's report set now (a containers request answered with one is not).
+      if (kind === 'observe' && !whole.error) {
+        s.reports = whole.reports;
+        if (whole.endpoints) s.endpoints = whole.endpoints;
+      }
+      effects.push({ kind: 'timer.clear', timer: `rpc:${msg.id}` }, { kind: 'reply', id: msg.id, msg: whole });
+      return;
+    }
+    case 'containers-result':
+      if (!(msg.id in s.pending)) return;
+      s.pending = without(s.pending, msg.id);
+      effects.push({ kind: 'timer.clear', timer: `rpc:${msg.id}` }, { kind: 'reply', id: msg.id, msg });
+      return;
+    case 'logs-data':
+      if (s.logStreams.includes(msg.id)) effects.push({ kind: 'log-lines', id: msg.id, lines: msg.lines });
+      return;
+    case 'logs-end':
+      if (!s.logStreams.includes(msg.id)) return;
+      s.logStreams = s.logStreams.filter((id) => id !== msg.id);
+      effects.push({ kind: 'log-end', id: msg.id, ...(msg.error ? { error: msg.error } : {}) });
+      return;
+    case 'state':
+      takeReports(s, msg.reports, msg.more, effects);
+      s.endpoints = msg.endpoints;
+      return;
+    case 'endpoints':
+      s.endpoints = msg.endpoints;
+      return;
+    default:
+      return;
+  }
+}
+
+/** Reports replace the last set once complete (a set may come in parts). */
+function takeReports(s: ServerSessionState, reports: InstanceReport[], more: boolean | undefined, effects: ServerSessionEffect[]): void {
+  const all = s.partialReports ? s.partialReports.concat(reports) : reports;
+  if (!more) {
+    s.partialReports = null;
+    s.reports = all;
+    return;
+  }
+  if (all.length > LIMITS.reportsTotal) {
+    effects.push({ kind: 'log', level: 'warn', fields: { reports: all.length }, msg: 'report set over the limit; the last complete one is kept' });
+    s.partialReports = null;
+    return;
+  }
+  s.partialReports = all;
+}
+
+function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessage[]): void {
+  if (!s.attached) return;
+  const byService = new Map<string, SlotAssignment[]>();
+  for (const a of s.desired) {
+    const l = byService.get(a.service) ?? [];
+    l.push(a);
+    byService.set(a.service, l);
+  }
+  if (full) {
+    s.sentFull = true;
+    s.sent = Object.fromEntries([...byService].map(([svc, l]) => [svc, JSON.stringify(l)]));
+    send.push({ type: 'assignments', full: true, slots: s.desired });
+    return;
+  }
+  const sent = { ...s.sent };
+  const changed: Record<string, SlotAssignment[]> = {};
+  for (const [svc, list] of byService) {
+    const text = JSON.stringify(list);
+    if (sent[svc] !== text) {
+      changed[svc] = list;
+      sent[svc] = text;
+    }
+  }
+  for (const svc of Object.keys(sent)) {
+    if (!byService.has(svc)) {
+      changed[svc] = [];
+      delete sent[svc];
+    }
+  }
+  s.sent = sent;
+  if (Object.keys(changed).length > 0) send.push({ type: 'assignments', full: false, services: changed });
+}
+
+function without<T>(record: Record<number, T>, id: number): Record<number, T> {
+  const copy = { ...record };
+  delete copy[id];
+  return copy;
+}
