@@ -8,6 +8,8 @@ import { aSpec, slotsOf } from '../test/builders.js';
 import type { Action } from './actions.js';
 import { freshSlotState, type SlotState } from './container/types.js';
 import { Executor, type LifecycleHooks } from './executor.js';
+import { FakeRuntime } from '../runtime/fake-runtime.js';
+import { LABEL } from '../runtime/labels.js';
 
 /**
  * A runtime that writes down what it was asked, in order (`stop>a` when a call begins, `stop<a`
@@ -47,6 +49,8 @@ class ScriptedRuntime {
     start: (id: string) => this.call('start', id),
     stop: (id: string) => this.call('stop', id),
     remove: (id: string) => this.call('remove', id),
+    // The cluster network is there already (creating it is FakeRuntime's test below).
+    ensureNetwork: async () => false,
   } as unknown as Runtime;
 }
 
@@ -96,6 +100,54 @@ function setup() {
 }
 
 describe('Executor', () => {
+  it('creates the cluster network before the first container (recorded once) and the container on it with its aliases and orca.internal', async () => {
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00.000Z'));
+    const rt = new FakeRuntime(clock);
+    rt.addImage(assignment.spec.image, { cmd: ['sleep', '3600'] });
+    const events: EventRecord[] = [];
+    const executor = new Executor({
+      runtime: rt,
+      clock,
+      log: silentLogger(),
+      identity: { cluster: 'test', node: 'n1', advertise: '127.0.0.1' },
+      saveSlot: async () => undefined,
+      record: (e) => events.push(e),
+    });
+    expect(await executor.execute('container', [create('web-3-0-aaaa')])).toEqual({ applied: 1 });
+    expect(await executor.execute('container', [create('web-3-0-bbbb')])).toEqual({ applied: 1 });
+    expect(rt.networksCreated).toBe(1);
+    const net = await rt.inspectNetwork('orca-test');
+    expect(net).toMatchObject({ driver: 'bridge', labels: { [LABEL.cluster]: 'test' } });
+    expect(net?.containers).toHaveLength(2);
+    const [first] = await rt.list({ [LABEL.instance]: 'web-3-0-aaaa' });
+    expect(rt.networksOf(first!.id)).toEqual({ 'orca-test': ['web', 'web-3-0-aaaa'] });
+    expect(rt.specOf(first!.id)?.gatewayHosts).toEqual(['orca.internal']);
+    expect(events.filter((e) => e.reconciler === 'network')).toEqual([
+      expect.objectContaining({ action: 'network.create', reason: 'missing-before-create', outcome: 'ok', node: 'n1', service: null }),
+    ]);
+  });
+
+  it('a network of that name that is not a bridge fails the create with the reason, and is left alone', async () => {
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00.000Z'));
+    const rt = new FakeRuntime(clock);
+    rt.addImage(assignment.spec.image, { cmd: ['sleep', '3600'] });
+    rt.addNetwork('orca-test', { driver: 'macvlan' });
+    const events: EventRecord[] = [];
+    const executor = new Executor({
+      runtime: rt,
+      clock,
+      log: silentLogger(),
+      identity: { cluster: 'test', node: 'n1', advertise: '127.0.0.1' },
+      saveSlot: async () => undefined,
+      record: (e) => events.push(e),
+    });
+    const r = await executor.execute('container', [create('web-3-0-aaaa')]);
+    expect(r.applied).toBe(0);
+    expect(events).toEqual([expect.objectContaining({ action: 'container.create', outcome: 'error: ORCA_RUNTIME_CONFLICT', message: expect.stringMatching(/network orca-test exists with driver macvlan.*bridge/) })]);
+    expect(await rt.list({})).toEqual([]);
+    expect((await rt.inspectNetwork('orca-test'))?.driver).toBe('macvlan');
+  });
+
   it('runs the actions of one instance in plan order: remove begins only once stop has ended', async () => {
     const { rt, executor } = setup();
     const release = rt.hold('stop', 'a');

@@ -1,7 +1,8 @@
 import type { Clock } from '../core/clock.js';
 import { errorMessage, isOrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../runtime/types.js';
+import { clusterNetwork } from '../runtime/labels.js';
+import type { ContainerSpec, Runtime } from '../runtime/types.js';
 import type { EventRecord } from '../store/types.js';
 import type { Action } from './actions.js';
 import { toContainerSpec, type NodeIdentity } from './container/container-spec.js';
@@ -119,6 +120,20 @@ export class Executor {
     return { applied };
   }
 
+  /**
+   * The container's network exists before it is created (so it starts with its aliases); one
+   * made here is recorded like the network reconciler's own create.
+   */
+  private async ensureNetwork(spec: ContainerSpec): Promise<void> {
+    if (!spec.network) return;
+    const started = this.deps.clock.now();
+    if (!(await this.deps.runtime.ensureNetwork(spec.network.name, clusterNetwork(this.deps.identity.cluster).labels))) return;
+    const durationMs = this.deps.clock.now() - started;
+    const fields = { action: 'network.create', reason: 'missing-before-create', outcome: 'ok', durationMs, node: this.deps.identity.node };
+    this.deps.log.info({ ...fields, key: `network:${spec.network.name}`, network: spec.network.name }, 'reconcile action');
+    this.deps.record({ time: new Date(this.deps.clock.now()).toISOString(), reconciler: 'network', service: null, instance: null, ...fields });
+  }
+
   private async apply(action: Action): Promise<void> {
     const rt = this.deps.runtime;
     const life = this.deps.lifecycle;
@@ -127,7 +142,9 @@ export class Executor {
         life?.creating(action);
         let id: string;
         try {
-          id = await rt.create(toContainerSpec(action.assignment, action.instance, this.deps.identity));
+          const spec = toContainerSpec(action.assignment, action.instance, this.deps.identity);
+          await this.ensureNetwork(spec);
+          id = await rt.create(spec);
         } catch (err) {
           life?.createFailed(action.instance, errorMessage(err));
           throw err;

@@ -1,5 +1,5 @@
 import type { ContainerSpec } from '../../runtime/types.js';
-import { instanceLabels, LABEL } from '../../runtime/labels.js';
+import { clusterNetwork, instanceLabels, LABEL } from '../../runtime/labels.js';
 import type { SlotAssignment } from './types.js';
 import { probePorts } from '../../manifest/probes.js';
 
@@ -10,7 +10,13 @@ export interface NodeIdentity {
   advertise: string;
 }
 
-/** The container for one instance of a slot. Pure. */
+/** The host name every container resolves to its node (its /etc/hosts), where the node's proxy listens. */
+export const NODE_HOST_NAME = 'orca.internal';
+
+/**
+ * The container for one instance of a slot: on the cluster network with the DNS aliases
+ * `<service>` and `<instance-id>`, and `orca.internal` in its hosts file. Pure.
+ */
 export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIdentity): ContainerSpec {
   const s = a.spec;
   return {
@@ -33,5 +39,7 @@ export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIde
     cpus: s.resources.cpus,
     init: s.init,
     stopGraceSecs: s.stopGraceSecs,
+    network: { name: clusterNetwork(id.cluster).name, aliases: [a.service, instance] },
+    gatewayHosts: [NODE_HOST_NAME],
   };
 }
