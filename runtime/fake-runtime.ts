@@ -166,7 +166,10 @@ export class FakeRuntime implements Runtime {
   removeNetworkBehindBack(name: string): void {
     const n = this.networks.get(name);
     if (!n) return;
-    for (const c of this.containers.values()) c.networks.delete(name);
+    for (const c of this.containers.values()) {
+      // Off its last network a container publishes nothing (Docker drops the port mappings).
+      if (c.networks.delete(name) && c.networks.size === 0) c.ports = {};
+    }
     this.networks.delete(name);
   }
 
@@ -362,8 +365,7 @@ export class FakeRuntime implements Runtime {
     c.oomKilled = false;
     c.error = null;
     c.startedAt = this.iso();
-    c.ports = {};
-    for (const p of publishedContainerPorts(c.spec)) c.ports[String(p)] = this.nextHostPort++;
+    this.publish(c);
     c.health = c.healthcheck ? 'starting' : null;
     this.emit('start', c);
     const main: FakeProcess = {
@@ -456,7 +458,10 @@ export class FakeRuntime implements Runtime {
     if (!c) throw notFound('connect', containerId);
     const n = this.networks.get(network);
     if (!n) throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `connect ${containerId} to ${network}: network ${network} not found`);
-    if (!c.networks.has(n.name)) c.networks.set(n.name, [...aliases]);
+    if (c.networks.has(n.name)) return;
+    c.networks.set(n.name, [...aliases]);
+    // Back on a network, a running container publishes its ports again, on new host ports.
+    if (c.status === 'running' && Object.keys(c.ports).length === 0) this.publish(c);
   }
 
   async list(labels: Record<string, string>): Promise<ObservedContainer[]> {
@@ -687,6 +692,11 @@ export class FakeRuntime implements Runtime {
     }
     this.containers.delete(c.id);
     this.emit('destroy', c);
+  }
+
+  private publish(c: FakeContainer): void {
+    c.ports = {};
+    for (const p of publishedContainerPorts(c.spec)) c.ports[String(p)] = this.nextHostPort++;
   }
 
   private makeNetwork(name: string, driver: string, labels: Record<string, string>): void {

@@ -422,10 +422,12 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
     it('a network removed behind its back: ensureNetwork makes it again and connect re-attaches a running container, idempotently', async () => {
       const net = network();
       await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster });
-      const { id } = await running({ network: { name: net, aliases: ['svc'] } });
+      const { id } = await running({ network: { name: net, aliases: ['svc'] }, port: 80 });
+      expect((await rt.inspect(id))?.hostPort).toEqual(expect.any(Number));
       await f.removeNetworkBehindBack(net);
       expect(await rt.inspectNetwork(net)).toBeUndefined();
-      expect((await rt.inspect(id))?.status).toBe('running');
+      // Still running, but off its only network it publishes nothing.
+      expect(await rt.inspect(id)).toMatchObject({ status: 'running', hostPort: null, ports: {} });
       expect(await f.aliasesOf(id, net)).toEqual([]);
       await expectCode(rt.connect(id, net, ['svc']), 'ORCA_RUNTIME_NOT_FOUND');
       expect(await rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster })).toBe(true);
@@ -434,6 +436,8 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       await rt.connect(id, net, ['svc', 'again']);
       expect((await rt.inspectNetwork(net))?.containers).toEqual([id]);
       expect(await f.aliasesOf(id, net)).toEqual(expect.arrayContaining(['svc', 'again']));
+      // Published again (on a host port the engine picks anew).
+      expect((await rt.inspect(id))?.ports['80']).toEqual(expect.any(Number));
       await expectCode(rt.connect('no-such-container-xyz', net, []), 'ORCA_RUNTIME_NOT_FOUND');
     });
 
