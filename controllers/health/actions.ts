@@ -35,7 +35,7 @@ export type HealthAction =
       /** ms from now to the first check (the container's start plus initial_delay_secs). */
       firstInMs: number;
     }
-  | { kind: 'probe.stop'; key: string; reason: 'instance-not-running'; service: string; instance: string; containerId: string }
+  | { kind: 'probe.stop'; key: string; reason: 'instance-not-running' | 'ports-changed'; service: string; instance: string; containerId: string }
   | { kind: 'instance.ready'; key: string; reason: 'readiness-passed'; service: string; instance: string; containerId: string; message: string }
   | { kind: 'instance.unready'; key: string; reason: 'readiness-failed'; service: string; instance: string; containerId: string; message: string }
   | { kind: 'instance.liveness-failed'; key: string; reason: 'liveness'; service: string; instance: string; containerId: string; message: string };

@@ -30,6 +30,7 @@ const view = (instance: string, kind: 'readiness' | 'liveness', status: ProbeCou
   kind,
   spec: kind === 'readiness' ? READY : LIVE,
   servicePort: 80,
+  ports: { '80': 49153 },
   counters: counters(status, status === 'failing' ? 3 : 0),
   lastDetail: status === 'failing' ? 'connection refused' : 'HTTP 200',
   reported,
@@ -70,6 +71,8 @@ describe('planHealth', () => {
     ['a verdict already acted on: nothing', { observed: [a], probes: [view('a', 'readiness', 'failing', 'failing'), view('a', 'liveness', 'passing', 'passing')] }, []],
     ['no answer yet: nothing', { observed: [a], probes: [view('a', 'readiness', 'unknown', 'unknown'), view('a', 'liveness', 'passing', 'passing')] }, []],
     ['liveness failed: liveness-failed, with the probe and the count', { observed: [a], probes: [view('a', 'readiness', 'passing', 'passing'), view('a', 'liveness', 'failing', 'passing')] }, ['instance.liveness-failed a: TCP :80 failed 3 times: connection refused']],
+    ['a container publishing on other host ports now (re-attached to its network) gets fresh probes there', { observed: [{ ...a, ports: { '80': 49999 }, hostPort: 49999 }], probes: [view('a', 'readiness', 'failing', 'failing'), view('a', 'liveness', 'passing', 'passing')] }, ['probe.stop a', 'probe.start a/readiness +0', 'probe.start a/liveness +20000']],
+    ['a container that publishes nothing any more (off its network) is probed as such', { observed: [{ ...a, ports: {}, hostPort: null }], probes: [view('a', 'readiness', 'passing', 'passing')] }, ['probe.stop a', 'probe.start a/readiness +0', 'probe.start a/liveness +20000']],
     ['a container replaced under the same instance gets fresh probes', { observed: [{ ...a, id: 'ca2' }], probes: [view('a', 'readiness', 'passing', 'passing')] }, ['probe.stop a', 'probe.start a/readiness +0', 'probe.start a/liveness +20000']],
   ])('%s', (_name, over, want) => {
     expect(brief(planHealth(input(over)))).toEqual(want);

@@ -27,6 +27,8 @@ export interface ProbeView {
   kind: ProbeKind;
   spec: ProbeSpec;
   servicePort?: number;
+  /** The published ports the runner checks (its container's when it started). */
+  ports: Record<string, number>;
   counters: ProbeCounters;
   /** The last check's answer, if any. */
   lastDetail?: string;
@@ -54,7 +56,8 @@ const targetKey = (instance: string, containerId: string) => `${instance}/${cont
  * The health reconciler's pure planner: every running, non-condemned container of the service
  * has one runner per probe its desired spec asks for (`probe.start`, first check at the
  * container's start plus initial_delay_secs), runners of containers that left that set stop
- * (`probe.stop`), and a probe whose verdict differs from the one last acted on becomes
+ * (`probe.stop`) — and so do those whose container publishes on other host ports now (it was
+ * re-attached to its network), to start again on the new ones — and a probe whose verdict differs from the one last acted on becomes
  * `instance.ready` / `instance.unready` (readiness) or `instance.liveness-failed` (liveness).
  * Applying the actions and planning again gives none.
  */
@@ -82,9 +85,12 @@ export function planHealth(input: HealthInput): HealthAction[] {
   for (const p of input.probes) {
     const key = targetKey(p.instance, p.containerId);
     have.add(`${key}/${p.kind}`);
-    if (!running.has(key)) {
-      if (!stopped.has(key)) actions.push({ kind: 'probe.stop', key: `probe.stop:${key}`, reason: 'instance-not-running', service, instance: p.instance, containerId: p.containerId });
+    const target = running.get(key);
+    if (!target || !samePorts(target.ports, p.ports)) {
+      const reason = target ? 'ports-changed' : 'instance-not-running';
+      if (!stopped.has(key)) actions.push({ kind: 'probe.stop', key: `probe.stop:${key}`, reason, service, instance: p.instance, containerId: p.containerId });
       stopped.add(key);
+      have.delete(`${key}/${p.kind}`);
       continue;
     }
     const verdict = verdictOf(service, p);
@@ -99,6 +105,11 @@ export function planHealth(input: HealthInput): HealthAction[] {
     }
   }
   return actions;
+}
+
+function samePorts(a: Record<string, number>, b: Record<string, number>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 function verdictOf(service: string, p: ProbeView): HealthAction | null {

@@ -129,6 +129,7 @@ class Runner {
       kind: this.kind,
       spec: this.spec,
       ...(t.servicePort !== undefined ? { servicePort: t.servicePort } : {}),
+      ports: t.ports,
       counters: this.counters,
       ...(this.lastDetail !== undefined ? { lastDetail: this.lastDetail } : {}),
       reported: this.reported,
