@@ -21,6 +21,7 @@ import { SlotMemory } from './slot-memory.js';
 import { planResync } from './orphans.js';
 import { DeathWatch, followRuntimeEvents } from './runtime-events.js';
 import { startWatchdog } from './watchdog.js';
+import { healClusterNetwork } from './cluster-network.js';
 
 export interface AgentDeps {
   runtime: Runtime;
@@ -226,6 +227,7 @@ export class Agent {
     );
     startWatchdog(this.deps.clock, this.deps.watchdogIntervalMs, signal, () => this.resyncAll());
     if (this.assignments.known) await this.resyncAll();
+    else await healClusterNetwork(this.deps, []);
   }
 
   /**
@@ -270,7 +272,7 @@ export class Agent {
     return this.deps.runtime.list({ ...this.ownLabels(), ...(service ? { [LABEL.service]: service } : {}) });
   }
 
-  /** A full level-triggered pass: every assigned or observed service, and orphans. */
+  /** A full level-triggered pass: every assigned or observed service, orphans, and the cluster network. */
   async resyncAll(): Promise<void> {
     if (!this.assignments.known) return;
     let containers: ObservedContainer[];
@@ -283,9 +285,12 @@ export class Agent {
     }
     const plan = planResync(containers, this.node);
     if (plan.orphans.length > 0) await this.executor.execute('container', plan.orphans);
+    // Re-attached instances publish on new host ports: the reconcile below reads them, then routes follow.
+    const reattached = await healClusterNetwork(this.deps, containers);
     const keys = new Set([...this.assignments.services(), ...plan.services]);
     for (const k of keys) this.container.trigger(k);
     await this.container.idle();
+    if (reattached.size > 0) this.deps.onChange?.();
     this.resolveFirstPass?.();
     this.resolveFirstPass = null;
   }
