@@ -112,9 +112,11 @@ export function createApi(deps: ApiDeps): Server {
 
   /** One request, inside its own error boundary: whatever it holds, the answer is a status code. */
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    // A client that resets mid-request must not become an unhandled 'error' event.
-    req.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'API request stream error'));
-    res.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'API response stream error'));
+    // A client that resets mid-request must not become an unhandled 'error' event. The address is
+    // read now: by the time a refused body's stream errors, the socket may be gone (req.socket null).
+    const remote = req.socket.remoteAddress;
+    req.on('error', (err) => log.debug({ err: { message: err.message }, remote }, 'API request stream error'));
+    res.on('error', (err) => log.debug({ err: { message: err.message }, remote }, 'API response stream error'));
     let path = '(unparsed)';
     try {
       const target = parseTarget(req.url);
