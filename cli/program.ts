@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .option('--heartbeat-timeout <secs>', 'node unreachable after (default 15)')
     .option('--node-down-grace <secs>', 'node down after (default 60)')
     .option('--no-local-agent', 'do not run containers on this host')
+    .option('--cluster-key-file <file>', 'the 32-byte key that seals secrets (default <data-dir>/cluster.key, made on first start)')
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program
@@ -134,6 +135,24 @@ export function buildProgram(): Command {
     .description('let a drained node take replicas again')
     .argument('<node>')
     .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, false));
+
+  const secret = program.command('secret').description('secrets: values sealed in the store, delivered to the services that name them');
+  secret
+    .command('set')
+    .description('store a secret (the value from FILE or stdin, byte for byte, at most 64 KiB); a new value rolls out the services that use it')
+    .argument('<name>')
+    .option('-f, --file <file>', 'read the value from this file (default: stdin)')
+    .action(async (name: string, opts) => (await import('./commands/secret.js')).set(g(), name, opts));
+  secret
+    .command('ls')
+    .description('secrets: names, versions, when updated, used by (never values)')
+    .addOption(outputOption('{"secrets":[{"name","version","updated","usedBy"}]}'))
+    .action(async (opts) => (await import('./commands/secret.js')).ls(g(), opts));
+  secret
+    .command('rm')
+    .description('remove a secret (refused while a service uses it)')
+    .argument('<name>')
+    .action(async (name: string) => (await import('./commands/secret.js')).rm(g(), name));
 
   return program;
 }

@@ -13,6 +13,7 @@ import type { EventLog } from './event-log.js';
 import type { NodeRegistry } from './node-registry.js';
 import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
 import { RefusalLog } from './refusals.js';
+import { MAX_SECRET_BYTES, secretNameProblem } from './secrets.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
 
 /** Limits of the API listener (defaults in core/defaults.ts, DEFAULTS.api; see there). */
@@ -91,6 +92,19 @@ export function createApi(deps: ApiDeps): Server {
     }],
     ['GET', /^\/v1\/services\/([^/]+)\/logs$/, (req, res, url, [name]) => streamLogs(control, streams, req, res, url, name ?? '')],
     ['GET', /^\/v1\/events$/, (req, res, url) => streamEvents(deps, streams, req, res, url)],
+    ['GET', /^\/v1\/secrets$/, async (_req, res) => {
+      sendJson(res, 200, { secrets: await control.listSecrets() });
+    }],
+    ['PUT', /^\/v1\/secrets\/([^/]+)$/, async (req, res, _url, [name]) => {
+      const secret = secretName(name);
+      const value = secretValue(await readJson(req, SECRET_BODY_BYTES));
+      sendJson(res, 200, await control.setSecret(secret, value));
+    }],
+    ['DELETE', /^\/v1\/secrets\/([^/]+)$/, async (_req, res, _url, [name]) => {
+      const r = await control.removeSecret(secretName(name));
+      if (!r.ok) throw r.errors;
+      sendJson(res, 200, { removed: r.value });
+    }],
     ['POST', /^\/v1\/nodes\/([^/]+)\/(drain|uncordon)$/, async (_req, res, _url, [name, verb]) => {
       const n = await deps.nodes.setDrained(name ?? '', verb === 'drain');
       if (!n) throw HttpError.of('ORCA_NOT_FOUND', `node "${name}" not found`);
@@ -138,10 +152,15 @@ export function createApi(deps: ApiDeps): Server {
         await deps.metrics(req, res);
         return;
       }
+      let otherMethod = false;
       for (const [method, re, handler] of routes) {
         const m = re.exec(url.pathname);
         if (!m) continue;
-        if (req.method !== method) throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${url.pathname}`);
+        // One path may have a route per method (PUT and DELETE of a secret).
+        if (req.method !== method) {
+          otherMethod = true;
+          continue;
+        }
         const params: string[] = [];
         for (const raw of m.slice(1)) {
           const p = decodePathParam(raw ?? '');
@@ -151,6 +170,7 @@ export function createApi(deps: ApiDeps): Server {
         await handler(req, res, url, params);
         return;
       }
+      if (otherMethod) throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${url.pathname}`);
       throw HttpError.of('ORCA_NOT_FOUND', `no such endpoint: ${url.pathname}`);
     } catch (err) {
       if (res.headersSent || res.destroyed) {
@@ -199,6 +219,26 @@ export function createApi(deps: ApiDeps): Server {
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   });
   return server;
+}
+
+/** A secret's value travels as base64 in `{"value": …}`: the body is bounded by the largest value so encoded, plus a little. */
+const SECRET_BODY_BYTES = 4 * Math.ceil(MAX_SECRET_BYTES / 3) + 1024;
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function secretName(name: string | undefined): string {
+  const bad = secretNameProblem(name ?? '');
+  if (bad) throw HttpError.of('ORCA_USAGE', `secret name: ${bad}`);
+  return name ?? '';
+}
+
+/** The value of a set request, byte for byte. 400 (never quoting it) when it is not base64, empty or too large. */
+function secretValue(body: Record<string, unknown>): Buffer {
+  const v = body.value;
+  if (typeof v !== 'string' || !BASE64_RE.test(v)) throw HttpError.of('ORCA_USAGE', 'value: must be the secret\'s bytes in base64');
+  const value = Buffer.from(v, 'base64');
+  if (value.length === 0) throw HttpError.of('ORCA_USAGE', 'value: the value is empty');
+  if (value.length > MAX_SECRET_BYTES) throw HttpError.of('ORCA_USAGE', `value: larger than ${MAX_SECRET_BYTES / 1024} KiB (${MAX_SECRET_BYTES} bytes)`);
+  return value;
 }
 
 function manifestFiles(body: Record<string, unknown>): ManifestFile[] {

@@ -68,6 +68,16 @@ describe('loadServerConfig', () => {
     expect(flagsWin).toMatchObject({ ok: true, value: { nodeName: 'beta', watchdogIntervalMs: 2000, localAgent: true, clusterId: 'prod' } });
   });
 
+  it('takes the cluster key file from --cluster-key-file or cluster_key_file, as an absolute path; none by default', async () => {
+    const plain = await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1' });
+    expect(plain.ok).toBe(true);
+    expect(plain).not.toHaveProperty('value.clusterKeyFile');
+    const file = await configFile('cluster_key_file = "/etc/orca/cluster.key"\n');
+    expect(await loadServerConfig({ config: file, nodeName: 'n1' })).toMatchObject({ ok: true, value: { clusterKeyFile: '/etc/orca/cluster.key' } });
+    expect(await loadServerConfig({ config: file, nodeName: 'n1', clusterKeyFile: '/srv/k' })).toMatchObject({ ok: true, value: { clusterKeyFile: '/srv/k' } });
+    expect(await loadServerConfig({ nodeName: 'n1', clusterKeyFile: 'rel.key' })).toMatchObject({ ok: true, value: { clusterKeyFile: join(process.cwd(), 'rel.key') } });
+  });
+
   it('reports every mistake, naming the flag or the key', async () => {
     const file = await configFile('watchdog_interval_secs = 0.01\nnode_nmae = "x"\n');
     const r = await loadServerConfig({ config: file, apiListen: 'nope', heartbeatTimeout: 'soon', nodeName: 'Bad_Name' });

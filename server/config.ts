@@ -17,6 +17,8 @@ export interface ServerConfig {
   heartbeatTimeoutMs: number;
   nodeDownGraceMs: number;
   localAgent: boolean;
+  /** The cluster key file (`--cluster-key-file`); default `<dataDir>/cluster.key`, made on first start. */
+  clusterKeyFile?: string;
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -33,6 +35,7 @@ export interface ServerFlags {
   heartbeatTimeout?: string;
   nodeDownGrace?: string;
   localAgent?: boolean;
+  clusterKeyFile?: string;
 }
 
 const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
@@ -48,6 +51,7 @@ const fileSchema = z.strictObject({
   heartbeat_timeout_secs: secs.optional(),
   node_down_grace_secs: secs.optional(),
   local_agent: z.boolean().optional(),
+  cluster_key_file: z.string().min(1).optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -135,5 +139,7 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     nodeDownGraceMs: ms(flags.nodeDownGrace, '--node-down-grace', file.node_down_grace_secs, DEFAULTS.nodeDownGraceMs),
     localAgent: flags.localAgent ?? file.local_agent ?? true,
   };
+  const keyFile = flags.clusterKeyFile ?? file.cluster_key_file;
+  if (keyFile !== undefined) config.clusterKeyFile = resolve(keyFile);
   return errors.length ? fail(errors) : ok(config);
 }

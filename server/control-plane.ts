@@ -13,6 +13,8 @@ import type { NodeAction } from '../controllers/node/actions.js';
 import { planReschedules } from '../controllers/node/planner.js';
 import { planLingering } from '../controllers/node/lingering.js';
 import type { EventLog } from './event-log.js';
+import type { SecretInfo, SecretStore, SetResult } from './secrets.js';
+import { changeReason, sameVersions, unknownSecretErrors, usedSecrets, usersOf, versionsFor } from './secret-usage.js';
 
 export interface ManifestFile {
   file: string;
@@ -38,6 +40,23 @@ export interface ControlPlaneDeps {
   nodes: () => NodeLink[];
   /** Applies the slot.reschedule actions of a scheduling pass (the node executor). */
   reschedule: (actions: NodeAction[]) => void;
+  /** The cluster's secrets (SPEC §3.9). */
+  secrets: SecretStore;
+}
+
+/** A secret as `orca secret ls` shows it: never its value. */
+export interface SecretListing extends SecretInfo {
+  /** Live services that use it, sorted. */
+  usedBy: string[];
+}
+
+/** What `orca secret set` did: the secret's state, and the new revisions of the services that use a new value. */
+export interface SecretSetResult {
+  name: string;
+  version: number;
+  updated: string;
+  change: SetResult['change'];
+  rolled: Array<{ service: string; revision: number }>;
 }
 
 const PLACEMENT_KEY = 'placement';
@@ -66,12 +85,18 @@ export class ControlPlane {
 
   constructor(private readonly deps: ControlPlaneDeps) {}
 
-  /** Loads the last placement, so a restarted server moves nothing that runs. A damaged one is ignored. */
+  /**
+   * Loads the last placement, so a restarted server moves nothing that runs (a damaged one is
+   * ignored), and gives every service that uses an older version of a secret its new revision
+   * (a server stopped between storing a secret and committing those revisions finishes here).
+   */
   async load(): Promise<void> {
     const saved = await this.deps.store.getKv<Record<string, string>>(PLACEMENT_KEY);
     if (saved && typeof saved === 'object') {
       this.placement = new Map(Object.entries(saved).filter((e): e is [string, string] => typeof e[1] === 'string'));
     }
+    // Published by the server's first scheduling pass, once nodes and API are up.
+    await this.serial(() => this.followSecrets(false));
   }
 
   /**
@@ -155,17 +180,25 @@ export class ControlPlane {
         await this.schedulableServices(),
       );
       if (clashes.length > 0) return fail(clashes);
+      // Every secret a manifest names must exist: an instance could not start without it.
+      const versions = await this.deps.secrets.versions();
+      const unknown = unknownSecretErrors(
+        parsed.value.map((spec) => ({ spec, file: fileOf.get(spec.name) ?? '?' })),
+        new Set(versions.keys()),
+      );
+      if (unknown.length > 0) return fail(unknown);
       const results: ApplyResult[] = [];
       const writes: NewRevision[] = [];
       const at = new Date(this.deps.clock.now()).toISOString();
       for (const spec of parsed.value) {
         const hash = specHash(spec);
+        const secretVersions = versionsFor(spec, versions);
         const existing = await this.deps.store.getService(spec.name);
-        if (existing && !existing.deletedAt && existing.specHash === hash) {
+        if (existing && !existing.deletedAt && existing.specHash === hash && sameVersions(existing.secretVersions, secretVersions)) {
           results.push({ service: spec.name, action: 'unchanged', revision: existing.revision });
           continue;
         }
-        writes.push({ spec, specHash: hash, source: 'apply', at });
+        writes.push({ spec, specHash: hash, source: 'apply', at, secretVersions });
         results.push({
           service: spec.name,
           action: existing && !existing.deletedAt ? 'configured' : 'created',
@@ -242,13 +275,82 @@ export class ControlPlane {
       if (!check.ok) {
         return fail(new OrcaError('ORCA_CONFLICT', `service "${name}": revision ${target.revision} is not valid in this version: ${check.problems.join('; ')}`));
       }
+      // Only the current value of a secret exists: the earlier spec runs with it, if it still exists.
+      const versions = await this.deps.secrets.versions();
+      const missing = usedSecrets(target.spec).filter((n) => !versions.has(n));
+      if (missing.length > 0) {
+        const list = missing.map((n) => `"${n}"`).join(', ');
+        return fail(new OrcaError('ORCA_CONFLICT', `service "${name}": revision ${target.revision} uses secret ${list}, which no longer exists: set it first (orca secret set ${missing[0]})`));
+      }
       const at = new Date(this.deps.clock.now()).toISOString();
       const [written] = await this.deps.store.commitRevisions([
-        { spec: target.spec, specHash: target.specHash, source: 'rollback', rollbackOf: target.revision, at },
+        { spec: target.spec, specHash: target.specHash, source: 'rollback', rollbackOf: target.revision, at, secretVersions: versionsFor(target.spec, versions) },
       ]);
       await this.publish();
       return ok({ service: name, action: 'configured' as const, revision: written?.revision ?? svc.revision + 1, from: target.revision });
     });
+  }
+
+  /** Every secret with the live services that use it; never a value. */
+  async listSecrets(): Promise<SecretListing[]> {
+    const services = await this.deps.store.listServices();
+    return (await this.deps.secrets.list()).map((s) => ({ ...s, usedBy: usersOf(services, s.name) }));
+  }
+
+  /**
+   * Stores a secret's value. A new value of a secret in use makes a new revision of every service
+   * that uses it (rolled out with the service's own deploy strategy), with the reason in its
+   * history. Throws OrcaError ORCA_USAGE for a bad name or value; never quotes the value.
+   */
+  setSecret(name: string, value: Buffer): Promise<SecretSetResult> {
+    return this.serial(async () => {
+      const at = new Date(this.deps.clock.now()).toISOString();
+      const r = await this.deps.secrets.set(name, value, at);
+      this.deps.log.info({ secret: name, version: r.info.version, change: r.change }, 'secret set');
+      const rolled = r.change === 'updated' ? await this.followSecrets(true) : [];
+      return { ...r.info, change: r.change, rolled };
+    });
+  }
+
+  /** Removes a secret. Fails with ORCA_NOT_FOUND, or ORCA_CONFLICT naming the services that still use it. */
+  removeSecret(name: string): Promise<Result<string, OrcaError>> {
+    return this.serial(async () => {
+      if (!(await this.deps.secrets.get(name))) return fail(new OrcaError('ORCA_NOT_FOUND', `secret "${name}" not found`));
+      const users = usersOf(await this.deps.store.listServices(), name);
+      if (users.length > 0) {
+        const list = users.map((u) => `"${u}"`).join(', ');
+        return fail(new OrcaError('ORCA_CONFLICT', `secret "${name}" is used by service ${list}: take it out of their secrets and secret_env and apply them first`));
+      }
+      await this.deps.secrets.remove(name, new Date(this.deps.clock.now()).toISOString());
+      this.deps.log.info({ secret: name }, 'secret removed');
+      return ok(name);
+    });
+  }
+
+  /**
+   * Gives every live service whose secret versions are behind the secrets' current versions a
+   * new revision (source 'secret', the reason naming each changed secret), in one batch, and
+   * publishes it when `publish`. Runs inside serial().
+   */
+  private async followSecrets(publish: boolean): Promise<Array<{ service: string; revision: number }>> {
+    const versions = await this.deps.secrets.versions();
+    const at = new Date(this.deps.clock.now()).toISOString();
+    const writes: NewRevision[] = [];
+    for (const svc of await this.deps.store.listServices()) {
+      if (svc.deletedAt || usedSecrets(svc.spec).length === 0) continue;
+      const secretVersions = versionsFor(svc.spec, versions);
+      if (sameVersions(svc.secretVersions, secretVersions)) continue;
+      writes.push({ spec: svc.spec, specHash: svc.specHash, source: 'secret', reason: changeReason(svc.secretVersions, secretVersions), at, secretVersions });
+    }
+    if (writes.length === 0) return [];
+    const written = await this.deps.store.commitRevisions(writes);
+    for (const [i, w] of written.entries()) {
+      const reason = writes[i]?.reason ?? '';
+      this.deps.log.info({ service: w.name, revision: w.revision, reason }, 'new revision for a new secret value');
+      this.deps.events.record({ time: at, reconciler: 'control-plane', service: w.name, instance: null, node: null, action: 'revision.create', reason, outcome: `revision ${w.revision}`, durationMs: 0 });
+    }
+    if (publish) await this.publish();
+    return written.map((w) => ({ service: w.name, revision: w.revision }));
   }
 
   async history(name: string): Promise<Result<{ current: number | null; revisions: RevisionRecord[] }>> {

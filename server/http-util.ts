@@ -61,13 +61,13 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { error: err.code, message: err.message, ...(err.errors ? { errors: err.errors } : {}) });
 }
 
-/** Reads a JSON body (bounded); 400 on anything that is not a JSON object. */
-export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+/** Reads a JSON body of at most `maxBytes` (default MAX_BODY_BYTES; more is 413); 400 on anything that is not a JSON object. */
+export async function readJson(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'ORCA_USAGE', `request body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw new HttpError(413, 'ORCA_USAGE', `request body larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};

@@ -158,7 +158,7 @@ export function schedule(
       refused.push({ key: `${svc.name}/*`, reason: `replicas = ${String(replicas).slice(0, 20)} is not an integer from 0 to ${LIMITS.replicas}` });
       continue;
     }
-    const hash = instanceHash(svc.spec);
+    const hash = instanceHash(svc.spec, svc.secretVersions);
     const memory = svc.spec.resources.memoryBytes ?? 0;
     for (let slot = 0; slot < svc.spec.replicas; slot++) {
       slots.push({ svc, slot, key: `${svc.name}/${slot}`, hash, memory });

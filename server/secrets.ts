@@ -97,8 +97,9 @@ export class SecretStore {
     if (bad) throw new OrcaError('ORCA_USAGE', `secret "${name.slice(0, 63)}": ${bad}`);
     const prev = await this.record(name);
     if (prev?.sealed) {
-      const current = openValue(this.key, name, prev.version, prev.sealed);
-      if (current.length === value.length && timingSafeEqual(current, value)) return { info: info(prev), change: 'unchanged' };
+      // A record that no longer opens (damaged) is simply replaced: setting the value again is the fix.
+      const current = tryOpen(() => openValue(this.key, name, prev.version, prev.sealed as SealedValue));
+      if (current && current.length === value.length && timingSafeEqual(current, value)) return { info: info(prev), change: 'unchanged' };
     }
     const version = (prev?.version ?? 0) + 1;
     const record: SecretRecord = { name, version, updated: at, sealed: sealValue(this.key, name, version, value) };
@@ -133,6 +134,14 @@ export class SecretStore {
     if (secretNameProblem(name)) return undefined;
     const r = await this.store.getKv<SecretRecord>(PREFIX + name);
     return isRecord(r) ? r : undefined;
+  }
+}
+
+function tryOpen(f: () => Buffer): Buffer | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
   }
 }
 

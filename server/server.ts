@@ -18,6 +18,8 @@ import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
 import { ensureToken } from './token.js';
+import { clusterKeyPath, loadClusterKey } from './cluster-key.js';
+import { SecretStore } from './secrets.js';
 import { claimDataDir, prepareDataDir } from './data-dir.js';
 import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
@@ -122,6 +124,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
 
   try {
     const token = await ensureToken(config.dataDir);
+    const secrets = await SecretStore.open(store, await loadClusterKey(config.dataDir, config.clusterKeyFile), clusterKeyPath(config.dataDir, config.clusterKeyFile));
     let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
     const metrics = new Metrics({
@@ -213,6 +216,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       log: log.child({ component: 'control-plane' }),
       events: eventLog,
       nodes: () => reg.list(),
+      secrets,
       reschedule: (actions) => nodeExecutor.execute(actions),
       onServices: (services) => {
         desiredServices = services;

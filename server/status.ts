@@ -45,7 +45,7 @@ export interface ServiceStatus {
 export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
   const mine = reports.filter((r) => r.service === svc.name);
   const rolloutFailed = mine.find((r) => r.rolloutFailed)?.rolloutFailed ?? undefined;
-  const hash = instanceHash(svc.spec);
+  const hash = instanceHash(svc.spec, svc.secretVersions);
   const current = mine.filter((r) => r.specHash === hash);
   // The row counts what is listed under it: every live instance, of whichever revision (after a
   // failed rollout the old instances are the ones running and serving).

@@ -44,6 +44,8 @@ export function planRevision(state: ServiceState, nr: NewRevision, revisionsKept
     specHash: nr.specHash,
     source: nr.source,
     ...(nr.rollbackOf === undefined ? {} : { rollbackOf: nr.rollbackOf }),
+    ...(nr.reason === undefined ? {} : { reason: nr.reason }),
+    ...secretVersionsOf(nr),
     createdAt: nr.at,
     outcome: 'pending',
   };
@@ -54,6 +56,7 @@ export function planRevision(state: ServiceState, nr: NewRevision, revisionsKept
     revision: number,
     spec: nr.spec,
     specHash: nr.specHash,
+    ...secretVersionsOf(nr),
     createdAt: live?.createdAt ?? nr.at,
     updatedAt: nr.at,
   };
@@ -81,4 +84,9 @@ export function planRevision(state: ServiceState, nr: NewRevision, revisionsKept
     revision: JSON.parse(JSON.stringify(revision)) as RevisionRecord,
     ops,
   };
+}
+
+/** `{ secretVersions }` when the revision uses a secret, else nothing (records without secrets keep their old shape). */
+function secretVersionsOf(nr: NewRevision): { secretVersions?: NewRevision['secretVersions'] } {
+  return nr.secretVersions && Object.keys(nr.secretVersions).length > 0 ? { secretVersions: { ...nr.secretVersions } } : {};
 }

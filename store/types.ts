@@ -1,7 +1,13 @@
 import type { ServiceSpec } from '../manifest/types.js';
 
-/** How a revision came to be. */
-export type RevisionSource = 'apply' | 'rollback';
+/** How a revision came to be: a manifest, a rollback, or a new value of a secret the spec uses. */
+export type RevisionSource = 'apply' | 'rollback' | 'secret';
+
+/**
+ * Secret name → version, for every secret a spec uses (`secrets` and `secret_env`). Part of what
+ * an instance is (its instance hash), so a new value makes a new revision and a rollout.
+ */
+export type SecretVersions = Record<string, number>;
 
 /** How a revision's rollout ended (or that it has not yet). */
 export type RevisionOutcome = 'pending' | 'rolled-out' | 'rollout-failed' | 'superseded';
@@ -15,6 +21,10 @@ export interface RevisionRecord {
   source: RevisionSource;
   /** With source 'rollback': the revision it was copied from. */
   rollbackOf?: number;
+  /** Why the revision was made, when the source alone does not say (`secret db-password changed (version 2)`). */
+  reason?: string;
+  /** The versions of the secrets the spec uses; absent when it uses none. */
+  secretVersions?: SecretVersions;
   /** ISO-8601. */
   createdAt: string;
   outcome: RevisionOutcome;
@@ -27,6 +37,8 @@ export interface ServiceRecord {
   revision: number;
   spec: ServiceSpec;
   specHash: string;
+  /** The versions of the secrets the spec uses; absent when it uses none. */
+  secretVersions?: SecretVersions;
   createdAt: string;
   updatedAt: string;
   /** Set when the service was deleted; its history is kept. */
@@ -54,6 +66,9 @@ export interface NewRevision {
   specHash: string;
   source: RevisionSource;
   rollbackOf?: number;
+  reason?: string;
+  /** Left out when empty. */
+  secretVersions?: SecretVersions;
   /** ISO-8601. */
   at: string;
 }

@@ -10,6 +10,7 @@ interface Revision {
   spec: { image: string; replicas: number };
   source: string;
   rollbackOf?: number;
+  reason?: string;
   outcome: string;
   outcomeReason?: string;
 }
@@ -17,8 +18,9 @@ interface Revision {
 /**
  * `orca history SERVICE [-o table|json]`. JSON: `{"service","current","revisions":[…]}` where
  * `current` is the running revision (null once the service is deleted) and each revision has
- * `revision`, `createdAt`, `specHash`, `spec` (the normalised spec), `source`, `rollbackOf`,
- * `outcome` and `outcomeReason`.
+ * `revision`, `createdAt`, `specHash`, `spec` (the normalised spec), `source` (apply, rollback,
+ * or secret: a new value of a secret it uses), `rollbackOf`, `reason` (`secret db-password
+ * changed (version 2)`), `secretVersions`, `outcome` and `outcomeReason`.
  */
 export async function history(g: ClientOptions, service: string, opts: { output?: Format } = {}): Promise<void> {
   const body = await new Client(g).json<{ current: number | null; revisions: Revision[] }>('GET', `/v1/services/${encodeURIComponent(service)}/history`);
@@ -35,7 +37,7 @@ export async function history(g: ClientOptions, service: string, opts: { output?
         r.specHash.slice(0, 12),
         r.spec.image,
         String(r.spec.replicas),
-        r.source === 'rollback' ? `rollback of ${r.rollbackOf}` : r.source,
+        r.source === 'rollback' ? `rollback of ${r.rollbackOf}` : r.source === 'secret' && r.reason ? r.reason : r.source,
         r.outcome + (r.outcomeReason ? ` (${r.outcomeReason})` : ''),
       ]),
     ),
