@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
-import { LABEL } from '../../runtime/labels.js';
+import { clusterNetwork, LABEL } from '../../runtime/labels.js';
 import { sleep, systemClock } from '../../core/clock.js';
 
 /** The repository root (works from test/e2e and from dist/test/e2e). */
@@ -153,11 +153,15 @@ export async function holdsFor(fn: () => Promise<boolean> | boolean, ms: number,
   if (!(await fn())) throw new Error(`no longer true: ${what}`);
 }
 
-/** Removes every container of this test's cluster (and only those) and the data dir. */
+/**
+ * Removes every container of this test's cluster (and only those), then its cluster network
+ * (the agents never remove it), and the data dir.
+ */
 export async function cleanup(cluster: string, dataDir: string): Promise<void> {
   const rt = new DockerRuntime();
   const mine = await rt.list({ [LABEL.cluster]: cluster });
   await Promise.all(mine.map((c) => rt.remove(c.id, { force: true })));
+  await rt.removeNetwork(clusterNetwork(cluster).name);
   await rm(dataDir, { recursive: true, force: true });
 }
 
