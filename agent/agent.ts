@@ -45,6 +45,8 @@ export interface AgentDeps {
    * before it is stopped. The server's proxy provides it.
    */
   drain?: (instance: string, address: string, maxMs: number) => Promise<void>;
+  /** Host directories this node allows host mounts under (`--allow-host-path`); none by default. */
+  allowHostPaths?: readonly string[];
 }
 
 /**
@@ -122,6 +124,7 @@ export class Agent {
       saveSlot: (s) => this.slots.save(s),
       record: deps.record,
       lifecycle: this.lifecycle,
+      allowHostPaths: deps.allowHostPaths ?? [],
       drain: async (instance, graceSecs) => {
         const address = this.lifecycle.address(instance);
         if (!address || !this.deps.drain) return;

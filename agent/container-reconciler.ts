@@ -11,6 +11,7 @@ import type { Executor } from '../controllers/executor.js';
 import { planContainers } from '../controllers/container/planner.js';
 import type { NodeIdentity } from '../controllers/container/container-spec.js';
 import { slotKey } from '../controllers/container/types.js';
+import { isHostPathRefused } from '../controllers/container/host-mounts.js';
 import type { AssignmentCache } from './assignments.js';
 import type { InstanceLifecycle } from './lifecycle.js';
 import type { SlotMemory } from './slot-memory.js';
@@ -149,6 +150,8 @@ export class ContainerReconciler implements Reconciler {
 
   /** The status text of an error that retrying soon cannot fix, or null for one worth retrying. */
   private terminalError(service: string, err: unknown): string | null {
+    // The agent refuses a host mount outside its allowed directories: no container, whatever the server asked.
+    if (isHostPathRefused(err)) return `${err.message} on node ${this.deps.identity.node}`;
     if (!isOrcaError(err, 'ORCA_IMAGE_MISSING')) return null;
     const image = this.deps.assignments.of(service)[0]?.spec.image ?? 'of the service';
     return `image ${image} not found on node ${this.deps.identity.node} (Orca never pulls images: build or load it on that host)`;

@@ -87,6 +87,9 @@ class TimedRuntime implements Runtime {
   ensureNetwork(name: string, labels: Record<string, string>) { return this.t(() => this.rt.ensureNetwork(name, labels)); }
   inspectNetwork(name: string) { return this.t(() => this.rt.inspectNetwork(name)); }
   connect(id: string, network: string, aliases: string[]) { return this.t(() => this.rt.connect(id, network, aliases)); }
+  ensureVolume(name: string, labels: Record<string, string>) { return this.t(() => this.rt.ensureVolume(name, labels)); }
+  listVolumes(labels: Record<string, string>) { return this.t(() => this.rt.listVolumes(labels)); }
+  removeVolume(name: string) { return this.t(() => this.rt.removeVolume(name)); }
   list(labels: Record<string, string>): Promise<ObservedContainer[]> { return this.t(() => this.rt.list(labels)); }
   inspect(id: string) { return this.t(() => this.rt.inspect(id)); }
   logs(id: string, opts: LogOptions): AsyncIterable<string> { return this.rt.logs(id, opts); }

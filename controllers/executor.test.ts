@@ -127,6 +127,52 @@ describe('Executor', () => {
     ]);
   });
 
+  it('makes the slot volume labelled before the first create (recorded once); a replacement of the slot mounts it and finds its data', async () => {
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00.000Z'));
+    const rt = new FakeRuntime(clock);
+    const [db] = slotsOf(aSpec({ name: 'db', volumes: { data: '/data' } }), 2);
+    rt.addImage(db!.spec.image, { cmd: ['sleep', '3600'] });
+    const events: EventRecord[] = [];
+    const executor = new Executor({ runtime: rt, clock, log: silentLogger(), identity: { cluster: 'test', node: 'n1', advertise: '127.0.0.1' }, saveSlot: async () => undefined, record: (e) => events.push(e) });
+    const createDb = (instance: string): Action => ({ ...create(instance), service: 'db', assignment: db!, slotAfter: { ...freshSlotState('db', 0), currentInstance: instance } } as Action);
+    expect(await executor.execute('container', [createDb('db-2-0-aaaa')])).toEqual({ applied: 1 });
+    const [vol] = await rt.listVolumes({ [LABEL.cluster]: 'test' });
+    expect(vol).toMatchObject({ name: 'orca-test-db-data-0', labels: { [LABEL.service]: 'db', [LABEL.volume]: 'data', [LABEL.slot]: '0', [LABEL.node]: 'n1' } });
+    const [first] = await rt.list({ [LABEL.instance]: 'db-2-0-aaaa' });
+    await rt.exec(first!.id, ['sh', '-c', 'echo 41 > /data/count'], 1000);
+    await rt.crash(first!.id, 137);
+    await rt.remove(first!.id);
+    expect(await executor.execute('container', [createDb('db-2-0-bbbb')])).toEqual({ applied: 1 });
+    const [second] = await rt.list({ [LABEL.instance]: 'db-2-0-bbbb' });
+    expect((await rt.exec(second!.id, ['cat', '/data/count'], 1000)).output).toBe('41\n');
+    expect(rt.volumeNames()).toEqual(['orca-test-db-data-0']);
+    expect(events.filter((e) => e.action === 'volume.create')).toEqual([expect.objectContaining({ service: 'db', outcome: 'ok', node: 'n1', message: 'volume orca-test-db-data-0' })]);
+  });
+
+  it('refuses a host mount outside the allowed directories: an error event, no container, no volume', async () => {
+    const clock = new ManualClock(Date.parse('2026-01-01T00:00:00.000Z'));
+    const rt = new FakeRuntime(clock);
+    const [web] = slotsOf(aSpec({ volumes: { data: '/data' }, mounts: [{ host: '/etc', path: '/host-etc', readOnly: true }] }));
+    rt.addImage(web!.spec.image, { cmd: ['sleep', '3600'] });
+    const events: EventRecord[] = [];
+    const executor = new Executor({
+      runtime: rt,
+      clock,
+      log: silentLogger(),
+      identity: { cluster: 'test', node: 'n1', advertise: '127.0.0.1' },
+      saveSlot: async () => undefined,
+      record: (e) => events.push(e),
+      allowHostPaths: ['/srv'],
+      realpath: async (p) => p,
+    });
+    const r = await executor.execute('container', [{ ...create('web-1-0-aaaa'), assignment: web! } as Action]);
+    expect(r.applied).toBe(0);
+    expect(String((r.error as Error).message)).toContain('host path /etc refused: not under an allowed directory (/srv)');
+    expect(await rt.list({ [LABEL.cluster]: 'test' })).toEqual([]);
+    expect(rt.volumeNames()).toEqual([]);
+    expect(events).toEqual([expect.objectContaining({ action: 'container.create', outcome: 'error: ORCA_CONFLICT', message: expect.stringContaining('host path /etc refused') })]);
+  });
+
   it('a network of that name that is not a bridge fails the create with the reason, and is left alone', async () => {
     const clock = new ManualClock(Date.parse('2026-01-01T00:00:00.000Z'));
     const rt = new FakeRuntime(clock);

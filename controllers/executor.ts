@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import type { Clock } from '../core/clock.js';
 import { errorMessage, isOrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -5,7 +6,8 @@ import { clusterNetwork } from '../runtime/labels.js';
 import type { ContainerSpec, Runtime } from '../runtime/types.js';
 import type { EventRecord } from '../store/types.js';
 import type { Action } from './actions.js';
-import { toContainerSpec, type NodeIdentity } from './container/container-spec.js';
+import { slotVolumes, toContainerSpec, type NodeIdentity } from './container/container-spec.js';
+import { resolveHostMounts } from './container/host-mounts.js';
 import type { SlotState } from './container/types.js';
 
 export interface ExecutorDeps {
@@ -24,6 +26,10 @@ export interface ExecutorDeps {
    * requests finish (bounded). Must not throw.
    */
   drain?: (instance: string, graceSecs: number) => Promise<void>;
+  /** Host directories this node allows host mounts under (`--allow-host-path`); none by default. */
+  allowHostPaths?: readonly string[];
+  /** Resolves a host path with its symlinks (fs.promises.realpath); injected for tests. */
+  realpath?: (path: string) => Promise<string>;
 }
 
 /** What the executor tells an instance's lifecycle, as it happens. None of these may throw. */
@@ -134,6 +140,21 @@ export class Executor {
     this.deps.record({ time: new Date(this.deps.clock.now()).toISOString(), reconciler: 'network', service: null, instance: null, ...fields });
   }
 
+  /**
+   * The slot's named volumes exist, labelled, before its container is created (the engine would
+   * make a missing one without labels); each one made here is recorded as volume.create.
+   */
+  private async ensureVolumes(a: Extract<Action, { kind: 'container.create' }>): Promise<void> {
+    for (const v of slotVolumes(a.assignment, this.deps.identity)) {
+      const started = this.deps.clock.now();
+      if (!(await this.deps.runtime.ensureVolume(v.name, v.labels))) continue;
+      const durationMs = this.deps.clock.now() - started;
+      const fields = { action: 'volume.create', reason: 'missing-before-create', outcome: 'ok', durationMs, node: this.deps.identity.node, service: a.service, instance: a.instance };
+      this.deps.log.info({ ...fields, key: `volume:${v.name}`, volume: v.name }, 'reconcile action');
+      this.deps.record({ time: new Date(this.deps.clock.now()).toISOString(), reconciler: 'container', ...fields, message: `volume ${v.name}` });
+    }
+  }
+
   private async apply(action: Action): Promise<void> {
     const rt = this.deps.runtime;
     const life = this.deps.lifecycle;
@@ -143,7 +164,10 @@ export class Executor {
         let id: string;
         try {
           const spec = toContainerSpec(action.assignment, action.instance, this.deps.identity);
+          // A host path outside this node's allowed directories is refused before anything is made.
+          if (spec.mounts) spec.mounts = await resolveHostMounts(spec.mounts, this.deps.allowHostPaths ?? [], this.deps.realpath ?? realpath);
           await this.ensureNetwork(spec);
+          await this.ensureVolumes(action);
           id = await rt.create(spec);
         } catch (err) {
           life?.createFailed(action.instance, errorMessage(err));

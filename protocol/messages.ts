@@ -81,6 +81,8 @@ export const AGENT_ACTIONS = [
   'instance.unready',
   'instance.liveness-failed',
   'image.port-check',
+  'volume.create',
+  'volume.remove',
 ] as const;
 /** Why a failed instance was replaced (`replace-after-X`: X is the restarts metric's `reason` label). */
 const REPLACE_REASONS = new Set(['exited', 'completed', 'oom-killed', 'removed', 'liveness', 'create-failed', 'start-timeout', 'unhealthy', 'failure']);

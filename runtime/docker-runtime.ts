@@ -24,7 +24,7 @@ import { LABEL } from './labels.js';
 import { imageMissing } from './runtime-errors.js';
 import { labelsWithPort, publishedContainerPorts } from './ports.js';
 import { demuxDockerStream, dockerLogLines, splitLines } from './streams.js';
-import { EXEC_OUTPUT_LIMIT, type ContainerSpec, type ExecResult, type LogOptions, type ObservedContainer, type ObservedNetwork, type Runtime, type RuntimeEvent } from './types.js';
+import { EXEC_OUTPUT_LIMIT, type ContainerSpec, type ExecResult, type LogOptions, type ObservedContainer, type ObservedNetwork, type ObservedVolume, type Runtime, type RuntimeEvent } from './types.js';
 
 export interface DockerRuntimeOptions {
   /** Unix socket of the engine. Default: DOCKER_HOST when set, else /var/run/docker.sock. */
@@ -111,6 +111,9 @@ export class DockerRuntime implements Runtime {
         ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
         ...(spec.network ? { NetworkMode: spec.network.name } : {}),
         ...(spec.gatewayHosts && spec.gatewayHosts.length > 0 ? { ExtraHosts: spec.gatewayHosts.map((h) => `${h}:host-gateway`) } : {}),
+        ...(spec.mounts && spec.mounts.length > 0
+          ? { Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) }
+          : {}),
       },
       ...(spec.network ? { NetworkingConfig: { EndpointsConfig: { [spec.network.name]: { Aliases: [...spec.network.aliases] } } } } : {}),
       ...(portKeys.length > 0 ? { ExposedPorts: Object.fromEntries(portKeys.map((k) => [k, {}])) } : {}),
@@ -246,6 +249,53 @@ export class DockerRuntime implements Runtime {
       if ((s === 403 || s === 409 || s === 500) && /already exists/i.test(dockerMessage(e))) return;
       if (s === 404) throw new OrcaError('ORCA_RUNTIME_NOT_FOUND', `connect ${containerId} to ${network}: ${dockerMessage(e)}`, { cause: e });
       throw toOrcaError(e, `connect ${containerId} to ${network}`);
+    }
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<boolean> {
+    if (await this.inspectVolume(name)) return false;
+    try {
+      // Creating a volume that exists returns it unchanged: a racing create is harmless.
+      await this.docker.createVolume({ Name: name, Labels: { ...labels } });
+      return true;
+    } catch (e) {
+      throw toOrcaError(e, `create volume ${name}`);
+    }
+  }
+
+  private async inspectVolume(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return true;
+    } catch (e) {
+      if (httpStatus(e) === 404) return false;
+      throw toOrcaError(e, `inspect volume ${name}`);
+    }
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]> {
+    let raw: { Volumes?: Array<{ Name: string; Labels?: Record<string, string> | null; UsageData?: { Size?: number } | null }> | null };
+    try {
+      raw = (await this.docker.listVolumes({ filters: JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) }) })) as typeof raw;
+    } catch (e) {
+      throw toOrcaError(e, 'list volumes');
+    }
+    return (raw.Volumes ?? [])
+      .map((v) => {
+        const size = v.UsageData?.Size;
+        return { name: v.Name, labels: { ...(v.Labels ?? {}) }, sizeBytes: typeof size === 'number' && size >= 0 ? size : null };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (e) {
+      const s = httpStatus(e);
+      if (s === 404) return;
+      if (s === 409) throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove volume ${name}: ${dockerMessage(e)}`, { cause: e });
+      throw toOrcaError(e, `remove volume ${name}`);
     }
   }
 

@@ -32,6 +32,7 @@ import {
   type LogOptions,
   type ObservedContainer,
   type ObservedNetwork,
+  type ObservedVolume,
   type Runtime,
   type RuntimeEvent,
   type RuntimeEventKind,
@@ -39,7 +40,8 @@ import {
 
 export type RuntimeOp =
   | 'ping' | 'hasImage' | 'imageHealthcheck' | 'create' | 'start' | 'stop' | 'kill' | 'remove' | 'list' | 'inspect' | 'logs' | 'events'
-  | 'exec' | 'listeners' | 'imageExposedPorts' | 'ensureNetwork' | 'inspectNetwork' | 'connect';
+  | 'exec' | 'listeners' | 'imageExposedPorts' | 'ensureNetwork' | 'inspectNetwork' | 'connect'
+  | 'ensureVolume' | 'listVolumes' | 'removeVolume';
 
 /**
  * Operations that change engine state (exec does not: it changes what is inside a container;
@@ -108,7 +110,7 @@ interface FakeContainer {
   main: FakeProcess | undefined;
   /** Exec'ed commands still running (including ones whose exec call timed out). */
   execs: Set<FakeProcess>;
-  files: Map<string, string>;
+  files: FakeFiles;
   ignoresSigterm: boolean;
   startFailure: string | undefined;
   /** Networks it is attached to (kept while stopped, as Docker does), by name → its aliases. */
@@ -122,6 +124,37 @@ interface FakeNetwork {
   labels: Record<string, string>;
 }
 
+/**
+ * A container's filesystem: paths under a named volume's mount point live in the volume (so the
+ * next container that mounts it sees them, as in Docker); the rest in the container itself.
+ */
+class FakeFiles {
+  private readonly own = new Map<string, string>();
+  constructor(private readonly mounts: Array<{ target: string; files: Map<string, string> }>) {}
+  private where(path: string): { map: Map<string, string>; key: string } {
+    for (const m of this.mounts) {
+      if (path.startsWith(`${m.target}/`)) return { map: m.files, key: path.slice(m.target.length) };
+    }
+    return { map: this.own, key: path };
+  }
+  get(path: string): string | undefined {
+    const w = this.where(path);
+    return w.map.get(w.key);
+  }
+  set(path: string, content: string): void {
+    const w = this.where(path);
+    w.map.set(w.key, content);
+  }
+  has(path: string): boolean {
+    const w = this.where(path);
+    return w.map.has(w.key);
+  }
+  delete(path: string): boolean {
+    const w = this.where(path);
+    return w.map.delete(w.key);
+  }
+}
+
 const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 };
 /** Signals whose default action does not end a process. */
 const HARMLESS_SIGNALS = new Set(['CHLD', 'CONT', 'URG', 'WINCH']);
@@ -132,10 +165,13 @@ export class FakeRuntime implements Runtime {
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
     exec: 0, listeners: 0, imageExposedPorts: 0, ensureNetwork: 0, inspectNetwork: 0, connect: 0,
+    ensureVolume: 0, listVolumes: 0, removeVolume: 0,
   };
   /** Networks ensureNetwork created. */
   networksCreated = 0;
   private readonly networks = new Map<string, FakeNetwork>();
+  /** Named volumes: name → labels (a volume outlives the containers that mount it, as in Docker). */
+  private readonly volumes = new Map<string, { labels: Record<string, string>; files: Map<string, string> }>();
   private networkSeq = 0;
   private readonly images = new Map<string, FakeImage>();
   private readonly containers = new Map<string, FakeContainer>();
@@ -308,6 +344,10 @@ export class FakeRuntime implements Runtime {
     const cmd = spec.command ?? (spec.entrypoint ? [] : (image.cmd ?? []));
     const argv = [...entrypoint, ...cmd];
     if (argv.length === 0) throw new OrcaError('ORCA_RUNTIME_FAILED', `create ${spec.name}: No command specified`);
+    // The engine makes a missing named volume at create, without labels.
+    for (const m of spec.mounts ?? []) {
+      if (m.type === 'volume' && !this.volumes.has(m.source)) this.volumes.set(m.source, { labels: {}, files: new Map() });
+    }
     const seq = ++this.seq;
     const c: FakeContainer = {
       id: createHash('sha256').update(`fake-container-${seq}`).digest('hex'),
@@ -332,7 +372,12 @@ export class FakeRuntime implements Runtime {
       run: 0,
       main: undefined,
       execs: new Set(),
-      files: new Map(),
+      files: new FakeFiles(
+        (spec.mounts ?? []).flatMap((m) => {
+          const v = m.type === 'volume' ? this.volumes.get(m.source) : undefined;
+          return v ? [{ target: m.target, files: v.files }] : [];
+        }),
+      ),
       ignoresSigterm: false,
       startFailure: undefined,
       networks: new Map(spec.network ? [[spec.network.name, [...spec.network.aliases]]] : []),
@@ -442,6 +487,34 @@ export class FakeRuntime implements Runtime {
     this.makeNetwork(name, 'bridge', labels);
     this.networksCreated++;
     return true;
+  }
+
+  async ensureVolume(name: string, labels: Record<string, string>): Promise<boolean> {
+    this.enter('ensureVolume');
+    if (this.volumes.has(name)) return false;
+    this.volumes.set(name, { labels: { ...labels }, files: new Map() });
+    return true;
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]> {
+    this.enter('listVolumes');
+    return [...this.volumes.entries()]
+      .filter(([, v]) => matches(v.labels, labels))
+      .map(([name, v]) => ({ name, labels: { ...v.labels }, sizeBytes: null }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.enter('removeVolume');
+    if (!this.volumes.has(name)) return;
+    const user = [...this.containers.values()].find((c) => (c.spec.mounts ?? []).some((m) => m.type === 'volume' && m.source === name));
+    if (user) throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove volume ${name}: volume is in use - [${user.id}]`);
+    this.volumes.delete(name);
+  }
+
+  /** Names of the volumes there are (test control; not counted in calls). */
+  volumeNames(): string[] {
+    return [...this.volumes.keys()].sort();
   }
 
   async inspectNetwork(name: string): Promise<ObservedNetwork | undefined> {

@@ -13,6 +13,8 @@ export const LABEL = {
    */
   specHash: 'orca.spec-hash',
   node: 'orca.node',
+  /** On a named volume: the manifest's volume name (with orca.cluster, orca.service, orca.slot, orca.node). */
+  volume: 'orca.volume',
   /** stop_grace_secs at creation, so a deleted service's containers still stop gracefully. */
   stopGrace: 'orca.stop-grace',
   /**
@@ -27,6 +29,17 @@ export const RESERVED_LABEL_PREFIX = 'orca.';
 /** The node-local bridge network every instance of a cluster is attached to, and its labels. */
 export function clusterNetwork(cluster: string): { name: string; labels: Record<string, string> } {
   return { name: `orca-${cluster}`, labels: { [LABEL.cluster]: cluster } };
+}
+
+/**
+ * The Docker volume of one named volume of one replica slot (SPEC §3.8), and its labels. Every
+ * instance of the slot, on whichever revision, mounts this same volume.
+ */
+export function slotVolume(v: { cluster: string; service: string; volume: string; slot: number; node: string }): { name: string; labels: Record<string, string> } {
+  return {
+    name: `orca-${v.cluster}-${v.service}-${v.volume}-${v.slot}`,
+    labels: { [LABEL.cluster]: v.cluster, [LABEL.service]: v.service, [LABEL.volume]: v.volume, [LABEL.slot]: String(v.slot), [LABEL.node]: v.node },
+  };
 }
 
 export interface InstanceLabels {

@@ -45,6 +45,29 @@ export interface ContainerSpec {
   network?: { name: string; aliases: string[] };
   /** Host names the container's /etc/hosts maps to its node's gateway address (Docker's `host-gateway`). */
   gatewayHosts?: string[];
+  /**
+   * Named volumes and host paths mounted into the container. A `volume` source is a volume name
+   * (make it first with Runtime.ensureVolume: the engine would make a missing one unlabelled);
+   * a `bind` source is an absolute host path that must exist.
+   */
+  mounts?: MountSpec[];
+}
+
+/** One mount of a container. */
+export interface MountSpec {
+  type: 'volume' | 'bind';
+  source: string;
+  /** Absolute path inside the container. */
+  target: string;
+  readOnly: boolean;
+}
+
+/** A named volume as the engine shows it now. */
+export interface ObservedVolume {
+  name: string;
+  labels: Record<string, string>;
+  /** Bytes used, when the engine knows it (Docker only computes it for `docker system df`); else null. */
+  sizeBytes: number | null;
 }
 
 /** A network as the engine shows it now. */
@@ -160,6 +183,19 @@ export interface Runtime {
    * is success (its aliases are left as they are). Missing container or network: ORCA_RUNTIME_NOT_FOUND.
    */
   connect(containerId: string, network: string, aliases: string[]): Promise<void>;
+  /**
+   * Makes sure a named volume exists: creates it with these labels when there is none (true);
+   * one of that name already there is used as it is (false; never relabelled, never emptied).
+   * Idempotent, also when two callers race.
+   */
+  ensureVolume(name: string, labels: Record<string, string>): Promise<boolean>;
+  /** Volumes whose labels include every given label. */
+  listVolumes(labels: Record<string, string>): Promise<ObservedVolume[]>;
+  /**
+   * Removes a volume and its data. Missing is success; one a container (in any state) still
+   * mounts: ORCA_RUNTIME_CONFLICT, as the engine refuses it.
+   */
+  removeVolume(name: string): Promise<void>;
   /** Containers whose labels include every given label (all states). */
   list(labels: Record<string, string>): Promise<ObservedContainer[]>;
   /** undefined when there is no such container. */

@@ -1,5 +1,5 @@
-import type { ContainerSpec } from '../../runtime/types.js';
-import { clusterNetwork, instanceLabels, LABEL } from '../../runtime/labels.js';
+import type { ContainerSpec, MountSpec } from '../../runtime/types.js';
+import { clusterNetwork, instanceLabels, LABEL, slotVolume } from '../../runtime/labels.js';
 import type { SlotAssignment } from './types.js';
 import { probePorts } from '../../manifest/probes.js';
 
@@ -14,8 +14,27 @@ export interface NodeIdentity {
 export const NODE_HOST_NAME = 'orca.internal';
 
 /**
+ * The Docker volumes of a slot's named volumes (SPEC §3.8), in the manifest's order of names,
+ * with their container paths: the same for every instance of the slot. Pure.
+ */
+export function slotVolumes(a: SlotAssignment, id: NodeIdentity): Array<{ name: string; labels: Record<string, string>; path: string }> {
+  return Object.entries(a.spec.volumes ?? {})
+    .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    .map(([volume, path]) => ({ ...slotVolume({ cluster: id.cluster, service: a.service, volume, slot: a.slot, node: id.node }), path }));
+}
+
+/** The slot's named volumes, then its host mounts (host paths as the manifest wrote them: the agent resolves them before a create). Pure. */
+function mountsOf(a: SlotAssignment, id: NodeIdentity): MountSpec[] {
+  return [
+    ...slotVolumes(a, id).map((v) => ({ type: 'volume' as const, source: v.name, target: v.path, readOnly: false })),
+    ...(a.spec.mounts ?? []).map((m) => ({ type: 'bind' as const, source: m.host, target: m.path, readOnly: m.readOnly })),
+  ];
+}
+
+/**
  * The container for one instance of a slot: on the cluster network with the DNS aliases
- * `<service>` and `<instance-id>`, and `orca.internal` in its hosts file. Pure.
+ * `<service>` and `<instance-id>`, and `orca.internal` in its hosts file; the slot's named
+ * volumes and the service's host mounts mounted. Pure.
  */
 export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIdentity): ContainerSpec {
   const s = a.spec;
@@ -41,5 +60,9 @@ export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIde
     stopGraceSecs: s.stopGraceSecs,
     network: { name: clusterNetwork(id.cluster).name, aliases: [a.service, instance] },
     gatewayHosts: [NODE_HOST_NAME],
+    ...(() => {
+      const mounts = mountsOf(a, id);
+      return mounts.length > 0 ? { mounts } : {};
+    })(),
   };
 }

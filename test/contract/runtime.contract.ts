@@ -47,6 +47,8 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
     const opened: AbortController[] = [];
     /** Networks a test made: removed after its containers. */
     const networks: string[] = [];
+    /** Volumes a test made: removed after its containers. */
+    const volumes: string[] = [];
 
     beforeEach(async () => {
       f = await make();
@@ -56,7 +58,13 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       for (const ac of opened.splice(0)) ac.abort();
       await f.cleanup();
       for (const n of networks.splice(0)) await f.removeNetworkBehindBack(n);
+      for (const v of volumes.splice(0)) await rt.removeVolume(v);
     });
+    const volume = (suffix = '') => {
+      const name = `orca-${f.cluster}-data-${volumes.length}${suffix}`;
+      volumes.push(name);
+      return name;
+    };
     const network = (suffix = '') => {
       const name = `orca-${f.cluster}${suffix}`;
       networks.push(name);
@@ -439,6 +447,30 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       // Published again (on a host port the engine picks anew).
       expect((await rt.inspect(id))?.ports['80']).toEqual(expect.any(Number));
       await expectCode(rt.connect('no-such-container-xyz', net, []), 'ORCA_RUNTIME_NOT_FOUND');
+    });
+
+    it('ensures a labelled volume once; the next container that mounts it finds the data; in use it is not removed', async () => {
+      const vol = volume();
+      const labels = { [LABEL.cluster]: f.cluster, [LABEL.service]: 'db', [LABEL.slot]: '0' };
+      expect(await rt.ensureVolume(vol, labels)).toBe(true);
+      expect(await rt.ensureVolume(vol, { ...labels, [LABEL.slot]: '9' })).toBe(false);
+      const listed = await rt.listVolumes({ [LABEL.cluster]: f.cluster });
+      expect(listed.map((v) => v.name)).toEqual([vol]);
+      expect(listed[0]?.labels).toMatchObject(labels);
+      expect(await rt.listVolumes({ [LABEL.cluster]: f.cluster, [LABEL.service]: 'other' })).toEqual([]);
+      const mounts = [{ type: 'volume' as const, source: vol, target: '/data', readOnly: false }];
+      const { id: first } = await running({ mounts });
+      expect(await rt.exec(first, ['sh', '-c', 'echo kept > /data/x'], 10_000)).toMatchObject({ exitCode: 0 });
+      await rt.remove(first, { force: true });
+      const { id: second } = await running({ mounts });
+      expect(await rt.exec(second, ['sh', '-c', 'cat /data/x'], 10_000)).toEqual({ exitCode: 0, output: 'kept\n', timedOut: false });
+      // A stopped container still holds it.
+      await rt.stop(second, 0);
+      await expectCode(rt.removeVolume(vol), 'ORCA_RUNTIME_CONFLICT');
+      await rt.remove(second);
+      await rt.removeVolume(vol);
+      await rt.removeVolume(vol);
+      expect(await rt.listVolumes({ [LABEL.cluster]: f.cluster })).toEqual([]);
     });
 
     it('uses a bridge network of that name that it did not make, and leaves its labels alone', async () => {
