@@ -65,7 +65,7 @@ const serviceSpec: fc.Arbitrary<ServiceSpec> = fc
       init: fc.boolean(),
       labels: fc.dictionary(labelKey, text, { maxKeys: 3 }),
       placement,
-      // Container paths are made distinct below (volumes under /v, mounts under /m).
+      // Container paths are made distinct below (volumes under /v/<name>, mounts under /m/<index>).
       volumes: fc.dictionary(label, absPath, { minKeys: 1, maxKeys: 3 }),
       mounts: fc.array(fc.record({ host: absPath, path: absPath, readOnly: fc.boolean() }), { minLength: 1, maxLength: 3 }),
       secrets: fc.uniqueArray(label, { minLength: 1, maxLength: 3 }).map((a) => [...a].sort()),
@@ -88,7 +88,7 @@ const serviceSpec: fc.Arbitrary<ServiceSpec> = fc
   // objects (fast-check builds some with a null prototype, which toStrictEqual would notice).
   .map((s) => {
     const out = structuredClone(s);
-    if (out.volumes) out.volumes = Object.fromEntries(Object.entries(out.volumes).map(([k, p]) => [k, `/v${p}`]));
+    if (out.volumes) out.volumes = Object.fromEntries(Object.entries(out.volumes).map(([k, p]) => [k, `/v/${k}${p}`]));
     if (out.mounts) out.mounts = out.mounts.map((m, i) => ({ ...m, path: `/m/${i}${m.path}` }));
     // A variable is in env or in secret_env, never both.
     if (out.secretEnv) {
