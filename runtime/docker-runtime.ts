@@ -45,6 +45,8 @@ const INSPECT_CONCURRENCY = 16;
 export class DockerRuntime implements Runtime {
   private readonly docker: Docker;
   private readonly clock: Clock;
+  /** ensureNetwork calls under way, by network name. */
+  private readonly ensuring = new Map<string, Promise<boolean>>();
 
   /** No I/O here; the first call connects. */
   constructor(opts: DockerRuntimeOptions = {}) {
@@ -206,7 +208,20 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+  /**
+   * One ensure per name at a time in this process: API 1.41's duplicate check is not atomic, so
+   * two creates at once (two replicas created concurrently) would make two networks of one name.
+   * A caller that joins one under way gets false (it did not create it) or its error.
+   */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    const under = this.ensuring.get(name);
+    if (under) return under.then(() => false);
+    const p = this.ensureNetworkNow(name, labels).finally(() => this.ensuring.delete(name));
+    this.ensuring.set(name, p);
+    return p;
+  }
+
+  private async ensureNetworkNow(name: string, labels: Record<string, string>): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.inspectNetwork(name);
       if (existing) {

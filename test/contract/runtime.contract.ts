@@ -417,6 +417,14 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       await rt.remove(idle);
     });
 
+    it('concurrent ensureNetwork calls make one network of that name', async () => {
+      const net = network();
+      const made = await Promise.all(Array.from({ length: 5 }, () => rt.ensureNetwork(net, { [LABEL.cluster]: f.cluster })));
+      expect(made.filter(Boolean)).toHaveLength(1);
+      // Two networks of one name would make the name ambiguous to the engine.
+      expect((await rt.inspectNetwork(net))?.name).toBe(net);
+    });
+
     it('checks the network when a container starts, not when it is created', async () => {
       const net = network();
       const id = await rt.create(spec({ network: { name: net, aliases: ['svc'] } }));
