@@ -2,7 +2,9 @@ import type { Clock, Rng } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime, ObservedContainer } from '../runtime/types.js';
-import { LABEL } from '../runtime/labels.js';
+import { LABEL, parseInstanceLabels } from '../runtime/labels.js';
+import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
+import type { VolumeRecord } from '../protocol/messages.js';
 import type { EventRecord, Store } from '../store/types.js';
 import { Controller } from '../controllers/controller.js';
 import { Executor } from '../controllers/executor.js';
@@ -273,6 +275,54 @@ export class Agent {
   /** Containers of this node, optionally of one service (for logs). */
   async containers(service?: string): Promise<ObservedContainer[]> {
     return this.deps.runtime.list({ ...this.ownLabels(), ...(service ? { [LABEL.service]: service } : {}) });
+  }
+
+  /**
+   * This node's named volumes of the cluster (SPEC §3.8), each with whether a container of its
+   * slot (in any state: the engine counts a stopped one too) exists here and mounts it.
+   */
+  async volumes(): Promise<VolumeRecord[]> {
+    const [vols, containers] = await Promise.all([this.deps.runtime.listVolumes(this.ownLabels()), this.deps.runtime.list(this.ownLabels())]);
+    const used = new Set<string>();
+    for (const c of containers) {
+      const l = parseInstanceLabels(c.labels);
+      if (l) used.add(`${l.service}/${l.slot}`);
+    }
+    const out: VolumeRecord[] = [];
+    for (const v of vols) {
+      const service = v.labels[LABEL.service];
+      const volume = v.labels[LABEL.volume];
+      const slot = Number(v.labels[LABEL.slot]);
+      if (!service || !volume || !Number.isInteger(slot) || slot < 0) continue;
+      out.push({ name: v.name, service, volume, slot, inUse: used.has(`${service}/${slot}`), sizeBytes: v.sizeBytes });
+    }
+    return out;
+  }
+
+  /**
+   * Removes this node's volumes of a service (`orca delete SERVICE --volumes`): the ones the
+   * engine refuses (a container still mounts them) are returned in `failed`. Refused whole
+   * while the service is assigned here: its instances would need them.
+   */
+  async removeVolumes(service: string): Promise<{ removed: string[]; failed: Array<{ name: string; error: string }> }> {
+    if (this.assignments.of(service).length > 0) throw new OrcaError('ORCA_CONFLICT', `service ${service} is assigned to node ${this.node}: its volumes stay`);
+    const removed: string[] = [];
+    const failed: Array<{ name: string; error: string }> = [];
+    for (const v of await this.deps.runtime.listVolumes({ ...this.ownLabels(), [LABEL.service]: service })) {
+      const started = this.deps.clock.now();
+      let outcome = 'ok';
+      try {
+        await this.deps.runtime.removeVolume(v.name);
+        removed.push(v.name);
+      } catch (err) {
+        failed.push({ name: v.name, error: errorMessage(err) });
+        outcome = isOrcaError(err) ? `error: ${err.code}` : 'error';
+      }
+      const fields = { action: 'volume.remove', reason: 'delete-with-volumes', outcome, durationMs: this.deps.clock.now() - started, node: this.node, service, instance: null };
+      this.log.info({ ...fields, volume: v.name }, 'reconcile action');
+      this.deps.record({ time: new Date(this.deps.clock.now()).toISOString(), reconciler: 'container', ...fields, message: `volume ${v.name}` });
+    }
+    return { removed, failed };
   }
 
   /** A full level-triggered pass: every assigned or observed service, orphans, and the cluster network. */

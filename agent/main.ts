@@ -26,6 +26,8 @@ export interface AgentConfig {
   reconnectMaxMs: number;
   /** A full local resync period (the agent's own watchdog). */
   watchdogIntervalMs: number;
+  /** Directories host mounts may come from (`--allow-host-path`); none by default. */
+  allowHostPaths?: string[];
 }
 
 export interface RunningAgent {
@@ -106,6 +108,7 @@ export async function startAgent(
       identity: { cluster: config.clusterId, node: config.nodeName, advertise: config.advertise },
       labels: config.labels,
       watchdogIntervalMs: config.watchdogIntervalMs,
+      allowHostPaths: config.allowHostPaths ?? [],
       dial: deps.dial ?? wsDialer(config.join, config.token, clock),
       reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
     });
@@ -146,12 +149,15 @@ export function buildAgent(o: {
   reconnect: { initialMs: number; maxMs: number; jitter: number };
   onRecovery?: (service: string, seconds: number) => void;
   checks?: import('../controllers/health/checks.js').ProbeChecks;
+  /** Directories host mounts may come from (`--allow-host-path`); none by default. */
+  allowHostPaths?: string[];
 }): { agent: Agent; session: AgentSession } {
+  const allowHostPaths = o.allowHostPaths ?? [];
   const session = new AgentSession({
     clock: o.clock,
     rng: o.rng,
     log: o.log.child({ component: 'session', node: o.identity.node }),
-    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() } },
+    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() }, ...(allowHostPaths.length > 0 ? { allowHostPaths } : {}) },
     dial: o.dial,
     reconnect: o.reconnect,
     inventory: async () => {
@@ -160,6 +166,8 @@ export function buildAgent(o: {
     },
     onAssignments: (slots) => agent.setAssignments(slots),
     containers: (service) => agent.containers(service),
+    volumes: () => agent.volumes(),
+    removeVolumes: (service) => agent.removeVolumes(service),
     logs: (containerId, opts) => agent.logs(containerId, opts),
   });
   const agent = new Agent({
@@ -173,6 +181,7 @@ export function buildAgent(o: {
     record: (e) => session.record(e),
     onChange: () => session.changed(agent.endpoints()),
     drain: (instance, address, maxMs) => session.drain(instance, address, maxMs),
+    allowHostPaths,
     ...(o.onRecovery ? { onRecovery: o.onRecovery } : {}),
     ...(o.checks ? { checks: o.checks } : {}),
   });

@@ -7,7 +7,7 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { Channel } from '../protocol/channel.js';
 import { LogPump } from './log-pump.js';
-import { encode, type Endpoint } from '../protocol/messages.js';
+import { encode, type Endpoint, type VolumeRecord } from '../protocol/messages.js';
 import type { InstanceReport } from '../protocol/reports.js';
 import {
   initialAgentSession,
@@ -39,6 +39,10 @@ export interface AgentSessionDeps {
   onAssignments: (slots: SlotAssignment[]) => Promise<void>;
   /** This node's containers of one service (the server's `containers` request). */
   containers: (service: string) => Promise<ObservedContainer[]>;
+  /** This node's named volumes (the server's `volumes` request); absent: answered with an error. */
+  volumes?: () => Promise<VolumeRecord[]>;
+  /** Removes this node's volumes of a service (the server's `volumes-remove` request). */
+  removeVolumes?: (service: string) => Promise<{ removed: string[]; failed: Array<{ name: string; error: string }> }>;
   /** A container's output (the server's `logs` request); ends when the signal aborts. */
   logs: (containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }) => AsyncIterable<string>;
 }
@@ -231,6 +235,19 @@ export class AgentSession {
           (error: unknown) => this.answer(epoch, { kind: 'containers', id: e.id, service: e.service, ok: false, error }),
         );
         return;
+      case 'volumes': {
+        const op = e.remove === undefined ? ('list' as const) : ('remove' as const);
+        const unsupported = () => Promise.reject(new OrcaError('ORCA_INTERNAL', 'this agent does not handle volumes'));
+        const work =
+          e.remove === undefined
+            ? (this.deps.volumes?.() ?? unsupported()).then((volumes) => ({ op: 'list' as const, ok: true as const, volumes }))
+            : (this.deps.removeVolumes?.(e.remove) ?? unsupported()).then((r) => ({ op: 'remove' as const, ok: true as const, ...r }));
+        work.then(
+          (answer) => this.answer(epoch, { kind: 'volumes', id: e.id, answer }),
+          (error: unknown) => this.answer(epoch, { kind: 'volumes', id: e.id, answer: { op, ok: false, error } }),
+        );
+        return;
+      }
       case 'logs.start':
         void this.streamLogs(epoch, e);
         return;

@@ -37,6 +37,7 @@ export function buildProgram(): Command {
     .option('--node-down-grace <secs>', 'node down after (default 60)')
     .option('--no-local-agent', 'do not run containers on this host')
     .option('--cluster-key-file <file>', 'the 32-byte key that seals secrets (default <data-dir>/cluster.key, made on first start)')
+    .option('--allow-host-path <dir>', 'allow host mounts under this directory on this node (repeatable; none by default)', collect)
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
     .option('--reconnect-max <secs>', 'longest reconnect delay (default 60)')
     .option('--watchdog-interval <secs>', 'full local resync period (default 30)')
     .option('--label <key=value>', 'node label for placement.labels (repeatable)', collect)
+    .option('--allow-host-path <dir>', 'allow host mounts under this directory (repeatable; none by default)', collect)
     .action(async (opts) => (await import('./commands/agent.js')).run(opts, g()));
 
   program

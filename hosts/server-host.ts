@@ -59,6 +59,7 @@ export async function startServerHost(config: ServerConfig, deps: ServerHostDeps
             dial: () => hub.dial(),
             reconnect: { initialMs: 100, maxMs: 1000, jitter: DEFAULTS.reconnectJitter },
             onRecovery: ctx.onRecovery,
+            allowHostPaths: config.allowHostPaths,
             ...(deps.checks ? { checks: deps.checks } : {}),
           });
           agent = built.agent;

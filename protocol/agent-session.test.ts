@@ -345,6 +345,32 @@ describe('stepAgentSession: reports too large for one message', () => {
   });
 });
 
+describe('stepAgentSession: volumes', () => {
+  const vol = { name: 'orca-c-db-data-0', service: 'db', volume: 'data', slot: 0, inUse: false, sizeBytes: 4096 };
+  it('hands the server\'s volumes and volumes-remove to the node and sends its answers', () => {
+    const steps = run([
+      ...welcomed,
+      msg({ type: 'volumes', id: 3 }),
+      msg({ type: 'volumes-remove', id: 4, service: 'db' }),
+      { kind: 'volumes', id: 3, answer: { op: 'list', ok: true, volumes: [vol] } },
+      { kind: 'volumes', id: 4, answer: { op: 'remove', ok: true, removed: [], failed: [{ name: vol.name, error: 'volume is in use' }] } },
+      { kind: 'volumes', id: 5, answer: { op: 'remove', ok: false, error: new Error('service db is assigned to node n2') } },
+    ]);
+    const n = welcomed.length;
+    expect(steps[n]!.effects).toEqual([{ kind: 'timer.set', timer: 'deadline', ms: 3000 }, { kind: 'volumes', id: 3 }]);
+    expect(steps[n + 1]!.effects).toContainEqual({ kind: 'volumes', id: 4, remove: 'db' });
+    expect(steps[n + 2]!.send).toEqual([{ type: 'volumes-result', id: 3, volumes: [vol] }]);
+    expect(steps[n + 3]!.send).toEqual([{ type: 'volumes-removed', id: 4, removed: [], failed: [{ name: vol.name, error: 'volume is in use' }] }]);
+    expect(steps[n + 4]!.send).toEqual([{ type: 'volumes-removed', id: 5, removed: [], failed: [], error: 'service db is assigned to node n2' }]);
+  });
+
+  it('says which host paths the node allows in its hello, only when there are some', () => {
+    const withPaths = last([{ kind: 'connected' }, hello()], initialAgentSession({ ...identity, allowHostPaths: ['/srv'] }));
+    expect(withPaths.send[0]).toMatchObject({ type: 'hello', allowHostPaths: ['/srv'] });
+    expect(last([{ kind: 'connected' }, hello()]).send[0]).not.toHaveProperty('allowHostPaths');
+  });
+});
+
 describe('stepAgentSession: answers of an ended connection are dropped', () => {
   it.each<[string, AgentSessionInput]>([
     ['hello inventory', hello([report(0)])],
@@ -353,6 +379,7 @@ describe('stepAgentSession: answers of an ended connection are dropped', () => {
     ['containers', { kind: 'containers', id: 1, service: 'web', ok: true, containers: [] }],
     ['log lines', { kind: 'log-lines', id: 1, lines: ['x'] }],
     ['log end', { kind: 'log-end', id: 1 }],
+    ['volumes', { kind: 'volumes', id: 1, answer: { op: 'list', ok: true, volumes: [] } }],
   ])('%s', (_name, input) => {
     const r = last([...welcomed, { kind: 'closed', code: 1006, reason: '' }, input]);
     expect(r.send).toEqual([]);

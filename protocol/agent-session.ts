@@ -22,7 +22,7 @@ import { errorMessage } from '../core/errors.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { EventRecord } from '../store/types.js';
-import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from './messages.js';
+import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage, type VolumeRecord } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import { jsonBytes, splitByBytes } from './split.js';
 
@@ -33,7 +33,15 @@ export interface SessionIdentity {
   advertise: string;
   labels: Record<string, string>;
   capacity: { memoryBytes?: number };
+  /** Directories the node allows host mounts under (`--allow-host-path`); sent when there are any. */
+  allowHostPaths?: string[];
 }
+
+/** What the node answers to the server's `volumes` and `volumes-remove` requests. */
+export type VolumesAnswer =
+  | { op: 'list'; ok: true; volumes: VolumeRecord[] }
+  | { op: 'remove'; ok: true; removed: string[]; failed: Array<{ name: string; error: string }> }
+  | { op: 'list' | 'remove'; ok: false; error: unknown };
 
 /** Heartbeat timing until the server's welcome sets its own. */
 export const DEFAULT_SESSION_HEARTBEAT = { intervalMs: 5000, timeoutMs: 15000 } as const;
@@ -102,6 +110,8 @@ export type AgentSessionInput =
   | { kind: 'assigned' }
   /** The answer to a `containers` effect. */
   | ({ kind: 'containers'; id: number; service: string } & ({ ok: true; containers: ObservedContainer[] } | { ok: false; error: unknown }))
+  /** The answer to a `volumes` effect. */
+  | { kind: 'volumes'; id: number; answer: VolumesAnswer }
   /** A batch of a log stream's lines (within its credit). */
   | { kind: 'log-lines'; id: number; lines: string[] }
   /** A log stream ended; `error` when it failed (not when it was stopped). */
@@ -119,6 +129,8 @@ export type AgentSessionEffect =
   | { kind: 'assign'; slots: SlotAssignment[] }
   /** List the node's containers of a service; feed the answer back as a `containers` input. */
   | { kind: 'containers'; id: number; service: string }
+  /** List the node's volumes (no `remove`), or remove a service's; feed the answer back as a `volumes` input. */
+  | { kind: 'volumes'; id: number; remove?: string }
   /** Stream a container's output as `log-lines` inputs, within `window` characters of credit, then `log-end`. */
   | { kind: 'logs.start'; id: number; containerId: string; tail?: number; follow: boolean; window?: number }
   | { kind: 'logs.credit'; id: number; chars: number }
@@ -265,6 +277,20 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
       return out();
     }
 
+    case 'volumes': {
+      if (s.phase === 'idle') return out();
+      const a = input.answer;
+      if (!a.ok) {
+        const error = errorMessage(a.error).slice(0, LIMITS.text);
+        send.push(a.op === 'list' ? { type: 'volumes-result', id: input.id, volumes: [], error } : { type: 'volumes-removed', id: input.id, removed: [], failed: [], error });
+      } else if (a.op === 'list') {
+        send.push({ type: 'volumes-result', id: input.id, volumes: a.volumes.slice(0, LIMITS.volumes) });
+      } else {
+        send.push({ type: 'volumes-removed', id: input.id, removed: a.removed.slice(0, LIMITS.volumes), failed: a.failed.slice(0, LIMITS.volumes).map((f) => ({ name: f.name, error: f.error.slice(0, LIMITS.text) })) });
+      }
+      return out();
+    }
+
     case 'log-lines':
       if (s.phase !== 'idle') send.push({ type: 'logs-data', id: input.id, lines: input.lines });
       return out();
@@ -316,6 +342,12 @@ function onMessage(s: AgentSessionState, msg: ServerMessage, send: AgentMessage[
       return;
     case 'observe':
       effects.push({ kind: 'inventory', for: 'observe', id: msg.id });
+      return;
+    case 'volumes':
+      effects.push({ kind: 'volumes', id: msg.id });
+      return;
+    case 'volumes-remove':
+      effects.push({ kind: 'volumes', id: msg.id, remove: msg.service });
       return;
     case 'logs':
       s.logStreams = [...s.logStreams, msg.id];
@@ -398,6 +430,7 @@ function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { k
         reports: first,
         endpoints,
         ...(rest.length ? { more: true } : {}),
+        ...(id.allowHostPaths && id.allowHostPaths.length > 0 ? { allowHostPaths: id.allowHostPaths } : {}),
       });
       return;
     }

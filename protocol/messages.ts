@@ -6,8 +6,9 @@
  * later deltas per service. The agent pushes `state` (instances and ready endpoints) on every
  * change and `event` lines of its reconciliation log; it sends `heartbeat` every period and
  * the server acks. Either side ends a session that stays silent past the deadline.
- * Request/response pairs carry an `id`: drain (agent asks); observe, logs and containers
- * (server asks: status reads the node's instances from Docker through its agent, not a cache).
+ * Request/response pairs carry an `id`: drain (agent asks); observe, logs, containers, volumes
+ * and volumes-remove (server asks: status reads the node's instances from Docker through its
+ * agent, not a cache; volumes live on the node).
  */
 import { z } from 'zod';
 
@@ -51,6 +52,11 @@ export const LIMITS = {
   labels: 128,
   /** A full report set sent in parts (`more`) may add up to this many reports. */
   reportsTotal: 20_000,
+  /** Volumes in one volumes-result or volumes-removed message. */
+  volumes: 4096,
+  /** Directories an agent allows host mounts under (`--allow-host-path`), and the length of each. */
+  hostPaths: 64,
+  path: 4096,
 } as const;
 
 const name = str.min(1).max(LIMITS.name);
@@ -137,6 +143,17 @@ const eventRecord = z
     path: ['reason'],
   });
 const container = z.looseObject({ id, name, labels, status: str.max(LIMITS.id) });
+/** One named volume of the node (SPEC §3.8): the server adds the node's name. */
+const volumeRecord = z.strictObject({
+  name,
+  service: name,
+  volume: name,
+  slot: count,
+  /** A container of that slot (in any state) exists on the node: it mounts the volume. */
+  inUse: z.boolean(),
+  sizeBytes: count.nullable(),
+});
+const volumeFailure = z.strictObject({ name, error: text });
 
 /** Arrays of records: the envelope bounds their length; each record is validated on its own. */
 const records = (max: number) => z.array(z.unknown()).max(max);
@@ -148,6 +165,8 @@ const RECORD_FIELDS: Record<string, Record<string, z.ZodType>> = {
   event: { records: eventRecord },
   observed: { reports: instanceReport, endpoints: endpoint },
   'containers-result': { containers: container },
+  'volumes-result': { volumes: volumeRecord },
+  'volumes-removed': { failed: volumeFailure },
 };
 
 export const agentMessage = z.discriminatedUnion('type', [
@@ -163,6 +182,8 @@ export const agentMessage = z.discriminatedUnion('type', [
     endpoints: records(LIMITS.endpoints),
     /** The report set continues in the next `state` message(s) (it did not fit in one). */
     more: z.boolean().optional(),
+    /** Directories the node allows host mounts under (`--allow-host-path`); absent: none. */
+    allowHostPaths: z.array(str.min(1).max(LIMITS.path)).max(LIMITS.hostPaths).optional(),
   }),
   z.strictObject({ type: z.literal('state'), reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints), more: z.boolean().optional() }),
   /** Ready endpoints only, sent the moment they change (routes follow within milliseconds). */
@@ -175,6 +196,10 @@ export const agentMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('logs-end'), id: z.number().int(), error: str.max(4096).optional() }),
   z.strictObject({ type: z.literal('containers-result'), id: count, containers: records(LIMITS.containers), error: text.optional() }),
   z.strictObject({ type: z.literal('observed'), id: count, reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints).optional(), error: text.optional(), more: z.boolean().optional() }),
+  /** The node's named volumes of this cluster (answer to `volumes`). */
+  z.strictObject({ type: z.literal('volumes-result'), id: count, volumes: records(LIMITS.volumes), error: text.optional() }),
+  /** What a `volumes-remove` removed (gone already counts as removed) and what it could not. */
+  z.strictObject({ type: z.literal('volumes-removed'), id: count, removed: z.array(name).max(LIMITS.volumes), failed: records(LIMITS.volumes), error: text.optional() }),
 ]);
 
 export const serverMessage = z.discriminatedUnion('type', [
@@ -194,6 +219,10 @@ export const serverMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('logs-cancel'), id: z.number().int() }),
   z.strictObject({ type: z.literal('containers'), id: z.number().int(), service: str }),
   z.strictObject({ type: z.literal('observe'), id: z.number().int() }),
+  /** List the node's named volumes of this cluster. */
+  z.strictObject({ type: z.literal('volumes'), id: z.number().int() }),
+  /** Remove the node's named volumes of this service (labels orca.cluster and orca.service). */
+  z.strictObject({ type: z.literal('volumes-remove'), id: z.number().int(), service: str.min(1).max(LIMITS.name) }),
   z.strictObject({ type: z.literal('error'), code: str, message: str }),
 ]);
 
@@ -210,6 +239,7 @@ export type AgentMessage =
       reports: InstanceReport[];
       endpoints: Endpoint[];
       more?: boolean;
+      allowHostPaths?: string[];
     }
   | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
   | { type: 'endpoints'; endpoints: Endpoint[] }
@@ -219,7 +249,19 @@ export type AgentMessage =
   | { type: 'logs-data'; id: number; lines: string[] }
   | { type: 'logs-end'; id: number; error?: string }
   | { type: 'containers-result'; id: number; containers: ObservedContainer[]; error?: string }
-  | { type: 'observed'; id: number; reports: InstanceReport[]; endpoints?: Endpoint[]; error?: string; more?: boolean };
+  | { type: 'observed'; id: number; reports: InstanceReport[]; endpoints?: Endpoint[]; error?: string; more?: boolean }
+  | { type: 'volumes-result'; id: number; volumes: VolumeRecord[]; error?: string }
+  | { type: 'volumes-removed'; id: number; removed: string[]; failed: Array<{ name: string; error: string }>; error?: string };
+
+/** One named volume as its node's agent reports it. */
+export interface VolumeRecord {
+  name: string;
+  service: string;
+  volume: string;
+  slot: number;
+  inUse: boolean;
+  sizeBytes: number | null;
+}
 
 export type ServerMessage =
   | { type: 'welcome'; v: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }
@@ -231,6 +273,8 @@ export type ServerMessage =
   | { type: 'logs-cancel'; id: number }
   | { type: 'containers'; id: number; service: string }
   | { type: 'observe'; id: number }
+  | { type: 'volumes'; id: number }
+  | { type: 'volumes-remove'; id: number; service: string }
   | { type: 'error'; code: string; message: string };
 
 import type { Endpoint } from '../core/endpoint.js';

@@ -116,6 +116,24 @@ describe('stepServerSession: requests', () => {
     expect(steps[2]!.effects).toEqual([{ kind: 'timer.clear', timer: 'rpc:6' }, { kind: 'reply', id: 6, msg: { type: 'containers-result', id: 6, containers: [] } }]);
   });
 
+  it('answers volumes and volumes-remove by id', () => {
+    const vol = { name: 'orca-c-db-data-0', service: 'db', volume: 'data', slot: 0, inUse: true, sizeBytes: null };
+    const steps = run([
+      attached,
+      { kind: 'request', id: 7, request: { type: 'volumes' }, timeoutMs: 1000 },
+      { kind: 'request', id: 8, request: { type: 'volumes-remove', service: 'db' }, timeoutMs: 1000 },
+      agent({ type: 'volumes-result', id: 7, volumes: [vol] }),
+      agent({ type: 'volumes-removed', id: 8, removed: [vol.name], failed: [] }),
+      agent({ type: 'volumes-removed', id: 8, removed: [], failed: [] }),
+    ]);
+    expect(steps[1]!.send).toEqual([{ type: 'volumes', id: 7 }]);
+    expect(steps[2]!.send).toEqual([{ type: 'volumes-remove', id: 8, service: 'db' }]);
+    expect(steps[3]!.effects).toEqual([{ kind: 'timer.clear', timer: 'rpc:7' }, { kind: 'reply', id: 7, msg: { type: 'volumes-result', id: 7, volumes: [vol] } }]);
+    expect(steps[4]!.effects).toEqual([{ kind: 'timer.clear', timer: 'rpc:8' }, { kind: 'reply', id: 8, msg: { type: 'volumes-removed', id: 8, removed: [vol.name], failed: [] } }]);
+    // A second answer to the same id is dropped.
+    expect(steps[5]!.effects).toEqual([]);
+  });
+
   it('times out, and a late answer is dropped', () => {
     const steps = run([attached, observe(5), { kind: 'timer', timer: 'rpc:5' }, agent({ type: 'observed', id: 5, reports: [report(2)] })]);
     expect(steps[2]!.effects).toEqual([{ kind: 'reply-timeout', id: 5 }]);

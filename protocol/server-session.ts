@@ -11,7 +11,7 @@
  * go as per-service deltas (an empty list removes a service), and an unchanged set sends
  * nothing. Reports: a set may come in parts (`more`); the last complete set stays until the
  * next is complete, and a set over LIMITS.reportsTotal is dropped. Requests (observe,
- * containers) are answered by id or time out; a session that ends fails those in flight and
+ * containers, volumes, volumes-remove) are answered by id or time out; a session that ends fails those in flight and
  * ends its log streams.
  */
 
@@ -20,7 +20,7 @@ import { LIMITS, type AgentMessage, type Endpoint, type ServerMessage } from './
 import type { InstanceReport } from './reports.js';
 
 export type ServerTimer = `rpc:${number}`;
-export type ServerRequest = { type: 'observe' } | { type: 'containers'; service: string };
+export type ServerRequest = { type: 'observe' } | { type: 'containers'; service: string } | { type: 'volumes' } | { type: 'volumes-remove'; service: string };
 
 export interface ServerSessionState {
   /** Whether a session is attached (messages can be sent). */
@@ -199,6 +199,8 @@ function onMessage(s: ServerSessionState, msg: AgentMessage, effects: ServerSess
       return;
     }
     case 'containers-result':
+    case 'volumes-result':
+    case 'volumes-removed':
       if (!(msg.id in s.pending)) return;
       s.pending = without(s.pending, msg.id);
       effects.push({ kind: 'timer.clear', timer: `rpc:${msg.id}` }, { kind: 'reply', id: msg.id, msg });

@@ -176,7 +176,13 @@ export class AgentHub {
     remote: string,
     isClosed: () => boolean,
   ): Promise<RemoteNode | null> {
-    const node = await this.deps.registry.hello({ name: hello.node, advertise: hello.advertise, labels: hello.labels, capacity: hello.capacity });
+    const node = await this.deps.registry.hello({
+      name: hello.node,
+      advertise: hello.advertise,
+      labels: hello.labels,
+      capacity: hello.capacity,
+      ...(hello.allowHostPaths?.length ? { allowHostPaths: hello.allowHostPaths } : {}),
+    });
     // The session may have ended while the node's facts were written: nothing to attach.
     if (isClosed()) return null;
     const clean = this.sanitize(node, remote, hello, false) as typeof hello;

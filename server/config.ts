@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { fail, ok, type Result } from '../core/errors.js';
@@ -19,6 +19,8 @@ export interface ServerConfig {
   localAgent: boolean;
   /** The cluster key file (`--cluster-key-file`); default `<dataDir>/cluster.key`, made on first start. */
   clusterKeyFile?: string;
+  /** Directories the embedded agent allows host mounts under (`--allow-host-path`, normalised); none by default. */
+  allowHostPaths: string[];
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -36,6 +38,7 @@ export interface ServerFlags {
   nodeDownGrace?: string;
   localAgent?: boolean;
   clusterKeyFile?: string;
+  allowHostPath?: string[];
 }
 
 const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
@@ -52,6 +55,7 @@ const fileSchema = z.strictObject({
   node_down_grace_secs: secs.optional(),
   local_agent: z.boolean().optional(),
   cluster_key_file: z.string().min(1).optional(),
+  allow_host_path: z.array(z.string().min(1)).max(64).optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -77,6 +81,23 @@ function parseSecs(value: string | number | undefined, what: string, errors: str
     return undefined;
   }
   return Math.round(n * 1000);
+}
+
+/**
+ * `--allow-host-path DIR` values (orca server and orca agent): absolute, normalised (`..` folded,
+ * no trailing slash), duplicates dropped; a relative one is an error naming the flag.
+ */
+export function parseAllowHostPaths(values: readonly string[], what: string, errors: string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    if (!posix.isAbsolute(v)) {
+      errors.push(`${what}: "${v.slice(0, 200)}" must be an absolute directory`);
+      continue;
+    }
+    const p = posix.normalize(v).replace(/(.)\/+$/, '$1');
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
 }
 
 /**
@@ -138,6 +159,7 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     heartbeatTimeoutMs: ms(flags.heartbeatTimeout, '--heartbeat-timeout', file.heartbeat_timeout_secs, DEFAULTS.heartbeatTimeoutMs),
     nodeDownGraceMs: ms(flags.nodeDownGrace, '--node-down-grace', file.node_down_grace_secs, DEFAULTS.nodeDownGraceMs),
     localAgent: flags.localAgent ?? file.local_agent ?? true,
+    allowHostPaths: parseAllowHostPaths(flags.allowHostPath ?? file.allow_host_path ?? [], flags.allowHostPath ? '--allow-host-path' : 'allow_host_path', errors),
   };
   const keyFile = flags.clusterKeyFile ?? file.cluster_key_file;
   if (keyFile !== undefined) config.clusterKeyFile = resolve(keyFile);

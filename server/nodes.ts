@@ -1,4 +1,5 @@
 import type { InstanceReport } from '../protocol/reports.js';
+import type { VolumeRecord } from '../protocol/messages.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeState } from '../controllers/node/actions.js';
@@ -26,6 +27,12 @@ export interface NodeLink {
   lastReports(): InstanceReport[];
   /** The node's instances as observed now. */
   observe(): Promise<InstanceReport[]>;
+  /** Directories the node allows host mounts under (`--allow-host-path`). */
+  allowHostPaths(): string[];
+  /** The node's named volumes now, or what it last listed (`stale`) when it cannot be asked. */
+  volumes(): Promise<{ volumes: VolumeRecord[]; stale: boolean }>;
+  /** Removes a service's volumes on the node. Throws when the node cannot be asked. */
+  removeVolumes(service: string): Promise<{ removed: string[]; failed: Array<{ name: string; error: string }> }>;
   /** Containers of a service on that node (for logs). */
   containers(service: string): Promise<ObservedContainer[]>;
   logs(containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<string>;

@@ -4,7 +4,7 @@ import type { Logger } from '../core/log.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { InstanceReport } from '../protocol/reports.js';
 import type { Channel } from '../protocol/channel.js';
-import { encode, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
+import { encode, type AgentMessage, type Endpoint, type ServerMessage, type VolumeRecord } from '../protocol/messages.js';
 import {
   initialServerSession,
   stepServerSession,
@@ -12,6 +12,7 @@ import {
   type ServerSessionInput,
   type ServerSessionState,
   type ServerTimer,
+  type ServerRequest,
 } from '../protocol/server-session.js';
 import { isAssigned } from './endpoint-check.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
@@ -27,6 +28,8 @@ export interface NodeInfo {
   capacity: { memoryBytes?: number };
   /** Set by `orca drain`, cleared by `orca uncordon`. */
   drained: boolean;
+  /** Directories the node allows host mounts under (its hello); absent: none. */
+  allowHostPaths?: string[];
 }
 
 const RPC_TIMEOUT_MS = DEFAULTS.nodeRpcTimeoutMs;
@@ -54,6 +57,8 @@ export class RemoteNode implements NodeLink {
   private nextId = 1;
   private readonly pending = new Map<number, { reply: (msg: AgentMessage) => void; timeout: () => void }>();
   private readonly logQueues = new Map<number, LogInbox>();
+  /** The node's volumes as it last listed them (shown for a node that cannot be asked). */
+  private lastVolumes: VolumeRecord[] = [];
   private readonly queue: ServerSessionInput[] = [];
   private stepping = false;
   lastHeartbeatMs: number;
@@ -75,6 +80,9 @@ export class RemoteNode implements NodeLink {
   }
   capacity(): { memoryBytes?: number } {
     return this.info.capacity;
+  }
+  allowHostPaths(): string[] {
+    return this.info.allowHostPaths ?? [];
   }
   state(): NodeState {
     return this.nodeState;
@@ -114,6 +122,8 @@ export class RemoteNode implements NodeLink {
     switch (msg.type) {
       case 'observed':
       case 'containers-result':
+      case 'volumes-result':
+      case 'volumes-removed':
       case 'logs-data':
       case 'logs-end':
         this.feed({ kind: 'message', msg });
@@ -193,6 +203,35 @@ export class RemoteNode implements NodeLink {
     return msg.containers;
   }
 
+  /**
+   * The node's named volumes as its agent lists them now; for a node that cannot be asked, what it
+   * last listed with `stale: true` (empty when it never did).
+   */
+  async volumes(): Promise<{ volumes: VolumeRecord[]; stale: boolean }> {
+    if (!this.channel || this.nodeState === 'unreachable' || this.nodeState === 'down') return { volumes: this.lastVolumes, stale: true };
+    try {
+      const msg = await this.request({ type: 'volumes' });
+      if (msg.type === 'volumes-result' && !msg.error) {
+        this.lastVolumes = msg.volumes;
+        return { volumes: msg.volumes, stale: false };
+      }
+      this.log.warn({ node: this.name, error: 'error' in msg ? msg.error : undefined }, 'node could not list its volumes; using its last list');
+    } catch (err) {
+      this.log.warn({ node: this.name, err }, 'node did not answer volumes; using its last list');
+    }
+    return { volumes: this.lastVolumes, stale: true };
+  }
+
+  /** Asks the node to remove a service's volumes: what it removed and what it could not. Throws when it cannot be asked or does not answer. */
+  async removeVolumes(service: string): Promise<{ removed: string[]; failed: Array<{ name: string; error: string }> }> {
+    if (!this.channel || this.nodeState === 'down') throw new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${this.name} is not connected`);
+    const msg = await this.request({ type: 'volumes-remove', service });
+    if (msg.type !== 'volumes-removed') throw new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${this.name}: ${'error' in msg && msg.error ? msg.error : 'no answer'}`);
+    if (msg.error) throw new OrcaError('ORCA_RUNTIME_FAILED', `node ${this.name}: ${msg.error}`);
+    this.lastVolumes = this.lastVolumes.filter((v) => !msg.removed.includes(v.name));
+    return { removed: msg.removed, failed: msg.failed };
+  }
+
   logs(containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }): AsyncIterable<string> {
     const node = this;
     return {
@@ -227,7 +266,7 @@ export class RemoteNode implements NodeLink {
     this.channel?.send(encode(msg));
   }
 
-  private request(request: { type: 'observe' } | { type: 'containers'; service: string }): Promise<AgentMessage> {
+  private request(request: ServerRequest): Promise<AgentMessage> {
     if (!this.channel) return Promise.reject(new OrcaError('ORCA_SERVER_UNREACHABLE', `node ${this.name} is not connected`));
     const id = this.nextId++;
     return new Promise<AgentMessage>((resolve, reject) => {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { createLogger } from '../../core/log.js';
 import { DEFAULTS } from '../../core/defaults.js';
 import { isOrcaError } from '../../core/errors.js';
-import { defaultDataDir } from '../../server/config.js';
+import { defaultDataDir, parseAllowHostPaths } from '../../server/config.js';
 import { agentUrl, startAgent } from '../../agent/main.js';
 import { resolveToken } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
@@ -20,6 +20,7 @@ interface AgentFlags {
   reconnectMax?: string;
   watchdogInterval?: string;
   label?: string[];
+  allowHostPath?: string[];
 }
 
 function secs(v: string | undefined, flag: string, def: number, errors: string[]): number {
@@ -51,6 +52,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
   const reconnectInitialMs = secs(flags.reconnectInitial, '--reconnect-initial', DEFAULTS.reconnectInitialMs, errors);
   const reconnectMaxMs = secs(flags.reconnectMax, '--reconnect-max', DEFAULTS.reconnectMaxMs, errors);
   const watchdogIntervalMs = secs(flags.watchdogInterval, '--watchdog-interval', DEFAULTS.watchdogIntervalMs, errors);
+  const allowHostPaths = parseAllowHostPaths(flags.allowHostPath ?? [], '--allow-host-path', errors);
   if (errors.length) throw new CliError(EXIT.invalid, errors.join('\n'));
 
   const log = createLogger();
@@ -68,6 +70,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
         reconnectInitialMs,
         reconnectMaxMs,
         watchdogIntervalMs,
+        allowHostPaths,
       },
       { log },
     );
