@@ -27,7 +27,7 @@ const node = (name: string, over: Partial<SchedulableNode> = {}): SchedulableNod
 });
 const ready = (name: string, over: Partial<SchedulableNode> = {}) => node(name, over);
 const unreachable = (name: string, over: Partial<SchedulableNode> = {}) => node(name, { ...nodeSchedulingFlags('unreachable'), ...over });
-const down = (name: string, over: Partial<SchedulableNode> = {}) => node(name, { ...nodeSchedulingFlags('down'), ...over });
+const down = (name: string, over: Partial<SchedulableNode> = {}) => node(name, { ...nodeSchedulingFlags('down'), down: true, ...over });
 const draining = (name: string, over: Partial<SchedulableNode> = {}) => node(name, { ...nodeSchedulingFlags('draining'), ...over });
 const cordoned = (name: string, over: Partial<SchedulableNode> = {}) =>
   node(name, { ...nodeSchedulingFlags('ready', { cordoned: true }), ...over });
@@ -546,5 +546,68 @@ describe('schedule: a spec with replicas out of bounds (stored by an older versi
       { key: 'huge/*', reason: 'replicas = 1000000000 is not an integer from 0 to 1000' },
       { key: 'neg/*', reason: 'replicas = -1 is not an integer from 0 to 1000' },
     ]);
+  });
+});
+
+describe('schedule: stateful slots and host mounts (SPEC §3.8)', () => {
+  const db = svc('db', { replicas: 2, volumes: { data: '/data' } });
+  const prev = new Map([
+    ['db/0', 'n1'],
+    ['db/1', 'n2'],
+  ]);
+  const cases: Array<{ name: string; nodes: SchedulableNode[]; homes?: Map<string, string>; want: Record<string, string[]>; unplaced?: Array<{ key: string; reason: string }>; moved?: unknown[] }> = [
+    { name: 'ready nodes: each slot stays with its volume', nodes: [ready('n1'), ready('n2')], want: { n1: ['db/0'], n2: ['db/1'] } },
+    {
+      name: 'its node down: the slot waits there, not moved, with the reason',
+      nodes: [ready('n1'), down('n2'), ready('n3')],
+      want: { n1: ['db/0'] },
+      unplaced: [{ key: 'db/1', reason: 'volume on down node n2' }],
+      moved: [],
+    },
+    { name: 'its node draining: the slot stays (its data is there)', nodes: [ready('n1'), draining('n2'), ready('n3')], want: { n1: ['db/0'], n2: ['db/1'] }, moved: [] },
+    { name: 'its node unreachable or cordoned: the slot stays', nodes: [unreachable('n1'), cordoned('n2')], want: { n1: ['db/0'], n2: ['db/1'] } },
+    {
+      name: 'its node short of memory: the slot stays',
+      nodes: [ready('n1', { capacity: { memoryBytes: 1 } }), ready('n2')],
+      want: { n1: ['db/0'], n2: ['db/1'] },
+    },
+    {
+      name: 'the volume home wins over the last placement (scaled to 0 and back: no previous placement)',
+      nodes: [ready('n1'), ready('n2'), ready('n3')],
+      homes: new Map([
+        ['db/0', 'n3'],
+        ['db/1', 'n3'],
+      ]),
+      want: { n3: ['db/0', 'db/1'] },
+    },
+    {
+      name: 'a node no longer known: the slot is placed anew',
+      nodes: [ready('n1'), ready('n3')],
+      want: { n1: ['db/0'], n3: ['db/1'] },
+      moved: [{ key: 'db/1', from: 'n2', to: 'n3' }],
+    },
+  ];
+  it.each(cases)('$name', (c) => {
+    const r = schedule([db], c.nodes, prev, c.homes);
+    expect(byNode(r)).toEqual(c.want);
+    expect(r.unplaced).toEqual(c.unplaced ?? []);
+    if (c.moved) expect(r.moved).toEqual(c.moved);
+  });
+
+  it('a stateless service on a down node still moves', () => {
+    const r = schedule([svc('web', { replicas: 1 })], [down('n1'), ready('n2')], new Map([['web/0', 'n1']]));
+    expect(byNode(r)).toEqual({ n2: ['web/0'] });
+  });
+
+  it('host mounts: only on nodes that allow every host path (after normalisation); else pending with the reason', () => {
+    const shared = svc('files', { mounts: [{ host: '/srv/shared', path: '/shared', readOnly: true }] });
+    expect(byNode(schedule([shared], [ready('n1'), ready('n2', { allowHostPaths: ['/srv'] })]))).toEqual({ n2: ['files/0'] });
+    expect(byNode(schedule([shared], [ready('n1', { allowHostPaths: ['/srv/shared/'] })]))).toEqual({ n1: ['files/0'] });
+    const sneaky = svc('files', { mounts: [{ host: '/srv/../etc', path: '/x', readOnly: true }] });
+    const r = schedule([sneaky], [ready('n1', { allowHostPaths: ['/srv'] })]);
+    expect(r.unplaced).toEqual([{ key: 'files/0', reason: 'no schedulable node allows host path /srv/../etc (orca agent --allow-host-path)' }]);
+    // A slot already on a node that stops allowing the path moves away.
+    const moved = schedule([shared], [ready('n1'), ready('n2', { allowHostPaths: ['/srv'] })], new Map([['files/0', 'n1']]));
+    expect(byNode(moved)).toEqual({ n2: ['files/0'] });
   });
 });

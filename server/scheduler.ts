@@ -4,6 +4,7 @@ import type { ServiceSpec } from '../manifest/types.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
 import { formatMemory } from '../manifest/units.js';
 import { LIMITS } from '../manifest/limits.js';
+import { hostPathAllowed } from '../core/host-paths.js';
 import type { NodeState } from './nodes.js';
 
 /**
@@ -37,6 +38,10 @@ export interface SchedulableNode {
    * memory counts 0). Absent means unlimited.
    */
   capacity?: { memoryBytes?: number };
+  /** The node is `down` (not merely draining): a slot whose volume it holds waits for it (SPEC §3.8). */
+  down?: boolean;
+  /** Directories the node allows host mounts under; a service's host paths must all lie under one. */
+  allowHostPaths?: readonly string[];
 }
 
 /** A replica slot the scheduler could not place, and why (for logs, events and status). */
@@ -132,6 +137,11 @@ export function nodeSchedulingFlags(
  * the scheduler never loops over an unbounded count. (The control plane screens such specs out
  * before; this is the scheduler's own guard.)
  *
+ * A slot of a service with volumes stays on the node that holds them (`homes`, else `previous`)
+ * whatever that node's state; while that node is `down` the slot waits, unplaced with the reason
+ * `volume on down node <n>`, and is not reported as moved. A service with host mounts is placed
+ * only on nodes that allow every one of its host paths.
+ *
  * There is no rebalancing: a running slot never moves only because a node was added or came
  * back. Capacity is accounted by the declared limits of the desired slots; the transient surge
  * instance of a start-first rollout or move is not counted.
@@ -140,6 +150,7 @@ export function schedule(
   services: readonly ServiceRecord[],
   nodes: readonly SchedulableNode[],
   previous: ReadonlyMap<string, string> = new Map(),
+  homes: ReadonlyMap<string, string> = new Map(),
 ): ScheduleResult {
   const sortedNodes = [...nodes].sort((a, b) => cmp(a.name, b.name));
   const byName = new Map<string, NodeUsage>();
@@ -168,11 +179,31 @@ export function schedule(
   const chosen = new Map<Slot, NodeUsage>();
   const pending: Slot[] = [];
 
-  // 1. Keep.
+  const waiting = new Map<Slot, string>();
+  // 0. Stateful slots stay with their volume (SPEC §3.8): on its node whatever that node's state
+  // (draining, cordoned, unreachable, short of room), and nowhere while it is down. A node no
+  // longer known at all (orca nodes rm) frees the slot to be placed anew, with a new volume.
+  const rest: Slot[] = [];
   for (const s of slots) {
+    const home = hasVolumes(s.svc.spec) ? (homes.get(s.key) ?? previous.get(s.key)) : undefined;
+    const u = home === undefined ? undefined : byName.get(home);
+    if (!u) {
+      rest.push(s);
+      continue;
+    }
+    if (u.node.down) {
+      waiting.set(s, `volume on down node ${u.node.name}`);
+      continue;
+    }
+    take(u, s);
+    chosen.set(s, u);
+  }
+
+  // 1. Keep.
+  for (const s of rest) {
     const prev = previous.get(s.key);
     const u = prev === undefined ? undefined : byName.get(prev);
-    if (u && keepsSlots(u.node) && matches(s.svc.spec, u.node) && hasRoom(u, s.memory)) {
+    if (u && keepsSlots(u.node) && matches(s.svc.spec, u.node) && allowsMounts(s.svc.spec, u.node) && hasRoom(u, s.memory)) {
       take(u, s);
       chosen.set(s, u);
     } else {
@@ -186,7 +217,7 @@ export function schedule(
   for (const s of pending) {
     let best: NodeUsage | undefined;
     for (const u of usages) {
-      if (!u.node.schedulable || !matches(s.svc.spec, u.node) || !hasRoom(u, s.memory)) continue;
+      if (!u.node.schedulable || !matches(s.svc.spec, u.node) || !allowsMounts(s.svc.spec, u.node) || !hasRoom(u, s.memory)) continue;
       if (!best || better(u, best, s.svc.name)) best = u;
     }
     if (best) {
@@ -218,10 +249,11 @@ export function schedule(
         spec: s.svc.spec,
       });
     } else {
-      unplaced.push({ key: s.key, reason: reasons.get(s) ?? 'unplaceable' });
+      unplaced.push({ key: s.key, reason: waiting.get(s) ?? reasons.get(s) ?? 'unplaceable' });
     }
     const to = u?.node.name ?? null;
-    if (prev !== undefined && prev !== to) moved.push({ key: s.key, from: prev, to });
+    // A slot waiting for its volume's node has not moved: it is still that node's.
+    if (prev !== undefined && prev !== to && !waiting.has(s)) moved.push({ key: s.key, from: prev, to });
   }
   return { assignments, placement, unplaced, moved };
 }
@@ -291,6 +323,15 @@ function matches(spec: ServiceSpec, node: SchedulableNode): boolean {
   return matchesNode(spec, node) && matchesLabels(spec, node);
 }
 
+function hasVolumes(spec: ServiceSpec): boolean {
+  return Object.keys(spec.volumes ?? {}).length > 0;
+}
+
+/** Every host path of the service lies under a directory the node allows (lexically: the agent also resolves symlinks). */
+function allowsMounts(spec: ServiceSpec, node: SchedulableNode): boolean {
+  return (spec.mounts ?? []).every((m) => hostPathAllowed(m.host, node.allowHostPaths ?? []));
+}
+
 function labelText(labels: Record<string, string>): string {
   return Object.keys(labels)
     .sort(cmp)
@@ -317,8 +358,13 @@ function whyUnplaced(s: Slot, usages: readonly NodeUsage[]): string {
   if (schedulable.length === 0) {
     return placementText ? `no schedulable node matches ${placementText}` : 'no schedulable node';
   }
+  const mounting = schedulable.filter((u) => allowsMounts(spec, u.node));
+  if (mounting.length === 0) {
+    const paths = (spec.mounts ?? []).map((m) => m.host).join(', ');
+    return `no schedulable node allows host path ${paths} (orca agent --allow-host-path)`;
+  }
   let largest = 0;
-  for (const u of schedulable) {
+  for (const u of mounting) {
     const limit = memoryLimit(u.node);
     if (limit !== undefined) largest = Math.max(largest, limit - u.memory);
   }
