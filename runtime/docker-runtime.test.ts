@@ -71,6 +71,27 @@ describe('DockerRuntime on a real engine', () => {
 
   afterAll(() => removeCluster(rt, cluster));
 
+  it('two runtimes ensuring one network at once, or a duplicate left by an earlier race, end with exactly one', async () => {
+    const name = `${cluster}-net`;
+    const countNamed = () => execFileSync('docker', ['network', 'ls', '-q', '--filter', `name=^${name}$`]).toString().trim().split('\n').filter(Boolean).length;
+    try {
+      // Separate runtimes share no in-process lock: what two agents on one Docker host do.
+      await Promise.all([new DockerRuntime(), new DockerRuntime(), new DockerRuntime()].map((r) => r.ensureNetwork(name, { [LABEL.cluster]: cluster })));
+      expect(countNamed()).toBe(1);
+      // A duplicate made with the engine's duplicate check off (what a lost race leaves behind).
+      execFileSync('curl', ['-sf', '--unix-socket', '/var/run/docker.sock', '-XPOST', '-H', 'content-type: application/json',
+        '-d', JSON.stringify({ Name: name, CheckDuplicate: false, Labels: { [LABEL.cluster]: cluster } }), 'http://docker/v1.41/networks/create']);
+      expect(countNamed()).toBe(2);
+      expect(await rt.ensureNetwork(name, { [LABEL.cluster]: cluster })).toBe(false);
+      expect(countNamed()).toBe(1);
+      expect((await rt.inspectNetwork(name))?.name).toBe(name);
+    } finally {
+      for (const id of execFileSync('docker', ['network', 'ls', '-q', '--filter', `name=^${name}$`]).toString().trim().split('\n').filter(Boolean)) {
+        execFileSync('docker', ['network', 'rm', id]);
+      }
+    }
+  });
+
   it('flags an OOM kill: oomKilled, exit 137, oom and die events', async () => {
     const ac = new AbortController();
     const ev = collect(rt, { [LABEL.cluster]: cluster }, ac);

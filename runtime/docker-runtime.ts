@@ -223,7 +223,15 @@ export class DockerRuntime implements Runtime {
 
   private async ensureNetworkNow(name: string, labels: Record<string, string>): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
-      const existing = await this.inspectNetwork(name);
+      let existing: ObservedNetwork | undefined;
+      try {
+        existing = await this.inspectNetwork(name);
+      } catch (e) {
+        // Two networks of this name (an earlier race): settle on one and look again (once).
+        if (attempt > 0 || !/ambiguous/i.test(errorMessage(e))) throw e;
+        await this.settleDuplicateNetworks(name);
+        continue;
+      }
       if (existing) {
         if (existing.driver === 'bridge') return false;
         throw new OrcaError(
@@ -234,10 +242,41 @@ export class DockerRuntime implements Runtime {
       try {
         // CheckDuplicate: API 1.41 would otherwise make a second network with the same name.
         await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { ...labels }, CheckDuplicate: true });
+        // CheckDuplicate is not atomic: two processes (two agents of one cluster on one Docker
+        // host) can each make one. Both then keep the same one and remove the other.
+        await this.settleDuplicateNetworks(name);
         return true;
       } catch (e) {
         // Made by someone else in between: look again (once).
         if (httpStatus(e) !== 409 || attempt > 0) throw toOrcaError(e, `create network ${name}`);
+      }
+    }
+  }
+
+  /**
+   * When several networks carry exactly this name (a create race), keeps the oldest (then the
+   * lowest id) and removes the others that Orca made and nothing is attached to. Every process
+   * that settles picks the same one. Never throws: a loser that cannot be removed now is left
+   * for the next pass.
+   */
+  private async settleDuplicateNetworks(name: string): Promise<void> {
+    let list: Array<{ Id: string; Name: string; Created?: string; Labels?: Record<string, string> | null }>;
+    try {
+      list = (await this.docker.listNetworks({ filters: { name: [name] } })) as typeof list;
+    } catch {
+      return;
+    }
+    const same = list.filter((n) => n.Name === name);
+    if (same.length < 2) return;
+    same.sort((a, b) => (a.Created ?? '').localeCompare(b.Created ?? '') || a.Id.localeCompare(b.Id));
+    for (const extra of same.slice(1)) {
+      if (extra.Labels?.[LABEL.cluster] === undefined) continue;
+      try {
+        const info = (await this.docker.getNetwork(extra.Id).inspect()) as { Containers?: Record<string, unknown> | null };
+        if (Object.keys(info.Containers ?? {}).length > 0) continue;
+        await this.docker.getNetwork(extra.Id).remove();
+      } catch {
+        // Removed by the other process, or in use since: fine either way.
       }
     }
   }
