@@ -231,8 +231,9 @@ export class Agent {
       signal,
     );
     startWatchdog(this.deps.clock, this.deps.watchdogIntervalMs, signal, () => this.resyncAll());
+    // Before its first assignment set (a fresh agent not yet welcomed, or one the server
+    // refuses) the agent makes nothing on the Docker host, not even the cluster network.
     if (this.assignments.known) await this.resyncAll();
-    else await healClusterNetwork(this.deps, []);
   }
 
   /**

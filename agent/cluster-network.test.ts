@@ -57,14 +57,16 @@ async function world(prepare: (rt: FakeRuntime) => void = () => undefined) {
 }
 
 describe('the cluster network, as the agent keeps it (FakeRuntime)', () => {
-  it('is created once, at start, labelled with the cluster; every instance is created on it with <service> and <instance-id>', async () => {
+  it('is created once, labelled with the cluster, and not before the first assignment set; every instance is created on it with <service> and <instance-id>', async () => {
     const w = await world();
     await w.agent.start(w.abort.signal);
     await w.settle();
-    expect(await w.rt.inspectNetwork(NETWORK)).toMatchObject({ driver: 'bridge', labels: { [LABEL.cluster]: 'test' } });
+    // An agent that has not been welcomed (or is refused) makes nothing on the Docker host.
+    expect(await w.rt.inspectNetwork(NETWORK)).toBeUndefined();
     await w.agent.setAssignments(slotsOf(aSpec({ name: 'web', image: IMAGE, replicas: 2, port: 80 })));
     await w.settle();
     await w.settle(3 * WATCHDOG_MS);
+    expect(await w.rt.inspectNetwork(NETWORK)).toMatchObject({ driver: 'bridge', labels: { [LABEL.cluster]: 'test' } });
     const web = await w.running();
     expect(web).toHaveLength(2);
     for (const c of web) {
