@@ -77,7 +77,14 @@ export function buildProgram(): Command {
     .description('delete services (by name, or those defined in manifests)')
     .argument('[service...]')
     .option('-f, --file <path>', 'manifest file or directory (repeatable)', collect)
+    .option('--volumes', "also remove the services' named volumes once their containers are gone (their data is lost)")
     .action(async (services: string[], opts) => (await import('./commands/apply.js')).del(g(), services, opts));
+
+  program
+    .command('volumes')
+    .description('named volumes: node, service, slot, size when known, and whether an instance uses them')
+    .addOption(outputOption('{"volumes":[{"name","node","service","volume","slot","inUse","size"}]}'))
+    .action(async (opts) => (await import('./commands/volumes.js')).volumes(g(), opts));
 
   program
     .command('status')

@@ -65,9 +65,37 @@ export function createApi(deps: ApiDeps): Server {
       if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) {
         throw HttpError.of('ORCA_USAGE', 'services: must be a non-empty list of names');
       }
+      if (body.volumes !== undefined && typeof body.volumes !== 'boolean') throw HttpError.of('ORCA_USAGE', 'volumes: must be true or false');
       const r = await control.delete(names as string[]);
       if (!r.ok) throw HttpError.of('ORCA_NOT_FOUND', r.errors.join('; '), r.errors);
-      sendJson(res, 200, { deleted: r.value });
+      if (body.volumes !== true) {
+        sendJson(res, 200, { deleted: r.value });
+        return;
+      }
+      // Once the containers are gone (SPEC §3.8): the answer comes when the volumes are.
+      const removed: string[] = [];
+      const failed: Array<{ name: string; node: string; error: string }> = [];
+      for (const name of r.value) {
+        const v = await control.removeVolumes(name);
+        removed.push(...v.removed);
+        failed.push(...v.failed);
+      }
+      sendJson(res, 200, { deleted: r.value, volumes: { removed, failed } });
+    }],
+    ['GET', /^\/v1\/volumes$/, async (_req, res) => {
+      const volumes = await control.listVolumes();
+      sendJson(res, 200, {
+        volumes: volumes.map((v) => ({
+          name: v.name,
+          node: v.node,
+          service: v.service,
+          volume: v.volume,
+          slot: v.slot,
+          inUse: v.inUse,
+          ...(v.sizeBytes !== null ? { size: v.sizeBytes } : {}),
+          ...(v.stale ? { stale: true } : {}),
+        })),
+      });
     }],
     ['GET', /^\/v1\/status$/, async (_req, res, url) => {
       // A node that cannot be asked throws an OrcaError: answered by its code (HTTP_STATUS_OF).

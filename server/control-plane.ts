@@ -1,7 +1,8 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { routeConflicts } from './route-conflicts.js';
-import { fail, ok, OrcaError, type Result } from '../core/errors.js';
+import { errorMessage, fail, ok, OrcaError, type Result } from '../core/errors.js';
+import { sleep } from '../core/clock.js';
 import { checkStoredSpec, diffSpecs, formatManifestError, parseManifestText, specHash, type FieldChange } from '../manifest/index.js';
 import type { ServiceSpec } from '../manifest/types.js';
 import type { NewRevision, RevisionRecord, ServiceRecord, Store } from '../store/types.js';
@@ -60,6 +61,25 @@ export interface SecretSetResult {
 }
 
 const PLACEMENT_KEY = 'placement';
+/** Slot → the node that holds its volumes (SPEC §3.8): kept across scale-downs, deletes and restarts until `orca delete --volumes`. */
+const HOMES_KEY = 'volume-homes';
+/** How long `orca delete --volumes` waits for a service's containers to be gone before it names the volumes still in use. */
+const VOLUME_REMOVE_WAIT_MS = 60_000;
+const VOLUME_REMOVE_RETRY_MS = 250;
+
+/** A named volume as `orca volumes` lists it. */
+export interface VolumeListing {
+  name: string;
+  node: string;
+  service: string;
+  volume: string;
+  slot: number;
+  /** Null when the node cannot be asked now (`stale`). */
+  inUse: boolean | null;
+  sizeBytes: number | null;
+  /** From what the node last listed: it cannot be asked now (down or unreachable). */
+  stale?: true;
+}
 
 /**
  * Desired state: applies manifests as revisions, deletes, rolls back, and hands every node
@@ -69,6 +89,9 @@ const PLACEMENT_KEY = 'placement';
 export class ControlPlane {
   private chain: Promise<unknown> = Promise.resolve();
   private placement = new Map<string, string>();
+  private homes = new Map<string, string>();
+  /** The last scheduling pass's unplaced slots (`service/slot` → why), for status. */
+  private unplaced = new Map<string, string>();
   /**
    * Slots moved off a draining node keep running there until their new instance is ready
    * elsewhere (start-first drain): slot key → the node they are leaving.
@@ -94,6 +117,10 @@ export class ControlPlane {
     const saved = await this.deps.store.getKv<Record<string, string>>(PLACEMENT_KEY);
     if (saved && typeof saved === 'object') {
       this.placement = new Map(Object.entries(saved).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    }
+    const homes = await this.deps.store.getKv<Record<string, string>>(HOMES_KEY);
+    if (homes && typeof homes === 'object') {
+      this.homes = new Map(Object.entries(homes).filter((e): e is [string, string] => typeof e[1] === 'string'));
     }
     // Published by the server's first scheduling pass, once nodes and API are up.
     await this.serial(() => this.followSecrets(false));
@@ -374,15 +401,79 @@ export class ControlPlane {
   /** A service's status; one this version cannot schedule is `degraded`, with the reason. */
   private statusOf(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
     const reason = svc.deletedAt === undefined ? this.whyUnschedulable(svc) : null;
-    if (reason === null) return serviceStatus(svc, reports);
+    const unplaced = svc.deletedAt === undefined ? this.unplacedOf(svc.name) : [];
+    if (reason === null) return serviceStatus(svc, reports, unplaced);
     let base: ServiceStatus;
     try {
-      base = serviceStatus(svc, reports);
+      base = serviceStatus(svc, reports, unplaced);
     } catch {
       // A damaged spec may break even the status computation: report what is certain.
       base = { name: svc.name, revision: svc.revision, state: 'degraded', replicas: { desired: 0, running: 0, ready: 0 }, instances: [] };
     }
     return { ...base, state: 'degraded', reason };
+  }
+
+  /** The service's slots no node took in the last scheduling pass, and why. */
+  private unplacedOf(service: string): Array<{ slot: number; reason: string }> {
+    const out: Array<{ slot: number; reason: string }> = [];
+    for (const [key, reason] of this.unplaced) {
+      const i = key.lastIndexOf('/');
+      const slot = Number(key.slice(i + 1));
+      if (key.slice(0, i) === service && Number.isInteger(slot)) out.push({ slot, reason });
+    }
+    return out.sort((a, b) => a.slot - b.slot);
+  }
+
+  /**
+   * Every named volume of the cluster, asked of each node now; a node that cannot be asked
+   * (down, unreachable) contributes what it last listed, marked stale with inUse unknown.
+   */
+  async listVolumes(): Promise<VolumeListing[]> {
+    const all = await Promise.all(
+      this.nodeLinks().map(async (n) => {
+        const r = await n.volumes();
+        return r.volumes.map((v): VolumeListing => ({ ...v, node: n.name, ...(r.stale ? { inUse: null, stale: true as const } : {}) }));
+      }),
+    );
+    return all.flat().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.node < b.node ? -1 : 1));
+  }
+
+  /**
+   * `orca delete SERVICE --volumes`, after the delete: asks every node to remove the service's
+   * volumes, again while an engine refuses one (its container is still stopping), until all are
+   * gone or the wait is over. Returns what was removed and what was not, each with why; the
+   * service's volume homes are forgotten once none is left. A down node's volumes (as it last
+   * listed them) cannot be removed and are named.
+   */
+  async removeVolumes(service: string, waitMs = VOLUME_REMOVE_WAIT_MS): Promise<{ removed: string[]; failed: Array<{ name: string; node: string; error: string }> }> {
+    const deadline = this.deps.clock.now() + waitMs;
+    const removed: string[] = [];
+    for (;;) {
+      const failed: Array<{ name: string; node: string; error: string }> = [];
+      for (const n of this.nodeLinks()) {
+        try {
+          const r = await n.removeVolumes(service);
+          removed.push(...r.removed);
+          failed.push(...r.failed.map((f) => ({ ...f, node: n.name })));
+        } catch (err) {
+          const known = (await n.volumes()).volumes.filter((v) => v.service === service);
+          failed.push(...known.map((v) => ({ name: v.name, node: n.name, error: `node ${n.name} cannot be asked: ${errorMessage(err)}` })));
+        }
+      }
+      if (failed.length === 0 || this.deps.clock.now() >= deadline) {
+        if (failed.length === 0) await this.serial(() => this.forgetHomes(service));
+        return { removed: [...new Set(removed)].sort(), failed };
+      }
+      await sleep(this.deps.clock, VOLUME_REMOVE_RETRY_MS);
+    }
+  }
+
+  private async forgetHomes(service: string): Promise<void> {
+    let changed = false;
+    for (const key of [...this.homes.keys()]) {
+      if (key.slice(0, key.lastIndexOf('/')) === service) changed = this.homes.delete(key) || changed;
+    }
+    if (changed) await this.deps.store.putKv(HOMES_KEY, Object.fromEntries(this.homes));
   }
 
   /** Every node's instances, read from Docker through its agent now (unreachable nodes: their last report). */
@@ -434,9 +525,32 @@ export class ControlPlane {
     const byName = new Map(links.map((n) => [n.name, n]));
     const { assignments, placement, unplaced, moved } = schedule(
       services,
-      links.map((n) => ({ name: n.name, labels: n.labels(), capacity: n.capacity(), ...nodeSchedulingFlags(n.state()) })),
+      links.map((n) => ({
+        name: n.name,
+        labels: n.labels(),
+        capacity: n.capacity(),
+        ...nodeSchedulingFlags(n.state()),
+        down: n.state() === 'down',
+        allowHostPaths: n.allowHostPaths(),
+      })),
       this.placement,
+      this.homes,
     );
+    // A slot with volumes placed for the first time makes its home there (where its volume will be).
+    let homesChanged = false;
+    for (const svc of services) {
+      if (svc.deletedAt || Object.keys(svc.spec.volumes ?? {}).length === 0) continue;
+      for (let slot = 0; slot < svc.spec.replicas; slot++) {
+        const key = `${svc.name}/${slot}`;
+        const at = placement.get(key);
+        if (at !== undefined && !this.homes.has(key)) {
+          this.homes.set(key, at);
+          homesChanged = true;
+        }
+      }
+    }
+    if (homesChanged) await this.deps.store.putKv(HOMES_KEY, Object.fromEntries(this.homes));
+    this.unplaced = new Map(unplaced.map((u) => [u.key, u.reason]));
     // The slots that moved are the node reconciler's slot.reschedule actions (recorded, and
     // lingering on a draining node: see linger()).
     this.deps.reschedule(planReschedules(moved, (n) => byName.get(n)?.state()));

@@ -59,3 +59,25 @@ describe('serviceStatus', () => {
     expect(s.instances[0]?.error).toBe('image x:1 not found on node n1');
   });
 });
+
+describe('serviceStatus: slots no node took (SPEC §3.8)', () => {
+  const db: ServiceRecord = { name: 'db', revision: 1, spec: aSpec({ name: 'db', replicas: 2, volumes: { data: '/data' } }), specHash: 'h', createdAt: 't', updatedAt: 't' };
+  const hash = instanceHash(db.spec);
+  it('a slot whose volume is on a down node is listed waiting with the reason, and the service is degraded', () => {
+    const running = report({ id: 'db-1-0-aaaa', service: 'db', slot: 0, specHash: hash, current: true });
+    const s = serviceStatus(db, [running], [{ slot: 1, reason: 'volume on down node n2' }]);
+    expect(s.state).toBe('degraded');
+    expect(s.reason).toBe('volume on down node n2');
+    expect(s.instances.map((i) => [i.id, i.node, i.state, i.error])).toEqual([
+      ['db-1-0-aaaa', 'n1', 'running', null],
+      [null, 'n2', 'waiting', 'volume on down node n2'],
+    ]);
+    expect(s.replicas).toEqual({ desired: 2, running: 1, ready: 1 });
+  });
+
+  it('a slot no node allows is pending with the reason', () => {
+    const s = serviceStatus({ ...db, spec: { ...db.spec, replicas: 1 } }, [], [{ slot: 0, reason: 'no schedulable node allows host path /srv/x (orca agent --allow-host-path)' }]);
+    expect(s.state).toBe('degraded');
+    expect(s.instances).toEqual([expect.objectContaining({ id: null, node: '-', state: 'pending', error: expect.stringContaining('/srv/x') })]);
+  });
+});

@@ -40,9 +40,10 @@ export interface ServiceStatus {
 /**
  * Service status from the desired record and the instances observed now. Pure.
  * Counts only instances of the current spec (by instance hash); an instance of an older spec still live
- * means a rollout is in progress.
+ * means a rollout is in progress. `unplaced` are the slots no node took (from the scheduler): each is
+ * listed as an instance `waiting` (its volume's node is down: SPEC §3.8) or `pending`, with the reason.
  */
-export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
+export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[], unplaced: ReadonlyArray<{ slot: number; reason: string }> = []): ServiceStatus {
   const mine = reports.filter((r) => r.service === svc.name);
   const rolloutFailed = mine.find((r) => r.rolloutFailed)?.rolloutFailed ?? undefined;
   const hash = instanceHash(svc.spec, svc.secretVersions);
@@ -70,12 +71,16 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
   else state = 'degraded';
   const terminal = mine.find((r) => r.error)?.error;
   if (terminal && state !== 'healthy' && state !== 'stopped') reason ??= terminal;
+  // Slots no node took: a slot waiting for its volume's down node, or pending (host paths no node allows…).
+  const waiting = unplaced.filter((u) => u.slot < desired && !mine.some((r) => r.slot === u.slot && r.containerId !== null));
+  if (waiting.length > 0 && (state === 'healthy' || state === 'stopped')) state = 'degraded';
+  if (waiting.length > 0 && state === 'degraded') reason ??= waiting[0]?.reason;
   return {
     name: svc.name,
     revision: svc.revision,
     state,
     replicas: { desired, running, ready },
-    instances: mine.map((r) => ({
+    instances: mine.map((r): InstanceStatus => ({
       id: r.id,
       node: r.node,
       state: r.state,
@@ -87,7 +92,12 @@ export function serviceStatus(svc: ServiceRecord, reports: InstanceReport[]): Se
       nextRetryAt: r.nextRetryAt,
       error: r.error ?? null,
       probe: r.probe ?? null,
-    })),
+    })).concat(
+      waiting.map((u): InstanceStatus => {
+        const down = /^volume on down node (.+)$/.exec(u.reason);
+        return { id: null, node: down?.[1] ?? '-', state: down ? 'waiting' : 'pending', ready: false, restarts: 0, lastExit: null, containerId: null, address: null, nextRetryAt: null, error: u.reason, probe: null };
+      }),
+    ),
     ...(reason ? { reason } : {}),
     ...(current.some((r) => r.lastExit?.reason === 'OOMKilled') ? { hint: oomHint(svc.spec.resources.memoryBytes) } : {}),
   };

@@ -140,10 +140,16 @@ export async function diff(g: ClientOptions, opts: { file: string[]; output?: Fo
 const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
 
 /** `orca delete SERVICE… | -f PATH…` */
-export async function del(g: ClientOptions, names: string[], opts: { file?: string[] }): Promise<void> {
+export async function del(g: ClientOptions, names: string[], opts: { file?: string[]; volumes?: boolean }): Promise<void> {
   const services = [...names];
   if (opts.file?.length) services.push(...(await readManifests(opts.file)).services);
   if (services.length === 0) throw new CliError(EXIT.invalid, 'name at least one service, or -f with manifests');
-  const body = await new Client(g).json<{ deleted: string[] }>('POST', '/v1/delete', { services: [...new Set(services)] });
+  const body = await new Client(g).json<{ deleted: string[]; volumes?: { removed: string[]; failed: Array<{ name: string; node: string; error: string }> } }>('POST', '/v1/delete', {
+    services: [...new Set(services)],
+    ...(opts.volumes ? { volumes: true } : {}),
+  });
   for (const s of body.deleted) process.stdout.write(`service/${s} deleted\n`);
+  for (const v of body.volumes?.removed ?? []) process.stdout.write(`volume/${v} removed\n`);
+  const failed = body.volumes?.failed ?? [];
+  if (failed.length > 0) throw new CliError(EXIT.failed, failed.map((f) => `volume ${f.name} on node ${f.node} not removed: ${f.error}`).join('\n'));
 }
