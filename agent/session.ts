@@ -7,7 +7,7 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { Channel } from '../protocol/channel.js';
 import { LogPump } from './log-pump.js';
-import { encode, type Endpoint, type VolumeRecord } from '../protocol/messages.js';
+import { encode, type Endpoint, type SecretValue, type VolumeRecord } from '../protocol/messages.js';
 import type { InstanceReport } from '../protocol/reports.js';
 import {
   initialAgentSession,
@@ -35,8 +35,11 @@ export interface AgentSessionDeps {
   // What the session needs of the node, as plain functions (it holds no Agent):
   /** The node's instance reports and its endpoints, read now (hello, state pushes, the server's `observe`). */
   inventory: () => Promise<{ reports: InstanceReport[]; endpoints: Endpoint[] }>;
-  /** The server's assignment set for this node (whole, after every full or delta message): apply it. */
-  onAssignments: (slots: SlotAssignment[]) => Promise<void>;
+  /**
+   * The server's assignment set for this node (whole, after every full or delta message): apply
+   * it. `secrets`: the secret values that came with the message (never log them).
+   */
+  onAssignments: (slots: SlotAssignment[], secrets: SecretValue[]) => Promise<void>;
   /** This node's containers of one service (the server's `containers` request). */
   containers: (service: string) => Promise<ObservedContainer[]>;
   /** This node's named volumes (the server's `volumes` request); absent: answered with an error. */
@@ -224,7 +227,7 @@ export class AgentSession {
         return;
       }
       case 'assign':
-        this.deps.onAssignments(e.slots).then(
+        this.deps.onAssignments(e.slots, e.secrets).then(
           () => this.answer(epoch, { kind: 'assigned' }),
           (err: unknown) => this.deps.log.error({ err }, 'handling a server message failed'),
         );

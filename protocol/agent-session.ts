@@ -22,7 +22,7 @@ import { errorMessage } from '../core/errors.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { EventRecord } from '../store/types.js';
-import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage, type VolumeRecord } from './messages.js';
+import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage, type VolumeRecord } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import { jsonBytes, splitByBytes } from './split.js';
 
@@ -125,8 +125,11 @@ export type AgentSessionEffect =
   | { kind: 'log'; level: 'info' | 'warn' | 'error'; fields: Record<string, unknown>; msg: string }
   /** Read the node's reports and endpoints; feed the answer back as an `inventory` input. */
   | ({ kind: 'inventory' } & InventoryPurpose)
-  /** Apply this assignment set (the whole of it); feed `assigned` when done. */
-  | { kind: 'assign'; slots: SlotAssignment[] }
+  /**
+   * Apply this assignment set (the whole of it); feed `assigned` when done. `secrets`: the
+   * secret values that came with this message (the agent keeps those its slots use).
+   */
+  | { kind: 'assign'; slots: SlotAssignment[]; secrets: SecretValue[] }
   /** List the node's containers of a service; feed the answer back as a `containers` input. */
   | { kind: 'containers'; id: number; service: string }
   /** List the node's volumes (no `remove`), or remove a service's; feed the answer back as a `volumes` input. */
@@ -327,7 +330,7 @@ function onMessage(s: AgentSessionState, msg: ServerMessage, send: AgentMessage[
         const changed = msg.services ?? {};
         s.assignments = [...s.assignments.filter((a) => !(a.service in changed)), ...Object.values(changed).flat()];
       }
-      effects.push({ kind: 'assign', slots: s.assignments });
+      effects.push({ kind: 'assign', slots: s.assignments, secrets: msg.secrets ?? [] });
       return;
     }
     case 'heartbeat-ack':

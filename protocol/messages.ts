@@ -57,6 +57,12 @@ export const LIMITS = {
   /** Directories an agent allows host mounts under (`--allow-host-path`), and the length of each. */
   hostPaths: 64,
   path: 4096,
+  /** Secrets one service (one slot assignment) uses: the manifest's own bound (SPEC §3.9). */
+  secretsPerService: 64,
+  /** Secret values in one assignments message (each secret version once, whichever services use it). */
+  secretValues: 1024,
+  /** A secret value in base64: 64 KiB of bytes. */
+  secretValueChars: Math.ceil((64 * 1024) / 3) * 4,
 } as const;
 
 const name = str.min(1).max(LIMITS.name);
@@ -74,7 +80,7 @@ const labels = z.record(str.max(LIMITS.name), str.max(LIMITS.text)).refine((r) =
 /** Instance states an agent may report (they become the `state` label of orca_instances). */
 export const INSTANCE_STATES = ['pending', 'creating', 'starting', 'running', 'stopping', 'exited', 'removed', 'crashloop'] as const;
 /** Reconcilers that run on an agent (an event's `reconciler` is a metric label). */
-export const AGENT_RECONCILERS = ['container', 'health'] as const;
+export const AGENT_RECONCILERS = ['container', 'health', 'network'] as const;
 /** Actions an agent records (a metric label): a new kind of action must be added here. */
 export const AGENT_ACTIONS = [
   'container.create',
@@ -118,12 +124,25 @@ const instanceReport = z.object({
   probe: text.nullable().optional(),
 });
 const endpoint = z.strictObject({ service: name, instance: id, address });
+/** A secret's name: a DNS label, as `orca secret set` checks. */
+const secretName = str.min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+const secretVersion = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const slotAssignment = z.looseObject({
   service: str,
   slot: z.number().int().nonnegative(),
   revision: z.number().int().positive(),
   specHash: str,
   spec: z.looseObject({ name: str, image: str, replicas: z.number().int().nonnegative() }),
+  secretVersions: z
+    .record(secretName, secretVersion)
+    .refine((r) => Object.keys(r).length <= LIMITS.secretsPerService, { message: `at most ${LIMITS.secretsPerService} secrets` })
+    .optional(),
+});
+/** One version of a secret, for the agent whose instances use it (SPEC §3.9): the bytes in base64. */
+const secretValue = z.strictObject({
+  name: secretName,
+  version: secretVersion,
+  value: str.max(LIMITS.secretValueChars).regex(/^[A-Za-z0-9+/]*={0,2}$/),
 });
 const eventRecord = z
   .object({
@@ -204,12 +223,17 @@ export const agentMessage = z.discriminatedUnion('type', [
 
 export const serverMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('welcome'), v: z.number().int(), heartbeatIntervalMs: z.number().positive(), heartbeatTimeoutMs: z.number().positive() }),
-  /** full: `slots` is the node's whole set; else `services` replaces those services' slots (an empty list removes). */
+  /**
+   * full: `slots` is the node's whole set; else `services` replaces those services' slots (an
+   * empty list removes). `secrets`: the values of the secret versions the slots of this message
+   * use (only those: an agent gets no secret its node does not need).
+   */
   z.strictObject({
     type: z.literal('assignments'),
     full: z.boolean(),
     slots: z.array(slotAssignment).optional(),
     services: z.record(str, z.array(slotAssignment)).optional(),
+    secrets: z.array(secretValue).max(LIMITS.secretValues).optional(),
   }),
   z.strictObject({ type: z.literal('heartbeat-ack'), seq: z.number().int().nonnegative() }),
   z.strictObject({ type: z.literal('drained'), id: z.number().int() }),
@@ -263,9 +287,16 @@ export interface VolumeRecord {
   sizeBytes: number | null;
 }
 
+/** One version of a secret on its way to an agent: `value` is the bytes in base64. Never log one. */
+export interface SecretValue {
+  name: string;
+  version: number;
+  value: string;
+}
+
 export type ServerMessage =
   | { type: 'welcome'; v: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }
-  | { type: 'assignments'; full: boolean; slots?: SlotAssignment[]; services?: Record<string, SlotAssignment[]> }
+  | { type: 'assignments'; full: boolean; slots?: SlotAssignment[]; services?: Record<string, SlotAssignment[]>; secrets?: SecretValue[] }
   | { type: 'heartbeat-ack'; seq: number }
   | { type: 'drained'; id: number }
   | { type: 'logs'; id: number; containerId: string; tail?: number; follow: boolean; window?: number }

@@ -16,7 +16,7 @@
  */
 
 import type { SlotAssignment } from '../controllers/container/types.js';
-import { LIMITS, type AgentMessage, type Endpoint, type ServerMessage } from './messages.js';
+import { LIMITS, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
 
 export type ServerTimer = `rpc:${number}`;
@@ -29,9 +29,11 @@ export interface ServerSessionState {
   published: boolean;
   /** The node's assignment set, as the control plane last published it. */
   desired: SlotAssignment[];
+  /** The values of the secret versions `desired` uses, as far as the control plane could read them. */
+  secrets: SecretValue[];
   /** Whether this session has had its full set yet. */
   sentFull: boolean;
-  /** Per service, the assignment list (JSON) this session was last sent. */
+  /** Per service, the assignment list (JSON, and which secret versions went with it) this session was last sent. */
   sent: Record<string, string>;
   /** The node's last complete report set. */
   reports: InstanceReport[];
@@ -53,7 +55,7 @@ export type ServerSessionInput =
   /** The session ended. */
   | { kind: 'detached' }
   /** The control plane's assignment set for this node. */
-  | { kind: 'assignments'; slots: SlotAssignment[] }
+  | { kind: 'assignments'; slots: SlotAssignment[]; secrets?: SecretValue[] }
   /** A message from the agent, already decoded and checked by the hub. */
   | { kind: 'message'; msg: AgentMessage }
   /** Ask the agent; `id` is the driver's, echoed in `reply` or `reply-timeout`. */
@@ -85,7 +87,7 @@ export interface ServerSessionStep {
 }
 
 export function initialServerSession(): ServerSessionState {
-  return { attached: false, published: false, desired: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
+  return { attached: false, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
 }
 
 /** One step of the server's session with a node. Pure: the state given is not changed. `now` is unused today (timers are relative). */
@@ -121,6 +123,7 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
 
     case 'assignments':
       s.desired = input.slots;
+      s.secrets = input.secrets ?? [];
       s.published = true;
       sendAssignments(s, !s.sentFull, send);
       return out();
@@ -249,16 +252,19 @@ function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessa
     l.push(a);
     byService.set(a.service, l);
   }
+  // A service's entry changes when its slots do or when a value it lacked can now be read.
+  const textOf = (list: SlotAssignment[]) => JSON.stringify([list, secretsOf(list, s.secrets).map((v) => `${v.name}@${v.version}`)]);
   if (full) {
     s.sentFull = true;
-    s.sent = Object.fromEntries([...byService].map(([svc, l]) => [svc, JSON.stringify(l)]));
-    send.push({ type: 'assignments', full: true, slots: s.desired });
+    s.sent = Object.fromEntries([...byService].map(([svc, l]) => [svc, textOf(l)]));
+    const secrets = secretsOf(s.desired, s.secrets);
+    send.push({ type: 'assignments', full: true, slots: s.desired, ...(secrets.length > 0 ? { secrets } : {}) });
     return;
   }
   const sent = { ...s.sent };
   const changed: Record<string, SlotAssignment[]> = {};
   for (const [svc, list] of byService) {
-    const text = JSON.stringify(list);
+    const text = textOf(list);
     if (sent[svc] !== text) {
       changed[svc] = list;
       sent[svc] = text;
@@ -271,7 +277,24 @@ function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessa
     }
   }
   s.sent = sent;
-  if (Object.keys(changed).length > 0) send.push({ type: 'assignments', full: false, services: changed });
+  if (Object.keys(changed).length === 0) return;
+  const secrets = secretsOf(Object.values(changed).flat(), s.secrets);
+  send.push({ type: 'assignments', full: false, services: changed, ...(secrets.length > 0 ? { secrets } : {}) });
+}
+
+/**
+ * The values among `values` of the secret versions these slots use, each once: what goes to a
+ * node with them, and nothing else (an agent never gets a secret its instances do not use).
+ */
+export function secretsOf(slots: readonly SlotAssignment[], values: readonly SecretValue[]): SecretValue[] {
+  const wanted = new Set<string>();
+  for (const a of slots) for (const [name, version] of Object.entries(a.secretVersions ?? {})) wanted.add(`${name}@${version}`);
+  const out = new Map<string, SecretValue>();
+  for (const v of values) {
+    const k = `${v.name}@${v.version}`;
+    if (wanted.has(k) && !out.has(k)) out.set(k, v);
+  }
+  return [...out.values()];
 }
 
 function without<T>(record: Record<number, T>, id: number): Record<number, T> {

@@ -4,6 +4,7 @@ import type { Store } from '../store/types.js';
 import type { NodeObservation } from '../controllers/node/planner.js';
 import type { NodeState } from './nodes.js';
 import { RemoteNode, type NodeInfo } from './remote-node.js';
+import type { SecretResolver } from './secret-delivery.js';
 
 export interface NodeRegistryDeps {
   store: Store;
@@ -16,6 +17,8 @@ export interface NodeRegistryDeps {
   onNodeChanged?: (name: string) => void;
   /** Resolves once the node reconciler has looked at the node (drain / uncordon answer with the new state). */
   settle?: (name: string) => Promise<void>;
+  /** Reads the secret values a node's slots use, sent with its assignments (SPEC §3.9). */
+  revealSecrets?: SecretResolver;
 }
 
 const KEY = (name: string) => `node/${name}`;
@@ -34,7 +37,7 @@ export class NodeRegistry {
 
   async load(): Promise<void> {
     for (const { value } of await this.deps.store.listKv<NodeInfo>('node/')) {
-      const n = new RemoteNode(value, this.deps.clock, this.deps.log);
+      const n = new RemoteNode(value, this.deps.clock, this.deps.log, this.deps.revealSecrets);
       n.nodeState = value.drained ? 'draining' : 'ready';
       this.nodes.set(value.name, n);
     }
@@ -68,7 +71,7 @@ export class NodeRegistry {
   async hello(info: Omit<NodeInfo, 'drained'>): Promise<RemoteNode> {
     let n = this.nodes.get(info.name);
     if (!n) {
-      n = new RemoteNode({ ...info, drained: false }, this.deps.clock, this.deps.log);
+      n = new RemoteNode({ ...info, drained: false }, this.deps.clock, this.deps.log, this.deps.revealSecrets);
       this.nodes.set(info.name, n);
     } else n.info = { ...info, drained: n.info.drained };
     await this.deps.store.putKv(KEY(info.name), n.info);

@@ -19,6 +19,7 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeLink, NodeState } from './nodes.js';
 import { LogInbox, LOG_WINDOW_CHARS } from './log-inbox.js';
+import type { SecretResolver } from './secret-delivery.js';
 
 /** What a node told the server about itself (kept across server restarts). */
 export interface NodeInfo {
@@ -68,6 +69,8 @@ export class RemoteNode implements NodeLink {
     public info: NodeInfo,
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** Reads the secret values of the slots assigned here (SPEC §3.9); none without it. */
+    private readonly revealSecrets?: SecretResolver,
   ) {
     this.lastHeartbeatMs = clock.now();
   }
@@ -157,11 +160,12 @@ export class RemoteNode implements NodeLink {
     return isAssigned(e, this.assignedSlots);
   }
 
-  setAssignments(list: SlotAssignment[]): Promise<void> {
+  /** The node's assignment set, with the values of the secrets its slots use (only those). */
+  async setAssignments(list: SlotAssignment[]): Promise<void> {
     this.assignedSlots = new Map(list.map((a) => [`${a.service}/${a.slot}`, a.revision]));
     for (const a of list) this.everAssigned.add(a.service);
-    this.feed({ kind: 'assignments', slots: list });
-    return Promise.resolve();
+    const secrets = this.revealSecrets && list.some((a) => a.secretVersions) ? await this.revealSecrets(list) : [];
+    this.feed({ kind: 'assignments', slots: list, secrets });
   }
 
   assignments(): SlotAssignment[] {

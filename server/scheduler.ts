@@ -247,6 +247,8 @@ export function schedule(
         revision: s.svc.revision,
         specHash: s.hash,
         spec: s.svc.spec,
+        // Which versions of its secrets the slot's instances get (values go to its node only).
+        ...(s.svc.secretVersions && Object.keys(s.svc.secretVersions).length > 0 ? { secretVersions: { ...s.svc.secretVersions } } : {}),
       });
     } else {
       unplaced.push({ key: s.key, reason: waiting.get(s) ?? reasons.get(s) ?? 'unplaceable' });

@@ -20,6 +20,7 @@ import { createApi } from './api.js';
 import { ensureToken } from './token.js';
 import { clusterKeyPath, loadClusterKey } from './cluster-key.js';
 import { SecretStore } from './secrets.js';
+import { secretResolver } from './secret-delivery.js';
 import { claimDataDir, prepareDataDir } from './data-dir.js';
 import { Metrics } from './metrics.js';
 import { RolloutWatcher } from './rollouts.js';
@@ -157,6 +158,8 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clock,
       log: nodeLog,
       onNodeChanged: (name) => nodes?.trigger(name),
+      // Each node gets the values of the secrets its own slots use, and no other (SPEC §3.9).
+      revealSecrets: secretResolver(secrets, log.child({ component: 'secrets' })),
       settle: async (name) => {
         nodes?.trigger(name);
         // Looked at, or the server is stopping (its queue then never drains).

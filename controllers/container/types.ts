@@ -8,6 +8,11 @@ export interface SlotAssignment {
   revision: number;
   specHash: string;
   spec: ServiceSpec;
+  /**
+   * Secret name → version, of the secrets the spec uses (`secrets` and `secret_env`), as the
+   * revision was made with them (SPEC §3.9). Absent when it uses none. Never a value.
+   */
+  secretVersions?: Record<string, number>;
 }
 
 /** Every reason an instance stops being there: the one list (the instance machine's reasons derive from it). */
