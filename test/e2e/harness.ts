@@ -155,13 +155,14 @@ export async function holdsFor(fn: () => Promise<boolean> | boolean, ms: number,
 
 /**
  * Removes every container of this test's cluster (and only those), then its cluster network
- * (the agents never remove it), and the data dir.
+ * (the agents never remove it) and its named volumes (nor those), and the data dir.
  */
 export async function cleanup(cluster: string, dataDir: string): Promise<void> {
   const rt = new DockerRuntime();
   const mine = await rt.list({ [LABEL.cluster]: cluster });
   await Promise.all(mine.map((c) => rt.remove(c.id, { force: true })));
   await rt.removeNetwork(clusterNetwork(cluster).name);
+  for (const v of await rt.listVolumes({ [LABEL.cluster]: cluster })) await rt.removeVolume(v.name);
   await rm(dataDir, { recursive: true, force: true });
 }
 
