@@ -24,6 +24,10 @@ import { planResync } from './orphans.js';
 import { DeathWatch, followRuntimeEvents } from './runtime-events.js';
 import { startWatchdog } from './watchdog.js';
 import { healClusterNetwork } from './cluster-network.js';
+import { SecretCache } from './secret-cache.js';
+import type { SecretFiles } from './secret-files.js';
+import { InstanceSecrets } from './instance-secrets.js';
+import type { SecretValue } from '../protocol/messages.js';
 
 export interface AgentDeps {
   runtime: Runtime;
@@ -49,6 +53,11 @@ export interface AgentDeps {
   drain?: (instance: string, address: string, maxMs: number) => Promise<void>;
   /** Host directories this node allows host mounts under (`--allow-host-path`); none by default. */
   allowHostPaths?: readonly string[];
+  /**
+   * Secret delivery (SPEC §3.9): the node key that seals the cached values in the store, and where
+   * instances' secret files live (a tmpfs). Without it, a slot that uses secrets is not created.
+   */
+  secrets?: { key: Buffer; files: SecretFiles };
 }
 
 /**
@@ -77,6 +86,8 @@ export class Agent {
   /** Each service's containers as the container reconciler last listed them (observed state). */
   private readonly observedBy = new Map<string, ObservedContainer[]>();
   private readonly log: Logger;
+  private readonly secretValues: SecretCache | null;
+  private readonly instanceSecrets: InstanceSecrets | null;
   private signal: AbortSignal | null = null;
   private started = false;
   private firstPass: Promise<void> | null = null;
@@ -86,6 +97,8 @@ export class Agent {
     this.log = deps.log.child({ component: 'agent', node: deps.identity.node });
     this.assignments = new AssignmentCache(deps.store);
     this.slots = new SlotMemory(deps.store);
+    this.secretValues = deps.secrets ? new SecretCache(deps.store, deps.secrets.key, this.log) : null;
+    this.instanceSecrets = this.secretValues && deps.secrets ? new InstanceSecrets(this.secretValues, deps.secrets.files, this.log) : null;
     // When a crash-loop backoff ends is the container planner's fact: its reconcile asks to be
     // requeued then (slot memory nextRetryAt), and the replacement's create leaves `backoff`.
     this.lifecycle = new InstanceLifecycle(deps.clock, { changed: () => this.deps.onChange?.() });
@@ -127,6 +140,7 @@ export class Agent {
       record: deps.record,
       lifecycle: this.lifecycle,
       allowHostPaths: deps.allowHostPaths ?? [],
+      ...(this.instanceSecrets ? { secrets: this.instanceSecrets } : {}),
       drain: async (instance, graceSecs) => {
         const address = this.lifecycle.address(instance);
         if (!address || !this.deps.drain) return;
@@ -172,9 +186,12 @@ export class Agent {
 
   /**
    * Replaces the full assignment set of this node and persists it (so the agent keeps
-   * healing across restarts while cut off). Services whose slots changed are reconciled.
+   * healing across restarts while cut off), with the secret values that came with it (kept
+   * sealed; see SecretCache). Services whose slots changed are reconciled.
    */
-  async setAssignments(list: SlotAssignment[]): Promise<void> {
+  async setAssignments(list: SlotAssignment[], secrets: readonly SecretValue[] = []): Promise<void> {
+    // The values first: a reconcile the new set triggers finds them.
+    await this.secretValues?.update(secrets, list);
     const first = !this.assignments.known;
     const changed = await this.assignments.replace(list);
     if (this.started) {
@@ -188,6 +205,7 @@ export class Agent {
     this.signal = signal;
     this.firstPass = new Promise((r) => (this.resolveFirstPass = r));
     await this.slots.load();
+    await this.secretValues?.load();
     if (!this.assignments.known) {
       const cached = await this.assignments.cached();
       if (cached) {
@@ -339,6 +357,12 @@ export class Agent {
     }
     const plan = planResync(containers, this.node);
     if (plan.orphans.length > 0) await this.executor.execute('container', plan.orphans);
+    // Secret files of instances whose container is gone (removed behind Orca's back, a failed create).
+    const swept = await this.instanceSecrets?.sweep(async () => {
+      const now = await this.deps.runtime.list({ [LABEL.cluster]: this.deps.identity.cluster });
+      return new Set(now.flatMap((c) => c.labels[LABEL.instance] ?? []));
+    });
+    if (swept?.length) this.log.info({ instances: swept }, 'removed the secret files of instances without a container');
     // Re-attached instances publish on new host ports: the reconcile below reads them, then routes follow.
     const reattached = await healClusterNetwork(this.deps, containers);
     const keys = new Set([...this.assignments.services(), ...plan.services]);

@@ -12,6 +12,8 @@ import { Agent } from './agent.js';
 import { AgentSession } from './session.js';
 import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
 import { LIMITS } from '../protocol/messages.js';
+import { loadAgentKey } from './secret-cache.js';
+import { TmpfsSecretFiles, type SecretFiles } from './secret-files.js';
 
 export interface AgentConfig {
   /** The server's API URL (http://host:port). */
@@ -109,6 +111,7 @@ export async function startAgent(
       labels: config.labels,
       watchdogIntervalMs: config.watchdogIntervalMs,
       allowHostPaths: config.allowHostPaths ?? [],
+      secrets: await secretsFor(config.dataDir, config.clusterId, config.nodeName),
       dial: deps.dial ?? wsDialer(config.join, config.token, clock),
       reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
     });
@@ -132,6 +135,20 @@ export async function startAgent(
 }
 
 /**
+ * Secret delivery of an agent whose data directory is `dataDir` (SPEC §3.9): its key
+ * `<dataDir>/agent.key` (made on first start) and a tmpfs for instances' secret files at
+ * `/run/orca-secrets/<cluster>-<node>`, mounted on the first secret written.
+ */
+export async function secretsFor(dataDir: string, cluster: string, node: string): Promise<{ key: Buffer; files: SecretFiles }> {
+  return { key: await loadAgentKey(dataDir), files: new TmpfsSecretFiles(secretFilesRoot(cluster, node), { sizeBytes: DEFAULTS.secretsTmpfsBytes }) };
+}
+
+/** Where a node's tmpfs of secret files is mounted: one per cluster and node, so agents sharing a host never share it. */
+export function secretFilesRoot(cluster: string, node: string): string {
+  return join(DEFAULTS.secretsRunDir, `${cluster}-${node}`);
+}
+
+/**
  * An Agent and its AgentSession, wired through plain functions (remote agents and the embedded
  * one alike): the agent pushes its events, endpoints and drains into the session; the session
  * reads the agent's inventory and hands the server's requests to it. Neither holds the other.
@@ -151,6 +168,8 @@ export function buildAgent(o: {
   checks?: import('../controllers/health/checks.js').ProbeChecks;
   /** Directories host mounts may come from (`--allow-host-path`); none by default. */
   allowHostPaths?: string[];
+  /** Secret delivery: the node's agent key and where secret files live (see secretsFor). */
+  secrets?: { key: Buffer; files: SecretFiles };
 }): { agent: Agent; session: AgentSession } {
   const allowHostPaths = o.allowHostPaths ?? [];
   const session = new AgentSession({
@@ -164,7 +183,7 @@ export function buildAgent(o: {
       const reports = await agent.observe();
       return { reports, endpoints: agent.endpoints() };
     },
-    onAssignments: (slots) => agent.setAssignments(slots),
+    onAssignments: (slots, secrets) => agent.setAssignments(slots, secrets),
     containers: (service) => agent.containers(service),
     volumes: () => agent.volumes(),
     removeVolumes: (service) => agent.removeVolumes(service),
@@ -182,6 +201,7 @@ export function buildAgent(o: {
     onChange: () => session.changed(agent.endpoints()),
     drain: (instance, address, maxMs) => session.drain(instance, address, maxMs),
     allowHostPaths,
+    ...(o.secrets ? { secrets: o.secrets } : {}),
     ...(o.onRecovery ? { onRecovery: o.onRecovery } : {}),
     ...(o.checks ? { checks: o.checks } : {}),
   });

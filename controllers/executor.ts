@@ -1,14 +1,32 @@
 import { realpath } from 'node:fs/promises';
 import type { Clock } from '../core/clock.js';
-import { errorMessage, isOrcaError } from '../core/errors.js';
+import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { clusterNetwork } from '../runtime/labels.js';
 import type { ContainerSpec, Runtime } from '../runtime/types.js';
 import type { EventRecord } from '../store/types.js';
 import type { Action } from './actions.js';
-import { slotVolumes, toContainerSpec, type NodeIdentity } from './container/container-spec.js';
+import { secretsMount, slotVolumes, toContainerSpec, type NodeIdentity } from './container/container-spec.js';
 import { resolveHostMounts } from './container/host-mounts.js';
-import type { SlotState } from './container/types.js';
+import type { SlotAssignment, SlotState } from './container/types.js';
+
+/** An instance's secrets on its node (SPEC §3.9; the agent's agent/instance-secrets.ts). */
+export interface InstanceSecretsPort {
+  /**
+   * Writes the instance's files of the slot's `secrets` (its directory, or null when there are
+   * none) and gives the values of its `secret_env`. Throws when a value is not on this node.
+   */
+  prepare(a: SlotAssignment, instance: string): Promise<{ dir: string | null; env: Record<string, string> }>;
+  /** The create of that instance is over, made or failed (its directory is its container's now). */
+  settled(instance: string): void;
+  /** The instance's container is gone: its files go too. Never throws. */
+  removed(instance: string): Promise<void>;
+}
+
+/** Whether a slot's instances need secrets delivered. */
+export function usesSecrets(a: SlotAssignment): boolean {
+  return (a.spec.secrets?.length ?? 0) > 0 || Object.keys(a.spec.secretEnv ?? {}).length > 0;
+}
 
 export interface ExecutorDeps {
   runtime: Runtime;
@@ -30,6 +48,8 @@ export interface ExecutorDeps {
   allowHostPaths?: readonly string[];
   /** Resolves a host path with its symlinks (fs.promises.realpath); injected for tests. */
   realpath?: (path: string) => Promise<string>;
+  /** Delivers secrets into instances; without it a slot that uses secrets cannot be created. */
+  secrets?: InstanceSecretsPort;
 }
 
 /** What the executor tells an instance's lifecycle, as it happens. None of these may throw. */
@@ -162,16 +182,23 @@ export class Executor {
       case 'container.create': {
         life?.creating(action);
         let id: string;
+        const secrets = usesSecrets(action.assignment) ? this.deps.secrets : undefined;
         try {
-          const spec = toContainerSpec(action.assignment, action.instance, this.deps.identity);
+          if (usesSecrets(action.assignment) && !secrets) throw new OrcaError('ORCA_INTERNAL', 'this agent cannot deliver secrets');
+          // Files on the node's tmpfs first; values only in the files and secret_env's variables.
+          const delivered = secrets ? await secrets.prepare(action.assignment, action.instance) : { dir: null, env: {} };
+          const spec = toContainerSpec(action.assignment, action.instance, this.deps.identity, delivered.env);
           // A host path outside this node's allowed directories is refused before anything is made.
           if (spec.mounts) spec.mounts = await resolveHostMounts(spec.mounts, this.deps.allowHostPaths ?? [], this.deps.realpath ?? realpath);
+          if (delivered.dir) spec.mounts = [...(spec.mounts ?? []), secretsMount(delivered.dir)];
           await this.ensureNetwork(spec);
           await this.ensureVolumes(action);
           id = await rt.create(spec);
         } catch (err) {
           life?.createFailed(action.instance, errorMessage(err));
           throw err;
+        } finally {
+          secrets?.settled(action.instance);
         }
         life?.created(action.instance, id);
         await this.deps.saveSlot(action.slotAfter);
@@ -189,7 +216,10 @@ export class Executor {
         return rt.stop(action.containerId, action.graceSecs);
       case 'container.remove':
         await rt.remove(action.containerId, action.force ? { force: true } : undefined);
-        if (action.instance) life?.removed(action.instance);
+        if (action.instance) {
+          await this.deps.secrets?.removed(action.instance);
+          life?.removed(action.instance);
+        }
         return;
       case 'slot.update':
       case 'rollout.halt':

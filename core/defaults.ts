@@ -62,6 +62,10 @@ export const DEFAULTS = {
   /** Longest wait for an instance's in-flight requests before it is stopped. */
   drainMaxMs: 30_000,
 
+  /** Where an agent mounts its tmpfs of instances' secret files (`<dir>/<cluster>-<node>`), and its size. */
+  secretsRunDir: '/run/orca-secrets',
+  secretsTmpfsBytes: 64 * 1024 * 1024,
+
   /** An agent's connection must say hello within this. */
   agentHelloTimeoutMs: 10_000,
   /** Events an agent may add to the log: a burst, then a steady rate (the ring keeps the server's own). */

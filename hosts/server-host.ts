@@ -7,7 +7,7 @@ import type { Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import type { ProbeChecks } from '../controllers/health/checks.js';
 import type { Agent } from '../agent/agent.js';
-import { buildAgent } from '../agent/main.js';
+import { buildAgent, secretsFor } from '../agent/main.js';
 import type { ServerConfig } from '../server/config.js';
 import { startServer, type LocalAgent, type RunningServer } from '../server/server.js';
 
@@ -21,6 +21,8 @@ export interface ServerHostDeps {
   checks?: ProbeChecks;
   /** Store factory for cluster.db and agent.db; default: LevelDB in the data directory. */
   openStore?: (path: string) => Promise<Store>;
+  /** Secret delivery of the local agent (tests: a fixed key and MemorySecretFiles); default: agent.key and a tmpfs. */
+  secrets?: { key: Buffer; files: import('../agent/secret-files.js').SecretFiles };
 }
 
 export interface RunningServerHost extends RunningServer {
@@ -60,6 +62,7 @@ export async function startServerHost(config: ServerConfig, deps: ServerHostDeps
             reconnect: { initialMs: 100, maxMs: 1000, jitter: DEFAULTS.reconnectJitter },
             onRecovery: ctx.onRecovery,
             allowHostPaths: config.allowHostPaths,
+            secrets: deps.secrets ?? (await secretsFor(config.dataDir, config.clusterId, config.nodeName)),
             ...(deps.checks ? { checks: deps.checks } : {}),
           });
           agent = built.agent;

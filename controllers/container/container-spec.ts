@@ -31,19 +31,43 @@ function mountsOf(a: SlotAssignment, id: NodeIdentity): MountSpec[] {
   ];
 }
 
+/** The container path an instance's secret files are mounted at (SPEC §3.9). */
+export const SECRETS_PATH = '/run/secrets';
+
+/**
+ * The variables of `secret_env` with their secrets' values (SPEC §3.9: an explicit opt-in, they
+ * show in `docker inspect`), as UTF-8 text. Pure; a secret missing from `values` is left out
+ * (the caller has made sure every one is there).
+ */
+export function secretEnvOf(a: SlotAssignment, values: ReadonlyMap<string, Buffer>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [variable, name] of Object.entries(a.spec.secretEnv ?? {})) {
+    const v = values.get(name);
+    if (v) out[variable] = v.toString('utf8');
+  }
+  return out;
+}
+
+/** The read-only bind of an instance's secret directory (on the node's tmpfs) at /run/secrets. Pure. */
+export function secretsMount(dir: string): MountSpec {
+  return { type: 'bind', source: dir, target: SECRETS_PATH, readOnly: true };
+}
+
 /**
  * The container for one instance of a slot: on the cluster network with the DNS aliases
  * `<service>` and `<instance-id>`, and `orca.internal` in its hosts file; the slot's named
- * volumes and the service's host mounts mounted. Pure.
+ * volumes and the service's host mounts mounted; the variables of `secret_env` set from
+ * `secretEnv` (see secretEnvOf; plain `secrets` never enter the spec, only secretsMount does).
+ * Pure.
  */
-export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIdentity): ContainerSpec {
+export function toContainerSpec(a: SlotAssignment, instance: string, id: NodeIdentity, secretEnv: Record<string, string> = {}): ContainerSpec {
   const s = a.spec;
   return {
     name: instance,
     image: s.image,
     command: s.command,
     entrypoint: s.entrypoint,
-    env: { ...s.env },
+    env: { ...s.env, ...secretEnv },
     labels: {
       ...instanceLabels(
         { cluster: id.cluster, service: a.service, instance, slot: a.slot, revision: a.revision, specHash: a.specHash, node: id.node },
