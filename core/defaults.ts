@@ -15,6 +15,12 @@ const api = {
   maxHeadersCount: 100,
   maxHeaderBytes: 16 * 1024,
   maxConnections: 1_000,
+  /**
+   * A TLS client must finish its handshake within this from its connection (Node's handshakeTimeout:
+   * an absolute deadline, not an idle one), else the connection is closed: a socket that sends
+   * nothing, or a ClientHello a byte at a time, holds no slot for long.
+   */
+  tlsHandshakeTimeoutMs: 10_000,
   streamStallMs: 120_000,
   /** Records an `events -f` follower may fall behind by before the oldest are dropped. */
   followQueue: 1_000,
@@ -30,6 +36,20 @@ export const DEFAULTS = {
   apiUrl: 'http://127.0.0.1:6880',
   advertise: '127.0.0.1',
   dataDirName: '.orca',
+
+  /** The cluster CA and the server certificate (server/cluster-tls.ts). */
+  tls: {
+    caValidityDays: 3650,
+    serverCertValidityDays: 365,
+    /** A server certificate with less left than this is re-issued (at start, and on the daily check). */
+    renewBeforeDays: 30,
+    /** How often a running server looks whether its certificate needs re-issuing. */
+    renewCheckIntervalMs: 24 * 3600_000,
+    /** `--tls-san` values, at most. */
+    maxSans: 64,
+  },
+  /** An agent dialling with a pinned CA fingerprint first fetches the server's chain: this long at most. */
+  pinFetchTimeoutMs: 10_000,
 
   watchdogIntervalMs: 30_000,
   heartbeatIntervalMs: 5_000,
