@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
-import { ensureClusterTls, sanProblem, serverNames } from './cluster-tls.js';
+import { ensureClusterTls, keepServerCertFresh, sanProblem, serverNames, type ClusterTls } from './cluster-tls.js';
+import { createLogger } from '../core/log.js';
+import { Writable } from 'node:stream';
 import { caFingerprint } from '../protocol/tls-trust.js';
 
 const dirs: string[] = [];
@@ -143,6 +145,38 @@ describe('cluster CA and server certificate', () => {
       await chmod(join(dir, 'tls/ca.key'), 0o000);
       await expect(ensure(dir, names(), clock)).rejects.toThrow(/cannot read the cluster CA key .*EACCES/);
     }
+  });
+});
+
+describe('keepServerCertFresh', () => {
+  it('a running server gets a new certificate once the one it serves is near expiry, and no check after it stops', async () => {
+    const dir = await dataDir();
+    const clock = new ManualClock(Date.now());
+    const n = names();
+    const first = await ensure(dir, n, clock);
+    const issued: ClusterTls[] = [];
+    const abort = new AbortController();
+    const log = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }), pretty: false });
+    keepServerCertFresh({ dataDir: dir, issue: { names: n, clusterId: 'unit', commonName: 'n1' }, clock, signal: abort.signal, log, onIssued: (t) => issued.push(t), intervalMs: DAY });
+    const settle = async () => {
+      // I/O turns (no timer) until the check has run and scheduled the next one.
+      for (let i = 0; i < 200_000 && clock.pending() === 0; i++) await new Promise((r) => setImmediate(r));
+    };
+    clock.advance(DAY);
+    await settle();
+    expect(issued).toEqual([]);
+    // The check due on day 2 runs, time moves on to day 335 meanwhile (31 days left: nothing to do)…
+    clock.advance((DEFAULTS.tls.serverCertValidityDays - DEFAULTS.tls.renewBeforeDays - 1) * DAY);
+    await settle();
+    expect(issued).toEqual([]);
+    // …and the one on day 336 (29 days left) re-issues.
+    clock.advance(DAY);
+    await settle();
+    expect(issued).toHaveLength(1);
+    expect(issued[0]!.notAfterMs).toBeGreaterThan(first.notAfterMs);
+    expect(issued[0]!.caPem).toBe(first.caPem);
+    abort.abort();
+    expect(clock.pending()).toBe(0);
   });
 });
 

@@ -12,7 +12,9 @@ import { createPrivateKey, webcrypto, X509Certificate, type KeyObject } from 'no
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
+import type { Logger } from '../core/log.js';
 import { OrcaError } from '../core/errors.js';
 import { secretToken } from '../core/ids.js';
 
@@ -285,4 +287,36 @@ export async function serverCertNeedsIssue(dataDir: string, names: string[], now
   const caPem = await readIfThere(join(dir, CA_CERT_FILE), 'cluster CA certificate');
   if (caPem === null) return 'no CA';
   return serverCertProblem(dir, new X509Certificate(caPem), names, nowMs);
+}
+
+/**
+ * Looks every `intervalMs` (default DEFAULTS.tls.renewCheckIntervalMs) whether the server
+ * certificate needs re-issuing (ensureClusterTls), and hands a new one to `onIssued` (the API
+ * then serves it to new connections). Stops on `signal`. A failed check is logged and tried again
+ * at the next interval; the certificate in use stays until then.
+ */
+export function keepServerCertFresh(o: {
+  dataDir: string;
+  issue: { names: string[]; clusterId: string; commonName: string };
+  clock: Clock;
+  signal: AbortSignal;
+  log: Logger;
+  onIssued(tls: ClusterTls): void;
+  intervalMs?: number;
+}): void {
+  let timer: TimerHandle | null = null;
+  const schedule = () => {
+    if (!o.signal.aborted) timer = o.clock.setTimeout(check, o.intervalMs ?? DEFAULTS.tls.renewCheckIntervalMs);
+  };
+  const check = () => {
+    timer = null;
+    ensureClusterTls(o.dataDir, { ...o.issue, nowMs: o.clock.now() })
+      .then((t) => {
+        if (t.created.serverCert && !o.signal.aborted) o.onIssued(t);
+      })
+      .catch((err: unknown) => o.log.error({ err }, 'server certificate check failed'))
+      .finally(schedule);
+  };
+  o.signal.addEventListener('abort', () => timer && o.clock.clearTimeout(timer), { once: true });
+  schedule();
 }

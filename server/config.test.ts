@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadServerConfig } from './config.js';
+import { apiServesTls, loadServerConfig, type ServerFlags } from './config.js';
 
 async function configFile(text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'orca-config-'));
@@ -94,5 +94,43 @@ describe('loadServerConfig', () => {
     const file = await configFile('node_name = "a"\napi_listen = \n');
     const r = await loadServerConfig({ config: file });
     expect(r.ok ? '' : r.errors[0]).toMatch(/cluster\.toml:2:\d+: /);
+  });
+});
+
+describe('when TLS is on (apiServesTls)', () => {
+  const cfg = async (flags: ServerFlags) => {
+    const r = await loadServerConfig({ dataDir: '/nonexistent', nodeName: 'n1', ...flags });
+    if (!r.ok) throw new Error(r.errors.join());
+    return r.value;
+  };
+  it('loopback: off unless --tls; beyond loopback: on unless --insecure-plaintext', async () => {
+    expect(apiServesTls(await cfg({}))).toBe(false);
+    expect(apiServesTls(await cfg({ apiListen: '127.0.0.5:6880' }))).toBe(false);
+    expect(apiServesTls(await cfg({ apiListen: '[::1]:6880' }))).toBe(false);
+    expect(apiServesTls(await cfg({ apiListen: 'localhost:6880' }))).toBe(false);
+    expect(apiServesTls(await cfg({ tls: true }))).toBe(true);
+    expect(apiServesTls(await cfg({ apiListen: '0.0.0.0:6880' }))).toBe(true);
+    expect(apiServesTls(await cfg({ apiListen: '[::]:6880' }))).toBe(true);
+    expect(apiServesTls(await cfg({ apiListen: '192.0.2.4:6880' }))).toBe(true);
+    expect(apiServesTls(await cfg({ apiListen: '0.0.0.0:6880', insecurePlaintext: true }))).toBe(false);
+  });
+
+  it('reads tls, tls_san and insecure_plaintext from cluster.toml; flags win', async () => {
+    const file = await configFile('api_listen = "0.0.0.0:6880"\ninsecure_plaintext = true\ntls_san = ["orca.example.com", "203.0.113.5"]\n');
+    const r = await loadServerConfig({ config: file, dataDir: '/nonexistent', nodeName: 'n1' });
+    expect(r).toMatchObject({ ok: true, value: { tls: false, insecurePlaintext: true, tlsSans: ['orca.example.com', '203.0.113.5'] } });
+    expect(r.ok && apiServesTls(r.value)).toBe(false);
+    const flags = await loadServerConfig({ config: file, dataDir: '/nonexistent', nodeName: 'n1', insecurePlaintext: false, tlsSan: ['other.example.com'] });
+    expect(flags).toMatchObject({ ok: true, value: { insecurePlaintext: false, tlsSans: ['other.example.com'] } });
+    expect(flags.ok && apiServesTls(flags.value)).toBe(true);
+    const bad = await loadServerConfig({ config: await configFile('tls = "yes"\ntls_san = ["a b"]\n'), dataDir: '/nonexistent', nodeName: 'n1' });
+    expect(bad.ok).toBe(false);
+    expect(!bad.ok && bad.errors.join('\n')).toMatch(/tls: .*boolean/i);
+  });
+
+  it('refuses --tls with --insecure-plaintext, and a --tls-san that is no name', async () => {
+    const r = await loadServerConfig({ dataDir: '/nonexistent', nodeName: 'n1', tls: true, insecurePlaintext: true, tlsSan: ['ok.example.com', 'not a name'] });
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.errors).toEqual(['--tls-san: "not a name" must be a DNS name or an IP address', '--tls and --insecure-plaintext: choose one']);
   });
 });

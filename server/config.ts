@@ -4,6 +4,7 @@ import { join, posix, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { fail, ok, type Result } from '../core/errors.js';
+import { sanProblem } from './cluster-tls.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -21,6 +22,15 @@ export interface ServerConfig {
   clusterKeyFile?: string;
   /** Directories the embedded agent allows host mounts under (`--allow-host-path`, normalised); none by default. */
   allowHostPaths: string[];
+  /**
+   * TLS on the API port (SPEC §3.10): `--tls`, or on its own whenever the API listens beyond
+   * loopback unless `--insecure-plaintext` (see apiServesTls).
+   */
+  tls: boolean;
+  /** Extra names for the server certificate (`--tls-san`, repeatable). */
+  tlsSans: string[];
+  /** `--insecure-plaintext`: plaintext on a non-loopback API address (a warning at every start). */
+  insecurePlaintext: boolean;
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -39,6 +49,9 @@ export interface ServerFlags {
   localAgent?: boolean;
   clusterKeyFile?: string;
   allowHostPath?: string[];
+  tls?: boolean;
+  tlsSan?: string[];
+  insecurePlaintext?: boolean;
 }
 
 const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
@@ -56,10 +69,24 @@ const fileSchema = z.strictObject({
   local_agent: z.boolean().optional(),
   cluster_key_file: z.string().min(1).optional(),
   allow_host_path: z.array(z.string().min(1)).max(64).optional(),
+  tls: z.boolean().optional(),
+  tls_san: z.array(z.string().min(1)).max(DEFAULTS.tls.maxSans).optional(),
+  insecure_plaintext: z.boolean().optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const CLUSTER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** Whether the API's listen host is a loopback address (127.0.0.0/8, ::1, localhost): the only place plaintext is the default. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === '::1' || h === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Whether the API (and the agent endpoint on its port) is served over TLS (SPEC §3.10). */
+export function apiServesTls(c: Pick<ServerConfig, 'tls' | 'insecurePlaintext' | 'apiListen'>): boolean {
+  return c.tls || (!c.insecurePlaintext && !isLoopbackHost(c.apiListen.host));
+}
 
 /** `$ORCA_HOME`, else `~/.orca`, unless given. */
 export function defaultDataDir(explicit?: string): string {
@@ -160,7 +187,21 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     nodeDownGraceMs: ms(flags.nodeDownGrace, '--node-down-grace', file.node_down_grace_secs, DEFAULTS.nodeDownGraceMs),
     localAgent: flags.localAgent ?? file.local_agent ?? true,
     allowHostPaths: parseAllowHostPaths(flags.allowHostPath ?? file.allow_host_path ?? [], flags.allowHostPath ? '--allow-host-path' : 'allow_host_path', errors),
+    tls: false,
+    tlsSans: [],
+    insecurePlaintext: false,
   };
+  const tlsSans = flags.tlsSan ?? file.tls_san ?? [];
+  const sanWhat = flags.tlsSan ? '--tls-san' : 'tls_san';
+  if (tlsSans.length > DEFAULTS.tls.maxSans) errors.push(`${sanWhat}: at most ${DEFAULTS.tls.maxSans} names`);
+  for (const n of tlsSans.slice(0, DEFAULTS.tls.maxSans)) {
+    const bad = sanProblem(n.replace(/^\[(.*)\]$/, '$1'));
+    if (bad) errors.push(`${sanWhat}: "${n.slice(0, 200)}" ${bad}`);
+  }
+  config.tlsSans = tlsSans;
+  config.tls = flags.tls ?? file.tls ?? false;
+  config.insecurePlaintext = flags.insecurePlaintext ?? file.insecure_plaintext ?? false;
+  if (config.tls && config.insecurePlaintext) errors.push('--tls and --insecure-plaintext: choose one');
   const keyFile = flags.clusterKeyFile ?? file.cluster_key_file;
   if (keyFile !== undefined) config.clusterKeyFile = resolve(keyFile);
   return errors.length ? fail(errors) : ok(config);
