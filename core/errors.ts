@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'ORCA_NOT_FOUND'
   | 'ORCA_CONFLICT'
   | 'ORCA_UNAUTHORIZED'
+  /** Authenticated, but not allowed this (a node credential calling the API). */
+  | 'ORCA_FORBIDDEN'
   | 'ORCA_STORE_LOCKED'
   | 'ORCA_STORE_CORRUPT'
   | 'ORCA_STORE_UNAVAILABLE'

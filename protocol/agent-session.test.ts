@@ -204,6 +204,28 @@ describe('stepAgentSession: the table', () => {
       effects: [{ kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'give-up', code: 'ORCA_USAGE', message: 'the server refused this agent: protocol 2 is not 1' }],
     },
     {
+      name: '4403 with ORCA_FORBIDDEN (a credential of another node): gives up',
+      inputs: [...connected, msg({ type: 'error', code: 'ORCA_FORBIDDEN', message: 'this node credential is for node n3, not n2' }), { kind: 'closed', code: 4403, reason: 'refused' }],
+      effects: [{ kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'give-up', code: 'ORCA_USAGE', message: 'the server refused this agent: this node credential is for node n3, not n2' }],
+    },
+    {
+      name: '4401 on a welcomed session (credential revoked): gives up at once, saying a new join token is needed',
+      inputs: [...welcomed, msg({ type: 'error', code: 'ORCA_UNAUTHORIZED', message: 'the node credential of n2 was revoked (orca nodes rm n2)' }), { kind: 'closed', code: 4401, reason: 'revoked' }],
+      effects: [
+        { kind: 'timer.clear' },
+        { kind: 'timer.clear' },
+        { kind: 'timer.clear' },
+        { kind: 'log' },
+        { kind: 'give-up', code: 'ORCA_UNAUTHORIZED', message: 'the node credential of n2 was revoked (orca nodes rm n2): this agent needs a new join token (orca token create on the server, then orca agent --token-file)' },
+      ],
+      phase: 'idle',
+    },
+    {
+      name: '4401 before the welcome with only a close reason: gives up with it',
+      inputs: [...connected, { kind: 'closed', code: 4401, reason: 'credential revoked' }],
+      effects: [{ kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'give-up', code: 'ORCA_UNAUTHORIZED', message: 'credential revoked: this agent needs a new join token (orca token create on the server, then orca agent --token-file)' }],
+    },
+    {
       name: '4403 with another refusal: retried',
       inputs: [...connected, msg({ type: 'error', code: 'ORCA_INVALID', message: 'bad hello' }), { kind: 'closed', code: 4403, reason: 'refused' }],
       effects: [{ kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'timer.clear' }, { kind: 'ended', welcomed: false }],

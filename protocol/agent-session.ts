@@ -14,7 +14,9 @@
  * go at once, endpoints are pushed when they change and a state report follows (coalesced).
  * Any word from the server re-arms the deadline; silence past it closes the channel (4408): no
  * half-open sessions. A close before the welcome with 4403 and a refusal that retrying cannot
- * fix (ORCA_CONFLICT: another cluster id, ORCA_PROTOCOL) gives up; anything else, a 4409 (the
+ * fix (ORCA_CONFLICT: another cluster id, ORCA_PROTOCOL, ORCA_FORBIDDEN: a credential of another
+ * node) gives up, and so does a close 4401 at any time (the node's credential was revoked);
+ * anything else, a 4409 (the
  * node name is held by a live session) included, dials again after the driver's backoff.
  */
 
@@ -55,7 +57,12 @@ export const DRAIN_GRACE_MS = 1000;
  * mismatch. A node name held by a live session (close 4409, also ORCA_CONFLICT) is not one of
  * them: that agent waits.
  */
-const FATAL_REFUSALS = new Set(['ORCA_CONFLICT', 'ORCA_PROTOCOL']);
+const FATAL_REFUSALS = new Set(['ORCA_CONFLICT', 'ORCA_PROTOCOL', 'ORCA_FORBIDDEN']);
+/**
+ * The close code of a session whose credential the server no longer accepts (revoked by
+ * `orca nodes rm`): at any time, welcomed or not, the agent stops dialling.
+ */
+export const CLOSE_REVOKED = 4401;
 
 export type SessionTimer = 'heartbeat' | 'deadline' | 'state' | `drain:${number}`;
 export type InventoryPurpose = { for: 'hello' } | { for: 'state' } | { for: 'observe'; id: number };
@@ -145,7 +152,7 @@ export type AgentSessionEffect =
   /** The connection is over: dial again (the backoff starts afresh when it was welcomed). */
   | { kind: 'ended'; welcomed: boolean }
   /** Retrying cannot help: stop dialling. */
-  | { kind: 'give-up'; code: 'ORCA_CONFLICT' | 'ORCA_USAGE'; message: string };
+  | { kind: 'give-up'; code: 'ORCA_CONFLICT' | 'ORCA_USAGE' | 'ORCA_UNAUTHORIZED'; message: string };
 
 export interface AgentSessionStep {
   state: AgentSessionState;
@@ -226,7 +233,10 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
         log('warn', { code: input.code, node, remote: from }, `node name ${node} already has a live session from ${from}; waiting`);
       }
       const refusal = s.refusal;
-      if (!welcomed && input.code === 4403 && refusal && FATAL_REFUSALS.has(refusal.code)) {
+      if (input.code === CLOSE_REVOKED) {
+        const why = refusal?.message ?? (input.reason || 'the server no longer accepts this node\'s credential');
+        effects.push({ kind: 'give-up', code: 'ORCA_UNAUTHORIZED', message: `${why}: this agent needs a new join token (orca token create on the server, then orca agent --token-file)` });
+      } else if (!welcomed && input.code === 4403 && refusal && FATAL_REFUSALS.has(refusal.code)) {
         effects.push({ kind: 'give-up', code: refusal.code === 'ORCA_CONFLICT' ? 'ORCA_CONFLICT' : 'ORCA_USAGE', message: `the server refused this agent: ${refusal.message}` });
       } else effects.push({ kind: 'ended', welcomed });
       return out();

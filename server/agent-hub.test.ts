@@ -7,14 +7,15 @@ import type { EventRecord } from '../store/types.js';
 import { memoryChannelPair, type Channel } from '../protocol/channel.js';
 import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type ServerMessage } from '../protocol/messages.js';
 import { aSpec, slotsOf } from '../test/builders.js';
-import { AgentHub } from './agent-hub.js';
+import { AgentHub, type AgentHubDeps } from './agent-hub.js';
+import type { Principal } from './access.js';
 import { NodeRegistry } from './node-registry.js';
 import { planRoutes } from '../controllers/route/planner.js';
 
 const settle = () => flushMicrotasks(20);
 const API = { host: '127.0.0.1', port: 6880 };
 
-async function setup() {
+async function setup(o: { access?: AgentHubDeps['access'] } = {}) {
   const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
   let logText = '';
   const log = createLogger({ destination: new Writable({ write: (c, _e, cb) => ((logText += c), cb()) }), pretty: false });
@@ -35,9 +36,10 @@ async function setup() {
     record: (e) => records.push(e),
     drain: async () => undefined,
     ownAddresses: () => [API],
+    ...(o.access ? { access: o.access } : {}),
   });
   /** A fake agent: raw text in, server messages and the close out. */
-  const connect = (remote: string, opts: { sameClock?: boolean } = {}) => {
+  const connect = (remote: string, opts: { sameClock?: boolean; principal?: Principal } = {}) => {
     const [agentEnd, serverEnd] = memoryChannelPair();
     hub.accept(serverEnd, remote, opts);
     const got: ServerMessage[] = [];
@@ -106,6 +108,69 @@ describe('AgentHub: node identity', () => {
     b.send(hello('n4'));
     await settle();
     expect(b.got[0]?.type).toBe('welcome');
+  });
+});
+
+describe('AgentHub: node credentials (SPEC §3.10)', () => {
+  const bound = new Set(['n1', 'n2']);
+  const access = { authenticate: () => null, bound: (n: string) => bound.has(n) };
+  const as = (node: string) => ({ principal: { role: 'node', node } as Principal });
+
+  it('a credential opens a session for its own node only: another bound name is 4409, an unbound one 4403 (fatal); the incumbent is untouched', async () => {
+    const { connect, hello, registry } = await setup({ access });
+    const n1 = connect('127.0.9.1:5000', as('n1'));
+    n1.send(hello('n1'));
+    await settle();
+    expect(n1.got[0]?.type).toBe('welcome');
+    // n2's credential claims n1 (live, bound to another credential).
+    const thief = connect('127.0.9.2:6000', as('n2'));
+    thief.send(hello('n1', '127.0.0.9'));
+    await settle();
+    expect(thief.closed()?.code).toBe(4409);
+    expect(thief.got).toContainEqual({ type: 'error', code: 'ORCA_CONFLICT', message: 'node name n1 is bound to another credential' });
+    expect(n1.closed()).toBeNull();
+    expect(registry.get('n1')?.address()).toBe('127.0.0.1');
+    // Even with n1's session gone, n2's credential cannot take the name.
+    n1.ch.close(1000, 'bye');
+    await settle();
+    const again = connect('127.0.9.2:6001', as('n2'));
+    again.send(hello('n1', '127.0.0.9'));
+    await settle();
+    expect(again.closed()?.code).toBe(4409);
+    expect(registry.get('n1')?.address()).toBe('127.0.0.1');
+    // A name bound to nobody: this credential is simply not for it.
+    const stray = connect('127.0.9.2:6002', as('n2'));
+    stray.send(hello('n9'));
+    await settle();
+    expect(stray.closed()?.code).toBe(4403);
+    expect(stray.got).toContainEqual({ type: 'error', code: 'ORCA_FORBIDDEN', message: 'this node credential is for node n2, not n9' });
+    expect(registry.get('n9')).toBeUndefined();
+  });
+
+  it('the admin token may hold any node’s session, as before', async () => {
+    const { connect, hello } = await setup({ access });
+    const a = connect('127.0.9.1:5000', { principal: { role: 'admin' } });
+    a.send(hello('n2'));
+    await settle();
+    expect(a.got[0]?.type).toBe('welcome');
+  });
+
+  it('disconnect (orca nodes rm) ends the node’s session and a not yet welcomed one of its credential with 4401 and the reason; others stay', async () => {
+    const { connect, hello, hub } = await setup({ access });
+    const n2 = connect('127.0.9.1:5000', as('n2'));
+    n2.send(hello('n2'));
+    const n1 = connect('127.0.9.3:5000', as('n1'));
+    n1.send(hello('n1'));
+    await settle();
+    const early = connect('127.0.9.2:5000', as('n2'));
+    expect(hub.disconnect('n2', 'the node credential of n2 was revoked (orca nodes rm n2)')).toBe(2);
+    await settle();
+    for (const c of [n2, early]) {
+      expect(c.closed()?.code).toBe(4401);
+      expect(c.got).toContainEqual({ type: 'error', code: 'ORCA_UNAUTHORIZED', message: 'the node credential of n2 was revoked (orca nodes rm n2)' });
+    }
+    expect(n1.closed()).toBeNull();
+    expect(hub.disconnect('n2', 'again')).toBe(0);
   });
 });
 

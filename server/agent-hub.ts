@@ -6,11 +6,13 @@ import type { Logger } from '../core/log.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { EventRecord } from '../store/types.js';
 import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
+import { CLOSE_REVOKED } from '../protocol/agent-session.js';
 import { decodeAgentMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
 import type { InstanceReport } from '../protocol/reports.js';
 import { checkEndpointAddress } from './endpoint-check.js';
 import { LogLimiter } from './log-limiter.js';
 import { bearer, tokenMatches } from './token.js';
+import type { Principal } from './access.js';
 import type { NodeRegistry } from './node-registry.js';
 import type { RemoteNode } from './remote-node.js';
 
@@ -34,13 +36,19 @@ export interface AgentHubDeps {
   drain: (address: string, maxMs: number) => Promise<void>;
   /** The server's own listening addresses (API, proxy): never accepted as an endpoint. */
   ownAddresses?: () => Array<{ host: string; port: number }>;
+  /**
+   * Who a bearer token is (SPEC §3.10: the admin, or one node's credential) and which node names
+   * are bound to a credential. Without it only the admin token (`token`) opens a session.
+   */
+  access?: { authenticate(presented: string | undefined): Principal | null; bound(node: string): boolean };
 }
 
 /**
  * The server's end of agent sessions: authenticates WebSocket upgrades on /v1/agent with the
- * cluster token (a refusal is logged without the token), waits for hello, checks protocol
- * version, cluster and node identity (a node name with a live session is refused with 4409;
- * the incumbent keeps it), then serves the session. A session silent past the heartbeat
+ * admin token or a node credential (a refusal is logged without the token), waits for hello,
+ * checks protocol version, cluster and node identity (a node name with a live session, or one
+ * bound to another credential than the one presented, is refused with 4409 — the incumbent keeps
+ * its session; a credential of another, unbound name with 4403), then serves the session. A session silent past the heartbeat
  * deadline is closed (no half-open sessions). The embedded agent comes in through accept() with
  * an in-memory channel and is served by exactly the same code.
  *
@@ -56,6 +64,10 @@ export class AgentHub {
   private readonly claims = new Map<string, Channel>();
   private readonly limiter: LogLimiter;
   private readonly buckets = new Map<string, { tokens: number; atMs: number }>();
+  /** Who opened each channel. */
+  private readonly principals = new Map<Channel, Principal>();
+  /** The channel of each welcomed node. */
+  private readonly sessions = new Map<string, Channel>();
 
   constructor(private readonly deps: AgentHubDeps) {
     this.limiter = new LogLimiter(deps.clock);
@@ -70,7 +82,13 @@ export class AgentHub {
       return false;
     }
     if (pathname !== AGENT_PATH) return false;
-    if (!tokenMatches(bearer(req.headers.authorization), this.deps.token)) {
+    const presented = bearer(req.headers.authorization);
+    const principal: Principal | null = this.deps.access
+      ? this.deps.access.authenticate(presented)
+      : tokenMatches(presented, this.deps.token)
+        ? { role: 'admin' }
+        : null;
+    if (!principal) {
       const l = this.limiter.allow(`401:${req.socket.remoteAddress}`);
       if (l.log) this.deps.log.warn({ remote: req.socket.remoteAddress, path: pathname, suppressed: l.suppressed }, 'agent refused: missing or wrong token');
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nmissing or wrong token\n');
@@ -78,7 +96,7 @@ export class AgentHub {
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       keepAlive(ws, this.deps.clock, this.deps.heartbeat.intervalMs);
-      this.accept(wsChannel(ws), req.socket.remoteAddress ?? 'unknown');
+      this.accept(wsChannel(ws), req.socket.remoteAddress ?? 'unknown', { principal });
     });
     return true;
   }
@@ -89,8 +107,10 @@ export class AgentHub {
    * embedded agent), so its events keep their own time — which is the server's — instead of the
    * receive time, which would only add the channel's delay to every record.
    */
-  accept(channel: Channel, remote: string, opts: { sameClock?: boolean } = {}): void {
+  accept(channel: Channel, remote: string, opts: { sameClock?: boolean; principal?: Principal } = {}): void {
     this.channels.add(channel);
+    const principal: Principal = opts.principal ?? { role: 'admin' };
+    this.principals.set(channel, principal);
     let node: RemoteNode | null = null;
     let helloSeen = false;
     let closed = false;
@@ -114,8 +134,10 @@ export class AgentHub {
       closed = true;
       if (deadline) this.deps.clock.clearTimeout(deadline);
       this.channels.delete(channel);
+      this.principals.delete(channel);
       for (const [name, c] of this.claims) if (c === channel) this.claims.delete(name);
       if (node) {
+        if (this.sessions.get(node.name) === channel) this.sessions.delete(node.name);
         node.detach(channel);
         this.deps.log.info({ node: node.name }, 'agent session ended');
       }
@@ -135,6 +157,11 @@ export class AgentHub {
         if (msg.type !== 'hello') return this.dropped('(no hello yet)', remote, 'message', [`expected hello, got ${msg.type}`]);
         if (msg.v !== PROTOCOL_VERSION) return refuse('ORCA_PROTOCOL', `protocol version ${msg.v} not supported (this server speaks ${PROTOCOL_VERSION})`);
         if (msg.cluster !== this.deps.clusterId) return refuse('ORCA_CONFLICT', `agent is in cluster "${msg.cluster}", this server is "${this.deps.clusterId}"`);
+        // A node credential holds a session for its own node only (SPEC §3.10); the admin token for any.
+        if (principal.role === 'node' && msg.node !== principal.node) {
+          if (this.deps.access?.bound(msg.node)) return refuse('ORCA_CONFLICT', `node name ${msg.node} is bound to another credential`, 4409);
+          return refuse('ORCA_FORBIDDEN', `this node credential is for node ${principal.node}, not ${msg.node}`);
+        }
         const incumbent = this.deps.registry.get(msg.node);
         if (incumbent?.attached || this.claims.has(msg.node)) {
           const from = incumbent?.attached ? (incumbent.remote ?? 'unknown') : 'another agent';
@@ -148,6 +175,7 @@ export class AgentHub {
             if (this.claims.get(msg.node) === channel) this.claims.delete(msg.node);
             if (!n) return;
             node = n;
+            this.sessions.set(n.name, channel);
             arm(this.deps.heartbeat.timeoutMs);
           },
           (err) => {
@@ -162,6 +190,23 @@ export class AgentHub {
       if (d.dropped.length) this.dropped(node.name, remote, 'record', d.dropped);
       this.handle(node, remote, this.sanitize(node, remote, msg, opts.sameClock === true), send);
     });
+  }
+
+  /**
+   * Ends every session of a node — welcomed, or opened with its credential and not yet welcomed —
+   * with CLOSE_REVOKED and the reason, so that its agent stops dialling (`orca nodes rm`).
+   * Returns how many were closed.
+   */
+  disconnect(node: string, message: string): number {
+    let n = 0;
+    for (const c of [...this.channels]) {
+      const p = this.principals.get(c);
+      if (this.sessions.get(node) !== c && !(p?.role === 'node' && p.node === node)) continue;
+      c.send(encode({ type: 'error', code: 'ORCA_UNAUTHORIZED', message }));
+      c.close(CLOSE_REVOKED, truncateUtf8(message, 120));
+      n++;
+    }
+    return n;
   }
 
   /** Closes every session (server stopping). */

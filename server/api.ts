@@ -13,6 +13,7 @@ import type { EventLog } from './event-log.js';
 import type { NodeRegistry } from './node-registry.js';
 import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
 import { RefusalLog } from './refusals.js';
+import { accessRoutes, joinHandler, type AccessApiDeps } from './api-access.js';
 import { MAX_SECRET_BYTES, secretNameProblem } from './secrets.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
 
@@ -36,17 +37,23 @@ export interface ApiDeps {
   onUnauthorized?: () => void;
   clock?: Clock;
   limits?: Partial<ApiLimits>;
+  /**
+   * Join tokens, node credentials and node removal (SPEC §3.10). With it, a node credential is
+   * recognised (and answered 403 on every API call) and POST /v1/join is served without a token.
+   */
+  access?: AccessApiDeps;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
 
-/** The HTTP API of SPEC §4, behind bearer-token auth (all but /healthz). */
+/** The HTTP API of SPEC §4, behind bearer-token auth (all but /healthz and POST /v1/join); only the admin token calls it. */
 export function createApi(deps: ApiDeps): Server {
   const { control, log } = deps;
   const limits: ApiLimits = { ...API_LIMITS, ...deps.limits };
   const clock = deps.clock ?? systemClock;
   const refusals = new RefusalLog(clock, log, deps.onUnauthorized, { windowMs: limits.refusalLogWindowMs });
   const streams = { clock, stallMs: limits.streamStallMs, followQueue: limits.followQueue };
+  const join = deps.access ? joinHandler(deps.access) : null;
   const routes: Array<[string, RegExp, Handler]> = [
     ['POST', /^\/v1\/apply$/, async (req, res) => {
       const body = await readJson(req);
@@ -138,6 +145,7 @@ export function createApi(deps: ApiDeps): Server {
       if (!n) throw HttpError.of('ORCA_NOT_FOUND', `node "${name}" not found`);
       sendJson(res, 200, { node: n.name, state: n.state() });
     }],
+    ...(deps.access ? accessRoutes(deps.access) : []),
     ['GET', /^\/v1\/nodes$/, async (_req, res) => {
       const reports = control.lastReports();
       sendJson(res, 200, {
@@ -172,10 +180,18 @@ export function createApi(deps: ApiDeps): Server {
         sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' });
         return;
       }
-      if (!tokenMatches(bearer(req.headers.authorization), deps.token)) {
+      if (join && url.pathname === '/v1/join' && req.method === 'POST') {
+        await join(req, res);
+        return;
+      }
+      const presented = bearer(req.headers.authorization);
+      const who = deps.access ? deps.access.access.authenticate(presented) : tokenMatches(presented, deps.token) ? { role: 'admin' as const } : null;
+      if (!who) {
         refusals.refused(req.socket.remoteAddress, req.method, url.pathname);
         throw HttpError.of('ORCA_UNAUTHORIZED', 'missing or wrong token');
       }
+      // Roles (SPEC §3.10): a node credential may only hold its node's agent session.
+      if (who.role !== 'admin') throw HttpError.of('ORCA_FORBIDDEN', `a node credential (node ${who.node}) may only hold an agent session for its own node; the API needs the admin token`);
       if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
         await deps.metrics(req, res);
         return;

@@ -87,6 +87,19 @@ export class NodeRegistry {
     this.deps.onNodeChanged?.(name);
   }
 
+  /**
+   * Forgets a node (`orca nodes rm`): its record leaves the store and the registry, so the next
+   * scheduling pass places its replicas elsewhere. Its session, if any, must be ended first (the
+   * hub). False when the node was not known.
+   */
+  async remove(name: string): Promise<boolean> {
+    if (!this.nodes.has(name)) return false;
+    await this.deps.store.delKv(KEY(name));
+    this.nodes.delete(name);
+    this.deps.onNodeChanged?.(name);
+    return true;
+  }
+
   /** Drains (or uncordons) a node; resolves once the node reconciler has looked at it. */
   async setDrained(name: string, drained: boolean): Promise<RemoteNode | undefined> {
     const n = this.nodes.get(name);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { systemClock, type Clock } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
+import { OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/types.js';
 import type { ServiceRecord, Store } from '../store/types.js';
@@ -18,6 +19,7 @@ import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
 import { ensureToken } from './token.js';
+import { Access, clusterCaHash } from './access.js';
 import { clusterKeyPath, loadClusterKey } from './cluster-key.js';
 import { SecretStore } from './secrets.js';
 import { secretResolver } from './secret-delivery.js';
@@ -125,6 +127,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
 
   try {
     const token = await ensureToken(config.dataDir);
+    const access = await Access.open(store, clock, token);
     const secrets = await SecretStore.open(store, await loadClusterKey(config.dataDir, config.clusterKeyFile), clusterKeyPath(config.dataDir, config.clusterKeyFile));
     let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
@@ -264,6 +267,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clusterId: config.clusterId,
       heartbeat: { intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs },
       registry: reg,
+      access,
       onSession: () => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed')),
       onState: () => {
         routesChanged();
@@ -292,6 +296,25 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       isReady: () => ready,
       clock,
       onUnauthorized: () => metrics.apiUnauthorized.inc(),
+      access: {
+        access,
+        log: log.child({ component: 'access' }),
+        clock,
+        caHash: () => clusterCaHash(config.dataDir),
+        live: (name) => reg.get(name)?.attached === true,
+        removeNode: async (name) => {
+          if (deps.localAgent && name === config.nodeName) throw new OrcaError('ORCA_CONFLICT', `node ${name} is this server's own node (its embedded agent): stop the server instead, or run it with --no-local-agent`);
+          const credentialRevoked = await access.revoke(name);
+          const sessionsClosed = agentHub.disconnect(name, `the node credential of ${name} was revoked (orca nodes rm ${name})`);
+          const known = await reg.remove(name);
+          if (!credentialRevoked && !known && sessionsClosed === 0) return null;
+          log.info({ node: name, credentialRevoked, sessionsClosed }, 'node removed');
+          eventLog.record({ time: new Date(clock.now()).toISOString(), reconciler: 'api', service: null, instance: null, node: name, action: 'node.remove', reason: 'orca nodes rm', outcome: 'ok', durationMs: 0 });
+          // Its replicas go elsewhere: the next pass no longer sees the node.
+          await cp.publish();
+          return { node: name, credentialRevoked, sessionsClosed };
+        },
+      },
       metrics: async (_req, res) => {
         const m = await metrics.text();
         res.writeHead(200, { 'content-type': m.contentType });
