@@ -14,11 +14,13 @@ import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
 import { LIMITS } from '../protocol/messages.js';
 import { loadAgentKey } from './secret-cache.js';
 import { TmpfsSecretFiles, type SecretFiles } from './secret-files.js';
+import type { DialAuth } from './join.js';
 
 export interface AgentConfig {
   /** The server's API URL (http://host:port). */
   join: string;
-  token: string;
+  /** The admin token, or (SPEC §3.10) the node credential / join token handling of agentAuth. */
+  token: string | DialAuth;
   nodeName: string;
   dataDir: string;
   advertise: string;
@@ -57,30 +59,36 @@ export function agentUrl(join: string): URL | null {
   return new URL(`${scheme}//${u.host}/v1/agent`);
 }
 
-/** Dials the server's agent endpoint over a WebSocket with the cluster token. */
-export function wsDialer(join: string, token: string, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs): () => Promise<Channel> {
+/**
+ * Dials the server's agent endpoint over a WebSocket with the admin token, or with what `auth`
+ * presents (a node credential, after exchanging the join token; its pinned CA for wss). A 401
+ * to a credential that `auth` could replace with a new one is dialled again at once.
+ */
+export function wsDialer(join: string, token: string | DialAuth, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs): () => Promise<Channel> {
   const url = agentUrl(join);
   if (!url) throw new Error(`--join: "${join}" must be a ws://, wss://, http:// or https:// URL of the server`);
-  return async () => {
+  const dial = async (again: boolean): Promise<Channel> => {
     const { WebSocket } = await import('ws');
+    const auth = typeof token === 'string' ? { bearer: token } : await token.next();
     return new Promise<Channel>((resolve, reject) => {
-      const ws = new WebSocket(url, { maxPayload: LIMITS.maxMessageBytes * 16, headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 5000 });
+      const ws = new WebSocket(url, { maxPayload: LIMITS.maxMessageBytes * 16, headers: { authorization: `Bearer ${auth.bearer}` }, handshakeTimeout: 5000, ...(auth.ca ? { ca: auth.ca } : {}) });
       ws.once('open', () => {
         keepAlive(ws, clock, pingIntervalMs);
         resolve(wsChannel(ws));
       });
       ws.once('unexpected-response', (_req, res) => {
-        // A wrong token does not get better by retrying: the session gives up on it (exit 2).
-        reject(
-          res.statusCode === 401
-            ? new OrcaError('ORCA_UNAUTHORIZED', `the server at ${url} refused the token (401): pass the cluster's token (--token, $ORCA_TOKEN, or cluster.token in --data-dir)`)
-            : new Error(`the server answered HTTP ${res.statusCode}`),
-        );
         ws.terminate();
+        if (res.statusCode !== 401) return reject(new Error(`the server answered HTTP ${res.statusCode}`));
+        // A wrong token does not get better by retrying: the session gives up on it (exit 2).
+        if (typeof token === 'string') {
+          return reject(new OrcaError('ORCA_UNAUTHORIZED', `the server at ${url} refused the token (401): pass the cluster's token (--token, $ORCA_TOKEN, or cluster.token in --data-dir)`));
+        }
+        token.refused(auth.bearer).then((r) => (r === true && !again ? dial(true).then(resolve, reject) : reject(r === true ? new Error('the server refused the new credential') : r)), reject);
       });
       ws.once('error', (err) => reject(err));
     });
   };
+  return () => dial(false);
 }
 
 /**

@@ -32,6 +32,18 @@ describe('the orca program', () => {
     expect(sub('events').helpInformation()).toMatch(/JSON Lines/);
   });
 
+  it('`orca nodes` lists and `orca nodes rm NODE` removes: the subcommand does not swallow the list, nor the list the subcommand', async () => {
+    const calls: string[] = [];
+    for (const argv of [['nodes', '-o', 'json'], ['nodes', 'rm', 'n2'], ['nodes']]) {
+      const p = buildProgram();
+      const nodes = p.commands.find((c) => c.name() === 'nodes')!;
+      nodes.action((o: { output: string }) => void calls.push(`ls ${o.output}`));
+      nodes.commands.find((c) => c.name() === 'rm')!.action((n: string) => void calls.push(`rm ${n}`));
+      await p.parseAsync(['node', 'orca', ...argv]);
+    }
+    expect(calls).toEqual(['ls json', 'rm n2', 'ls table']);
+  });
+
   it('--version is the version of package.json', () => {
     const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
     expect(program.version()).toBe(version);

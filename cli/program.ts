@@ -45,6 +45,7 @@ export function buildProgram(): Command {
     .description('run a worker agent on this host in the foreground')
     .requiredOption('--join <url>', "the server's API URL, e.g. http://orca-server:6880")
     .option('--node-name <name>', 'this node’s name (default: hostname)')
+    .option('--token-file <file>', 'file holding the join token (orca token create; env ORCA_JOIN_TOKEN), exchanged once for <data-dir>/node.credential')
     .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
     .option('--cluster-id <id>', 'cluster label on every container (default "default")')
     .option('--reconnect-initial <secs>', 'first reconnect delay (default 5)')
@@ -144,6 +145,31 @@ export function buildProgram(): Command {
     .description('let a drained node take replicas again')
     .argument('<node>')
     .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, false));
+
+  const nodesCmd = program.commands.find((c) => c.name() === 'nodes');
+  nodesCmd
+    ?.command('rm')
+    .description("remove a node: revoke its credential, end its session, forget it; its replicas are rescheduled")
+    .argument('<node>')
+    .action(async (node: string) => (await import('./commands/nodes.js')).rm(g(), node));
+
+  const token = program.command('token').description('join tokens: what a new agent presents once to get its node credential');
+  token
+    .command('create')
+    .description('make a join token and print it (alone on stdout)')
+    .option('--ttl <duration>', 'valid for this long (default 24h)')
+    .option('--uses <n>', 'at most this many joins (default unlimited)')
+    .action(async (opts) => (await import('./commands/token.js')).create(g(), opts));
+  token
+    .command('ls')
+    .description('join tokens: id, created, expires, uses used and left (never the secret)')
+    .addOption(outputOption('{"tokens":[{"id","created","expires","uses","used","left","state"}]}'))
+    .action(async (opts) => (await import('./commands/token.js')).ls(g(), opts));
+  token
+    .command('rm')
+    .description('remove a join token (joins with it are refused; joined nodes stay)')
+    .argument('<id>')
+    .action(async (id: string) => (await import('./commands/token.js')).rm(g(), id));
 
   const secret = program.command('secret').description('secrets: values sealed in the store, delivered to the services that name them');
   secret

@@ -4,6 +4,8 @@ import { DEFAULTS } from '../../core/defaults.js';
 import { isOrcaError } from '../../core/errors.js';
 import { defaultDataDir, parseAllowHostPaths } from '../../server/config.js';
 import { agentUrl, startAgent } from '../../agent/main.js';
+import { agentAuth, readBounded, readCredential } from '../../agent/join.js';
+import { looksLikeJoinToken, parseJoinToken } from '../../server/join-tokens.js';
 import { resolveToken } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
@@ -13,6 +15,7 @@ interface AgentFlags {
   join: string;
   nodeName?: string;
   token?: string;
+  tokenFile?: string;
   dataDir?: string;
   advertise?: string;
   clusterId?: string;
@@ -47,21 +50,56 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
     else labels[m[1]] = m[2] ?? '';
   }
   const dataDir = defaultDataDir(flags.dataDir ?? global.dataDir);
-  const token = resolveToken({ token: flags.token ?? global.token, dataDir });
-  if (!token) errors.push('no token: pass --token, set ORCA_TOKEN, or put cluster.token in the data directory');
+  const log = createLogger();
+  // SPEC §3.10: a join token (--token-file, $ORCA_JOIN_TOKEN, --token) or the admin token; a
+  // credential already in the data directory wins over both.
+  const argvToken = flags.token ?? global.token;
+  if (argvToken !== undefined) log.warn('--token is visible to other users of this host (ps, /proc): prefer --token-file or $ORCA_JOIN_TOKEN');
+  let given: string | undefined = argvToken;
+  if (flags.tokenFile !== undefined) {
+    try {
+      const text = await readBounded(flags.tokenFile);
+      if (text === null || !text.trim()) errors.push(`--token-file: ${flags.tokenFile} ${text === null ? 'does not exist' : 'is empty'}`);
+      else given = text.trim();
+    } catch (err) {
+      errors.push(`--token-file: ${(err as Error).message}`);
+    }
+  }
+  given ??= process.env.ORCA_JOIN_TOKEN?.trim() || undefined;
+  let joinToken: string | undefined;
+  let adminToken: string | undefined;
+  if (given !== undefined && looksLikeJoinToken(given)) {
+    const t = parseJoinToken(given);
+    if (t.ok) joinToken = given;
+    else errors.push(`join token: ${t.errors}`);
+  } else adminToken = given ?? resolveToken({ dataDir });
+  let credentialNode: string | null = null;
+  try {
+    credentialNode = (await readCredential(dataDir))?.node ?? null;
+  } catch (err) {
+    errors.push((err as Error).message);
+  }
+  if (credentialNode !== null && credentialNode !== nodeName) {
+    errors.push(`the node credential in ${dataDir} is for node ${credentialNode}, not ${nodeName}: use --node-name ${credentialNode}, or another --data-dir`);
+  }
+  if (!joinToken && !adminToken && credentialNode === null) {
+    errors.push('no token: pass a join token (--token-file FILE or $ORCA_JOIN_TOKEN; orca token create makes one), or the admin token (--token, $ORCA_TOKEN, or cluster.token in the data directory)');
+  }
   const reconnectInitialMs = secs(flags.reconnectInitial, '--reconnect-initial', DEFAULTS.reconnectInitialMs, errors);
   const reconnectMaxMs = secs(flags.reconnectMax, '--reconnect-max', DEFAULTS.reconnectMaxMs, errors);
   const watchdogIntervalMs = secs(flags.watchdogInterval, '--watchdog-interval', DEFAULTS.watchdogIntervalMs, errors);
   const allowHostPaths = parseAllowHostPaths(flags.allowHostPath ?? [], '--allow-host-path', errors);
   if (errors.length) throw new CliError(EXIT.invalid, errors.join('\n'));
 
-  const log = createLogger();
   let running;
   try {
     running = await startAgent(
       {
         join: (join as URL).toString(),
-        token: token as string,
+        token:
+          credentialNode === null && !joinToken && adminToken
+            ? adminToken
+            : agentAuth({ join: join as URL, dataDir, node: nodeName, ...(joinToken ? { joinToken } : {}), ...(adminToken ? { adminToken } : {}), log }),
         nodeName,
         dataDir,
         advertise: flags.advertise ?? DEFAULTS.advertise,

@@ -27,3 +27,10 @@ export async function drain(g: ClientOptions, node: string, drained: boolean): P
   const r = await new Client(g).json<{ node: string; state: string }>('POST', `/v1/nodes/${encodeURIComponent(node)}/${drained ? 'drain' : 'uncordon'}`);
   process.stdout.write(`node/${r.node} ${drained ? 'drained' : 'uncordoned'} (now ${r.state})\n`);
 }
+
+/** `orca nodes rm NODE`: revokes its credential, ends its session, forgets it; its replicas go elsewhere. */
+export async function rm(g: ClientOptions, node: string): Promise<void> {
+  const r = await new Client(g).json<{ node: string; credentialRevoked: boolean; sessionsClosed: number }>('DELETE', `/v1/nodes/${encodeURIComponent(node)}`);
+  const what = [r.credentialRevoked ? 'credential revoked' : 'no credential', r.sessionsClosed ? 'session closed' : 'no live session'];
+  process.stdout.write(`node/${r.node} removed (${what.join(', ')})\n`);
+}
