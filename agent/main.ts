@@ -76,7 +76,10 @@ export function wsDialer(join: string, token: string | DialAuth, clock: Clock = 
         keepAlive(ws, clock, pingIntervalMs);
         resolve(wsChannel(ws));
       });
+      let answered = false;
       ws.once('unexpected-response', (_req, res) => {
+        // terminate() makes ws emit an 'error' of its own: the answer is what counts.
+        answered = true;
         ws.terminate();
         if (res.statusCode !== 401) return reject(new Error(`the server answered HTTP ${res.statusCode}`));
         // A wrong token does not get better by retrying: the session gives up on it (exit 2).
@@ -85,7 +88,9 @@ export function wsDialer(join: string, token: string | DialAuth, clock: Clock = 
         }
         token.refused(auth.bearer).then((r) => (r === true && !again ? dial(true).then(resolve, reject) : reject(r === true ? new Error('the server refused the new credential') : r)), reject);
       });
-      ws.once('error', (err) => reject(err));
+      ws.on('error', (err) => {
+        if (!answered) reject(err);
+      });
     });
   };
   return () => dial(false);

@@ -179,11 +179,33 @@ export interface AgentProcess {
 }
 
 /** Starts `orca agent` joining a server (its own node name and data directory). */
-export function startAgentProcess(o: { api: string; node: string; dataDir: string; token: string; cluster: string; extra?: string[] }): AgentProcess {
+/**
+ * Starts `orca agent` with the admin token (`token`, as --token), a join token file (`tokenFile`,
+ * as --token-file), or neither (`env` may carry $ORCA_JOIN_TOKEN; a node.credential in its data
+ * directory may be all it has). Without `token`, $ORCA_TOKEN is not passed on: such an agent
+ * never sees the admin token.
+ */
+export function startAgentProcess(o: { api: string; node: string; dataDir: string; token?: string; tokenFile?: string; env?: Record<string, string>; cluster: string; extra?: string[] }): AgentProcess {
+  const env: Record<string, string | undefined> = { ...process.env, ORCA_LOG_LEVEL: 'debug', ...o.env };
+  if (o.token === undefined) delete env.ORCA_TOKEN;
   const child = spawn(
     process.execPath,
-    [ORCA, 'agent', '--join', o.api, '--node-name', o.node, '--data-dir', o.dataDir, '--token', o.token, '--cluster-id', o.cluster, ...(o.extra ?? [])],
-    { env: { ...process.env, ORCA_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      ORCA,
+      'agent',
+      '--join',
+      o.api,
+      '--node-name',
+      o.node,
+      '--data-dir',
+      o.dataDir,
+      ...(o.token !== undefined ? ['--token', o.token] : []),
+      ...(o.tokenFile !== undefined ? ['--token-file', o.tokenFile] : []),
+      '--cluster-id',
+      o.cluster,
+      ...(o.extra ?? []),
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
