@@ -12,6 +12,7 @@ import { Agent } from './agent.js';
 import { AgentSession } from './session.js';
 import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
 import { LIMITS } from '../protocol/messages.js';
+import { TrustAnchor, type TlsTrust } from '../protocol/tls-trust.js';
 import { loadAgentKey } from './secret-cache.js';
 import { TmpfsSecretFiles, type SecretFiles } from './secret-files.js';
 import type { DialAuth } from './join.js';
@@ -32,6 +33,11 @@ export interface AgentConfig {
   watchdogIntervalMs: number;
   /** Directories host mounts may come from (`--allow-host-path`); none by default. */
   allowHostPaths?: string[];
+  /**
+   * For a wss:// (https://) join when what the token presents carries no CA of its own: the
+   * cluster CA (`--ca-cert`) or its fingerprint. Absent: Node's default roots.
+   */
+  tls?: TlsTrust;
 }
 
 export interface RunningAgent {
@@ -62,16 +68,20 @@ export function agentUrl(join: string): URL | null {
 /**
  * Dials the server's agent endpoint over a WebSocket with the admin token, or with what `auth`
  * presents (a node credential, after exchanging the join token; its pinned CA for wss). A 401
- * to a credential that `auth` could replace with a new one is dialled again at once.
+ * to a credential that `auth` could replace with a new one is dialled again at once. Without a CA
+ * from `auth`, a wss:// server is verified against `trust` (the CA's PEM, or a pinned CA
+ * fingerprint: see TrustAnchor), with Node's host name check, before any byte of the token leaves.
  */
-export function wsDialer(join: string, token: string | DialAuth, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs): () => Promise<Channel> {
+export function wsDialer(join: string, token: string | DialAuth, clock: Clock = systemClock, pingIntervalMs = DEFAULTS.heartbeatIntervalMs, trust?: TlsTrust): () => Promise<Channel> {
   const url = agentUrl(join);
   if (!url) throw new Error(`--join: "${join}" must be a ws://, wss://, http:// or https:// URL of the server`);
+  const anchor = new TrustAnchor(trust);
   const dial = async (again: boolean): Promise<Channel> => {
     const { WebSocket } = await import('ws');
     const auth = typeof token === 'string' ? { bearer: token } : await token.next();
+    const ca = auth.ca ?? (await anchor.ca(url));
     return new Promise<Channel>((resolve, reject) => {
-      const ws = new WebSocket(url, { maxPayload: LIMITS.maxMessageBytes * 16, headers: { authorization: `Bearer ${auth.bearer}` }, handshakeTimeout: 5000, ...(auth.ca ? { ca: auth.ca } : {}) });
+      const ws = new WebSocket(url, { maxPayload: LIMITS.maxMessageBytes * 16, headers: { authorization: `Bearer ${auth.bearer}` }, handshakeTimeout: 5000, ...(ca ? { ca } : {}) });
       ws.once('open', () => {
         keepAlive(ws, clock, pingIntervalMs);
         resolve(wsChannel(ws));
@@ -125,7 +135,7 @@ export async function startAgent(
       watchdogIntervalMs: config.watchdogIntervalMs,
       allowHostPaths: config.allowHostPaths ?? [],
       secrets: await secretsFor(config.dataDir, config.clusterId, config.nodeName),
-      dial: deps.dial ?? wsDialer(config.join, config.token, clock),
+      dial: deps.dial ?? wsDialer(config.join, config.token, clock, DEFAULTS.heartbeatIntervalMs, config.tls),
       reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
     });
     await agent.start(abort.signal);

@@ -15,6 +15,7 @@ export function buildProgram(): Command {
     .option('--api <url>', 'server API URL (env ORCA_API, default http://127.0.0.1:6880)')
     .option('--token <token>', 'API token (env ORCA_TOKEN, default: <data-dir>/cluster.token)')
     .option('--data-dir <dir>', 'data directory (env ORCA_HOME, default ~/.orca)')
+    .option('--ca-cert <file>', 'the cluster CA to trust for https:// and wss:// (env ORCA_CA_CERT, default <data-dir>/tls/ca.crt)')
     // Subcommands inherit this: `orca status --help` lists --api, --token and --data-dir too.
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
@@ -38,6 +39,9 @@ export function buildProgram(): Command {
     .option('--no-local-agent', 'do not run containers on this host')
     .option('--cluster-key-file <file>', 'the 32-byte key that seals secrets (default <data-dir>/cluster.key, made on first start)')
     .option('--allow-host-path <dir>', 'allow host mounts under this directory on this node (repeatable; none by default)', collect)
+    .option('--tls', 'serve the API over TLS on loopback too (beyond loopback it always is, unless --insecure-plaintext)')
+    .option('--tls-san <name>', 'another DNS name or IP address for the server certificate (repeatable)', collect)
+    .option('--insecure-plaintext', 'serve the API in plaintext on a non-loopback address (tokens and secrets unencrypted; warned at every start)')
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program

@@ -1,4 +1,5 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../core/clock.js';
 import { DEFAULTS, type ApiLimitsShape } from '../core/defaults.js';
@@ -42,6 +43,11 @@ export interface ApiDeps {
    * recognised (and answered 403 on every API call) and POST /v1/join is served without a token.
    */
   access?: AccessApiDeps;
+  /**
+   * Serve over TLS with this key and certificate chain (PEM; the server certificate, then the
+   * CA): see server/cluster-tls.ts. Absent: plaintext HTTP.
+   */
+  tls?: { keyPem: string; chainPem: string };
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
@@ -228,22 +234,25 @@ export function createApi(deps: ApiDeps): Server {
     }
   };
 
-  const server = createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      connectionsCheckingInterval: limits.checkIntervalMs,
-      maxHeaderSize: limits.maxHeaderBytes,
-    },
-    (req, res) => {
-      handle(req, res).catch((err: unknown) => {
-        // handle() answers every failure itself; this is the last line of defence for a bug in it.
-        log.error({ err }, 'API request handler failed');
-        res.destroy();
-      });
-    },
-  );
+  const httpOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+    maxHeaderSize: limits.maxHeaderBytes,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((err: unknown) => {
+      // handle() answers every failure itself; this is the last line of defence for a bug in it.
+      log.error({ err }, 'API request handler failed');
+      res.destroy();
+    });
+  };
+  // The same server either way: an https.Server is an http.Server behind a TLS handshake, with
+  // the same timeouts, caps, handlers and upgrade path (the agent endpoint).
+  const server: Server = deps.tls
+    ? guardTls(createTlsServer({ ...httpOptions, key: deps.tls.keyPem, cert: deps.tls.chainPem, handshakeTimeout: limits.tlsHandshakeTimeoutMs }, onRequest), log)
+    : createServer(httpOptions, onRequest);
   // Node takes its own error handler off an upgraded socket: one must be there before any
   // upgrade handler runs, or a client resetting a refused upgrade would be an unhandled error.
   server.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
@@ -264,6 +273,29 @@ export function createApi(deps: ApiDeps): Server {
   });
   return server;
 }
+
+/**
+ * A TLS listener's refusals: a handshake that failed, timed out (DEFAULTS.api.tlsHandshakeTimeoutMs)
+ * or was never begun ends only that connection. A plaintext HTTP request on the TLS port gets a
+ * plain 400 that says to use https:// (as Go's and nginx's servers do), then the connection closes.
+ * Logged at debug only: these are strangers' bytes, and a flood of them must not flood the log.
+ */
+function guardTls<S extends import('node:https').Server>(server: S, log: Logger): S {
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, tlsSocket: import('node:tls').TLSSocket) => {
+    log.debug({ err: { code: err.code, message: err.message }, remote: tlsSocket.remoteAddress }, 'TLS handshake refused');
+    // The raw connection under the TLS socket (Node keeps it as _parent): still writable when the
+    // TLS layer refused the very first bytes.
+    const raw = (tlsSocket as unknown as { _parent?: Duplex })._parent;
+    if (err.code === 'ERR_SSL_HTTP_REQUEST' && raw && raw.writable && !raw.destroyed) {
+      raw.on('error', () => undefined);
+      raw.end(PLAINTEXT_REFUSAL);
+    } else tlsSocket.destroy();
+  });
+  return server;
+}
+
+const PLAINTEXT_BODY = JSON.stringify({ error: 'ORCA_USAGE', message: 'this port speaks TLS: use https:// (and the cluster CA, --ca-cert)' });
+const PLAINTEXT_REFUSAL = `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(PLAINTEXT_BODY)}\r\n\r\n${PLAINTEXT_BODY}`;
 
 /** A secret's value travels as base64 in `{"value": …}`: the body is bounded by the largest value so encoded, plus a little. */
 const SECRET_BODY_BYTES = 4 * Math.ceil(MAX_SECRET_BYTES / 3) + 1024;

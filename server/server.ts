@@ -30,7 +30,9 @@ import { NodeRegistry } from './node-registry.js';
 import { NodeReconciler } from './node-reconciler.js';
 import { NodeExecutor } from '../controllers/node/executor.js';
 import { AgentHub } from './agent-hub.js';
-import type { ServerConfig } from './config.js';
+import { apiServesTls, isLoopbackHost, type ServerConfig } from './config.js';
+import { ensureClusterTls, keepServerCertFresh, serverNames, TLS_DIR } from './cluster-tls.js';
+import { caFingerprint } from '../protocol/tls-trust.js';
 
 export interface ServerDeps {
   log: Logger;
@@ -128,6 +130,15 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   try {
     const token = await ensureToken(config.dataDir);
     const access = await Access.open(store, clock, token);
+    // The cluster CA exists from the first start on, TLS or not (join tokens carry its fingerprint).
+    const tlsOn = apiServesTls(config);
+    const issue = { names: serverNames({ advertise: config.advertise, apiHost: config.apiListen.host, sans: config.tlsSans }), clusterId: config.clusterId, commonName: config.nodeName };
+    const clusterTls = await ensureClusterTls(config.dataDir, { ...issue, nowMs: clock.now() });
+    if (clusterTls.created.ca) log.info({ ca: join(config.dataDir, TLS_DIR, 'ca.crt'), fingerprint: caFingerprint(clusterTls.caPem) }, 'cluster CA created');
+    if (clusterTls.created.serverCert) log.info({ names: issue.names, notAfter: new Date(clusterTls.notAfterMs).toISOString() }, 'server certificate issued');
+    if (!tlsOn && !isLoopbackHost(config.apiListen.host)) {
+      log.warn({ api: config.apiListen.host }, 'INSECURE: the API and agent sessions are served in plaintext beyond loopback (--insecure-plaintext): tokens, credentials and secrets cross the network unencrypted');
+    }
     const secrets = await SecretStore.open(store, await loadClusterKey(config.dataDir, config.clusterKeyFile), clusterKeyPath(config.dataDir, config.clusterKeyFile));
     let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
@@ -315,6 +326,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
           return { node: name, credentialRevoked, sessionsClosed };
         },
       },
+      ...(tlsOn ? { tls: { keyPem: clusterTls.keyPem, chainPem: clusterTls.chainPem } } : {}),
       metrics: async (_req, res) => {
         const m = await metrics.text();
         res.writeHead(200, { 'content-type': m.contentType });
@@ -327,8 +339,22 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     api.listen(config.apiListen.port, config.apiListen.host);
     await once(api, 'listening');
     const addr = api.address() as AddressInfo;
-    const apiUrl = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-    log.info({ api: apiUrl, dataDir: config.dataDir, cluster: config.clusterId, node: config.nodeName }, 'api listening');
+    if (tlsOn) {
+      const tlsApi = api as import('node:https').Server;
+      keepServerCertFresh({
+        dataDir: config.dataDir,
+        issue,
+        clock,
+        signal: abort.signal,
+        log,
+        onIssued: (t) => {
+          tlsApi.setSecureContext({ key: t.keyPem, cert: t.chainPem });
+          log.info({ names: t.names, notAfter: new Date(t.notAfterMs).toISOString() }, 'server certificate re-issued');
+        },
+      });
+    }
+    const apiUrl = `${tlsOn ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    log.info({ api: apiUrl, tls: tlsOn, dataDir: config.dataDir, cluster: config.clusterId, node: config.nodeName }, 'api listening');
 
     // Every known node's assignment set is decided before any agent can ask for it.
     await cp.publish();

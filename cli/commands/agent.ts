@@ -6,7 +6,7 @@ import { defaultDataDir, parseAllowHostPaths } from '../../server/config.js';
 import { agentUrl, startAgent } from '../../agent/main.js';
 import { agentAuth, readBounded, readCredential } from '../../agent/join.js';
 import { looksLikeJoinToken, parseJoinToken } from '../../server/join-tokens.js';
-import { resolveToken } from '../client.js';
+import { resolveCaCert, resolveToken } from '../client.js';
 import { CliError, EXIT } from '../exit.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -37,7 +37,7 @@ function secs(v: string | undefined, flag: string, def: number, errors: string[]
 }
 
 /** `orca agent --join URL --node-name N …`: a worker agent in the foreground until SIGINT/SIGTERM. */
-export async function run(flags: AgentFlags, global: { token?: string; dataDir?: string }): Promise<void> {
+export async function run(flags: AgentFlags, global: { token?: string; dataDir?: string; caCert?: string }): Promise<void> {
   const errors: string[] = [];
   const join = agentUrl(flags.join);
   if (!join) errors.push(`--join: "${flags.join.slice(0, 200)}" must be a ws://, wss://, http:// or https:// URL of the server (for example http://orca-server:6880)`);
@@ -85,6 +85,8 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
   if (!joinToken && !adminToken && credentialNode === null) {
     errors.push('no token: pass a join token (--token-file FILE or $ORCA_JOIN_TOKEN; orca token create makes one), or the admin token (--token, $ORCA_TOKEN, or cluster.token in the data directory)');
   }
+  // wss:// (or https://): the server is verified against --ca-cert / $ORCA_CA_CERT (SPEC §3.10).
+  const ca = join?.protocol === 'wss:' ? resolveCaCert({ ...(global.caCert !== undefined ? { caCert: global.caCert } : {}), dataDir }) : undefined;
   const reconnectInitialMs = secs(flags.reconnectInitial, '--reconnect-initial', DEFAULTS.reconnectInitialMs, errors);
   const reconnectMaxMs = secs(flags.reconnectMax, '--reconnect-max', DEFAULTS.reconnectMaxMs, errors);
   const watchdogIntervalMs = secs(flags.watchdogInterval, '--watchdog-interval', DEFAULTS.watchdogIntervalMs, errors);
@@ -109,6 +111,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
         reconnectMaxMs,
         watchdogIntervalMs,
         allowHostPaths,
+        ...(ca ? { tls: { caPem: ca.pem } } : {}),
       },
       { log },
     );
