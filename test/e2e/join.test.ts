@@ -188,3 +188,57 @@ describe('join tokens, node credentials, node removal', () => {
     for (const a of agents) expect(a.logs()).not.toContain(adminToken);
   });
 });
+
+describe('join over TLS: the token pins the cluster CA', () => {
+  let first: { cluster: string; dataDir: string };
+  let other: { cluster: string; dataDir: string };
+  let server: ServerProcess | undefined;
+  let work: string;
+  const agents: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    first = await testEnv('pin');
+    other = { cluster: first.cluster, dataDir: await mkdtemp(join(tmpdir(), `${first.cluster}-other-`)) };
+    work = await mkdtemp(join(tmpdir(), `${first.cluster}-work-`));
+  });
+
+  afterAll(async () => {
+    for (const a of agents) await stopAgentProcess(a);
+    await stopServer(server);
+    await cleanup(first.cluster, first.dataDir);
+    await rm(other.dataDir, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('a token whose CA hash does not match (a server with another CA on the same address): the agent refuses to connect and says why', async () => {
+    // (The harness's readiness probe does not trust the cluster CA: the log says when it is ready.)
+    const ready = async (s: ServerProcess) => waitFor(() => s.logs().includes('"server ready"'), 30_000, `server ready\n${s.logs()}`);
+    server = await startServer({ ...first, extra: ['--tls', '--no-local-agent'], waitReady: false });
+    await ready(server);
+    expect(server.api).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const made = await cli(server, first.dataDir)(['token', 'create']);
+    expect(made.code, made.stderr).toBe(0);
+    const token = made.stdout.trim();
+    const ownCa = await readFile(join(first.dataDir, 'tls', 'ca.crt'), 'utf8');
+    const address = server.api.replace(/^https:\/\//, '');
+    await stopServer(server);
+    // Another server, another data directory (so another CA), on the very same address.
+    server = await startServer({ ...other, extra: ['--tls', '--no-local-agent', '--api-listen', address], waitReady: false });
+    await ready(server);
+    expect(server.api).toBe(`https://${address}`);
+    expect(await readFile(join(other.dataDir, 'tls', 'ca.crt'), 'utf8')).not.toBe(ownCa);
+    const file = join(work, 'join.token');
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    const dir = await mkdtemp(join(work, 'n2-'));
+    const a = startAgentProcess({ api: server.api, node: 'n2', dataDir: dir, tokenFile: file, cluster: first.cluster, extra: AGENT_FLAGS });
+    agents.push(a);
+    const code = await Promise.race([a.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 20_000))]);
+    expect(code).toBe(2);
+    expect(a.logs()).toMatch(/is not the one the join token pins \(CA sha256 [0-9a-f]{16}…\).*not connecting/);
+    // Nothing was sent: the impostor saw no join, and the agent holds no credential.
+    expect(server.logs()).not.toContain('node joined');
+    expect(server.logs()).not.toContain('join refused');
+    expect(await stat(join(dir, 'node.credential')).catch(() => null)).toBeNull();
+    expect(server.logs()).not.toContain(token.split('.')[3]!);
+  });
+});
