@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decodeAgentMessage, decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './messages.js';
+import { AGENT_ACTIONS, decodeAgentMessage, decodeServerMessage, encode, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './messages.js';
+import type { Action } from '../controllers/actions.js';
+import type { NetworkAction } from '../controllers/network/actions.js';
+import type { HealthAction } from '../controllers/health/actions.js';
 import { aContainer, aSpec, slotsOf } from '../test/builders.js';
 
 describe('protocol', () => {
@@ -73,5 +76,20 @@ describe('protocol', () => {
   it('rejects a server message an agent must not act on', () => {
     expect(decodeServerMessage('{"type":"assignments","full":true,"slots":[{"service":"web"}]}').ok).toBe(false);
     expect(decodeServerMessage('{"type":"hello"}').ok).toBe(false);
+  });
+});
+
+// Every action an agent's reconcilers record must be an AGENT_ACTIONS label, or the server drops the
+// event ("records from an agent dropped"): network.create/connect once were. Checked by the compiler.
+type RecordedOnAgent = Action['kind'] | NetworkAction['kind'] | Exclude<HealthAction['kind'], 'probe.start' | 'probe.stop'>;
+type NotListed = Exclude<RecordedOnAgent, (typeof AGENT_ACTIONS)[number]>;
+const everyRecordedActionListed: [NotListed] extends [never] ? true : NotListed = true;
+
+describe('protocol: events of every agent reconciler', () => {
+  it.each([...AGENT_ACTIONS])('an event of %s is accepted', (action) => {
+    expect(everyRecordedActionListed).toBe(true);
+    const ev = { time: '2026-01-01T00:00:00.000Z', reconciler: 'network', service: null, instance: null, node: 'n1', action, reason: 'missing', outcome: 'ok', durationMs: 1 };
+    const d = decodeAgentMessage(encode({ type: 'event', records: [ev] } as AgentMessage));
+    expect(d.ok && d.msg.type === 'event' && d.msg.records.length).toBe(1);
   });
 });

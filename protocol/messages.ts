@@ -95,6 +95,8 @@ export const AGENT_ACTIONS = [
   'image.port-check',
   'volume.create',
   'volume.remove',
+  'network.create',
+  'network.connect',
 ] as const;
 /** Why a failed instance was replaced (`replace-after-X`: X is the restarts metric's `reason` label). */
 const REPLACE_REASONS = new Set(['exited', 'completed', 'oom-killed', 'removed', 'liveness', 'create-failed', 'start-timeout', 'unhealthy', 'failure']);
