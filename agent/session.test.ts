@@ -3,7 +3,7 @@ import { ManualClock, flushMicrotasks, seededRng } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
 import { AgentSession } from './session.js';
 import { memoryChannelPair, type Channel } from '../protocol/channel.js';
-import { decodeAgentMessage, encode, type AgentMessage } from '../protocol/messages.js';
+import { decodeAgentMessage, encode, PROTOCOL_VERSION, type AgentMessage } from '../protocol/messages.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 
 /** What the session needs of the node, as the plain functions it takes. */
@@ -79,8 +79,8 @@ describe('AgentSession', () => {
     const abort = new AbortController();
     void s.run(abort.signal);
     await flushMicrotasks(10);
-    expect(fromAgent[0]).toMatchObject({ type: 'hello', node: 'n2', v: 1 });
-    server.send(encode({ type: 'welcome', v: 1, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 }));
+    expect(fromAgent[0]).toMatchObject({ type: 'hello', node: 'n2', v: PROTOCOL_VERSION });
+    server.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 }));
     const web = slotsOf(aSpec({ replicas: 2 }));
     const api = slotsOf(aSpec({ name: 'api' }));
     server.send(encode({ type: 'assignments', full: true, slots: [...web, ...api] }));
@@ -128,7 +128,7 @@ describe('AgentSession', () => {
     void s.run(abort.signal);
     await flushMicrotasks(10);
     expect(got.some((m) => m.type === 'event')).toBe(false);
-    server.send(encode({ type: 'welcome', v: 1, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 }));
+    server.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 }));
     await flushMicrotasks(10);
     expect(got.find((m) => m.type === 'event')).toMatchObject({ records: [{ action: 'container.create' }] });
     abort.abort();

@@ -1,3 +1,4 @@
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -141,7 +142,7 @@ describe('server API (FakeRuntime, memory store)', () => {
     await call('POST', '/v1/apply', { files: [{ file: 'web.toml', text: WEB }] });
     await until(async () => (await call('GET', '/v1/status?service=web')).body.services[0]?.state === 'healthy');
     const n = await call('GET', '/v1/nodes');
-    expect(n.body.nodes).toEqual([{ name: 'n1', state: 'ready', address: '127.0.0.1', lastHeartbeat: expect.any(String), instances: 2 }]);
+    expect(n.body.nodes).toEqual([{ name: 'n1', state: 'ready', address: '127.0.0.1', lastHeartbeat: expect.any(String), protocol: PROTOCOL_VERSION, instances: 2 }]);
   });
 
   it('an OrcaError reaching the API is answered by its code (HTTP_STATUS_OF), not 500: Docker unreachable is 503', async () => {

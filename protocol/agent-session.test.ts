@@ -7,14 +7,14 @@ import {
   type AgentSessionState,
   type AgentSessionStep,
 } from './agent-session.js';
-import { encode, LIMITS, type AgentMessage, type ServerMessage } from './messages.js';
+import { encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type ServerMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import type { EventRecord } from '../store/types.js';
 import { aSpec, slotsOf } from '../test/builders.js';
 
 const identity = { node: 'n2', cluster: 'c', advertise: '127.0.0.1', labels: { zone: 'a' }, capacity: { memoryBytes: 1024 } };
 const msg = (m: ServerMessage): AgentSessionInput => ({ kind: 'message', text: encode(m) });
-const welcome = msg({ type: 'welcome', v: 1, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 });
+const welcome = msg({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 });
 const hello = (reports: InstanceReport[] = [], endpoints = [] as { service: string; instance: string; address: string }[]): AgentSessionInput => ({
   kind: 'inventory',
   for: 'hello',
@@ -56,7 +56,7 @@ describe('stepAgentSession: the table', () => {
     {
       name: 'the inventory: the hello says who the agent is, with its reports and endpoints',
       inputs: [{ kind: 'connected' }, hello([report(0)], [ep('web-1-0-aaaa')])],
-      send: [{ type: 'hello', v: 1, node: 'n2', cluster: 'c', advertise: '127.0.0.1', labels: { zone: 'a' }, capacity: { memoryBytes: 1024 }, reports: [report(0)], endpoints: [ep('web-1-0-aaaa')] }],
+      send: [{ type: 'hello', v: PROTOCOL_VERSION, node: 'n2', cluster: 'c', advertise: '127.0.0.1', labels: { zone: 'a' }, capacity: { memoryBytes: 1024 }, reports: [report(0)], endpoints: [ep('web-1-0-aaaa')] }],
       effects: [],
     },
     {

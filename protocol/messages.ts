@@ -1,5 +1,5 @@
 /**
- * The agent ⇄ server protocol (version 1): one module, every message validated on receipt.
+ * The agent ⇄ server protocol (version 2): one module, every message validated on receipt.
  *
  * Flow: the agent connects (bearer token), sends `hello` with its full inventory; the server
  * answers `welcome` (it sets the heartbeat period) then `assignments` with the full set, and
@@ -21,7 +21,54 @@ import type { EventRecord } from '../store/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * The version this build speaks. Version 2 added, over version 1: named volumes and host mounts
+ * (`volumes`/`volumes-remove` and their answers, `hello.allowHostPaths`), secrets (an
+ * assignment's `secretVersions`, the assignments message's `secrets`) and the cluster network
+ * kept by the agent.
+ */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The oldest version a server still accepts (one release back), so a cluster is upgraded server
+ * first, then agent by agent, with no workload restarted. A session with an older agent speaks
+ * its version: the server sends it only what that version knows (see forProtocol) and places on
+ * its node no service that needs more (see PROTOCOL_FEATURES).
+ */
+export const OLDEST_PROTOCOL_VERSION = 1;
+
+/** Whether a server of this build holds a session with an agent speaking `v`. */
+export function protocolSupported(v: number): boolean {
+  return Number.isInteger(v) && v >= OLDEST_PROTOCOL_VERSION && v <= PROTOCOL_VERSION;
+}
+
+/** The protocol version a node's agent needs for a service's features (what it must run). */
+export const PROTOCOL_FEATURES = { volumes: 2, mounts: 2, secrets: 2 } as const;
+
+/**
+ * A server message as a session of version `v` may receive it, or null when that version has no
+ * such message. Version 1: no `secrets` in assignments nor `secretVersions` in a slot (its
+ * decoder is strict about the first; the second is never needed, as a service with secrets is not
+ * placed on its node), no volume requests.
+ */
+export function forProtocol(msg: ServerMessage, v: number): ServerMessage | null {
+  if (v >= 2) return msg;
+  switch (msg.type) {
+    case 'volumes':
+    case 'volumes-remove':
+      return null;
+    case 'assignments': {
+      const strip = (l: SlotAssignment[]) => l.map(({ secretVersions: _drop, ...a }) => a);
+      const { secrets: _secrets, ...rest } = msg;
+      return {
+        ...rest,
+        ...(rest.slots ? { slots: strip(rest.slots) } : {}),
+        ...(rest.services ? { services: Object.fromEntries(Object.entries(rest.services).map(([k, l]) => [k, strip(l)])) } : {}),
+      };
+    }
+    default:
+      return msg;
+  }
+}
 
 /** Longest log line an agent sends: the cut line and its mark (runtime/streams.ts). */
 const LOGS_LINE_MAX_CHARS = MAX_LINE_CHARS + 200;

@@ -3,6 +3,7 @@ import { initialServerSession, stepServerSession, type ServerSessionInput, type 
 import { LIMITS, type AgentMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import { aSpec, slotsOf } from '../test/builders.js';
+import { decodeServerMessage as decodeV1 } from '../test/fixtures/protocol-v1.js';
 
 const web = slotsOf(aSpec({ replicas: 2 }));
 const api = slotsOf(aSpec({ name: 'api' }));
@@ -212,3 +213,41 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+describe('stepServerSession: a session with an agent one protocol version behind', () => {
+  const v1 = (steps: ServerSessionStep[]) => steps.flatMap((r) => r.send).map((m) => decodeV1(JSON.stringify(m)));
+  const withSecret = slotsOf(aSpec({ name: 'db', secrets: ['pw'] })).map((a) => ({ ...a, secretVersions: { pw: 1 } }));
+  const secrets = [{ name: 'pw', version: 1, value: 'c2VjcmV0' }];
+
+  it('sends assignments as version 1 has them (no secrets, no secretVersions): every message decodes with the old agent’s own decoder', () => {
+    const steps = run([{ ...attached, protocol: 1 }, { kind: 'assignments', slots: [...web, ...withSecret], secrets }, { kind: 'assignments', slots: withSecret, secrets }]);
+    const decoded = v1(steps);
+    expect(decoded.map((d) => d.ok)).toEqual([true, true]);
+    const text = JSON.stringify(steps.flatMap((r) => r.send));
+    expect(text).not.toMatch(/secretVersions|c2VjcmV0/);
+    expect(steps.flatMap((r) => r.send).some((m) => 'secrets' in m)).toBe(false);
+    // The same inputs on a current session do carry them.
+    const now = run([attached, { kind: 'assignments', slots: withSecret, secrets }]);
+    expect(now[1]!.send[0]).toMatchObject({ type: 'assignments', secrets });
+  });
+
+  it('a volume request is answered at once with none, and nothing is sent (version 1 has no volumes)', () => {
+    const steps = run([
+      { ...attached, protocol: 1 },
+      { kind: 'request', id: 7, request: { type: 'volumes' }, timeoutMs: 1000 },
+      { kind: 'request', id: 8, request: { type: 'volumes-remove', service: 'db' }, timeoutMs: 1000 },
+      observe(9),
+    ]);
+    expect(steps[1]!.send).toEqual([]);
+    expect(steps[1]!.effects).toEqual([{ kind: 'reply', id: 7, msg: { type: 'volumes-result', id: 7, volumes: [] } }]);
+    expect(steps[2]!.effects).toEqual([{ kind: 'reply', id: 8, msg: { type: 'volumes-removed', id: 8, removed: [], failed: [] } }]);
+    // What version 1 has is asked as before.
+    expect(steps[3]!.send).toEqual([{ type: 'observe', id: 9 }]);
+    expect(v1(steps).every((d) => d.ok)).toBe(true);
+  });
+
+  it('a later session of a current agent on the same node gets everything again', () => {
+    const steps = run([{ ...attached, protocol: 1 }, { kind: 'assignments', slots: withSecret, secrets }, { kind: 'detached' }, attached]);
+    expect(steps[3]!.send[0]).toMatchObject({ type: 'assignments', full: true, secrets });
+  });
+});

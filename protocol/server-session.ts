@@ -16,7 +16,7 @@
  */
 
 import type { SlotAssignment } from '../controllers/container/types.js';
-import { LIMITS, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage } from './messages.js';
+import { forProtocol, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
 
 export type ServerTimer = `rpc:${number}`;
@@ -25,6 +25,8 @@ export type ServerRequest = { type: 'observe' } | { type: 'containers'; service:
 export interface ServerSessionState {
   /** Whether a session is attached (messages can be sent). */
   attached: boolean;
+  /** The protocol version of the attached session (its hello's): what is sent is cut to it. */
+  protocol: number;
   /** False until the control plane has said what this node runs. */
   published: boolean;
   /** The node's assignment set, as the control plane last published it. */
@@ -51,7 +53,7 @@ export interface ServerSessionState {
 
 export type ServerSessionInput =
   /** A session began (after its hello): its reports and endpoints. */
-  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
+  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean; protocol?: number }
   /** The session ended. */
   | { kind: 'detached' }
   /** The control plane's assignment set for this node. */
@@ -87,7 +89,7 @@ export interface ServerSessionStep {
 }
 
 export function initialServerSession(): ServerSessionState {
-  return { attached: false, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
+  return { attached: false, protocol: PROTOCOL_VERSION, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
 }
 
 /** One step of the server's session with a node. Pure: the state given is not changed. `now` is unused today (timers are relative). */
@@ -95,11 +97,13 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
   const s: ServerSessionState = { ...state };
   const send: ServerMessage[] = [];
   const effects: ServerSessionEffect[] = [];
-  const out = (): ServerSessionStep => ({ state: s, send, effects });
+  // Every message goes out as the session's protocol version has it (an older agent's decoder is strict).
+  const out = (): ServerSessionStep => ({ state: s, send: send.flatMap((m) => forProtocol(m, s.protocol) ?? []), effects });
 
   switch (input.kind) {
     case 'attached':
       s.attached = true;
+      s.protocol = input.protocol ?? PROTOCOL_VERSION;
       s.partialReports = null;
       takeReports(s, input.reports, input.more, effects);
       s.endpoints = input.endpoints;
@@ -135,6 +139,11 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
     case 'request':
       if (!s.attached) {
         effects.push({ kind: 'reply', id: input.id, msg: { type: 'observed', id: -1, reports: [], error: 'session ended' } });
+        return out();
+      }
+      if (forProtocol({ ...input.request, id: input.id }, s.protocol) === null) {
+        // An agent of an older protocol has no such request: it has nothing of the kind (no volumes).
+        effects.push({ kind: 'reply', id: input.id, msg: emptyAnswer(input.request, input.id) });
         return out();
       }
       s.pending = { ...s.pending, [input.id]: input.request.type };
@@ -242,6 +251,20 @@ function takeReports(s: ServerSessionState, reports: InstanceReport[], more: boo
     return;
   }
   s.partialReports = all;
+}
+
+/** What an agent that has no such request would answer: none of it. */
+function emptyAnswer(r: ServerRequest, id: number): AgentMessage {
+  switch (r.type) {
+    case 'volumes':
+      return { type: 'volumes-result', id, volumes: [] };
+    case 'volumes-remove':
+      return { type: 'volumes-removed', id, removed: [], failed: [] };
+    case 'containers':
+      return { type: 'containers-result', id, containers: [] };
+    case 'observe':
+      return { type: 'observed', id, reports: [] };
+  }
 }
 
 function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessage[]): void {

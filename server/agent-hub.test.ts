@@ -325,3 +325,39 @@ describe('AgentHub: a fake agent sending wrong messages', () => {
     expect(node.lastReports().map((x) => x.slot)).toEqual([0, 1]);
   });
 });
+
+describe('AgentHub: protocol versions (upgrades)', () => {
+  it('welcomes an agent one version behind in its own version and records it; the session serves as before', async () => {
+    const { connect, hello, registry, logs } = await setup();
+    const a = connect('r1');
+    a.send(hello('old', '127.0.0.1', { v: PROTOCOL_VERSION - 1 }));
+    await settle();
+    expect(a.got[0]).toMatchObject({ type: 'welcome', v: PROTOCOL_VERSION - 1 });
+    expect(registry.get('old')?.protocol()).toBe(PROTOCOL_VERSION - 1);
+    expect(logs()).toContain('agent speaks an older protocol');
+    a.send({ type: 'heartbeat', seq: 1 });
+    await settle();
+    expect(a.got).toContainEqual({ type: 'heartbeat-ack', seq: 1 });
+    expect(a.closed()).toBeNull();
+    const b = connect('r2');
+    b.send(hello('new'));
+    await settle();
+    expect(b.got[0]).toMatchObject({ type: 'welcome', v: PROTOCOL_VERSION });
+    expect(registry.get('new')?.protocol()).toBe(PROTOCOL_VERSION);
+  });
+
+  it.each([
+    [PROTOCOL_VERSION - 2, 'upgrade orca agent on this node'],
+    [PROTOCOL_VERSION + 1, 'upgrade the server first'],
+  ])('refuses version %s (4403 ORCA_PROTOCOL, saying what to upgrade) and records no node', async (v, hint) => {
+    const { connect, hello, registry } = await setup();
+    const a = connect('r1');
+    a.send(hello('x', '127.0.0.1', { v }));
+    await settle();
+    expect(a.closed()?.code).toBe(4403);
+    const err = a.got.find((m) => m.type === 'error');
+    expect(err).toMatchObject({ code: 'ORCA_PROTOCOL' });
+    expect((err as { message: string }).message).toContain(hint);
+    expect(registry.get('x')).toBeUndefined();
+  });
+});

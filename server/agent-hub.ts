@@ -7,7 +7,7 @@ import { DEFAULTS } from '../core/defaults.js';
 import type { EventRecord } from '../store/types.js';
 import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
 import { CLOSE_REVOKED } from '../protocol/agent-session.js';
-import { decodeAgentMessage, encode, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
+import { decodeAgentMessage, encode, LIMITS, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION, protocolSupported, type AgentMessage, type Endpoint, type ServerMessage } from '../protocol/messages.js';
 import type { InstanceReport } from '../protocol/reports.js';
 import { checkEndpointAddress } from './endpoint-check.js';
 import { LogLimiter } from './log-limiter.js';
@@ -155,7 +155,11 @@ export class AgentHub {
         if (helloSeen) return; // welcome in progress: nothing else is served before it
         // A late reply from the agent's previous session can land here before its hello: dropped.
         if (msg.type !== 'hello') return this.dropped('(no hello yet)', remote, 'message', [`expected hello, got ${msg.type}`]);
-        if (msg.v !== PROTOCOL_VERSION) return refuse('ORCA_PROTOCOL', `protocol version ${msg.v} not supported (this server speaks ${PROTOCOL_VERSION})`);
+        if (!protocolSupported(msg.v)) {
+          const speaks = `${OLDEST_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`;
+          const hint = msg.v > PROTOCOL_VERSION ? ': upgrade the server first' : ': upgrade orca agent on this node';
+          return refuse('ORCA_PROTOCOL', `protocol version ${msg.v} not supported (this server speaks ${speaks})${hint}`);
+        }
         if (msg.cluster !== this.deps.clusterId) return refuse('ORCA_CONFLICT', `agent is in cluster "${msg.cluster}", this server is "${this.deps.clusterId}"`);
         // A node credential holds a session for its own node only (SPEC §3.10); the admin token for any.
         if (principal.role === 'node' && msg.node !== principal.node) {
@@ -227,11 +231,14 @@ export class AgentHub {
       labels: hello.labels,
       capacity: hello.capacity,
       ...(hello.allowHostPaths?.length ? { allowHostPaths: hello.allowHostPaths } : {}),
+      protocol: hello.v,
     });
     // The session may have ended while the node's facts were written: nothing to attach.
     if (isClosed()) return null;
     const clean = this.sanitize(node, remote, hello, false) as typeof hello;
-    channel.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
+    // The session speaks the agent's version (one release back at most): so does the welcome.
+    if (hello.v < PROTOCOL_VERSION) this.deps.log.warn({ node: node.name, protocol: hello.v, current: PROTOCOL_VERSION }, 'agent speaks an older protocol: upgrade orca agent on this node (services with volumes, mounts or secrets are not placed there)');
+    channel.send(encode({ type: 'welcome', v: hello.v, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
     node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}) });
     this.deps.log.info({ node: node.name, remote, instances: clean.reports.length }, 'agent session established');
     this.deps.onSession(node);

@@ -160,6 +160,7 @@ export function createApi(deps: ApiDeps): Server {
           state: n.state(),
           address: n.address(),
           lastHeartbeat: n.lastHeartbeat(),
+          protocol: n.protocol(),
           instances: reports.filter((r) => r.node === n.name && r.containerId !== null).length,
         })),
       });

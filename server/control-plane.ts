@@ -532,6 +532,7 @@ export class ControlPlane {
         ...nodeSchedulingFlags(n.state()),
         down: n.state() === 'down',
         allowHostPaths: n.allowHostPaths(),
+        protocol: n.protocol(),
       })),
       this.placement,
       this.homes,

@@ -29,6 +29,8 @@ export interface NodeLink {
   observe(): Promise<InstanceReport[]>;
   /** Directories the node allows host mounts under (`--allow-host-path`). */
   allowHostPaths(): string[];
+  /** The agent protocol version the node speaks (an agent one release behind speaks the previous one). */
+  protocol(): number;
   /** The node's named volumes now, or what it last listed (`stale`) when it cannot be asked. */
   volumes(): Promise<{ volumes: VolumeRecord[]; stale: boolean }>;
   /** Removes a service's volumes on the node. Throws when the node cannot be asked. */

@@ -31,6 +31,11 @@ export interface NodeInfo {
   drained: boolean;
   /** Directories the node allows host mounts under (its hello); absent: none. */
   allowHostPaths?: string[];
+  /**
+   * The protocol version its agent speaks (its hello's). Absent in a record written by a server
+   * before protocol 2, whose agents all spoke 1 (until the node says hello again).
+   */
+  protocol?: number;
 }
 
 const RPC_TIMEOUT_MS = DEFAULTS.nodeRpcTimeoutMs;
@@ -87,6 +92,9 @@ export class RemoteNode implements NodeLink {
   allowHostPaths(): string[] {
     return this.info.allowHostPaths ?? [];
   }
+  protocol(): number {
+    return this.info.protocol ?? 1;
+  }
   state(): NodeState {
     return this.nodeState;
   }
@@ -109,7 +117,7 @@ export class RemoteNode implements NodeLink {
     this.channel = channel;
     this.epoch++;
     this.remote = o.remote ?? null;
-    this.feed({ kind: 'attached', reports, endpoints, ...(o.more ? { more: true } : {}) });
+    this.feed({ kind: 'attached', reports, endpoints, protocol: this.protocol(), ...(o.more ? { more: true } : {}) });
   }
 
   /** The session ended; the node keeps its last known state until the heartbeat deadline says otherwise. */

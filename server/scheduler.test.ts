@@ -534,6 +534,38 @@ describe('schedule: properties', () => {
   });
 });
 
+describe('schedule: an agent one protocol version behind (upgrades)', () => {
+  const old = (name: string) => ready(name, { protocol: 1, allowHostPaths: ['/srv'] });
+  const cases: Array<{ name: string; spec: Partial<ServiceSpec> }> = [
+    { name: 'volumes', spec: { volumes: { data: '/data' } } },
+    { name: 'host mounts', spec: { mounts: [{ host: '/srv/x', path: '/x', readOnly: true }] } },
+    { name: 'secrets', spec: { secrets: ['db-password'] } },
+    { name: 'secret_env', spec: { secretEnv: { DB: 'db-password' } } },
+  ];
+  it.each(cases)('a service with $name goes only to nodes whose agent knows them; none: pending, naming the nodes to upgrade', (c) => {
+    const s = svc('db', c.spec);
+    expect(byNode(schedule([s], [old('n1'), ready('n2', { allowHostPaths: ['/srv'] })]))).toEqual({ n2: ['db/0'] });
+    const r = schedule([s], [old('n1'), old('n3')]);
+    expect(byNode(r)).toEqual({});
+    expect(r.unplaced).toEqual([{ key: 'db/0', reason: "no schedulable node's agent speaks protocol 2 (volumes, mounts, secrets): upgrade orca agent on n1, n3" }]);
+  });
+
+  it('a plain service keeps its slots on an old agent and is still placed there', () => {
+    const web = svc('web', { replicas: 2 });
+    const r = schedule([web], [old('n1'), ready('n2')], new Map([['web/0', 'n1'], ['web/1', 'n2']]));
+    expect(byNode(r)).toEqual({ n1: ['web/0'], n2: ['web/1'] });
+    expect(r.moved).toEqual([]);
+    expect(byNode(schedule([svc('web', { replicas: 2 })], [old('n1')]))).toEqual({ n1: ['web/0', 'web/1'] });
+  });
+
+  it('a stateful slot whose node went back to an older agent waits there (its volume is there), never run without it', () => {
+    const db = svc('db', { volumes: { data: '/data' } });
+    const r = schedule([db], [old('n1'), ready('n2')], new Map([['db/0', 'n1']]), new Map([['db/0', 'n1']]));
+    expect(byNode(r)).toEqual({});
+    expect(r.unplaced).toEqual([{ key: 'db/0', reason: 'volume on node n1, whose agent speaks protocol 1: upgrade orca agent there' }]);
+  });
+});
+
 describe('schedule: a spec with replicas out of bounds (stored by an older version)', () => {
   it('gives it no slot, says why, and still schedules the others — quickly', () => {
     const huge = svc('huge', { replicas: 1_000_000_000 });

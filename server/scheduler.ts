@@ -5,6 +5,7 @@ import { instanceHash } from '../controllers/container/instance-hash.js';
 import { formatMemory } from '../manifest/units.js';
 import { LIMITS } from '../manifest/limits.js';
 import { hostPathAllowed } from '../core/host-paths.js';
+import { OLDEST_PROTOCOL_VERSION, PROTOCOL_FEATURES, PROTOCOL_VERSION } from '../protocol/messages.js';
 import type { NodeState } from './nodes.js';
 
 /**
@@ -42,6 +43,12 @@ export interface SchedulableNode {
   down?: boolean;
   /** Directories the node allows host mounts under; a service's host paths must all lie under one. */
   allowHostPaths?: readonly string[];
+  /**
+   * The agent protocol version the node speaks (absent: this build's). A service with volumes,
+   * mounts or secrets is placed only where the agent knows them (PROTOCOL_FEATURES): an agent one
+   * release behind keeps what it runs and gets nothing it would run wrong.
+   */
+  protocol?: number;
 }
 
 /** A replica slot the scheduler could not place, and why (for logs, events and status). */
@@ -195,6 +202,11 @@ export function schedule(
       waiting.set(s, `volume on down node ${u.node.name}`);
       continue;
     }
+    if (!speaks(s.svc.spec, u.node)) {
+      // Its agent went back a release: it would run the slot without its volume.
+      waiting.set(s, `volume on node ${u.node.name}, whose agent speaks protocol ${u.node.protocol}: upgrade orca agent there`);
+      continue;
+    }
     take(u, s);
     chosen.set(s, u);
   }
@@ -331,7 +343,20 @@ function hasVolumes(spec: ServiceSpec): boolean {
 
 /** Every host path of the service lies under a directory the node allows (lexically: the agent also resolves symlinks). */
 function allowsMounts(spec: ServiceSpec, node: SchedulableNode): boolean {
-  return (spec.mounts ?? []).every((m) => hostPathAllowed(m.host, node.allowHostPaths ?? []));
+  return speaks(spec, node) && (spec.mounts ?? []).every((m) => hostPathAllowed(m.host, node.allowHostPaths ?? []));
+}
+
+/** The protocol version an agent needs to run this service as written (its volumes, mounts, secrets). */
+export function protocolNeeded(spec: ServiceSpec): number {
+  let v = OLDEST_PROTOCOL_VERSION as number;
+  if (hasVolumes(spec)) v = Math.max(v, PROTOCOL_FEATURES.volumes);
+  if ((spec.mounts ?? []).length > 0) v = Math.max(v, PROTOCOL_FEATURES.mounts);
+  if ((spec.secrets ?? []).length > 0 || Object.keys(spec.secretEnv ?? {}).length > 0) v = Math.max(v, PROTOCOL_FEATURES.secrets);
+  return v;
+}
+
+function speaks(spec: ServiceSpec, node: SchedulableNode): boolean {
+  return (node.protocol ?? PROTOCOL_VERSION) >= protocolNeeded(spec);
 }
 
 function labelText(labels: Record<string, string>): string {
@@ -360,7 +385,12 @@ function whyUnplaced(s: Slot, usages: readonly NodeUsage[]): string {
   if (schedulable.length === 0) {
     return placementText ? `no schedulable node matches ${placementText}` : 'no schedulable node';
   }
-  const mounting = schedulable.filter((u) => allowsMounts(spec, u.node));
+  const speaking = schedulable.filter((u) => speaks(spec, u.node));
+  if (speaking.length === 0) {
+    const old = schedulable.map((u) => u.node.name).sort(cmp).join(', ');
+    return `no schedulable node's agent speaks protocol ${protocolNeeded(spec)} (volumes, mounts, secrets): upgrade orca agent on ${old}`;
+  }
+  const mounting = speaking.filter((u) => allowsMounts(spec, u.node));
   if (mounting.length === 0) {
     const paths = (spec.mounts ?? []).map((m) => m.host).join(', ');
     return `no schedulable node allows host path ${paths} (orca agent --allow-host-path)`;

@@ -4,6 +4,7 @@ import { ManualClock, flushMicrotasks } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
 import { memoryStore } from '../store/index.js';
 import { memoryChannelPair } from '../protocol/channel.js';
+import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import type { ServiceRecord } from '../store/types.js';
 import { aSpec } from '../test/builders.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
@@ -27,7 +28,7 @@ function record(name: string, over: Parameters<typeof aSpec>[0], secretVersions?
 }
 
 function nodeWithChannel(name: string, resolve: ReturnType<typeof secretResolver>) {
-  const node = new RemoteNode({ name, advertise: '127.0.0.1', labels: { name }, capacity: {}, drained: false }, new ManualClock(), silentLogger(), resolve);
+  const node = new RemoteNode({ name, advertise: '127.0.0.1', labels: { name }, capacity: {}, drained: false, protocol: PROTOCOL_VERSION }, new ManualClock(), silentLogger(), resolve);
   const [serverEnd, agentEnd] = memoryChannelPair();
   const raw: string[] = [];
   agentEnd.onMessage((t) => raw.push(t));

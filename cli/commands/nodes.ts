@@ -2,6 +2,7 @@ import { Client, type ClientOptions } from '../client.js';
 import { ago, table } from '../table.js';
 import { systemClock } from '../../core/clock.js';
 import { jsonLine } from '../format.js';
+import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 
 interface Node {
   name: string;
@@ -9,9 +10,14 @@ interface Node {
   address: string;
   lastHeartbeat: string;
   instances: number;
+  /** The agent protocol version the node speaks (absent from a server before protocol 2). */
+  protocol?: number;
 }
 
-/** `orca nodes [-o table|json]`; JSON: `{"nodes":[{"name","state","address","lastHeartbeat","instances"}]}`. */
+/**
+ * `orca nodes [-o table|json]`; JSON: `{"nodes":[{"name","state","address","lastHeartbeat","protocol","instances"}]}`.
+ * PROTOCOL is the agent protocol version the node speaks: one below the server's says "upgrade".
+ */
 export async function nodes(g: ClientOptions, opts: { output: string }): Promise<void> {
   const body = await new Client(g).json<{ nodes: Node[] }>('GET', '/v1/nodes');
   if (opts.output === 'json') {
@@ -19,7 +25,11 @@ export async function nodes(g: ClientOptions, opts: { output: string }): Promise
     return;
   }
   const now = systemClock.now();
-  process.stdout.write(table(['NODE', 'STATE', 'ADDRESS', 'LAST HEARTBEAT', 'INSTANCES'], body.nodes.map((n) => [n.name, n.state, n.address, ago(n.lastHeartbeat, now), String(n.instances)])));
+  const newest = Math.max(0, ...body.nodes.map((n) => n.protocol ?? 0));
+  const proto = (n: Node) => (n.protocol === undefined ? '-' : n.protocol < Math.max(newest, PROTOCOL_VERSION) ? `${n.protocol} (upgrade agent)` : String(n.protocol));
+  process.stdout.write(
+    table(['NODE', 'STATE', 'ADDRESS', 'LAST HEARTBEAT', 'PROTOCOL', 'INSTANCES'], body.nodes.map((n) => [n.name, n.state, n.address, ago(n.lastHeartbeat, now), proto(n), String(n.instances)])),
+  );
 }
 
 /** `orca drain NODE` / `orca uncordon NODE` */

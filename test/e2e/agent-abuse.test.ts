@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { TEST_IMAGE } from '../images.js';
+import { PROTOCOL_VERSION } from '../../protocol/messages.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
 
 /** A fake agent over a real WebSocket with the cluster token: sends what it is told, records how it ends. */
@@ -44,7 +45,7 @@ describe('a fake agent sending wrong messages to a real server', () => {
   it('routes nothing of it, keeps the server’s own events and times, bounds /metrics, and stays up', async () => {
     const apiPort = Number(new URL(server!.api).port);
     const evil = await fakeAgent(server!.api, token);
-    evil.send({ type: 'hello', v: 1, node: 'evil', cluster: env.cluster, advertise: '127.0.0.1', labels: {}, capacity: {}, reports: [], endpoints: [] });
+    evil.send({ type: 'hello', v: PROTOCOL_VERSION, node: 'evil', cluster: env.cluster, advertise: '127.0.0.1', labels: {}, capacity: {}, reports: [], endpoints: [] });
     await waitFor(() => evil.got.some((t) => t.includes('"welcome"')), 10_000, 'welcome');
     const status = JSON.parse((await run(['status', 'web', '-o', 'json'])).stdout) as { services: Array<{ instances: Array<{ id: string }> }> };
     const realId = status.services[0]!.instances[0]!.id;
