@@ -108,11 +108,11 @@ export async function pinnedCa(url: URL, caHash: string): Promise<string> {
  * (expired, used up, removed, unknown, name taken) is an OrcaError ORCA_UNAUTHORIZED with the
  * server's reason; a network failure is a plain Error (worth retrying).
  */
-export async function exchangeToken(o: { join: URL; token: string; node: string }): Promise<StoredCredential> {
+export async function exchangeToken(o: { join: URL; token: string; node: string; caFor?: (caHash: string) => Promise<string> }): Promise<StoredCredential> {
   const t = parseJoinToken(o.token);
   if (!t.ok) throw new OrcaError('ORCA_UNAUTHORIZED', t.errors);
   const base = apiBase(o.join);
-  const ca = isTls(base) ? await pinnedCa(base, t.value.caHash) : undefined;
+  const ca = isTls(base) ? await (o.caFor ?? ((h: string) => pinnedCa(base, h)))(t.value.caHash) : undefined;
   const body = JSON.stringify({ token: o.token.trim(), node: o.node });
   const mod = await import(isTls(base) ? 'node:https' : 'node:http');
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -178,17 +178,24 @@ export function agentAuth(o: { join: URL; dataDir: string; node: string; joinTok
   let held: StoredCredential | null | undefined;
   let exchanged = false;
   const tls = isTls(o.join);
+  // The CA the pin matched, fetched once per pin: the same hash is the same certificate, so a
+  // redial (and the session right after the exchange) needs no second pin-check handshake.
+  let pinned: { hash: string; pem: string } | null = null;
+  const caFor = async (hash: string): Promise<string> => {
+    if (pinned?.hash !== hash) pinned = { hash, pem: await pinnedCa(apiBase(o.join), hash) };
+    return pinned.pem;
+  };
   return {
     async next() {
       if (held === undefined) held = await readCredential(o.dataDir);
       if (!held && o.joinToken && !exchanged) {
         if (!tls) o.log.warn({ join: o.join.host }, 'joining over plaintext: nothing was verified (the server is not checked against the token, and the token and the credential cross the network in the clear)');
-        held = await exchangeToken({ join: o.join, token: o.joinToken, node: o.node });
+        held = await exchangeToken({ join: o.join, token: o.joinToken, node: o.node, caFor });
         await writeCredential(o.dataDir, held);
         exchanged = true;
         o.log.info({ node: o.node, file: joinPath(o.dataDir, CREDENTIAL_FILE) }, 'joined: node credential stored');
       }
-      if (held) return { bearer: held.credential, ...(tls ? { ca: await pinnedCa(apiBase(o.join), held.caHash) } : {}) };
+      if (held) return { bearer: held.credential, ...(tls ? { ca: await caFor(held.caHash) } : {}) };
       if (o.adminToken) return { bearer: o.adminToken };
       throw new OrcaError('ORCA_UNAUTHORIZED', 'no credential: pass a join token (--token-file, $ORCA_JOIN_TOKEN)');
     },
