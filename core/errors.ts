@@ -14,6 +14,12 @@ export type ErrorCode =
   | 'ORCA_STORE_LOCKED'
   | 'ORCA_STORE_CORRUPT'
   | 'ORCA_STORE_UNAVAILABLE'
+  /**
+   * A write refused because this server does not (or no longer) lead the control plane: the
+   * store's fence (its leadership key) did not hold in the write's own transaction (SPEC §3.11).
+   * Transient: another server leads, or will once elected.
+   */
+  | 'ORCA_NOT_LEADER'
   | 'ORCA_RUNTIME_UNAVAILABLE'
   | 'ORCA_RUNTIME_NOT_FOUND'
   | 'ORCA_RUNTIME_CONFLICT'

@@ -17,6 +17,7 @@ export const HTTP_STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   ORCA_STORE_LOCKED: 503,
   ORCA_STORE_CORRUPT: 500,
   ORCA_STORE_UNAVAILABLE: 503,
+  ORCA_NOT_LEADER: 503,
   // A node's Docker, asked through its agent: the server is a gateway to it.
   ORCA_RUNTIME_UNAVAILABLE: 503,
   ORCA_RUNTIME_NOT_FOUND: 404,
