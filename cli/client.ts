@@ -72,8 +72,45 @@ export function resolveToken(o: ClientOptions): string | undefined {
 }
 
 export function resolveApi(o: ClientOptions): string {
-  return (o.api ?? process.env.ORCA_API ?? 'http://127.0.0.1:6880').replace(/\/+$/, '');
+  return resolveApis(o)[0]!;
 }
+
+/** Most servers one `--api` / ORCA_API may list. */
+const MAX_APIS = 16;
+
+/**
+ * The servers to ask, in order (SPEC §3.11): `--api` or `$ORCA_API`, each a URL or a
+ * comma-separated list of them (`https://a:6880,https://b:6880`), else http://127.0.0.1:6880.
+ * An entry that is not an http(s) URL is a usage error (exit 2) naming it.
+ */
+export function resolveApis(o: ClientOptions): string[] {
+  const raw = o.api ?? process.env.ORCA_API ?? 'http://127.0.0.1:6880';
+  const what = o.api !== undefined ? '--api' : 'ORCA_API';
+  const list = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  if (list.length === 0) throw new CliError(EXIT.invalid, `${what}: no server URL given`);
+  if (list.length > MAX_APIS) throw new CliError(EXIT.invalid, `${what}: at most ${MAX_APIS} server URLs`);
+  const out: string[] = [];
+  for (const u of list) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new CliError(EXIT.invalid, `${what}: "${u.slice(0, 200)}" is not a URL (e.g. http://127.0.0.1:6880)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliError(EXIT.invalid, `${what}: "${u.slice(0, 200)}" is not an http:// or https:// URL`);
+    const clean = u.replace(/\/+$/, '');
+    if (!out.includes(clean)) out.push(clean);
+  }
+  return out;
+}
+
+/**
+ * How long a request keeps trying while the control plane has no leader to answer (a standby's
+ * or a deposed leader's 503 ORCA_NOT_LEADER) or, with several servers listed, while none of them
+ * can be reached (SPEC §3.11: an apply keeps working through a failover). A single server that
+ * cannot be reached fails at once, as before (exit 3).
+ */
+export const FAILOVER_RETRY_MS = 15_000;
 
 interface ErrorBody {
   error?: string;
@@ -100,23 +137,73 @@ async function readAll(body: AsyncIterable<Buffer>): Promise<string> {
  * start-up). Maps transport failures to exit 3 and HTTP errors to exit 1 or 2.
  */
 export class Client {
-  readonly api: string;
+  /** The server answering now: the first listed, then whichever last answered. */
+  api: string;
+  readonly apis: string[];
   private readonly token: string | undefined;
   private readonly ca: { pem: string; path: string } | undefined;
+  private readonly retryMs: number;
 
-  constructor(o: ClientOptions) {
-    this.api = resolveApi(o);
+  constructor(o: ClientOptions & { retryMs?: number }) {
+    this.apis = resolveApis(o);
+    this.api = this.apis[0]!;
     this.token = resolveToken(o);
-    this.ca = this.api.startsWith('https:') ? resolveCaCert(o) : undefined;
+    this.ca = this.apis.some((a) => a.startsWith('https:')) ? resolveCaCert(o) : undefined;
+    this.retryMs = o.retryMs ?? FAILOVER_RETRY_MS;
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     return (await this.request(method, path, body)).json<T>();
   }
 
-  /** Performs a request; resolves only for 2xx. */
+  /**
+   * Performs a request; resolves only for 2xx. With several servers, a server that cannot be
+   * reached is passed over for the next; a 503 ORCA_NOT_LEADER (no leader yet) is retried, on
+   * every server in turn, for up to FAILOVER_RETRY_MS. A request is only ever sent again when
+   * the server refused the connection or answered that it could not take it (nothing was done).
+   */
   async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<OkResponse> {
-    const url = new URL(this.api + path);
+    const deadline = Date.now() + this.retryMs;
+    let pause = 100;
+    for (let round = 0; ; round++) {
+      let last: CliError | null = null;
+      const start = this.apis.indexOf(this.api);
+      for (let i = 0; i < this.apis.length; i++) {
+        const api = this.apis[(start + i) % this.apis.length]!;
+        const r = await this.attempt(api, method, path, body, signal);
+        if (r.ok) {
+          this.api = api;
+          return r.res;
+        }
+        if (!r.retry) throw r.error;
+        last = r.error;
+      }
+      // One server, unreachable: exit 3 now, as ever; no leader anywhere yet, or several servers all unreachable: wait and go round again.
+      const waitable = last!.exitCode !== EXIT.unreachable || this.apis.length > 1;
+      if (!waitable || Date.now() + pause > deadline || signal?.aborted) throw last!;
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 1000);
+    }
+  }
+
+  private async attempt(
+    api: string,
+    method: string,
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<{ ok: true; res: OkResponse } | { ok: false; retry: boolean; error: CliError }> {
+    try {
+      return { ok: true, res: await this.once(api, method, path, body, signal) };
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      const retry = err.exitCode === EXIT.unreachable || (err as CliError & { notLeader?: boolean }).notLeader === true;
+      return { ok: false, retry, error: err };
+    }
+  }
+
+  private async once(api: string, method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<OkResponse> {
+    const url = new URL(api + path);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const http = await import(url.protocol === 'https:' ? 'node:https' : 'node:http');
     const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
@@ -137,11 +224,11 @@ export class Client {
       req.end(payload);
     }).catch((err: NodeJS.ErrnoException) => {
       if (signal?.aborted) throw err;
-      const tls = url.protocol === 'https:' ? tlsFailure(err, this.api, this.ca) : null;
+      const tls = url.protocol === 'https:' ? tlsFailure(err, api, this.ca) : null;
       if (tls) throw tls;
       throw new CliError(
         EXIT.unreachable,
-        `cannot reach the Orca server at ${this.api}: ${err.code ?? err.message} (is \`orca server\` running? set --api or ORCA_API)`,
+        `cannot reach the Orca server at ${api}: ${err.code ?? err.message} (is \`orca server\` running? set --api or ORCA_API)`,
       );
     });
     const status = res.statusCode ?? 0;
@@ -159,6 +246,8 @@ export class Client {
     }
     const lines = parsed.errors?.length ? parsed.errors : [parsed.message ?? `HTTP ${status}`];
     const code = status === 400 || status === 413 ? EXIT.invalid : EXIT.failed;
-    throw new CliError(code, lines.join('\n'));
+    const err = new CliError(code, lines.join('\n'));
+    if (status === 503 && parsed.error === 'ORCA_NOT_LEADER') Object.assign(err, { notLeader: true });
+    throw err;
   }
 }

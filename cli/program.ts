@@ -12,7 +12,7 @@ export function buildProgram(): Command {
   const program = new Command('orca')
     .description('Orca: a self-healing container orchestrator for a handful of Docker hosts')
     .version(orcaVersion(import.meta.dirname), '-V, --version', 'print the version')
-    .option('--api <url>', 'server API URL (env ORCA_API, default http://127.0.0.1:6880)')
+    .option('--api <url>', 'server API URL, or several comma-separated (env ORCA_API, default http://127.0.0.1:6880)')
     .option('--token <token>', 'API token (env ORCA_TOKEN, default: <data-dir>/cluster.token)')
     .option('--data-dir <dir>', 'data directory (env ORCA_HOME, default ~/.orca)')
     .option('--ca-cert <file>', 'the cluster CA to trust for https:// and wss:// (env ORCA_CA_CERT, default <data-dir>/tls/ca.crt)')
