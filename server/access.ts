@@ -87,9 +87,23 @@ export class Access {
   /** Loads the records of an open store. */
   static async open(store: Store, clock: Clock, adminToken: string): Promise<Access> {
     const a = new Access(store, clock, adminToken);
-    for (const { value } of await store.listKv<JoinTokenRecord>('join-token/')) a.tokens.set(value.id, value);
-    for (const { value } of await store.listKv<NodeCredentialRecord>('node-credential/')) a.credentials.set(value.node, value);
+    await a.reload();
     return a;
+  }
+
+  /**
+   * Reads tokens and credentials from the store again (a server that begins to lead on a shared
+   * store: another server may have made or revoked some since this one read them).
+   */
+  async reload(): Promise<void> {
+    await this.writes.run(async () => {
+      const tokens = await this.store.listKv<JoinTokenRecord>('join-token/');
+      const credentials = await this.store.listKv<NodeCredentialRecord>('node-credential/');
+      this.tokens.clear();
+      this.credentials.clear();
+      for (const { value } of tokens) this.tokens.set(value.id, value);
+      for (const { value } of credentials) this.credentials.set(value.node, value);
+    });
   }
 
   /**

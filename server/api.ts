@@ -10,6 +10,7 @@ import { parseInstanceLabels } from '../runtime/labels.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import { bearer, tokenMatches } from './token.js';
 import type { ControlPlane, ManifestFile } from './control-plane.js';
+import type { ServerMember } from './leadership.js';
 import type { EventLog } from './event-log.js';
 import type { NodeRegistry } from './node-registry.js';
 import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
@@ -48,6 +49,13 @@ export interface ApiDeps {
    * CA): see server/cluster-tls.ts. Absent: plaintext HTTP.
    */
   tls?: { keyPem: string; chainPem: string };
+  /**
+   * A standby passes requests on to the leader (SPEC §3.11; server/forward.ts): answers true when
+   * it did. /healthz, /metrics and /v1/servers are always this server's own.
+   */
+  forward?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** The control plane's members, for `orca servers`. */
+  servers?: () => Promise<ServerMember[]>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
@@ -152,6 +160,9 @@ export function createApi(deps: ApiDeps): Server {
       sendJson(res, 200, { node: n.name, state: n.state() });
     }],
     ...(deps.access ? accessRoutes(deps.access) : []),
+    ['GET', /^\/v1\/servers$/, async (_req, res) => {
+      sendJson(res, 200, { servers: deps.servers ? await deps.servers() : [] });
+    }],
     ['GET', /^\/v1\/nodes$/, async (_req, res) => {
       const reports = control.lastReports();
       sendJson(res, 200, {
@@ -187,6 +198,8 @@ export function createApi(deps: ApiDeps): Server {
         sendJson(res, ready ? 200 : 503, { status: ready ? 'ok' : 'starting' });
         return;
       }
+      // A standby: the leader answers (it authenticates too: the servers share the token).
+      if (deps.forward && url.pathname !== '/metrics' && url.pathname !== '/v1/servers' && (await deps.forward(req, res))) return;
       if (join && url.pathname === '/v1/join' && req.method === 'POST') {
         await join(req, res);
         return;

@@ -43,6 +43,11 @@ export interface ControlPlaneDeps {
   reschedule: (actions: NodeAction[]) => void;
   /** The cluster's secrets (SPEC §3.9). */
   secrets: SecretStore;
+  /**
+   * Whether this server leads the control plane (SPEC §3.11): only the leader schedules and
+   * sends assignments. Absent: always (one server).
+   */
+  leading?: () => boolean;
 }
 
 /** A secret as `orca secret ls` shows it: never its value. */
@@ -519,6 +524,8 @@ export class ControlPlane {
   }
 
   private async publishOnce(): Promise<void> {
+    // A standby schedules nothing: the leader does, from the same store.
+    if (this.deps.leading && !this.deps.leading()) return;
     const services = await this.schedulableServices();
     this.deps.onServices?.(services);
     const links = this.nodeLinks();

@@ -43,6 +43,25 @@ export class NodeRegistry {
     }
   }
 
+  /**
+   * Reads the nodes from the store again, for a server that begins to lead (SPEC §3.11): nodes
+   * another leader recorded are added, forgotten ones dropped, and every node gets a fresh
+   * heartbeat deadline — a failover never makes a node unreachable. Only called while no agent
+   * session is attached (a standby holds none).
+   */
+  async reload(): Promise<void> {
+    const stored = await this.deps.store.listKv<NodeInfo>('node/');
+    const names = new Set(stored.map((e) => e.value.name));
+    for (const name of [...this.nodes.keys()]) if (!names.has(name)) this.nodes.delete(name);
+    for (const { value } of stored) {
+      const n = this.nodes.get(value.name) ?? new RemoteNode(value, this.deps.clock, this.deps.log, this.deps.revealSecrets);
+      n.info = value;
+      n.nodeState = value.drained ? 'draining' : 'ready';
+      n.lastHeartbeatMs = this.deps.clock.now();
+      this.nodes.set(value.name, n);
+    }
+  }
+
   list(): RemoteNode[] {
     return [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
