@@ -7,7 +7,7 @@ import { Etcd3 } from 'etcd3';
 import { systemClock } from '../../core/clock.js';
 import { silentLogger } from '../../core/log.js';
 import { EtcdLeadership, type Fence } from '../../server/leadership.js';
-import { startEtcd, type EtcdProcess } from '../etcd-member.js';
+import { startEtcd, type EtcdProcess } from '../etcd.js';
 import { waitFor } from './harness.js';
 
 describe('EtcdLeadership on a real etcd', () => {
