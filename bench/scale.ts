@@ -23,7 +23,7 @@ import { flushMicrotasks, seededRng, sleep, systemClock } from '../core/clock.js
 import { silentLogger } from '../core/log.js';
 import { parseManifestText } from '../manifest/index.js';
 import { FakeRuntime } from '../runtime/fake-runtime.js';
-import { LABEL } from '../runtime/labels.js';
+import { clusterNetwork, LABEL } from '../runtime/labels.js';
 import type { ContainerSpec, LogOptions, ObservedContainer, Runtime, RuntimeEvent } from '../runtime/types.js';
 import { toContainerSpec } from '../controllers/container/container-spec.js';
 import { instanceHash } from '../controllers/container/instance-hash.js';
@@ -139,6 +139,9 @@ async function fakeAlone(n: number): Promise<{ ms: number; heapMB: number }> {
       }
     }
   }
+  // The containers join the cluster network (SPEC §3.8), as the agent makes it first.
+  const net = clusterNetwork(identity.cluster);
+  await rt.ensureNetwork(net.name, net.labels);
   const h0 = heapMB();
   const t0 = performance.now();
   for (const s of specs) await rt.start(await rt.create(s));
