@@ -27,6 +27,7 @@ import type { EventRecord } from '../store/types.js';
 import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage, type VolumeRecord } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import { jsonBytes, splitByBytes } from './split.js';
+import { takeRoutesPart, type RouteEntry, type RoutesInProgress } from './routes.js';
 
 /** Who the agent says it is in its hello. */
 export interface SessionIdentity {
@@ -37,6 +38,8 @@ export interface SessionIdentity {
   capacity: { memoryBytes?: number };
   /** Directories the node allows host mounts under (`--allow-host-path`); sent when there are any. */
   allowHostPaths?: string[];
+  /** The node runs a proxy (`--proxy-listen`): the hello asks for the route table. */
+  proxy?: boolean;
 }
 
 /** What the node answers to the server's `volumes` and `volumes-remove` requests. */
@@ -95,6 +98,8 @@ export interface AgentSessionState {
   logStreams: number[];
   /** The server's `error` message of this connection, if any (read at the close). */
   refusal: { code: string; message: string } | null;
+  /** Parts of a route table that comes in parts, until its last part (null: none under way). */
+  partialRoutes: RoutesInProgress | null;
 }
 
 export type AgentSessionInput =
@@ -149,6 +154,8 @@ export type AgentSessionEffect =
   | { kind: 'drain.done'; id: number }
   /** The server welcomed this session. */
   | { kind: 'welcomed' }
+  /** The cluster's whole route table, as the server pushed it (SPEC §3.11): serve it. */
+  | { kind: 'routes'; routes: RouteEntry[] }
   /** The connection is over: dial again (the backoff starts afresh when it was welcomed). */
   | { kind: 'ended'; welcomed: boolean }
   /** Retrying cannot help: stop dialling. */
@@ -178,6 +185,7 @@ export function initialAgentSession(identity: SessionIdentity, maxBufferedEvents
     drains: [],
     logStreams: [],
     refusal: null,
+    partialRoutes: null,
   };
 }
 
@@ -197,6 +205,7 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
       s.lastHeardAt = now;
       s.helloRest = [];
       s.sentEndpoints = '';
+      s.partialRoutes = null;
       effects.push({ kind: 'inventory', for: 'hello' }, { kind: 'timer.set', timer: 'deadline', ms: s.heartbeat.timeoutMs });
       return out();
 
@@ -220,6 +229,7 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
       s.helloRest = [];
       s.sentEndpoints = '';
       s.statePending = false;
+      s.partialRoutes = null;
       for (const timer of ['heartbeat', 'deadline', 'state'] as const) effects.push({ kind: 'timer.clear', timer });
       for (const id of s.drains) effects.push({ kind: 'timer.clear', timer: `drain:${id}` }, { kind: 'drain.done', id });
       for (const id of s.logStreams) effects.push({ kind: 'logs.stop', id });
@@ -379,6 +389,13 @@ function onMessage(s: AgentSessionState, msg: ServerMessage, send: AgentMessage[
     case 'logs-cancel':
       effects.push({ kind: 'logs.stop', id: msg.id });
       return;
+    case 'routes': {
+      const r = takeRoutesPart(s.partialRoutes, msg);
+      s.partialRoutes = r.partial;
+      if (r.dropped) log('warn', { reason: r.dropped }, 'route table from the server dropped; the last one is kept');
+      if (r.table) effects.push({ kind: 'routes', routes: r.table });
+      return;
+    }
     case 'error':
       s.refusal = { code: msg.code, message: msg.message };
       log('error', { code: msg.code, message: msg.message }, 'the server refused the session');
@@ -444,6 +461,7 @@ function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { k
         endpoints,
         ...(rest.length ? { more: true } : {}),
         ...(id.allowHostPaths && id.allowHostPaths.length > 0 ? { allowHostPaths: id.allowHostPaths } : {}),
+        ...(id.proxy ? { proxy: true } : {}),
       });
       return;
     }

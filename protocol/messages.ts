@@ -20,12 +20,14 @@ import type { InstanceReport } from './reports.js';
 import type { EventRecord } from '../store/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
+import { routesMessageSchema, type RoutesMessage } from './routes.js';
 
 /**
  * The version this build speaks. Version 2 added, over version 1: named volumes and host mounts
  * (`volumes`/`volumes-remove` and their answers, `hello.allowHostPaths`), secrets (an
  * assignment's `secretVersions`, the assignments message's `secrets`) and the cluster network
- * kept by the agent.
+ * kept by the agent, and the route table pushed to agents that run a proxy (`routes`,
+ * `hello.proxy`).
  */
 export const PROTOCOL_VERSION = 2;
 /**
@@ -48,13 +50,14 @@ export const PROTOCOL_FEATURES = { volumes: 2, mounts: 2, secrets: 2 } as const;
  * A server message as a session of version `v` may receive it, or null when that version has no
  * such message. Version 1: no `secrets` in assignments nor `secretVersions` in a slot (its
  * decoder is strict about the first; the second is never needed, as a service with secrets is not
- * placed on its node), no volume requests.
+ * placed on its node), no volume requests, no route table.
  */
 export function forProtocol(msg: ServerMessage, v: number): ServerMessage | null {
   if (v >= 2) return msg;
   switch (msg.type) {
     case 'volumes':
     case 'volumes-remove':
+    case 'routes':
       return null;
     case 'assignments': {
       const strip = (l: SlotAssignment[]) => l.map(({ secretVersions: _drop, ...a }) => a);
@@ -252,6 +255,8 @@ export const agentMessage = z.discriminatedUnion('type', [
     more: z.boolean().optional(),
     /** Directories the node allows host mounts under (`--allow-host-path`); absent: none. */
     allowHostPaths: z.array(str.min(1).max(LIMITS.path)).max(LIMITS.hostPaths).optional(),
+    /** The agent runs a proxy (`--proxy-listen`): the server pushes it the route table (`routes`). */
+    proxy: z.boolean().optional(),
   }),
   z.strictObject({ type: z.literal('state'), reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints), more: z.boolean().optional() }),
   /** Ready endpoints only, sent the moment they change (routes follow within milliseconds). */
@@ -297,6 +302,8 @@ export const serverMessage = z.discriminatedUnion('type', [
   /** Remove the node's named volumes of this service (labels orca.cluster and orca.service). */
   z.strictObject({ type: z.literal('volumes-remove'), id: z.number().int(), service: str.min(1).max(LIMITS.name) }),
   z.strictObject({ type: z.literal('error'), code: str, message: str }),
+  /** The whole route table, for an agent whose hello said `proxy` (protocol/routes.ts; in parts when large). */
+  routesMessageSchema,
 ]);
 
 /** The messages in domain types (the schemas above check their shape on receipt). */
@@ -313,6 +320,7 @@ export type AgentMessage =
       endpoints: Endpoint[];
       more?: boolean;
       allowHostPaths?: string[];
+      proxy?: boolean;
     }
   | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
   | { type: 'endpoints'; endpoints: Endpoint[] }
@@ -355,7 +363,8 @@ export type ServerMessage =
   | { type: 'observe'; id: number }
   | { type: 'volumes'; id: number }
   | { type: 'volumes-remove'; id: number; service: string }
-  | { type: 'error'; code: string; message: string };
+  | { type: 'error'; code: string; message: string }
+  | RoutesMessage;
 
 import type { Endpoint } from '../core/endpoint.js';
 export type { Endpoint };

@@ -12,12 +12,14 @@
  * nothing. Reports: a set may come in parts (`more`); the last complete set stays until the
  * next is complete, and a set over LIMITS.reportsTotal is dropped. Requests (observe,
  * containers, volumes, volumes-remove) are answered by id or time out; a session that ends fails those in flight and
- * ends its log streams.
+ * ends its log streams. Routes: an agent whose hello said it runs a proxy gets the cluster's
+ * whole route table at the start of its session and whenever it changes (never a version 1 one).
  */
 
 import type { SlotAssignment } from '../controllers/container/types.js';
 import { forProtocol, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
+import { routeMessages, type RouteEntry } from './routes.js';
 
 export type ServerTimer = `rpc:${number}`;
 export type ServerRequest = { type: 'observe' } | { type: 'containers'; service: string } | { type: 'volumes' } | { type: 'volumes-remove'; service: string };
@@ -49,15 +51,23 @@ export interface ServerSessionState {
   observedParts: Record<number, InstanceReport[]>;
   /** Log streams open, by id. */
   logStreams: number[];
+  /** The attached agent runs a proxy (its hello said so): it gets the route table. */
+  proxy: boolean;
+  /** The cluster's route table as last given (null before any); pushed whole to a proxy agent. */
+  routes: RouteEntry[] | null;
+  /** The table (JSON) this session was last sent; '' before any. */
+  sentRoutes: string;
 }
 
 export type ServerSessionInput =
   /** A session began (after its hello): its reports and endpoints. */
-  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean; protocol?: number }
+  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean; protocol?: number; proxy?: boolean }
   /** The session ended. */
   | { kind: 'detached' }
   /** The control plane's assignment set for this node. */
   | { kind: 'assignments'; slots: SlotAssignment[]; secrets?: SecretValue[] }
+  /** The cluster's whole route table now (SPEC §3.11): sent to an agent with a proxy when it changed. */
+  | { kind: 'routes'; routes: RouteEntry[] }
   /** A message from the agent, already decoded and checked by the hub. */
   | { kind: 'message'; msg: AgentMessage }
   /** Ask the agent; `id` is the driver's, echoed in `reply` or `reply-timeout`. */
@@ -89,7 +99,7 @@ export interface ServerSessionStep {
 }
 
 export function initialServerSession(): ServerSessionState {
-  return { attached: false, protocol: PROTOCOL_VERSION, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [] };
+  return { attached: false, protocol: PROTOCOL_VERSION, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [], proxy: false, routes: null, sentRoutes: '' };
 }
 
 /** One step of the server's session with a node. Pure: the state given is not changed. `now` is unused today (timers are relative). */
@@ -109,8 +119,11 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
       s.endpoints = input.endpoints;
       s.sent = {};
       s.sentFull = false;
+      s.proxy = input.proxy === true;
+      s.sentRoutes = '';
       // Never an empty full set by default: an agent would remove what it runs.
       if (s.published) sendAssignments(s, true, send);
+      sendRoutes(s, send, effects);
       return out();
 
     case 'detached':
@@ -130,6 +143,11 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
       s.secrets = input.secrets ?? [];
       s.published = true;
       sendAssignments(s, !s.sentFull, send);
+      return out();
+
+    case 'routes':
+      s.routes = input.routes;
+      sendRoutes(s, send, effects);
       return out();
 
     case 'message':
@@ -265,6 +283,17 @@ function emptyAnswer(r: ServerRequest, id: number): AgentMessage {
     case 'observe':
       return { type: 'observed', id, reports: [] };
   }
+}
+
+/** The route table to an attached agent with a proxy, when it differs from what it was last sent (in parts when large). */
+function sendRoutes(s: ServerSessionState, send: ServerMessage[], effects: ServerSessionEffect[]): void {
+  if (!s.attached || !s.proxy || s.routes === null) return;
+  const text = JSON.stringify(s.routes);
+  if (text === s.sentRoutes) return;
+  s.sentRoutes = text;
+  const { messages, cut } = routeMessages(s.routes);
+  if (cut > 0) effects.push({ kind: 'log', level: 'warn', fields: { backendsLeftOut: cut }, msg: 'route table over the limit for an agent; the backends past it are left out' });
+  send.push(...messages);
 }
 
 function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessage[]): void {
