@@ -5,6 +5,7 @@
  * and examples are built locally by ensureImage from an ImageDef.
  */
 import { Readable, type Duplex } from 'node:stream';
+import { isIP } from 'node:net';
 import Docker from 'dockerode';
 import { sleep, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { readFile } from 'node:fs/promises';
@@ -93,10 +94,13 @@ export class DockerRuntime implements Runtime {
    * limit so the limit is the limit. Idempotent by name + orca.instance label. The primary port
    * is recorded in the orca.port label (see ports.ts). With spec.network the container is on
    * that network only (NetworkMode), its aliases set at creation; gatewayHosts become
-   * ExtraHosts entries `name:host-gateway`.
+   * ExtraHosts entries `name:<the network's gateway>` (where the node's proxy listens for
+   * `orca.internal`), or `name:host-gateway` without a network or when it has no gateway.
    */
   async create(spec: ContainerSpec): Promise<string> {
     const portKeys = publishedContainerPorts(spec).map((p) => `${p}/tcp`);
+    const gatewayHosts = spec.gatewayHosts ?? [];
+    const gateway = gatewayHosts.length > 0 && spec.network ? ((await this.inspectNetwork(spec.network.name).catch(() => undefined))?.gateway ?? null) : null;
     const options: Docker.ContainerCreateOptions = {
       name: spec.name,
       Image: spec.image,
@@ -112,7 +116,7 @@ export class DockerRuntime implements Runtime {
         ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
         ...(spec.network ? { NetworkMode: spec.network.name } : {}),
-        ...(spec.gatewayHosts && spec.gatewayHosts.length > 0 ? { ExtraHosts: spec.gatewayHosts.map((h) => `${h}:host-gateway`) } : {}),
+        ...(gatewayHosts.length > 0 ? { ExtraHosts: gatewayHosts.map((h) => `${h}:${gateway ?? 'host-gateway'}`) } : {}),
         ...(spec.mounts && spec.mounts.length > 0
           ? { Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })) }
           : {}),
@@ -282,7 +286,14 @@ export class DockerRuntime implements Runtime {
   }
 
   async inspectNetwork(name: string): Promise<ObservedNetwork | undefined> {
-    let raw: { Id: string; Name: string; Driver: string; Labels?: Record<string, string> | null; Containers?: Record<string, unknown> | null };
+    let raw: {
+      Id: string;
+      Name: string;
+      Driver: string;
+      Labels?: Record<string, string> | null;
+      Containers?: Record<string, unknown> | null;
+      IPAM?: { Config?: Array<{ Gateway?: string }> | null } | null;
+    };
     try {
       raw = (await this.docker.getNetwork(name).inspect()) as typeof raw;
     } catch (e) {
@@ -291,7 +302,9 @@ export class DockerRuntime implements Runtime {
     }
     // The engine also resolves id prefixes; only the exact name counts.
     if (raw.Name !== name) return undefined;
-    return { id: raw.Id, name: raw.Name, driver: raw.Driver, labels: { ...(raw.Labels ?? {}) }, containers: Object.keys(raw.Containers ?? {}) };
+    const gateways = (raw.IPAM?.Config ?? []).map((c) => c.Gateway).filter((g): g is string => typeof g === 'string' && isIP(g) !== 0);
+    const gateway = gateways.find((g) => isIP(g) === 4) ?? gateways[0] ?? null;
+    return { id: raw.Id, name: raw.Name, driver: raw.Driver, labels: { ...(raw.Labels ?? {}) }, containers: Object.keys(raw.Containers ?? {}), gateway };
   }
 
   async connect(containerId: string, network: string, aliases: string[]): Promise<void> {

@@ -122,6 +122,7 @@ interface FakeNetwork {
   name: string;
   driver: string;
   labels: Record<string, string>;
+  gateway: string;
 }
 
 /**
@@ -522,7 +523,7 @@ export class FakeRuntime implements Runtime {
     const n = this.networks.get(name);
     if (!n) return undefined;
     const containers = [...this.containers.values()].filter((c) => c.status === 'running' && c.networks.has(name)).map((c) => c.id);
-    return { id: n.id, name: n.name, driver: n.driver, labels: { ...n.labels }, containers };
+    return { id: n.id, name: n.name, driver: n.driver, labels: { ...n.labels }, containers, gateway: n.gateway };
   }
 
   async connect(containerId: string, network: string, aliases: string[]): Promise<void> {
@@ -775,7 +776,9 @@ export class FakeRuntime implements Runtime {
   private makeNetwork(name: string, driver: string, labels: Record<string, string>): void {
     if (this.networks.has(name)) throw new Error(`FakeRuntime: network ${name} exists`);
     const id = createHash('sha256').update(`fake-network-${++this.networkSeq}`).digest('hex');
-    this.networks.set(name, { id, name, driver, labels: { ...labels } });
+    // Docker gives each bridge its own subnet; the gateway is its first address.
+    const gateway = `172.${18 + (this.networkSeq % 200)}.0.1`;
+    this.networks.set(name, { id, name, driver, labels: { ...labels }, gateway });
   }
 
   private appendLog(c: FakeContainer, line: string): void {

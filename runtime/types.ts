@@ -43,7 +43,11 @@ export interface ContainerSpec {
    * (see Runtime.ensureNetwork): a missing one is ORCA_RUNTIME_NOT_FOUND.
    */
   network?: { name: string; aliases: string[] };
-  /** Host names the container's /etc/hosts maps to its node's gateway address (Docker's `host-gateway`). */
+  /**
+   * Host names the container's /etc/hosts maps to its node's gateway address: the gateway of
+   * `network` when it has one (where the node's proxy listens, SPEC §3.8), else Docker's
+   * `host-gateway`.
+   */
   gatewayHosts?: string[];
   /**
    * Named volumes and host paths mounted into the container. A `volume` source is a volume name
@@ -79,6 +83,11 @@ export interface ObservedNetwork {
   labels: Record<string, string>;
   /** Ids of the running containers attached to it (the engine keeps endpoints only while a container runs). */
   containers: string[];
+  /**
+   * The network's gateway address on the host (its IPv4 one when it has several), or null when
+   * the engine gives none: what `orca.internal` is in its containers, where the node's proxy listens.
+   */
+  gateway: string | null;
 }
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

@@ -406,6 +406,8 @@ export function runtimeContract(name: string, make: () => Promise<RuntimeFixture
       const seen = await rt.inspectNetwork(net);
       expect(seen).toMatchObject({ name: net, driver: 'bridge', containers: [] });
       expect(seen?.labels[LABEL.cluster]).toBe(f.cluster);
+      // Where orca.internal points in its containers and the node's proxy listens (SPEC §3.8).
+      expect(seen?.gateway).toMatch(/^\d{1,3}(\.\d{1,3}){3}$/);
       expect(await rt.inspectNetwork(`${net}-missing`)).toBeUndefined();
       const name = `${f.cluster}-net1`;
       const { id } = await running({ name, network: { name: net, aliases: ['svc', name] } });
