@@ -27,6 +27,19 @@ export { PROXY_DEFAULTS } from './types.js';
 export type { Match, Route, RouteBackend } from './table.js';
 export { RouteTable } from './table.js';
 
+/** Listens (port 0 picks a free one) and resolves with the bound address; rejects on a listen error. */
+function listenOn(server: http.Server, host: string, port: number): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const a = server.address() as AddressInfo;
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}
+
 /**
  * The built-in HTTP reverse proxy (SPEC §3.5): routes by Host and longest path prefix,
  * round-robin over ready backends, keep-alive pools to them, retries what is safe to retry,
@@ -38,6 +51,9 @@ export class Proxy {
   private readonly core: ProxyCore;
   private readonly tunnels: Tunnels;
   private readonly server: http.Server;
+  /** More listeners (listenAlso), each with the same handlers and bounds. */
+  private readonly extra = new Set<http.Server>();
+  private readonly opts: ProxyOptions;
   private readonly limits: HeadLimits;
   /** Connections closing after a parse error (onClientError). */
   private readonly lingering = new Set<Duplex>();
@@ -46,6 +62,7 @@ export class Proxy {
   private onIdle: (() => void) | null = null;
 
   constructor(opts: ProxyOptions) {
+    this.opts = opts;
     this.core = new ProxyCore(opts);
     this.limits = { maxHeaderCount: opts.maxHeaderCount ?? PROXY_DEFAULTS.maxHeaderCount };
     this.tunnels = new Tunnels(this.core, {
@@ -53,9 +70,15 @@ export class Proxy {
       idleTimeoutMs: opts.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
       maxTunnels: opts.maxTunnels ?? PROXY_DEFAULTS.maxTunnels,
     });
+    this.server = this.makeServer();
+  }
+
+  /** An http.Server with the proxy's handlers and client-side bounds (not listening yet). */
+  private makeServer(): http.Server {
+    const opts = this.opts;
     // Client-side bounds (see PROXY_DEFAULTS): what fails them never reaches onRequest; it is
     // answered 408 / 431 / 400 in onClientError and only that connection is closed.
-    this.server = http.createServer(
+    const server = http.createServer(
       {
         noDelay: true,
         headersTimeout: opts.clientHeadersTimeoutMs ?? PROXY_DEFAULTS.clientHeadersTimeoutMs,
@@ -65,19 +88,20 @@ export class Proxy {
       },
       this.onRequest,
     );
-    this.server.keepAliveTimeout = opts.clientKeepAliveMs ?? PROXY_DEFAULTS.clientKeepAliveMs;
+    server.keepAliveTimeout = opts.clientKeepAliveMs ?? PROXY_DEFAULTS.clientKeepAliveMs;
     // One more than allowed, so that a request with too many is seen (Node drops the rest silently).
-    this.server.maxHeadersCount = this.limits.maxHeaderCount + 1;
-    this.server.maxConnections = opts.maxConnections ?? PROXY_DEFAULTS.maxConnections;
-    this.server.on('clientError', this.onClientError);
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.tunnels.handle(req, socket, head));
+    server.maxHeadersCount = this.limits.maxHeaderCount + 1;
+    server.maxConnections = opts.maxConnections ?? PROXY_DEFAULTS.maxConnections;
+    server.on('clientError', this.onClientError);
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.tunnels.handle(req, socket, head));
     // CONNECT (forward-proxy tunnels) is not offered; without a listener Node would just drop the socket.
-    this.server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
       socket.on('error', () => undefined);
       socket.end('HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       socket.once('finish', () => socket.destroy());
       this.core.countRequest('-', 405);
     });
+    return server;
   }
 
   /**
@@ -108,15 +132,28 @@ export class Proxy {
 
   /** Starts listening; port 0 picks a free one. Resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        const a = this.server.address() as AddressInfo;
-        resolve({ host: a.address, port: a.port });
-      });
-    });
+    return listenOn(this.server, host, port);
+  }
+
+  /**
+   * Listens on one more address too (the cluster network's gateway, for `orca.internal`): same
+   * table, handlers and bounds (its own connection cap). Rejects when it cannot listen (nothing
+   * is left open then). `close()` of the result stops that listener alone; Proxy.close() stops all.
+   */
+  async listenAlso(host: string, port: number): Promise<{ host: string; port: number; close(): Promise<void> }> {
+    if (this.core.closing) throw new Error('the proxy is closing');
+    const server = this.makeServer();
+    const bound = await listenOn(server, host, port);
+    this.extra.add(server);
+    return {
+      ...bound,
+      close: async () => {
+        if (!this.extra.delete(server)) return;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+      },
+    };
   }
 
   /**
@@ -126,8 +163,10 @@ export class Proxy {
    */
   async close(): Promise<void> {
     this.core.closing = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    const servers = [this.server, ...this.extra];
+    this.extra.clear();
+    const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    for (const server of servers) server.closeIdleConnections();
     this.tunnels.closeAll();
     for (const s of this.lingering) s.destroy();
     if (this.active > 0) {
@@ -142,7 +181,7 @@ export class Proxy {
         timer = this.core.clock.setTimeout(done, PROXY_DEFAULTS.closeGraceMs);
       });
     }
-    this.server.closeAllConnections();
+    for (const server of servers) server.closeAllConnections();
     await closed;
     await this.core.closePools();
   }
