@@ -20,6 +20,7 @@ import type { ObservedContainer } from '../runtime/types.js';
 import type { NodeLink, NodeState } from './nodes.js';
 import { LogInbox, LOG_WINDOW_CHARS } from './log-inbox.js';
 import type { SecretResolver } from './secret-delivery.js';
+import type { RouteEntry } from '../protocol/routes.js';
 
 /** What a node told the server about itself (kept across server restarts). */
 export interface NodeInfo {
@@ -112,12 +113,22 @@ export class RemoteNode implements NodeLink {
    * A session began (after hello): the node gets its full assignment set. The hub never attaches
    * a second session while one is live (the newcomer is refused with 4409).
    */
-  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[], o: { more?: boolean; remote?: string } = {}): void {
+  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[], o: { more?: boolean; remote?: string; proxy?: boolean } = {}): void {
     if (this.channel && this.channel !== channel) this.channel.close(4409, 'replaced by a newer session');
     this.channel = channel;
     this.epoch++;
     this.remote = o.remote ?? null;
-    this.feed({ kind: 'attached', reports, endpoints, protocol: this.protocol(), ...(o.more ? { more: true } : {}) });
+    this.feed({ kind: 'attached', reports, endpoints, protocol: this.protocol(), ...(o.more ? { more: true } : {}), ...(o.proxy ? { proxy: true } : {}) });
+  }
+
+  /** The cluster's whole route table: sent to the node when its agent runs a proxy and the table changed (SPEC §3.11). */
+  setRoutes(routes: RouteEntry[]): void {
+    this.feed({ kind: 'routes', routes });
+  }
+
+  /** Whether the attached agent runs a proxy (its hello said so). */
+  get runsProxy(): boolean {
+    return this.channel !== null && this.session.proxy;
   }
 
   /** The session ended; the node keeps its last known state until the heartbeat deadline says otherwise. */
