@@ -20,6 +20,8 @@ export interface ForwardDeps {
   isLeader: () => boolean;
   /** The leader's API URL, or null while none is elected. */
   leader: () => string | null;
+  /** Why no server can lead now (the store cannot be reached): answered as ORCA_STORE_UNAVAILABLE, not retried. */
+  problem?: () => string | null;
   /** The cluster CA, to verify an https:// leader. */
   ca?: () => string | undefined;
   log: Logger;
@@ -30,6 +32,11 @@ export function leaderForwarder(deps: ForwardDeps): (req: IncomingMessage, res: 
   return async (req, res) => {
     if (deps.isLeader()) return false;
     const leader = deps.leader();
+    const problem = deps.problem?.() ?? null;
+    if (problem) {
+      sendError(res, HttpError.of('ORCA_STORE_UNAVAILABLE', problem));
+      return true;
+    }
     if (!leader) {
       sendError(res, HttpError.of('ORCA_NOT_LEADER', 'no server leads the control plane yet (an election is under way): retry in a moment'));
       return true;

@@ -12,6 +12,8 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import type { Reconciler } from '../controllers/controller.js';
+import { OrcaError } from '../core/errors.js';
 
 /** A control-plane member as `orca servers` lists it. */
 export interface ServerMember {
@@ -28,8 +30,10 @@ export interface Leadership {
   isLeader(): boolean;
   /** The leader's API URL, as last seen; null while none is elected. */
   leaderAddress(): string | null;
-  /** Every member, the leader first. */
+  /** Every member, the leader first. Throws ORCA_STORE_UNAVAILABLE when the store cannot be read. */
   members(): Promise<ServerMember[]>;
+  /** Why no server can lead from here now (the store cannot be reached), or null. */
+  problem(): string | null;
   /** Called with the new role on every change (never re-entered; errors are the callee's). */
   onChange(cb: (leading: boolean) => void): void;
   start(): Promise<void>;
@@ -44,6 +48,7 @@ export function soloLeadership(self: { name: string; address: () => string }, cl
     isLeader: () => true,
     leaderAddress: () => self.address(),
     members: async () => [{ name: self.name, address: self.address(), role: 'leader', since }],
+    problem: () => null,
     onChange: () => undefined,
     start: async () => undefined,
     stop: async () => undefined,
@@ -94,6 +99,7 @@ export class EtcdLeadership implements Leadership {
   private since = '';
   private checkTimer: ReturnType<Clock['setTimeout']> | null = null;
   private campaigning: Promise<void> | null = null;
+  private trouble: string | null = null;
 
   constructor(private readonly deps: EtcdLeadershipDeps) {}
 
@@ -117,15 +123,25 @@ export class EtcdLeadership implements Leadership {
     this.listeners.push(cb);
   }
 
+  problem(): string | null {
+    return this.leading ? null : this.trouble;
+  }
+
   async members(): Promise<ServerMember[]> {
-    const res = await this.deps.client.getAll().prefix(this.membersPrefix).limit(MAX_MEMBERS).strings();
-    const leader = await this.currentLeader();
+    let res: Record<string, string>;
+    let leader: Candidate | null;
+    try {
+      res = await this.deps.client.getAll().prefix(this.membersPrefix).limit(MAX_MEMBERS).strings();
+      leader = await this.currentLeader();
+    } catch (err) {
+      throw new OrcaError('ORCA_STORE_UNAVAILABLE', `the control plane's store (etcd) cannot be read: ${(err as Error).message.slice(0, 300)} (has etcd lost its quorum?)`, { transient: true });
+    }
     const out: ServerMember[] = [];
     for (const v of Object.values(res)) {
       const c = parseCandidate(v);
       if (!c) continue;
       const isLeader = leader !== null && leader.name === c.name && leader.lease === c.lease;
-      out.push({ name: c.name, address: c.address, role: isLeader ? 'leader' : 'standby', since: isLeader ? leader.since : c.since });
+      out.push({ name: c.name, address: c.address, role: isLeader ? 'leader' : 'standby', since: isLeader ? leader!.since : c.since });
     }
     return out.sort((a, b) => (a.role === b.role ? a.name.localeCompare(b.name) : a.role === 'leader' ? -1 : 1));
   }
@@ -137,6 +153,7 @@ export class EtcdLeadership implements Leadership {
     watcher.on('error', (err: Error) => this.deps.log.warn({ err: { message: err.message } }, 'election watch error'));
     this.watcher = watcher;
     await this.campaign();
+    if (!this.leading) this.deps.log.info({ leader: this.leader?.name ?? null }, 'standing by (another server leads)');
   }
 
   async stop(): Promise<void> {
@@ -163,6 +180,7 @@ export class EtcdLeadership implements Leadership {
       });
       lease.on('lost', (err) => {
         if (this.lease !== lease || this.stopped) return;
+        this.trouble = `the lease was lost (${err.message.slice(0, 200)}): the control plane's store (etcd) may have lost its quorum`;
         log.warn({ err: { message: err.message } }, 'leader lease lost: stepping down and campaigning again');
         this.lease = null;
         this.mine = null;
@@ -186,8 +204,10 @@ export class EtcdLeadership implements Leadership {
     for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.campaign();
+        this.trouble = null;
         return;
       } catch (err) {
+        this.trouble = `no server can lead: the control plane's store (etcd) does not answer (${(err as Error).message.slice(0, 200)}); has it lost its quorum?`;
         this.deps.log.warn({ err: { message: (err as Error).message } }, 'campaign failed; retrying');
         await new Promise((r) => this.deps.clock.setTimeout(() => r(undefined), delay));
       }
@@ -236,6 +256,7 @@ export class EtcdLeadership implements Leadership {
       this.checkTimer = null;
       if (!this.leading) return;
       if (this.isLeader()) return this.scheduleCheck();
+      this.trouble = 'the leader could not renew its lease: the control plane\'s store (etcd) does not answer (has it lost its quorum?)';
       this.deps.log.warn({ lastKeepalive: new Date(this.lastKeepaliveMs).toISOString() }, 'leader lease not renewed within its lifetime: stepping down');
       this.mine = null;
       const old = this.lease;
@@ -255,4 +276,17 @@ function parseCandidate(text: string): Candidate | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A reconciler that acts only while `may()` says so (the leader's node and route reconcilers:
+ * a standby keeps its last route table and marks no node). Otherwise a key is done untouched;
+ * the leader's term starts with a trigger of every key.
+ */
+export function whileLeading(r: Reconciler, may: () => boolean): Reconciler {
+  return {
+    name: r.name,
+    reconcile: (key) => (may() ? r.reconcile(key) : Promise.resolve({ kind: 'done' })),
+    keys: () => r.keys(),
+  };
 }
