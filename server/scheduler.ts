@@ -68,6 +68,22 @@ export interface MovedSlot {
   from: string;
   /** The new node, or null when the slot could not be placed anywhere (see `unplaced`). */
   to: string | null;
+  /**
+   * `spread`: its node was still fine, but the slot left it to spread its service again
+   * (`respread`, see `schedule()`): a start-first move from a ready node. Absent otherwise.
+   */
+  cause?: 'spread';
+}
+
+/** Options of a scheduling pass. */
+export interface ScheduleOptions {
+  /**
+   * Services placed by spread again in this pass (a rollout to a new instance hash, or
+   * `orca rebalance`): after keeping and placing, their slots move from the nodes with the most
+   * of them to eligible ready nodes with at least two fewer, until no such move is left. Slots
+   * with volumes never move.
+   */
+  respread?: ReadonlySet<string>;
 }
 
 export interface ScheduleResult {
@@ -100,7 +116,7 @@ export interface ScheduleResult {
  * old instance running (and routed) until the replacement is ready elsewhere, then stops it.
  * Sequencing that is the agents' and the control plane's business, not the scheduler's.
  * `orca uncordon` makes the node `ready` again; slots that moved away stay where they are
- * (the scheduler never rebalances running slots).
+ * until a rollout or `orca rebalance` spreads them again (`respread`).
  */
 export function nodeSchedulingFlags(
   state: NodeState,
@@ -136,6 +152,10 @@ export function nodeSchedulingFlags(
  *    then the smallest name. Slots with the largest declared memory are placed first (then by
  *    service name, then slot), which packs big replicas while room is still available.
  *    Replicas of one service therefore spread by count: 4 on 2 nodes → 2 + 2, 3 on 3 → 1 + 1 + 1.
+ * 2b. **Respread**, only for the services in `opts.respread` (a rollout to a new instance hash,
+ *    `orca rebalance`): their slots are spread again the way step 2 would place them fresh (see
+ *    `respreadService`). A slot that leaves a ready node so is reported moved with cause
+ *    `spread`; every later pass keeps it where it went (step 1), so a spread move is never undone.
  * 3. A slot that fits nowhere is reported in `unplaced` with a reason (judged against the
  *    final placement) and retried on the next run.
  *
@@ -145,19 +165,20 @@ export function nodeSchedulingFlags(
  * before; this is the scheduler's own guard.)
  *
  * A slot of a service with volumes stays on the node that holds them (`homes`, else `previous`)
- * whatever that node's state; while that node is `down` the slot waits, unplaced with the reason
- * `volume on down node <n>`, and is not reported as moved. A service with host mounts is placed
- * only on nodes that allow every one of its host paths.
+ * whatever that node's state, respread included; while that node is `down` the slot waits,
+ * unplaced with the reason `volume on down node <n>`, and is not reported as moved. A service
+ * with host mounts is placed only on nodes that allow every one of its host paths.
  *
- * There is no rebalancing: a running slot never moves only because a node was added or came
- * back. Capacity is accounted by the declared limits of the desired slots; the transient surge
- * instance of a start-first rollout or move is not counted.
+ * Without `respread` there is no rebalancing: a running slot never moves only because a node was
+ * added or came back. Capacity is accounted by the declared limits of the desired slots; the
+ * transient surge instance of a start-first rollout or move is not counted.
  */
 export function schedule(
   services: readonly ServiceRecord[],
   nodes: readonly SchedulableNode[],
   previous: ReadonlyMap<string, string> = new Map(),
   homes: ReadonlyMap<string, string> = new Map(),
+  opts: ScheduleOptions = {},
 ): ScheduleResult {
   const sortedNodes = [...nodes].sort((a, b) => cmp(a.name, b.name));
   const byName = new Map<string, NodeUsage>();
@@ -212,12 +233,14 @@ export function schedule(
   }
 
   // 1. Keep.
+  const kept = new Set<Slot>();
   for (const s of rest) {
     const prev = previous.get(s.key);
     const u = prev === undefined ? undefined : byName.get(prev);
     if (u && keepsSlots(u.node) && matches(s.svc.spec, u.node) && allowsMounts(s.svc.spec, u.node) && hasRoom(u, s.memory)) {
       take(u, s);
       chosen.set(s, u);
+      kept.add(s);
     } else {
       pending.push(s);
     }
@@ -239,6 +262,18 @@ export function schedule(
       failed.push(s);
     }
   }
+  // 2b. Respread (a rollout, orca rebalance): a slot that was kept and now leaves is a spread move.
+  const spread = new Set<Slot>();
+  if (opts.respread && opts.respread.size > 0) {
+    for (const svc of live) {
+      if (!opts.respread.has(svc.name) || hasVolumes(svc.spec)) continue;
+      const mine = slots.filter((s) => s.svc === svc && chosen.has(s));
+      for (const s of respreadService(mine, chosen, usages)) {
+        if (kept.has(s) && previous.get(s.key) !== chosen.get(s)?.node.name) spread.add(s);
+      }
+    }
+  }
+
   // Reasons describe the final state (e.g. the memory still free after everything else was
   // placed), so rescheduling with this run's placement gives the very same reasons.
   const reasons = new Map(failed.map((s) => [s, whyUnplaced(s, usages)]));
@@ -267,7 +302,7 @@ export function schedule(
     }
     const to = u?.node.name ?? null;
     // A slot waiting for its volume's node has not moved: it is still that node's.
-    if (prev !== undefined && prev !== to && !waiting.has(s)) moved.push({ key: s.key, from: prev, to });
+    if (prev !== undefined && prev !== to && !waiting.has(s)) moved.push({ key: s.key, from: prev, to, ...(spread.has(s) ? { cause: 'spread' as const } : {}) });
   }
   return { assignments, placement, unplaced, moved };
 }
@@ -313,6 +348,75 @@ function take(u: NodeUsage, s: Slot): void {
   u.total += 1;
   u.memory += s.memory;
   u.perService.set(s.svc.name, (u.perService.get(s.svc.name) ?? 0) + 1);
+}
+
+function untake(u: NodeUsage, s: Slot): void {
+  u.total -= 1;
+  u.memory -= s.memory;
+  u.perService.set(s.svc.name, (u.perService.get(s.svc.name) ?? 0) - 1);
+}
+
+/**
+ * Spreads one service's placed slots again, as step 2 would place them fresh: while a ready
+ * (schedulable) node holds at least two more of the service's slots than an eligible ready node
+ * (placement, host paths, protocol, room for the slot's memory), its highest-numbered slot goes
+ * there — from the node with the most of the service's slots (then the most slots overall, then
+ * the smallest name), to the node step 2 would pick (`better`). Slots on nodes that are not
+ * schedulable (unreachable, cordoned) neither move nor receive. Each move lowers the sum of the
+ * squares of the per-node counts by at least 2, so this ends; at the end no eligible ready node
+ * has two fewer than another: counts differ by at most one, as a fresh placement's do (unless
+ * memory or placement forbids). Mutates `chosen` and the usages; returns the slots it moved.
+ */
+function respreadService(mine: Slot[], chosen: Map<Slot, NodeUsage>, usages: readonly NodeUsage[]): Slot[] {
+  const first = mine[0];
+  if (!first) return [];
+  const name = first.svc.name;
+  const spec = first.svc.spec;
+  const count = (u: NodeUsage) => u.perService.get(name) ?? 0;
+  const movedSlots: Slot[] = [];
+  // A bound beside the proof: never more moves than slots × nodes.
+  for (let guard = mine.length * Math.max(1, usages.length); guard > 0; guard--) {
+    const sources = usages
+      .filter((u) => u.node.schedulable && count(u) > 0)
+      .sort((a, b) => count(b) - count(a) || b.total - a.total || cmp(a.node.name, b.node.name));
+    let move: { s: Slot; from: NodeUsage; to: NodeUsage } | undefined;
+    for (const from of sources) {
+      const s = mine.filter((x) => chosen.get(x) === from).sort((a, b) => b.slot - a.slot)[0];
+      if (!s) continue;
+      let best: NodeUsage | undefined;
+      for (const u of usages) {
+        if (u === from || !u.node.schedulable || count(u) > count(from) - 2) continue;
+        if (!matches(spec, u.node) || !allowsMounts(spec, u.node) || !hasRoom(u, s.memory)) continue;
+        if (!best || better(u, best, name)) best = u;
+      }
+      if (best) {
+        move = { s, from, to: best };
+        break;
+      }
+    }
+    if (!move) break;
+    untake(move.from, move.s);
+    take(move.to, move.s);
+    chosen.set(move.s, move.to);
+    movedSlots.push(move.s);
+  }
+  return movedSlots;
+}
+
+/**
+ * The spread moves `orca rebalance` would make now: each service of `only` (every live service
+ * when null) placed by spread again from `placement` (see `respreadService`), as MovedSlots with
+ * cause `spread`, in key order. Empty when every one is spread. Pure.
+ */
+export function spreadMoves(
+  services: readonly ServiceRecord[],
+  nodes: readonly SchedulableNode[],
+  placement: ReadonlyMap<string, string>,
+  homes: ReadonlyMap<string, string>,
+  only: ReadonlySet<string> | null,
+): MovedSlot[] {
+  const respread = only ?? new Set(services.map((s) => s.name));
+  return schedule(services, nodes, placement, homes, { respread }).moved.filter((m) => m.cause === 'spread');
 }
 
 /** Spread order: fewest slots of this service, then fewest slots overall, then name. */

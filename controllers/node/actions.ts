@@ -26,19 +26,24 @@ export type NodeAction =
       reschedule: boolean;
     }
   | {
-      /** A replica slot leaves a down or draining node (or a node it no longer fits). */
+      /**
+       * A replica slot leaves a down or draining node (or a node it no longer fits), or a ready
+       * node to spread its service again (a rollout, `orca rebalance`).
+       */
       kind: 'slot.reschedule';
       /** `service/slot`. */
       key: string;
       reason: string;
+      /** For humans, when `reason` is a constant (`rollout`, `rebalance`): which slot, from where to where. */
+      message?: string;
       service: string;
       /** The node it leaves. */
       from: string;
       /** The node it goes to, or null when no node can take it (it is retried on the next pass). */
       to: string | null;
       /**
-       * Start-first drain: the slot keeps running on `from` (the node is draining, not gone)
-       * until its new instance is ready on `to`.
+       * Start-first move: the slot keeps running on `from` (the node is draining or ready, not
+       * gone) until its new instance is ready on `to`.
        */
       linger: boolean;
     };

@@ -39,8 +39,8 @@ export class NodeExecutor {
     const started = this.deps.clock.now();
     if (a.kind === 'slot.reschedule') {
       if (a.linger && a.to !== null) this.deps.linger(a.key, a.from);
-      this.deps.log.info({ slot: a.key, from: a.from, to: a.to }, 'slot rescheduled');
-      this.recordOf(a, started, { service: a.service, node: a.to, action: a.kind, outcome: a.to ? 'ok' : 'unplaced' });
+      this.deps.log.info({ slot: a.key, from: a.from, to: a.to, reason: a.reason }, 'slot rescheduled');
+      this.recordOf(a, started, { service: a.service, node: a.to, action: a.kind, outcome: a.to ? 'ok' : 'unplaced', ...(a.message ? { message: a.message } : {}) });
       return;
     }
     this.deps.setState(a.node, a.to);
@@ -50,7 +50,7 @@ export class NodeExecutor {
     if (a.reschedule) this.deps.onSchedulingChanged(a.node);
   }
 
-  private recordOf(a: NodeAction, started: number, f: { service: string | null; node: string | null; action: string; outcome: string }): void {
+  private recordOf(a: NodeAction, started: number, f: { service: string | null; node: string | null; action: string; outcome: string; message?: string }): void {
     const now = this.deps.clock.now();
     this.deps.record({
       time: new Date(now).toISOString(),
@@ -62,6 +62,7 @@ export class NodeExecutor {
       reason: a.reason,
       outcome: f.outcome,
       durationMs: now - started,
+      ...(f.message ? { message: f.message } : {}),
     });
   }
 }

@@ -46,3 +46,29 @@ describe('planLingering (start-first drain)', () => {
     expect(base.assignments.get('n2')).toEqual([]);
   });
 });
+
+describe('planLingering: a rollout’s move keeps the old revision where it was', () => {
+  it('sends the node it leaves the held assignment (the old revision), not the new one, until the new one is ready', () => {
+    const v2 = slotsOf(aSpec({ name: 'web', replicas: 2, env: { V: '2' } }), 2);
+    const input = {
+      lingering: new Map([['web/1', 'n1']]),
+      placement: new Map([
+        ['web/0', 'n1'],
+        ['web/1', 'n2'],
+      ]),
+      assignments: new Map([
+        ['n1', [v2[0]!]],
+        ['n2', [v2[1]!]],
+      ]),
+      live: () => true,
+      reports: [] as ReadinessReport[],
+      held: new Map([['web/1', web1]]),
+    };
+    const waiting = planLingering(input);
+    expect(waiting.sets.get('n1')).toEqual([v2[0], web1]);
+    expect(waiting.sets.get('n2')).toEqual([v2[1]]);
+    const done = planLingering({ ...input, reports: [ready('n2', 1)] });
+    expect([...done.lingering]).toEqual([]);
+    expect(done.sets.get('n1')).toEqual([v2[0]]);
+  });
+});

@@ -21,6 +21,12 @@ export interface LingeringInput {
   live: (service: string) => boolean;
   /** What the nodes last reported. */
   reports: readonly ReadinessReport[];
+  /**
+   * What a lingering slot keeps running on the node it leaves: the assignment that node had
+   * before the move (a rollout's move leaves the old revision serving there, not a second new
+   * instance). Absent for a slot: its current assignment.
+   */
+  held?: ReadonlyMap<string, SlotAssignment>;
 }
 
 export interface LingeringPlan {
@@ -31,8 +37,9 @@ export interface LingeringPlan {
 }
 
 /**
- * Start-first drain: a slot moved off a draining node stays assigned there too until its new
- * instance is ready and current where it was placed. It is released then, or at once when it is
+ * Start-first moves (drain, a rollout's or rebalance's spread): a slot moved off a draining or
+ * ready node stays assigned there too (`held`, else as now) until its new instance is ready and
+ * current where it was placed. It is released then, or at once when it is
  * placed nowhere, placed back on the node it was leaving, or its service is gone. Pure.
  */
 export function planLingering(i: LingeringInput): LingeringPlan {
@@ -50,7 +57,7 @@ export function planLingering(i: LingeringInput): LingeringPlan {
   const all = [...i.assignments.values()].flat();
   for (const [key, from] of lingering) {
     const a = all.find((x) => `${x.service}/${x.slot}` === key);
-    if (a) sets.get(from)?.push(a);
+    if (a) sets.get(from)?.push(i.held?.get(key) ?? a);
   }
   return { lingering, sets };
 }

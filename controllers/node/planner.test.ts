@@ -67,13 +67,17 @@ describe('reschedulesOn', () => {
 describe('planReschedules', () => {
   const states: Record<string, NodeState> = { n1: 'ready', n2: 'down', n3: 'draining' };
   it.each([
+    [{ key: 'web/3', from: 'n1', to: 'n3', reason: 'rebalance' as const }, 'rebalance', true],
+    [{ key: 'web/3', from: 'n1', to: 'n3', reason: 'rollout' as const }, 'rollout', true],
+    [{ key: 'web/3', from: 'n1', to: 'n3' }, 'web/3 from n1 (ready) to n3', false],
     [{ key: 'web/0', from: 'n2', to: 'n1' }, 'web/0 from n2 (down) to n1', false],
     [{ key: 'web/1', from: 'n3', to: 'n1' }, 'web/1 from n3 (draining) to n1', true],
     [{ key: 'web/2', from: 'n3', to: null }, 'web/2 from n3 (draining) to nowhere', false],
     [{ key: 'db/0', from: 'gone', to: 'n1' }, 'db/0 from gone (gone) to n1', false],
   ] as const)('%j → %s (lingers: %s)', (m, reason, linger) => {
+    const asked = 'reason' in m ? { message: `${m.key} from ${m.from} (${states[m.from] ?? 'gone'}) to ${m.to ?? 'nowhere'}` } : {};
     expect(planReschedules([m], (n) => states[n])).toEqual([
-      { kind: 'slot.reschedule', key: m.key, reason, service: m.key.split('/')[0], from: m.from, to: m.to, linger },
+      { kind: 'slot.reschedule', key: m.key, reason, ...asked, service: m.key.split('/')[0], from: m.from, to: m.to, linger },
     ]);
   });
 });

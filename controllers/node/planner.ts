@@ -92,24 +92,34 @@ export interface SlotMove {
   key: string;
   from: string;
   to: string | null;
+  /**
+   * Set when the move was asked for while its node was fine: `rollout` (a new revision spread
+   * again), `rebalance` (`orca rebalance`). Absent: the node's state (down, draining) or a
+   * constraint moved it.
+   */
+  reason?: 'rollout' | 'rebalance';
 }
 
 /**
  * The slots a scheduling pass moved, as `slot.reschedule` actions: each says where from (and
- * that node's state), where to, and whether it lingers on a draining node until its replacement
- * is ready (start-first drain). `stateOf` gives a node's state, undefined for a node gone. Pure.
+ * that node's state), where to, and whether it lingers on the node it leaves until its
+ * replacement is ready (start-first): off a draining node, and a rollout's or rebalance's move
+ * off a ready node. An asked-for move carries its reason constant, the where-from-where-to in
+ * its message. `stateOf` gives a node's state, undefined for a node gone. Pure.
  */
 export function planReschedules(moved: SlotMove[], stateOf: (node: string) => NodeState | undefined): NodeAction[] {
   return moved.map((m) => {
     const fromState = stateOf(m.from);
+    const what = `${m.key} from ${m.from} (${fromState ?? 'gone'}) to ${m.to ?? 'nowhere'}`;
     return {
       kind: 'slot.reschedule' as const,
       key: m.key,
-      reason: `${m.key} from ${m.from} (${fromState ?? 'gone'}) to ${m.to ?? 'nowhere'}`,
+      reason: m.reason ?? what,
+      ...(m.reason ? { message: what } : {}),
       service: m.key.split('/')[0] ?? m.key,
       from: m.from,
       to: m.to,
-      linger: m.to !== null && fromState === 'draining',
+      linger: m.to !== null && (fromState === 'draining' || (m.reason !== undefined && fromState === 'ready')),
     };
   });
 }
