@@ -18,6 +18,7 @@ import { RefusalLog } from './refusals.js';
 import { accessRoutes, joinHandler, type AccessApiDeps } from './api-access.js';
 import { MAX_SECRET_BYTES, secretNameProblem } from './secrets.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
+import { rebalanceHandler } from './rebalance-api.js';
 
 /** Limits of the API listener (defaults in core/defaults.ts, DEFAULTS.api; see there). */
 export const API_LIMITS: ApiLimitsShape = DEFAULTS.api;
@@ -154,6 +155,7 @@ export function createApi(deps: ApiDeps): Server {
       if (!r.ok) throw r.errors;
       sendJson(res, 200, { removed: r.value });
     }],
+    ['POST', /^\/v1\/rebalance$/, (req, res) => rebalanceHandler({ rebalance: (svc, signal, progress) => control.rebalance(svc, signal, progress), clock, stallMs: limits.streamStallMs }, req, res)],
     ['POST', /^\/v1\/nodes\/([^/]+)\/(drain|uncordon)$/, async (_req, res, _url, [name, verb]) => {
       const n = await deps.nodes.setDrained(name ?? '', verb === 'drain');
       if (!n) throw HttpError.of('ORCA_NOT_FOUND', `node "${name}" not found`);

@@ -14,6 +14,8 @@ import type { NodeAction } from '../controllers/node/actions.js';
 import { planReschedules } from '../controllers/node/planner.js';
 import { planLingering } from '../controllers/node/lingering.js';
 import type { EventLog } from './event-log.js';
+import type { SlotAssignment } from '../controllers/container/types.js';
+import { applyAsks, placedHashes, rolloutRespread, runRebalance, type AskedMove, type MoveAsk, type RebalanceProgress } from './rebalance.js';
 import type { SecretInfo, SecretStore, SetResult } from './secrets.js';
 import { changeReason, sameVersions, unknownSecretErrors, usedSecrets, usersOf, versionsFor } from './secret-usage.js';
 
@@ -66,6 +68,8 @@ export interface SecretSetResult {
 }
 
 const PLACEMENT_KEY = 'placement';
+/** Service → the instance hash its slots were last placed with: a new one is a rollout, spread again (server/rebalance.ts). */
+const PLACED_HASHES_KEY = 'placement-hashes';
 /** Slot → the node that holds its volumes (SPEC §3.8): kept across scale-downs, deletes and restarts until `orca delete --volumes`. */
 const HOMES_KEY = 'volume-homes';
 /** How long `orca delete --volumes` waits for a service's containers to be gone before it names the volumes still in use. */
@@ -102,6 +106,15 @@ export class ControlPlane {
    * elsewhere (start-first drain): slot key → the node they are leaving.
    */
   private lingering = new Map<string, string>();
+  /** What a lingering slot keeps running on the node it leaves: that node's assignment before the move. */
+  private held = new Map<string, SlotAssignment>();
+  /** Per node, the assignment set last sent. */
+  private sent = new Map<string, SlotAssignment[]>();
+  /** Service → the instance hash it was last placed with (PLACED_HASHES_KEY). */
+  private placedHashes = new Map<string, string>();
+  /** Moves `orca rebalance` asked of the next scheduling pass, each told what was made. */
+  private asks: Array<{ ask: MoveAsk; made?: AskedMove | null }> = [];
+  private rebalancing = false;
   private publishing: Promise<void> | null = null;
   private publishAgain = false;
   /**
@@ -122,6 +135,10 @@ export class ControlPlane {
     const saved = await this.deps.store.getKv<Record<string, string>>(PLACEMENT_KEY);
     if (saved && typeof saved === 'object') {
       this.placement = new Map(Object.entries(saved).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    }
+    const hashes = await this.deps.store.getKv<Record<string, string>>(PLACED_HASHES_KEY);
+    if (hashes && typeof hashes === 'object') {
+      this.placedHashes = new Map(Object.entries(hashes).filter((e): e is [string, string] => typeof e[1] === 'string'));
     }
     const homes = await this.deps.store.getKv<Record<string, string>>(HOMES_KEY);
     if (homes && typeof homes === 'object') {
@@ -174,9 +191,62 @@ export class ControlPlane {
     return this.lingering.size > 0;
   }
 
-  /** A slot leaving a draining node keeps running there until its replacement is ready (a slot.reschedule effect). */
+  /**
+   * A slot leaving a draining node (or a ready one, to spread) keeps running there, as that node
+   * last ran it, until its replacement is ready (a slot.reschedule effect).
+   */
   linger(key: string, from: string): void {
     this.lingering.set(key, from);
+    const before = this.sent.get(from)?.find((a) => `${a.service}/${a.slot}` === key);
+    if (before) this.held.set(key, before);
+    else this.held.delete(key);
+  }
+
+  /**
+   * `orca rebalance [SERVICE]` (server/rebalance.ts): spread moves one at a time, start-first,
+   * told to `progress`; resolves with the last line. Throws OrcaError ORCA_NOT_FOUND for an
+   * unknown service and ORCA_CONFLICT while another rebalance runs, before any progress.
+   */
+  async rebalance(service: string | undefined, signal: AbortSignal, progress: (p: RebalanceProgress) => Promise<void>): Promise<RebalanceProgress> {
+    const live = (await this.deps.store.listServices()).filter((s) => !s.deletedAt && (service === undefined || s.name === service));
+    if (service !== undefined && live.length === 0) throw new OrcaError('ORCA_NOT_FOUND', `service "${service}" not found`);
+    if (this.rebalancing) throw new OrcaError('ORCA_CONFLICT', 'a rebalance is already running: wait for it to finish (orca events -f shows its moves)');
+    this.rebalancing = true;
+    try {
+      const deps = {
+        clock: this.deps.clock,
+        log: this.deps.log.child({ op: 'rebalance' }),
+        ask: (a: MoveAsk) => this.askPass(a),
+        placedOn: (key: string) => this.placement.get(key),
+        // A down node's last word is history: what ran there was rescheduled.
+        reports: () => this.nodeLinks().flatMap((n) => (n.state() === 'down' ? [] : n.lastReports())),
+        service: async (name: string) => {
+          const s = await this.deps.store.getService(name);
+          return s && !s.deletedAt ? s : undefined;
+        },
+        record: (e: Parameters<EventLog['record']>[0]) => this.deps.events.record(e),
+      };
+      const scope = {
+        only: service === undefined ? null : new Set([service]),
+        stay: live.filter((s) => Object.keys(s.spec.volumes ?? {}).length > 0).map((s) => s.name),
+        maxMoves: live.reduce((n, s) => n + (Number.isInteger(s.spec.replicas) ? Math.max(0, s.spec.replicas) : 0), 0),
+      };
+      return await runRebalance(deps, scope, signal, progress);
+    } finally {
+      this.rebalancing = false;
+    }
+  }
+
+  /** Has the next scheduling pass make one asked move; what it made (null: none, or this server does not schedule). */
+  private async askPass(ask: MoveAsk): Promise<AskedMove | null> {
+    const entry: { ask: MoveAsk; made?: AskedMove | null } = { ask };
+    this.asks.push(entry);
+    try {
+      await this.publish();
+    } finally {
+      this.asks = this.asks.filter((x) => x !== entry);
+    }
+    return entry.made ?? null;
   }
 
   /** Parses manifests; every error of every file, formatted with file and place. */
@@ -530,20 +600,23 @@ export class ControlPlane {
     this.deps.onServices?.(services);
     const links = this.nodeLinks();
     const byName = new Map(links.map((n) => [n.name, n]));
-    const { assignments, placement, unplaced, moved } = schedule(
-      services,
-      links.map((n) => ({
-        name: n.name,
-        labels: n.labels(),
-        capacity: n.capacity(),
-        ...nodeSchedulingFlags(n.state()),
-        down: n.state() === 'down',
-        allowHostPaths: n.allowHostPaths(),
-        protocol: n.protocol(),
-      })),
-      this.placement,
-      this.homes,
-    );
+    const nodes = links.map((n) => ({
+      name: n.name,
+      labels: n.labels(),
+      capacity: n.capacity(),
+      ...nodeSchedulingFlags(n.state()),
+      down: n.state() === 'down',
+      allowHostPaths: n.allowHostPaths(),
+      protocol: n.protocol(),
+    }));
+    const stateOf = (n: string) => byName.get(n)?.state();
+    // Moves orca rebalance asked for start from here; the scheduler keeps them (its step 1). A
+    // service rolling out to a new instance hash is spread again (server/rebalance.ts).
+    const asks = this.asks.splice(0);
+    const asked = applyAsks(asks.map((a) => a.ask), { services, nodes, placement: this.placement, homes: this.homes, stateOf });
+    const { assignments, placement, unplaced, moved } = schedule(services, nodes, asked.previous, this.homes, {
+      respread: rolloutRespread(services, this.placedHashes),
+    });
     // A slot with volumes placed for the first time makes its home there (where its volume will be).
     let homesChanged = false;
     for (const svc of services) {
@@ -560,9 +633,14 @@ export class ControlPlane {
     if (homesChanged) await this.deps.store.putKv(HOMES_KEY, Object.fromEntries(this.homes));
     this.unplaced = new Map(unplaced.map((u) => [u.key, u.reason]));
     // The slots that moved are the node reconciler's slot.reschedule actions (recorded, and
-    // lingering on a draining node: see linger()).
-    this.deps.reschedule(planReschedules(moved, (n) => byName.get(n)?.state()));
+    // lingering on a draining node, or a ready one they leave to spread: see linger()).
+    this.deps.reschedule([...asked.actions, ...planReschedules(moved.map((m) => (m.cause === 'spread' ? { ...m, reason: 'rollout' as const } : m)), stateOf)]);
     this.placement = placement;
+    const hashes = placedHashes(services);
+    if (!sameEntries(hashes, this.placedHashes)) {
+      this.placedHashes = hashes;
+      await this.deps.store.putKv(PLACED_HASHES_KEY, Object.fromEntries(hashes));
+    }
     if (unplaced.length) this.deps.log.warn({ unplaced }, 'no eligible node for some replica slots');
     await this.deps.store.putKv(PLACEMENT_KEY, Object.fromEntries(placement));
 
@@ -573,9 +651,13 @@ export class ControlPlane {
       assignments: new Map(links.map((n) => [n.name, assignments.get(n.name) ?? []])),
       live: (name) => services.some((x) => x.name === name && !x.deletedAt),
       reports: this.lingering.size ? links.flatMap((n) => n.lastReports()) : [],
+      held: this.held,
     });
     this.lingering = lingering;
+    for (const key of [...this.held.keys()]) if (!lingering.has(key)) this.held.delete(key);
+    this.sent = sets;
     await Promise.all(links.map((n) => n.setAssignments(sets.get(n.name) ?? [])));
+    asks.forEach((a, i) => (a.made = asked.made[i] ?? null));
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -583,4 +665,10 @@ export class ControlPlane {
     this.chain = run.catch(() => undefined);
     return run;
   }
+}
+
+function sameEntries(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
