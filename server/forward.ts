@@ -22,6 +22,8 @@ export interface ForwardDeps {
   leader: () => string | null;
   /** Why no server can lead now (the store cannot be reached): answered as ORCA_STORE_UNAVAILABLE, not retried. */
   problem?: () => string | null;
+  /** How long the leader may take to answer (default 5 s); then 503. */
+  answerTimeoutMs?: number;
   /** The cluster CA, to verify an https:// leader. */
   ca?: () => string | undefined;
   log: Logger;
@@ -70,7 +72,8 @@ export function leaderForwarder(deps: ForwardDeps): (req: IncomingMessage, res: 
           resolve();
         });
       });
-      upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error(`no answer from the leader within ${CONNECT_TIMEOUT_MS} ms`)));
+      const within = deps.answerTimeoutMs ?? CONNECT_TIMEOUT_MS;
+      upstream.setTimeout(within, () => upstream.destroy(new Error(`no answer from the leader within ${within} ms`)));
       upstream.on('error', (err: Error) => {
         if (!answered && !res.headersSent) {
           deps.log.warn({ leader, err: { message: err.message } }, 'could not forward an API request to the leader');
