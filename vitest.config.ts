@@ -11,14 +11,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['**/*.test.ts'],
-          exclude: ['node_modules/**', 'dist/**', 'test/e2e/**', 'runtime/docker-runtime.test.ts'],
+          exclude: ['node_modules/**', 'dist/**', 'test/e2e/**', 'runtime/docker-runtime.test.ts', 'store/etcd-store.test.ts'],
           testTimeout: 20_000,
         },
       },
       {
         test: {
           name: 'e2e',
-          include: ['test/e2e/**/*.test.ts', 'runtime/docker-runtime.test.ts'],
+          include: ['test/e2e/**/*.test.ts', 'runtime/docker-runtime.test.ts', 'store/etcd-store.test.ts'],
           exclude: ['node_modules/**', 'dist/**'],
           globalSetup: ['test/e2e/global-setup.ts'],
           fileParallelism: false,

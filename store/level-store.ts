@@ -268,15 +268,19 @@ export class LevelStore implements Store {
    */
   async putKv(key: string, value: unknown): Promise<void> {
     this.ensureOpen();
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(value);
-    } catch (e) {
-      throw new OrcaError('ORCA_INTERNAL', `kv ${key}: value is not JSON-serialisable`, { cause: e });
-    }
-    if (json === undefined) throw new OrcaError('ORCA_INTERNAL', `kv ${key}: value is not JSON-serialisable`);
-    const op: BatchOp = { type: 'put', key: kvKey(key), value: json };
+    const op: BatchOp = { type: 'put', key: kvKey(key), value: kvJson(key, value) };
     await this.write(() => this.db.batch([op], { sync: true }));
+  }
+
+  /** Under the write mutex: one process holds the database, so the check and the write cannot be split. */
+  async createKv(key: string, value: unknown): Promise<boolean> {
+    this.ensureOpen();
+    const op: BatchOp = { type: 'put', key: kvKey(key), value: kvJson(key, value) };
+    return this.write(async () => {
+      if ((await this.db.get(op.key)) !== undefined) return false;
+      await this.db.batch([op], { sync: true });
+      return true;
+    });
   }
 
   /** Idempotent: deleting a missing key succeeds. */
@@ -365,6 +369,18 @@ export class LevelStore implements Store {
     await this.db.batch(ops, { sync: false });
     this.eventCount -= ops.length;
   }
+}
+
+/** The JSON of a kv value; throws ORCA_INTERNAL for a value JSON cannot represent. */
+export function kvJson(key: string, value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (e) {
+    throw new OrcaError('ORCA_INTERNAL', `kv ${key}: value is not JSON-serialisable`, { cause: e });
+  }
+  if (json === undefined) throw new OrcaError('ORCA_INTERNAL', `kv ${key}: value is not JSON-serialisable`);
+  return json;
 }
 
 function positiveInt(name: string, n: number): number {

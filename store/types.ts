@@ -131,6 +131,12 @@ export interface Store {
   getKv<T>(key: string): Promise<T | undefined>;
   /** Stores the value as JSON (it comes back as JSON.parse gives it). Rejects with ORCA_INTERNAL for undefined and other non-JSON values. */
   putKv(key: string, value: unknown): Promise<void>;
+  /**
+   * Stores the value only if the key holds none: true if it did, false (writing nothing) if the
+   * key already held a value. Atomic: of several servers racing on one shared store, one wins.
+   * Rejects as putKv does for a value that is not JSON.
+   */
+  createKv(key: string, value: unknown): Promise<boolean>;
   /** Idempotent. */
   delKv(key: string): Promise<void>;
   /** Entries whose key starts with prefix, sorted by key. */

@@ -6,11 +6,14 @@
  *   const etcd = await startEtcd();                 // one member
  *   const three = await startEtcd({ members: 3 });  // a cluster (--initial-cluster …)
  *   three.member(1).kill9();  await three.member(1).restart();
+ *   const tls = await startEtcd({ tls: true });     // https:// clients, client certificates required
  *   await etcd.stop();                              // every member ended, temp dirs removed
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,9 +43,18 @@ export interface EtcdMember {
   output(): string;
 }
 
+/** PEM files of a TLS etcd (startEtcd({ tls: true })): the CA, and a client certificate and key it accepts. */
+export interface EtcdTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export interface EtcdProcess {
   /** Every member's client URL (usable as Etcd3's `hosts` and as `--store etcd://…` after stripping the scheme). */
   endpoints: string[];
+  /** With `tls`: the files for `--etcd-ca`, `--etcd-cert`, `--etcd-key`. */
+  tls?: EtcdTlsFiles;
   /** `etcd://127.0.0.1:P[,127.0.0.1:Q…]`, what `orca server --store` takes. */
   storeUrl: string;
   /** The first member's pid. */
@@ -62,7 +74,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
+async function healthy(endpoint: string, tls?: EtcdTlsFiles): Promise<boolean> {
+  if (tls) {
+    return new Promise((resolve) => {
+      const req = request(`${endpoint}/health`, { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), servername: 'localhost', timeout: 1_000 }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body = (body + d.toString()).slice(0, 1_000)));
+        res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body)));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+  }
   try {
     const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
     const body = (await res.json()) as { health?: unknown };
@@ -91,9 +115,10 @@ class Member implements EtcdMember {
     private readonly plan: Plan,
     private readonly initialCluster: string,
     private readonly clusterToken: string,
+    private readonly tls: (EtcdTlsFiles & { serverCert: string; serverKey: string }) | undefined,
   ) {
     this.name = plan.name;
-    this.endpoint = `http://127.0.0.1:${plan.client}`;
+    this.endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${plan.client}`;
   }
 
   pid(): number | null {
@@ -125,6 +150,7 @@ class Member implements EtcdMember {
         '--initial-cluster-state', 'new',
         '--log-level', 'warn',
         '--logger', 'zap',
+        ...(this.tls ? ['--cert-file', this.tls.serverCert, '--key-file', this.tls.serverKey, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -144,7 +170,7 @@ class Member implements EtcdMember {
         await this.exited;
         throw new Error(`etcd member ${this.name} exited (${this.child?.exitCode ?? this.child?.signalCode}):\n${this.out}`);
       }
-      if (await healthy(this.endpoint)) return;
+      if (await healthy(this.endpoint, this.tls)) return;
       if (systemClock.now() > deadline) throw new Error(`etcd member ${this.name} not healthy within ${HEALTHY_WITHIN_MS / 1000} s:\n${this.out}`);
       await sleep(systemClock, 100);
     }
@@ -197,7 +223,7 @@ class Member implements EtcdMember {
  * healthy (a three-member cluster has elected a leader). On failure, whatever started is ended and
  * the temp directory removed.
  */
-export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdProcess> {
+export async function startEtcd(opts: { members?: number; tls?: boolean } = {}): Promise<EtcdProcess> {
   const count = opts.members ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 7) throw new Error(`members must be 1-7, got ${count}`);
   const root = await mkdtemp(join(tmpdir(), 'orca-etcd-'));
@@ -205,7 +231,8 @@ export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdPr
   for (let i = 0; i < count; i++) plans.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dataDir: join(root, `m${i}`) });
   const initialCluster = plans.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(',');
   const token = `orca-test-${randomBytes(6).toString('hex')}`;
-  const members = plans.map((p) => new Member(p, initialCluster, token));
+  const tls = opts.tls ? await makeTlsFiles(root) : undefined;
+  const members = plans.map((p) => new Member(p, initialCluster, token, tls));
 
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -225,7 +252,8 @@ export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdPr
   const endpoints = members.map((m) => m.endpoint);
   return {
     endpoints,
-    storeUrl: `etcd://${endpoints.map((e) => e.replace(/^http:\/\//, '')).join(',')}`,
+    storeUrl: `etcd://${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',')}`,
+    ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key } } : {}),
     pid: members[0]?.pid() ?? -1,
     members,
     member: (i) => {
@@ -235,4 +263,25 @@ export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdPr
     },
     stop,
   };
+}
+
+/**
+ * A throw-away CA (openssl), a server certificate for 127.0.0.1 and localhost, and a client
+ * certificate, in `dir`.
+ */
+async function makeTlsFiles(dir: string): Promise<EtcdTlsFiles & { serverCert: string; serverKey: string }> {
+  const f = (name: string) => join(dir, name);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = (name: string) => ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f(name));
+  ec('ca.key');
+  ssl('req', '-x509', '-new', '-key', f('ca.key'), '-subj', '/CN=orca-test-etcd-ca', '-days', '2', '-out', f('ca.crt'));
+  const leaf = async (name: string, cn: string, ext: string) => {
+    ec(`${name}.key`);
+    ssl('req', '-new', '-key', f(`${name}.key`), '-subj', `/CN=${cn}`, '-out', f(`${name}.csr`));
+    await writeFile(f(`${name}.ext`), ext);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  };
+  await leaf('server', 'etcd', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  await leaf('client', 'orca', 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.crt'), cert: f('client.crt'), key: f('client.key'), serverCert: f('server.crt'), serverKey: f('server.key') };
 }

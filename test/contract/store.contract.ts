@@ -283,6 +283,20 @@ export function storeContract(name: string, make: StoreFactory): void {
         expect(await store.getKv('cluster/id')).toBeUndefined();
       });
 
+      it('createKv stores only when the key holds nothing; of racing creates one wins', async () => {
+        const { store } = await setup();
+        expect(await store.createKv('admin', { hash: 'a' })).toBe(true);
+        expect(await store.createKv('admin', { hash: 'b' })).toBe(false);
+        expect(await store.getKv('admin')).toEqual({ hash: 'a' });
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.createKv('race', i)));
+        expect(results.filter((r) => r)).toHaveLength(1);
+        expect(await store.getKv('race')).toBe(results.indexOf(true));
+        await store.delKv('admin');
+        expect(await store.createKv('admin', 'again')).toBe(true);
+        await rejectsWith(store.createKv('bad', undefined), 'ORCA_INTERNAL');
+        expect(await store.getKv('bad')).toBeUndefined();
+      });
+
       it('lists by prefix, sorted by key', async () => {
         const { store } = await setup();
         await store.putKv('slot/web/2', 2);
