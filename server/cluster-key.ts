@@ -21,11 +21,12 @@ const refuse = (message: string, cause?: unknown) => new OrcaError('ORCA_UNAUTHO
 /**
  * The cluster key. `<dataDir>/cluster.key` is created (0600) when missing; a file given with
  * `file` must exist (a typo in the flag must never start a cluster over a new key its secrets
- * do not open with). Refuses (OrcaError ORCA_UNAUTHORIZED, with what to do) a key that is not a
- * regular file, is readable or writable by group or others, or is not exactly 32 bytes. Reads
- * at most 33 bytes.
+ * do not open with), unless `createMissing` (the first server of a shared store, whose secrets
+ * no key sealed yet, creates it). Refuses (OrcaError ORCA_UNAUTHORIZED, with what to do) a key
+ * that is not a regular file, is readable or writable by group or others, or is not exactly 32
+ * bytes. Reads at most 33 bytes.
  */
-export async function loadClusterKey(dataDir: string, file?: string): Promise<Buffer> {
+export async function loadClusterKey(dataDir: string, file?: string, opts: { createMissing?: boolean } = {}): Promise<Buffer> {
   const path = clusterKeyPath(dataDir, file);
   let st;
   try {
@@ -33,7 +34,7 @@ export async function loadClusterKey(dataDir: string, file?: string): Promise<Bu
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') throw refuse(`cannot read the cluster key ${path} (${code ?? String(err)}): fix its permissions (a file, mode 0600, owned by the user running orca server)`, err);
-    if (file !== undefined) {
+    if (file !== undefined && opts.createMissing !== true) {
       throw refuse(
         `the cluster key ${path} (--cluster-key-file) does not exist: copy the cluster.key of a server of this cluster there, ` +
           `or make a new one with: head -c ${CLUSTER_KEY_BYTES} /dev/urandom > ${path} && chmod 600 ${path}`,

@@ -17,7 +17,8 @@ import { keyFingerprint, openValue, sealValue, type SealedValue } from './secret
 /** The largest value, in bytes (SPEC §3.9). */
 export const MAX_SECRET_BYTES = 64 * 1024;
 const PREFIX = 'secret/';
-const FINGERPRINT_KEY = 'secret-key';
+/** The kv key of the fingerprint of the key that seals the secrets. */
+export const FINGERPRINT_KEY = 'secret-key';
 
 /** What may be shown about a secret: never its value. */
 export interface SecretInfo {
@@ -55,11 +56,13 @@ export class SecretStore {
   /**
    * The secrets of `store`, sealed with `key`. Throws OrcaError ORCA_UNAUTHORIZED when the store's
    * secrets were sealed with another key (`keyPath` is named in the message, so the operator
-   * knows which file to restore). Records the key's fingerprint on first use.
+   * knows which file to restore). Records the key's fingerprint on first use (of servers starting
+   * together on one shared store with different keys, one records its key and the others refuse).
    */
   static async open(store: Store, key: Buffer, keyPath: string): Promise<SecretStore> {
     const fingerprint = keyFingerprint(key);
-    const known = await store.getKv<{ fingerprint?: unknown }>(FINGERPRINT_KEY);
+    let known = await store.getKv<{ fingerprint?: unknown }>(FINGERPRINT_KEY);
+    if (!known && !(await store.createKv(FINGERPRINT_KEY, { fingerprint }))) known = await store.getKv<{ fingerprint?: unknown }>(FINGERPRINT_KEY);
     if (known && typeof known === 'object' && known.fingerprint !== fingerprint) {
       throw new OrcaError(
         'ORCA_UNAUTHORIZED',
@@ -67,7 +70,6 @@ export class SecretStore {
           `cluster.key from a backup (or point --cluster-key-file at it); with another key no secret can be read`,
       );
     }
-    if (!known) await store.putKv(FINGERPRINT_KEY, { fingerprint });
     return new SecretStore(store, key);
   }
 

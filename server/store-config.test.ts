@@ -1,0 +1,89 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseStoreConfig, type StoreInputs } from './store-config.js';
+
+const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+describe('orca server --store etcd:// (parseStoreConfig)', () => {
+  let dir: string;
+  let ca: string;
+  let cert: string;
+  let key: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'orca-store-config-'));
+    ca = join(dir, 'ca.pem');
+    cert = join(dir, 'client.pem');
+    key = join(dir, 'client.key');
+    await writeFile(ca, PEM);
+    await writeFile(cert, PEM);
+    await writeFile(key, '-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n');
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const FLAGS = { store: '--store', storePrefix: '--store-prefix', etcdCa: '--etcd-ca', etcdCert: '--etcd-cert', etcdKey: '--etcd-key' };
+  type Flags = StoreInputs & { clusterId?: string };
+  const load = async ({ clusterId, ...inp }: Flags) => {
+    const errors: string[] = [];
+    const store = await parseStoreConfig(inp, FLAGS, clusterId ?? 'default', errors);
+    return errors.length ? ({ ok: false, errors } as const) : ({ ok: true, value: { store } } as const);
+  };
+  const errorsOf = async (flags: Flags) => {
+    const r = await load(flags);
+    return r.ok ? [] : r.errors;
+  };
+
+  it('without --store: the embedded store, no etcd settings', async () => {
+    const r = await load({});
+    expect(r.ok && r.value.store).toBeUndefined();
+  });
+
+  it('parses endpoints into http:// URLs with the default prefix /orca/<cluster-id>', async () => {
+    const r = await load({ store: 'etcd://127.0.0.1:2379, etcd-2.example:2379,[::1]:2381', clusterId: 'prod' });
+    expect(r).toMatchObject({ ok: true, value: { store: { kind: 'etcd', endpoints: ['http://127.0.0.1:2379', 'http://etcd-2.example:2379', 'http://[::1]:2381'], prefix: '/orca/prod' } } });
+  });
+
+  it('TLS files make the endpoints https:// and are read at start', async () => {
+    const r = await load({ store: 'etcd://10.0.0.1:2379', storePrefix: '/teams/a/orca', etcdCa: ca, etcdCert: cert, etcdKey: key });
+    expect(r.ok).toBe(true);
+    const store = r.ok ? r.value.store : undefined;
+    expect(store?.endpoints).toEqual(['https://10.0.0.1:2379']);
+    expect(store?.prefix).toBe('/teams/a/orca');
+    expect(store?.tls?.ca?.toString()).toBe(PEM);
+    expect(store?.tls?.key?.toString()).toMatch(/PRIVATE KEY/);
+  });
+
+  it('names the cluster.toml key when the value came from there', async () => {
+    const errors: string[] = [];
+    await parseStoreConfig({ store: 'etcd://h:1', storePrefix: 'x' }, { ...FLAGS, storePrefix: 'store_prefix' }, 'default', errors);
+    expect(errors).toEqual([`store_prefix: "x" must start with '/'`]);
+  });
+
+  it.each([
+    [{ store: 'http://127.0.0.1:2379' }, /--store: "http:\/\/127.0.0.1:2379" must be etcd:\/\/HOST:PORT/],
+    [{ store: 'etcd://127.0.0.1' }, /--store: "127.0.0.1" is not HOST:PORT/],
+    [{ store: 'etcd://127.0.0.1:0' }, /--store: "127.0.0.1:0": the port must be 1-65535/],
+    [{ store: 'etcd://127.0.0.1:2379,127.0.0.1:2379' }, /--store: 127.0.0.1:2379 is listed twice/],
+    [{ store: 'etcd://bad_host!:2379' }, /is not a host name or IP address/],
+    [{ store: `etcd://${Array.from({ length: 17 }, (_, i) => `h${i}:1`).join(',')}` }, /--store: at most 16 endpoints/],
+    [{ store: '' }, /--store: empty/],
+    [{ store: 'etcd://h:1', storePrefix: 'orca' }, /--store-prefix: "orca" must start with '\/'/],
+    [{ store: 'etcd://h:1', storePrefix: '/orca/' }, /--store-prefix: "\/orca\/" must not end with '\/'/],
+    [{ store: 'etcd://h:1', storePrefix: '/a b' }, /printable ASCII without spaces/],
+    [{ storePrefix: '/orca/x' }, /--store-prefix: only with --store etcd:\/\/HOST:PORT/],
+    [{ etcdCa: '/nope' }, /--etcd-ca: only with --store/],
+    [{ store: 'etcd://h:1', etcdCert: '/c' }, /--etcd-cert: needs --etcd-key/],
+    [{ store: 'etcd://h:1', etcdCa: '/does/not/exist.pem' }, /--etcd-ca: cannot read \/does\/not\/exist.pem: no such file/],
+  ] as Array<[Flags, RegExp]>)('refuses %j', async (flags, message) => {
+    const errors = await errorsOf(flags);
+    expect(errors.join('\n')).toMatch(message);
+  });
+
+  it('refuses a TLS file that holds no PEM, and a directory', async () => {
+    const junk = join(dir, 'junk');
+    await writeFile(junk, 'not a certificate');
+    expect((await errorsOf({ store: 'etcd://h:1', etcdCa: junk })).join('\n')).toMatch(/--etcd-ca: .*junk holds no PEM block/);
+    expect((await errorsOf({ store: 'etcd://h:1', etcdCa: dir })).join('\n')).toMatch(/--etcd-ca: .* is not a regular file/);
+  });
+});
