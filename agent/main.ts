@@ -2,7 +2,7 @@ import { OrcaError } from '../core/errors.js';
 import { prepareDataDir } from '../store/data-dir.js';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
-import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
+import { sleep, systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../runtime/types.js';
@@ -13,12 +13,17 @@ import { AgentSession } from './session.js';
 import { keepAlive, wsChannel, type Channel } from '../protocol/channel.js';
 import { LIMITS } from '../protocol/messages.js';
 import { TrustAnchor, type TlsTrust } from '../protocol/tls-trust.js';
+import type { RouteEntry } from '../protocol/routes.js';
 import { loadAgentKey } from './secret-cache.js';
 import { TmpfsSecretFiles, type SecretFiles } from './secret-files.js';
 import type { DialAuth } from './join.js';
+import { failoverDialer, StandbyAnswer } from './dial.js';
+import { NodeIngress } from './ingress.js';
+import { Proxy } from '../proxy/proxy.js';
+import { clusterNetwork } from '../runtime/labels.js';
 
 export interface AgentConfig {
-  /** The server's API URL (http://host:port). */
+  /** The server's API URL (http://host:port), or several comma-separated (SPEC §3.11: every server of the control plane). */
   join: string;
   /** The admin token, or (SPEC §3.10) the node credential / join token handling of agentAuth. */
   token: string | DialAuth;
@@ -38,11 +43,18 @@ export interface AgentConfig {
    * cluster CA (`--ca-cert`) or its fingerprint. Absent: Node's default roots.
    */
   tls?: TlsTrust;
+  /**
+   * `--proxy-listen`: run the proxy on this node too (SPEC §3.11), serving the route table the
+   * server pushes, and on the cluster network's gateway at the same port (`orca.internal`).
+   */
+  proxyListen?: { host: string; port: number };
 }
 
 export interface RunningAgent {
   agent: Agent;
   session: AgentSession;
+  /** The node's proxy, with --proxy-listen. */
+  ingress: NodeIngress | null;
   /** Resolves when the session gave up for good (wrong token, another cluster): see AgentSession.fatal. */
   failed: Promise<Error>;
   stop(): Promise<void>;
@@ -91,6 +103,12 @@ export function wsDialer(join: string, token: string | DialAuth, clock: Clock = 
         // terminate() makes ws emit an 'error' of its own: the answer is what counts.
         answered = true;
         ws.terminate();
+        if (res.statusCode === 503) {
+          // A standby (SPEC §3.11): it names the leader; the failover dialler goes there.
+          const named = res.headers['x-orca-leader'];
+          const leader = typeof named === 'string' && /^https?:\/\/\S{1,2000}$/.test(named) ? named : null;
+          return reject(new StandbyAnswer(leader, `the server at ${url.host} stands by${leader ? `; the leader is ${leader}` : ' (no leader elected yet)'}`));
+        }
         if (res.statusCode !== 401) return reject(new Error(`the server answered HTTP ${res.statusCode}`));
         // A wrong token does not get better by retrying: the session gives up on it (exit 2).
         if (typeof token === 'string') {
@@ -122,8 +140,22 @@ export async function startAgent(
   await prepareDataDir(config.dataDir);
   const store = await (deps.openStore ?? ((p: string) => openLevelStore(p)))(join(config.dataDir, 'agent.db'));
   const abort = new AbortController();
+  let ingress: NodeIngress | null = null;
   try {
     const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
+    if (config.proxyListen) {
+      const network = clusterNetwork(config.clusterId).name;
+      ingress = new NodeIngress({
+        node: config.nodeName,
+        clock,
+        log: log.child({ component: 'proxy' }),
+        store,
+        proxy: new Proxy({ log: log.child({ component: 'proxy' }), clock }),
+        listen: config.proxyListen,
+        gateway: async () => (await runtime.inspectNetwork(network))?.gateway ?? null,
+        gatewayRecheckMs: config.watchdogIntervalMs,
+      });
+    }
     const { agent, session } = buildAgent({
       runtime,
       store,
@@ -135,23 +167,33 @@ export async function startAgent(
       watchdogIntervalMs: config.watchdogIntervalMs,
       allowHostPaths: config.allowHostPaths ?? [],
       secrets: await secretsFor(config.dataDir, config.clusterId, config.nodeName),
-      dial: deps.dial ?? wsDialer(config.join, config.token, clock, DEFAULTS.heartbeatIntervalMs, config.tls),
+      dial: deps.dial ?? failoverDialer(config.join.split(','), (u) => wsDialer(u, config.token, clock, DEFAULTS.heartbeatIntervalMs, config.tls)),
       reconnect: { initialMs: config.reconnectInitialMs, maxMs: config.reconnectMaxMs, jitter: DEFAULTS.reconnectJitter },
+      ...(ingress ? { ingress } : {}),
     });
     await agent.start(abort.signal);
+    if (ingress) {
+      // The node's own instances are adopted and probed once (bounded) before the proxy takes requests.
+      await Promise.race([agent.ready(), sleep(clock, DEFAULTS.adoptProbeWaitMs, abort.signal).catch(() => undefined)]);
+      await ingress.start();
+    }
     const running = session.run(abort.signal);
+    const ing = ingress;
     return {
       agent,
       session,
+      ingress,
       failed: session.fatal,
       async stop() {
         abort.abort();
         await running.catch(() => undefined);
+        await ing?.stop().catch((err: unknown) => log.warn({ err }, 'closing the proxy'));
         await store.close();
       },
     };
   } catch (err) {
     abort.abort();
+    await ingress?.stop().catch(() => undefined);
     await store.close();
     throw err;
   }
@@ -193,13 +235,15 @@ export function buildAgent(o: {
   allowHostPaths?: string[];
   /** Secret delivery: the node's agent key and where secret files live (see secretsFor). */
   secrets?: { key: Buffer; files: SecretFiles };
+  /** The node's own proxy (`--proxy-listen`, SPEC §3.11): fed the server's table and the node's endpoints. */
+  ingress?: NodeIngress;
 }): { agent: Agent; session: AgentSession } {
   const allowHostPaths = o.allowHostPaths ?? [];
   const session = new AgentSession({
     clock: o.clock,
     rng: o.rng,
     log: o.log.child({ component: 'session', node: o.identity.node }),
-    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() }, ...(allowHostPaths.length > 0 ? { allowHostPaths } : {}) },
+    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() }, ...(allowHostPaths.length > 0 ? { allowHostPaths } : {}), ...(o.ingress ? { proxy: true } : {}) },
     dial: o.dial,
     reconnect: o.reconnect,
     inventory: async () => {
@@ -211,6 +255,7 @@ export function buildAgent(o: {
     volumes: () => agent.volumes(),
     removeVolumes: (service) => agent.removeVolumes(service),
     logs: (containerId, opts) => agent.logs(containerId, opts),
+    ...(o.ingress ? { onRoutes: (routes: RouteEntry[]) => o.ingress?.setTable(routes) } : {}),
   });
   const agent = new Agent({
     runtime: o.runtime,
@@ -221,8 +266,16 @@ export function buildAgent(o: {
     identity: o.identity,
     watchdogIntervalMs: o.watchdogIntervalMs,
     record: (e) => session.record(e),
-    onChange: () => session.changed(agent.endpoints()),
-    drain: (instance, address, maxMs) => session.drain(instance, address, maxMs),
+    onChange: () => {
+      const endpoints = agent.endpoints();
+      // The node's own proxy first: a dead instance leaves it without a round trip to the server.
+      o.ingress?.localChanged(endpoints);
+      session.changed(endpoints);
+    },
+    // The server's proxy (and this node's own) stop sending it work and wait for what is in flight.
+    drain: async (instance, address, maxMs) => {
+      await Promise.all([session.drain(instance, address, maxMs), o.ingress?.drain(address, maxMs)]);
+    },
     allowHostPaths,
     ...(o.secrets ? { secrets: o.secrets } : {}),
     ...(o.onRecovery ? { onRecovery: o.onRecovery } : {}),

@@ -101,6 +101,41 @@ describe('AgentSession', () => {
     abort.abort();
   });
 
+  it('dials again within 250 ms when a session that was up ends (a failover), then backs off by rounds', async () => {
+    const clock = new ManualClock();
+    const dials: number[] = [];
+    let server: Channel | null = null;
+    const s = new AgentSession({
+      clock,
+      rng: seededRng(7),
+      log: silentLogger(),
+      identity,
+      dial: async () => {
+        dials.push(clock.now());
+        if (dials.length > 1) throw new Error('ECONNREFUSED');
+        const [a, b] = memoryChannelPair();
+        server = b;
+        return a;
+      },
+      reconnect: { initialMs: 5000, maxMs: 60_000, jitter: 0 },
+      ...fakeNode().node,
+    });
+    const abort = new AbortController();
+    void s.run(abort.signal);
+    await flushMicrotasks(10);
+    server!.send(encode({ type: 'welcome', v: PROTOCOL_VERSION, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 3000 }));
+    await flushMicrotasks(10);
+    expect(s.connected).toBe(true);
+    const lostAt = clock.now();
+    server!.close(1012, 'leader changed');
+    for (let i = 0; i < 80; i++) await clock.advanceAsync(100);
+    abort.abort();
+    expect(dials.length).toBeGreaterThanOrEqual(3);
+    expect(dials[1]! - lostAt).toBeLessThanOrEqual(250);
+    // The first failure after that waits the backoff's first step.
+    expect(dials[2]! - dials[1]!).toBeGreaterThanOrEqual(5000);
+  });
+
   it('keeps events while cut off and sends them after the next welcome', async () => {
     const clock = new ManualClock();
     const { node } = fakeNode();

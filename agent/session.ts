@@ -9,6 +9,7 @@ import type { Channel } from '../protocol/channel.js';
 import { LogPump } from './log-pump.js';
 import { encode, type Endpoint, type SecretValue, type VolumeRecord } from '../protocol/messages.js';
 import type { InstanceReport } from '../protocol/reports.js';
+import type { RouteEntry } from '../protocol/routes.js';
 import {
   initialAgentSession,
   stepAgentSession,
@@ -48,6 +49,8 @@ export interface AgentSessionDeps {
   removeVolumes?: (service: string) => Promise<{ removed: string[]; failed: Array<{ name: string; error: string }> }>;
   /** A container's output (the server's `logs` request); ends when the signal aborts. */
   logs: (containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }) => AsyncIterable<string>;
+  /** The cluster's whole route table as the server pushed it (an agent with a proxy: identity.proxy). */
+  onRoutes?: (routes: RouteEntry[]) => void;
 }
 
 /**
@@ -101,13 +104,20 @@ export class AgentSession {
         if (isOrcaError(err, 'ORCA_UNAUTHORIZED')) return this.stopFor(err);
         this.deps.log.warn({ err: { message: errorMessage(err) }, attempt: attempt + 1 }, 'cannot reach the server');
       }
+      let lost = false;
       if (channel) {
         const outcome = await this.serve(channel, signal);
         if (outcome instanceof OrcaError) return this.stopFor(outcome);
-        if (outcome.welcomed) attempt = 0;
+        if (outcome.welcomed) {
+          attempt = 0;
+          lost = true;
+        }
       }
       if (signal.aborted) break;
-      const delay = backoffDelayMs(this.deps.reconnect, attempt++, this.deps.rng);
+      // A session that was up is dialled again at once (every listed server: a failover finds
+      // the new leader within a round, SPEC §3.11), after at most 250 ms of jitter so that a
+      // server's agents do not all come back in the same millisecond; then the backoff counts rounds.
+      const delay = lost ? this.deps.rng.next() * 250 : backoffDelayMs(this.deps.reconnect, attempt++, this.deps.rng);
       this.deps.log.info({ inMs: Math.round(delay), attempt }, 'reconnecting to the server');
       try {
         await sleep(this.deps.clock, delay, signal);
@@ -266,6 +276,9 @@ export class AgentSession {
         done?.();
         return;
       }
+      case 'routes':
+        this.deps.onRoutes?.(e.routes);
+        return;
       case 'welcomed':
         this.connectedOnce?.();
         this.connectedOnce = null;

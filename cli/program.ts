@@ -36,12 +36,19 @@ export function buildProgram(): Command {
     .option('--heartbeat-interval <secs>', 'agent heartbeat period (default 5)')
     .option('--heartbeat-timeout <secs>', 'node unreachable after (default 15)')
     .option('--node-down-grace <secs>', 'node down after (default 60)')
+    .option('--leader-lease-secs <secs>', 'with --store etcd: the leader lease; a lost leader is replaced within it (+2 s) (default 5)')
     .option('--no-local-agent', 'do not run containers on this host')
     .option('--cluster-key-file <file>', 'the 32-byte key that seals secrets (default <data-dir>/cluster.key, made on first start)')
     .option('--allow-host-path <dir>', 'allow host mounts under this directory on this node (repeatable; none by default)', collect)
     .option('--tls', 'serve the API over TLS on loopback too (beyond loopback it always is, unless --insecure-plaintext)')
     .option('--tls-san <name>', 'another DNS name or IP address for the server certificate (repeatable)', collect)
     .option('--insecure-plaintext', 'serve the API in plaintext on a non-loopback address (tokens and secrets unencrypted; warned at every start)')
+    .option('--store <etcd://host:port,…>', 'keep the cluster state in etcd v3 (several servers may share it); default: LevelDB in the data directory')
+    .option('--store-prefix <prefix>', 'with --store: the etcd key prefix (default /orca/<cluster-id>)')
+    .option('--etcd-ca <file>', 'with --store: TLS to etcd, trusting this CA (PEM)')
+    .option('--etcd-cert <file>', 'with --store: TLS client certificate for etcd (PEM; with --etcd-key)')
+    .option('--etcd-key <file>', 'with --store: the key of --etcd-cert (PEM)')
+    .option('--token-file <file>', "the admin token to use (on a shared store: the first server's cluster.token) instead of making one")
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program
@@ -57,6 +64,7 @@ export function buildProgram(): Command {
     .option('--watchdog-interval <secs>', 'full local resync period (default 30)')
     .option('--label <key=value>', 'node label for placement.labels (repeatable)', collect)
     .option('--allow-host-path <dir>', 'allow host mounts under this directory (repeatable; none by default)', collect)
+    .option('--proxy-listen <host:port>', 'run the proxy on this node too, serving every route (off by default); also on the cluster network gateway (orca.internal) at the same port')
     .action(async (opts) => (await import('./commands/agent.js')).run(opts, g()));
 
   program
@@ -139,6 +147,12 @@ export function buildProgram(): Command {
     .action(async (opts) => (await import('./commands/nodes.js')).nodes(g(), opts));
 
   program
+    .command('servers')
+    .description('the servers of the control plane and which one leads')
+    .addOption(outputOption())
+    .action(async (opts) => (await import('./commands/servers.js')).servers(g(), opts));
+
+  program
     .command('drain')
     .description('move every replica off a node (start-first), and keep new ones away')
     .argument('<node>')
@@ -149,6 +163,13 @@ export function buildProgram(): Command {
     .description('let a drained node take replicas again')
     .argument('<node>')
     .action(async (node: string) => (await import('./commands/nodes.js')).drain(g(), node, false));
+
+  program
+    .command('rebalance')
+    .description('move replicas start-first, one at a time, until every service (or SERVICE) is spread again (after a node came back); slots with volumes stay')
+    .argument('[service]')
+    .addOption(outputOption('{"moved":[{"service","slot","from","to","instance","readyMs","goneMs"}],"failed","stay"} at the end'))
+    .action(async (service: string | undefined, opts) => (await import('./commands/rebalance.js')).rebalance(g(), service, opts));
 
   const nodesCmd = program.commands.find((c) => c.name() === 'nodes');
   nodesCmd

@@ -53,6 +53,8 @@ export const DEFAULTS = {
 
   watchdogIntervalMs: 30_000,
   heartbeatIntervalMs: 5_000,
+  /** The control-plane leader's etcd lease, seconds (SPEC §3.11 `--leader-lease-secs`). */
+  leaderLeaseSecs: 5,
   heartbeatTimeoutMs: 15_000,
   nodeDownGraceMs: 60_000,
   reconnectInitialMs: 5_000,

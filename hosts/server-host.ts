@@ -1,3 +1,4 @@
+import { wsDialer } from '../agent/main.js';
 import { join } from 'node:path';
 import { systemClock, systemRng, type Clock, type Rng } from '../core/clock.js';
 import { DEFAULTS } from '../core/defaults.js';
@@ -46,6 +47,7 @@ export async function startServerHost(config: ServerConfig, deps: ServerHostDeps
     const runtime = deps.runtime ?? new (await import('../runtime/docker-runtime.js')).DockerRuntime();
     localAgent = {
       runtime,
+      dialRemote: (url, token, caPem) => wsDialer(url, token, deps.clock ?? systemClock, undefined, { caPem })(),
       start: async (hub, ctx) => {
         const store = await openStore(join(config.dataDir, 'agent.db'));
         try {

@@ -23,6 +23,15 @@ const EVENTS_PER_SEC = DEFAULTS.agentEventsPerSec;
 export interface AgentHubDeps {
   clock: Clock;
   log: Logger;
+  /**
+   * Whether this server leads the control plane (SPEC §3.11): only the leader holds agent
+   * sessions. A standby answers an agent's upgrade with 503 and the leader's address (header
+   * x-orca-leader), before looking at its credential — a standby's copy of the credentials may
+   * be behind the leader's, and a refusal there must not look like a revocation. Absent: always.
+   */
+  leading?: () => boolean;
+  /** The leader's API URL while this server stands by (null: none elected yet). */
+  leader?: () => string | null;
   token: string;
   clusterId: string;
   heartbeat: { intervalMs: number; timeoutMs: number };
@@ -82,6 +91,13 @@ export class AgentHub {
       return false;
     }
     if (pathname !== AGENT_PATH) return false;
+    if (this.deps.leading && !this.deps.leading()) {
+      const leader = this.deps.leader?.() ?? null;
+      const body = JSON.stringify({ error: 'ORCA_NOT_LEADER', message: leader ? `this server stands by; the leader is ${leader}` : 'no server leads yet', leader });
+      const header = leader && /^https?:\/\/[^\s]+$/.test(leader) ? `X-Orca-Leader: ${leader}\r\n` : '';
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n${header}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      return true;
+    }
     const presented = bearer(req.headers.authorization);
     const principal: Principal | null = this.deps.access
       ? this.deps.access.authenticate(presented)
@@ -213,6 +229,14 @@ export class AgentHub {
     return n;
   }
 
+  /**
+   * Ends every agent session (this server stopped leading): each agent dials again and finds the
+   * new leader. 1012 (service restart): not an error, nothing to give up on.
+   */
+  closeSessions(reason: string): void {
+    for (const c of [...this.channels]) c.close(1012, truncateUtf8(reason, 120));
+  }
+
   /** Closes every session (server stopping). */
   close(): void {
     for (const c of this.channels) c.close(1001, 'server stopping');
@@ -239,7 +263,7 @@ export class AgentHub {
     // The session speaks the agent's version (one release back at most): so does the welcome.
     if (hello.v < PROTOCOL_VERSION) this.deps.log.warn({ node: node.name, protocol: hello.v, current: PROTOCOL_VERSION }, 'agent speaks an older protocol: upgrade orca agent on this node (services with volumes, mounts or secrets are not placed there)');
     channel.send(encode({ type: 'welcome', v: hello.v, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
-    node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}) });
+    node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}), ...(hello.proxy ? { proxy: true } : {}) });
     this.deps.log.info({ node: node.name, remote, instances: clean.reports.length }, 'agent session established');
     this.deps.onSession(node);
     this.deps.onState(node);

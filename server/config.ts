@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { fail, ok, type Result } from '../core/errors.js';
 import { sanProblem } from './cluster-tls.js';
+import { parseStoreConfig, type EtcdStoreConfig } from './store-config.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -17,6 +18,8 @@ export interface ServerConfig {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   nodeDownGraceMs: number;
+  /** The leader's etcd lease (`--leader-lease-secs`, SPEC §3.11): a lost leader is replaced within it (+ 2 s). */
+  leaderLeaseSecs?: number;
   localAgent: boolean;
   /** The cluster key file (`--cluster-key-file`); default `<dataDir>/cluster.key`, made on first start. */
   clusterKeyFile?: string;
@@ -31,6 +34,10 @@ export interface ServerConfig {
   tlsSans: string[];
   /** `--insecure-plaintext`: plaintext on a non-loopback API address (a warning at every start). */
   insecurePlaintext: boolean;
+  /** `--store etcd://…` (SPEC §3.11); absent: the embedded LevelDB in the data directory. */
+  store?: EtcdStoreConfig;
+  /** `--token-file`: the admin token to use (the first server's, on a shared store) instead of making one. */
+  tokenFile?: string;
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -46,12 +53,19 @@ export interface ServerFlags {
   heartbeatInterval?: string;
   heartbeatTimeout?: string;
   nodeDownGrace?: string;
+  leaderLeaseSecs?: string;
   localAgent?: boolean;
   clusterKeyFile?: string;
   allowHostPath?: string[];
   tls?: boolean;
   tlsSan?: string[];
   insecurePlaintext?: boolean;
+  store?: string;
+  storePrefix?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  tokenFile?: string;
 }
 
 const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
@@ -66,12 +80,19 @@ const fileSchema = z.strictObject({
   heartbeat_interval_secs: secs.optional(),
   heartbeat_timeout_secs: secs.optional(),
   node_down_grace_secs: secs.optional(),
+  leader_lease_secs: z.number().int('must be whole seconds (an etcd lease)').min(1).max(60).optional(),
   local_agent: z.boolean().optional(),
   cluster_key_file: z.string().min(1).optional(),
   allow_host_path: z.array(z.string().min(1)).max(64).optional(),
   tls: z.boolean().optional(),
   tls_san: z.array(z.string().min(1)).max(DEFAULTS.tls.maxSans).optional(),
   insecure_plaintext: z.boolean().optional(),
+  store: z.string().max(4096).optional(),
+  store_prefix: z.string().optional(),
+  etcd_ca: z.string().min(1).optional(),
+  etcd_cert: z.string().min(1).optional(),
+  etcd_key: z.string().min(1).optional(),
+  token_file: z.string().min(1).optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -185,6 +206,7 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     heartbeatIntervalMs: ms(flags.heartbeatInterval, '--heartbeat-interval', file.heartbeat_interval_secs, DEFAULTS.heartbeatIntervalMs),
     heartbeatTimeoutMs: ms(flags.heartbeatTimeout, '--heartbeat-timeout', file.heartbeat_timeout_secs, DEFAULTS.heartbeatTimeoutMs),
     nodeDownGraceMs: ms(flags.nodeDownGrace, '--node-down-grace', file.node_down_grace_secs, DEFAULTS.nodeDownGraceMs),
+    leaderLeaseSecs: leaseSecs(flags.leaderLeaseSecs, file.leader_lease_secs, errors),
     localAgent: flags.localAgent ?? file.local_agent ?? true,
     allowHostPaths: parseAllowHostPaths(flags.allowHostPath ?? file.allow_host_path ?? [], flags.allowHostPath ? '--allow-host-path' : 'allow_host_path', errors),
     tls: false,
@@ -204,5 +226,25 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
   if (config.tls && config.insecurePlaintext) errors.push('--tls and --insecure-plaintext: choose one');
   const keyFile = flags.clusterKeyFile ?? file.cluster_key_file;
   if (keyFile !== undefined) config.clusterKeyFile = resolve(keyFile);
+  const tokenFile = flags.tokenFile ?? file.token_file;
+  if (tokenFile !== undefined) config.tokenFile = resolve(tokenFile);
+  const store = await parseStoreConfig(
+    { store: flags.store ?? file.store, storePrefix: flags.storePrefix ?? file.store_prefix, etcdCa: flags.etcdCa ?? file.etcd_ca, etcdCert: flags.etcdCert ?? file.etcd_cert, etcdKey: flags.etcdKey ?? file.etcd_key },
+    { store: flags.store !== undefined ? '--store' : 'store', storePrefix: flags.storePrefix !== undefined ? '--store-prefix' : 'store_prefix', etcdCa: flags.etcdCa !== undefined ? '--etcd-ca' : 'etcd_ca', etcdCert: flags.etcdCert !== undefined ? '--etcd-cert' : 'etcd_cert', etcdKey: flags.etcdKey !== undefined ? '--etcd-key' : 'etcd_key' },
+    clusterId,
+    errors,
+  );
+  if (store) config.store = store;
   return errors.length ? fail(errors) : ok(config);
+}
+
+/** `--leader-lease-secs` (or leader_lease_secs): whole seconds 1–60, an etcd lease's TTL; default 5. */
+function leaseSecs(flag: string | undefined, file: number | undefined, errors: string[]): number {
+  if (flag === undefined) return file ?? DEFAULTS.leaderLeaseSecs;
+  const n = Number(flag);
+  if (!/^\d+$/.test(flag.trim()) || !Number.isInteger(n) || n < 1 || n > 60) {
+    errors.push(`--leader-lease-secs: "${flag.slice(0, 40)}" must be whole seconds from 1 to 60`);
+    return DEFAULTS.leaderLeaseSecs;
+  }
+  return n;
 }

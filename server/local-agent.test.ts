@@ -49,6 +49,8 @@ function stubAgent(runtime = new FakeRuntime(new ManualClock())) {
   const seen = { started: false, ctx: null as EmbedContext | null, abortedAtStop: null as boolean | null, closed: false };
   const localAgent: LocalAgent = {
     runtime,
+    // One server on its embedded store always leads: its agent never dials another.
+    dialRemote: () => Promise.reject(new Error('a lone server never dials a leader')),
     start: async (_hub, ctx) => {
       seen.started = true;
       seen.ctx = ctx;

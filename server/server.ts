@@ -18,9 +18,10 @@ import type { Route } from '../proxy/table.js';
 import { ControlPlane } from './control-plane.js';
 import { EventLog } from './event-log.js';
 import { createApi } from './api.js';
-import { ensureToken } from './token.js';
+import { adminToken, sharedClusterKey } from './shared-secrets.js';
+import { openEtcdStore } from './store-backend.js';
 import { Access, clusterCaHash } from './access.js';
-import { clusterKeyPath, loadClusterKey } from './cluster-key.js';
+import { clusterKeyPath } from './cluster-key.js';
 import { SecretStore } from './secrets.js';
 import { secretResolver } from './secret-delivery.js';
 import { claimDataDir, prepareDataDir } from './data-dir.js';
@@ -33,6 +34,12 @@ import { AgentHub } from './agent-hub.js';
 import { apiServesTls, isLoopbackHost, type ServerConfig } from './config.js';
 import { ensureClusterTls, keepServerCertFresh, serverNames, TLS_DIR } from './cluster-tls.js';
 import { caFingerprint } from '../protocol/tls-trust.js';
+import { EtcdLeadership, soloLeadership, whileLeading, type Fence, type Leadership } from './leadership.js';
+import { leaderForwarder } from './forward.js';
+import { adoptSharedCa, publishSharedCa } from './shared-ca.js';
+import { RoutePush } from './route-push.js';
+import { GatewayListener } from '../proxy/gateway-listener.js';
+import { clusterNetwork } from '../runtime/labels.js';
 
 export interface ServerDeps {
   log: Logger;
@@ -53,6 +60,11 @@ export interface LocalAgent {
    * are published. Throws if the agent cannot start; it then releases what it opened itself.
    */
   start(hub: { dial(): Promise<Channel> }, ctx: EmbedContext): Promise<EmbeddedAgent>;
+  /**
+   * Opens a session with another server, the leader, over the network (this server stands by,
+   * SPEC §3.11): the same dialler `orca agent` uses, with the admin token and the cluster CA.
+   */
+  dialRemote(url: string, token: string, caPem: string): Promise<Channel>;
 }
 
 export interface EmbedContext {
@@ -110,9 +122,12 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
 
   // Private before anything is written: 0700 directory, 0600 files (SPEC §3.7).
   await prepareDataDir(config.dataDir);
-  const store = await openStore(join(config.dataDir, 'cluster.db'));
+  const store = config.store ? await openEtcdStore(config.store, log) : await openStore(join(config.dataDir, 'cluster.db'));
   /** Stops in dependency order: no new traffic, no new actions, log flushed, stores closed. */
+  let resign: () => Promise<void> = async () => undefined;
   const stop = async () => {
+    // A standby leads at once instead of after the lease.
+    await resign().catch((err: unknown) => log.warn({ err }, 'resigning the lead'));
     abort.abort();
     await embedded?.stop();
     hub?.close();
@@ -128,18 +143,45 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   };
 
   try {
-    const token = await ensureToken(config.dataDir);
+    const onShared = { dataDir: config.dataDir, shared: config.store !== undefined };
+    const token = await adminToken(store, { ...onShared, ...(config.tokenFile ? { tokenFile: config.tokenFile } : {}), now: new Date(clock.now()).toISOString() });
     const access = await Access.open(store, clock, token);
+    // Who leads (SPEC §3.11): one server on its embedded store always does; servers sharing an
+    // etcd store elect one, whose writes are fenced. The API URL is known once it listens.
+    let apiUrlNow = '';
+    const self = { name: config.nodeName, address: () => apiUrlNow };
+    const shared = store as Store & { client?: import('etcd3').Etcd3; prefix?: string; setFence?: (f: Fence | null) => void };
+    const leadership: Leadership =
+      shared.client && shared.prefix !== undefined && shared.setFence
+        ? new EtcdLeadership({
+            client: shared.client,
+            prefix: shared.prefix,
+            self,
+            leaseSecs: config.leaderLeaseSecs ?? DEFAULTS.leaderLeaseSecs,
+            clock,
+            log: log.child({ component: 'leadership' }),
+            setFence: (f) => shared.setFence?.(f),
+          })
+        : soloLeadership(self, clock);
+    const leading = () => leadership.isLeader();
     // The cluster CA exists from the first start on, TLS or not (join tokens carry its fingerprint).
     const tlsOn = apiServesTls(config);
     const issue = { names: serverNames({ advertise: config.advertise, apiHost: config.apiListen.host, sans: config.tlsSans }), clusterId: config.clusterId, commonName: config.nodeName };
-    const clusterTls = await ensureClusterTls(config.dataDir, { ...issue, nowMs: clock.now() });
+    // Servers on one store share the cluster key and the cluster CA (SPEC §3.11): the first one's.
+    const clusterKey = await sharedClusterKey(store, { ...onShared, ...(config.clusterKeyFile ? { clusterKeyFile: config.clusterKeyFile } : {}) });
+    if (onShared.shared && (await adoptSharedCa(store, config.dataDir, clusterKey, log)) === 'adopted') log.info('cluster CA taken from the shared store');
+    let clusterTls = await ensureClusterTls(config.dataDir, { ...issue, nowMs: clock.now() });
+    if (onShared.shared && (await publishSharedCa(store, config.dataDir, clusterKey))) {
+      // Another server published its CA first: that one is the cluster's.
+      await adoptSharedCa(store, config.dataDir, clusterKey, log);
+      clusterTls = await ensureClusterTls(config.dataDir, { ...issue, nowMs: clock.now() });
+    }
     if (clusterTls.created.ca) log.info({ ca: join(config.dataDir, TLS_DIR, 'ca.crt'), fingerprint: caFingerprint(clusterTls.caPem) }, 'cluster CA created');
     if (clusterTls.created.serverCert) log.info({ names: issue.names, notAfter: new Date(clusterTls.notAfterMs).toISOString() }, 'server certificate issued');
     if (!tlsOn && !isLoopbackHost(config.apiListen.host)) {
       log.warn({ api: config.apiListen.host }, 'INSECURE: the API and agent sessions are served in plaintext beyond loopback (--insecure-plaintext): tokens, credentials and secrets cross the network unencrypted');
     }
-    const secrets = await SecretStore.open(store, await loadClusterKey(config.dataDir, config.clusterKeyFile), clusterKeyPath(config.dataDir, config.clusterKeyFile));
+    const secrets = await SecretStore.open(store, clusterKey, clusterKeyPath(config.dataDir, config.clusterKeyFile));
     let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
     const metrics = new Metrics({
@@ -200,17 +242,38 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     // every watchdog interval.
     let desiredServices: readonly ServiceRecord[] = [];
     const routeLog = log.child({ reconciler: 'route' });
+    /** A new table: the gateway listener looks whether the cluster network is there now. */
+    let onRoutesApplied = (): void => undefined;
+    const nodeEndpoints = () => reg.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name })));
+    // The same table to every agent that runs a proxy (SPEC §3.11).
+    const routePush = new RoutePush({ clock, log: routeLog, nodes: () => reg.list(), endpoints: nodeEndpoints, graceMs: config.heartbeatTimeoutMs });
+    abort.signal.addEventListener('abort', () => routePush.stop(), { once: true });
+    /**
+     * A new leader keeps the table it has until the agents are back (or their heartbeat deadline
+     * passed), so that a failover drops no route: it adopts the table from their reports.
+     */
+    let routesHeldUntil = 0;
+    const routesMayChange = () => leading() && (clock.now() >= routesHeldUntil || reg.list().every((n) => n.attached || n.state() !== 'ready'));
     const routes = new Controller({
-      reconciler: new RouteReconciler({
+      reconciler: whileLeading(new RouteReconciler({
         desired: () => desiredServices,
-        endpoints: () => reg.list().flatMap((n) => n.endpoints().map((e) => ({ ...e, node: n.name }))),
+        endpoints: nodeEndpoints,
         reachable: (node) => {
           const s = reg.get(node)?.state();
           return s === 'ready' || s === 'draining';
         },
         current: () => px.routes(),
-        executor: new RouteExecutor({ clock, log: routeLog, apply: (table) => px.setRoutes(table), record: (e) => eventLog.record(e) }),
-      }),
+        executor: new RouteExecutor({
+          clock,
+          log: routeLog,
+          apply: (table) => {
+            px.setRoutes(table);
+            routePush.update(table);
+            onRoutesApplied();
+          },
+          record: (e) => eventLog.record(e),
+        }),
+      }), routesMayChange),
       clock,
       log: routeLog,
       resyncMs: config.watchdogIntervalMs,
@@ -235,6 +298,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       nodes: () => reg.list(),
       secrets,
       reschedule: (actions) => nodeExecutor.execute(actions),
+      leading,
       onServices: (services) => {
         desiredServices = services;
         routesChanged();
@@ -242,13 +306,16 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     });
     await cp.load();
     nodes = new Controller({
-      reconciler: new NodeReconciler({
-        clock,
-        timing: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, nodeDownGraceMs: config.nodeDownGraceMs },
-        observe: (name) => reg.observe(name),
-        names: () => reg.names(),
-        executor: nodeExecutor,
-      }),
+      reconciler: whileLeading(
+        new NodeReconciler({
+          clock,
+          timing: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, nodeDownGraceMs: config.nodeDownGraceMs },
+          observe: (name) => reg.observe(name),
+          names: () => reg.names(),
+          executor: nodeExecutor,
+        }),
+        leading,
+      ),
       clock,
       log: nodeLog,
       resyncMs: config.watchdogIntervalMs,
@@ -279,7 +346,12 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       heartbeat: { intervalMs: config.heartbeatIntervalMs, timeoutMs: config.heartbeatTimeoutMs },
       registry: reg,
       access,
-      onSession: () => void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed')),
+      leading,
+      leader: () => leadership.leaderAddress(),
+      onSession: (node) => {
+        routePush.sessionStarted(node);
+        void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
+      },
       onState: () => {
         routesChanged();
         watcher.poke();
@@ -304,7 +376,10 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       store,
       events: eventLog,
       nodes: reg,
-      isReady: () => ready,
+      // A standby is ready once its store is open and its API listens (SPEC §3.11).
+      isReady: () => ready || (!leading() && apiUrlNow !== ''),
+      forward: leaderForwarder({ isLeader: leading, leader: () => leadership.leaderAddress(), problem: () => leadership.problem(), ca: () => clusterTls.caPem, log: log.child({ component: 'forward' }) }),
+      servers: () => leadership.members(),
       clock,
       onUnauthorized: () => metrics.apiUnauthorized.inc(),
       access: {
@@ -355,6 +430,35 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     }
     const apiUrl = `${tlsOn ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
     log.info({ api: apiUrl, tls: tlsOn, dataDir: config.dataDir, cluster: config.clusterId, node: config.nodeName }, 'api listening');
+    // What the other servers and the agents are told to dial (the leader's address): an API on
+    // every interface (0.0.0.0, ::) is reached at the --advertise address.
+    const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
+    const reachable = wildcard ? (config.advertise.includes(':') ? `[${config.advertise}]` : config.advertise) : addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    apiUrlNow = `${tlsOn ? 'https' : 'http'}://${reachable}:${addr.port}`;
+
+    // A term as leader begins with what the store says now (another leader may have written it)
+    // and every node given a fresh deadline; it ends with every agent session closed, so that the
+    // agents find the new leader at once.
+    let terms: Promise<void> = Promise.resolve();
+    leadership.onChange((leadingNow) => {
+      terms = terms.then(async () => {
+        if (abort.signal.aborted) return;
+        if (!leadingNow) {
+          agentHub.closeSessions('this server no longer leads the control plane');
+          return;
+        }
+        await access.reload();
+        await reg.reload();
+        await cp.load();
+        routesHeldUntil = clock.now() + config.heartbeatTimeoutMs;
+        clock.setTimeout(() => routesChanged(), config.heartbeatTimeoutMs + 10);
+        for (const name of reg.names()) nodes?.trigger(name);
+        routesChanged();
+        await cp.publish();
+      }).catch((err: unknown) => log.error({ err }, 'could not begin or end a term as leader'));
+    });
+    await leadership.start();
+    resign = () => leadership.stop();
 
     // Every known node's assignment set is decided before any agent can ask for it.
     await cp.publish();
@@ -366,6 +470,12 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       const agent = await deps.localAgent.start(
         {
           dial: async () => {
+            if (!leading()) {
+              // A standby's own agent is an agent like any other: it joins the leader.
+              const leader = leadership.leaderAddress();
+              if (!leader) throw new Error('no server leads the control plane yet');
+              return deps.localAgent!.dialRemote(leader, token, clusterTls.caPem);
+            }
             const [agentEnd, serverEnd] = memoryChannelPair();
             agentHub.accept(serverEnd, 'embedded', { sameClock: true });
             return agentEnd;
@@ -391,6 +501,23 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       proxyAddress = listening;
       ownAddresses.push(listening);
       log.info({ proxy: `http://${listening.host}:${listening.port}` }, 'proxy listening');
+      routePush.start();
+      if (deps.localAgent) {
+        // Containers of this node reach the proxy as orca.internal (SPEC §3.8): it listens on the cluster network's gateway too.
+        const runtime = deps.localAgent.runtime;
+        const network = clusterNetwork(config.clusterId).name;
+        const gw = new GatewayListener({
+          clock,
+          log: log.child({ component: 'proxy' }),
+          gateway: async () => (await runtime.inspectNetwork(network))?.gateway ?? null,
+          listen: (h, p) => px.listenAlso(h, p),
+          port: listening.port,
+          recheckMs: config.watchdogIntervalMs,
+        });
+        abort.signal.addEventListener('abort', () => void gw.stop(), { once: true });
+        onRoutesApplied = () => gw.poke();
+        await gw.start();
+      }
       ready = true;
       log.info({ api: apiUrl }, 'server ready');
     });

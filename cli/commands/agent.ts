@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { createLogger } from '../../core/log.js';
 import { DEFAULTS } from '../../core/defaults.js';
 import { isOrcaError } from '../../core/errors.js';
-import { defaultDataDir, parseAllowHostPaths } from '../../server/config.js';
+import { defaultDataDir, parseAllowHostPaths, parseListen } from '../../server/config.js';
+import { MAX_JOIN_URLS } from '../../agent/dial.js';
 import { agentUrl, startAgent } from '../../agent/main.js';
 import { agentAuth, readBounded, readCredential } from '../../agent/join.js';
 import { looksLikeJoinToken, parseJoinToken } from '../../server/join-tokens.js';
@@ -24,6 +25,7 @@ interface AgentFlags {
   watchdogInterval?: string;
   label?: string[];
   allowHostPath?: string[];
+  proxyListen?: string;
 }
 
 function secs(v: string | undefined, flag: string, def: number, errors: string[]): number {
@@ -39,8 +41,12 @@ function secs(v: string | undefined, flag: string, def: number, errors: string[]
 /** `orca agent --join URL --node-name N …`: a worker agent in the foreground until SIGINT/SIGTERM. */
 export async function run(flags: AgentFlags, global: { token?: string; dataDir?: string; caCert?: string }): Promise<void> {
   const errors: string[] = [];
-  const join = agentUrl(flags.join);
-  if (!join) errors.push(`--join: "${flags.join.slice(0, 200)}" must be a ws://, wss://, http:// or https:// URL of the server (for example http://orca-server:6880)`);
+  // Several servers of one control plane: --join a,b,c (SPEC §3.11); every one is tried at once.
+  const joins = flags.join.split(',').map((u) => u.trim()).filter(Boolean).slice(0, MAX_JOIN_URLS + 1);
+  if (joins.length > MAX_JOIN_URLS) errors.push(`--join: at most ${MAX_JOIN_URLS} servers`);
+  for (const u of joins) if (!agentUrl(u)) errors.push(`--join: "${u.slice(0, 200)}" must be a ws://, wss://, http:// or https:// URL of the server (for example http://orca-server:6880)`);
+  if (joins.length === 0) errors.push('--join: no server URL given');
+  const join = joins.length > 0 ? agentUrl(joins[0]!) : null;
   const nodeName = flags.nodeName ?? hostname().toLowerCase();
   if (!NAME_RE.test(nodeName)) errors.push(`--node-name: "${nodeName}" must be a DNS label (lowercase letters, digits, '-')`);
   const labels: Record<string, string> = {};
@@ -91,13 +97,16 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
   const reconnectMaxMs = secs(flags.reconnectMax, '--reconnect-max', DEFAULTS.reconnectMaxMs, errors);
   const watchdogIntervalMs = secs(flags.watchdogInterval, '--watchdog-interval', DEFAULTS.watchdogIntervalMs, errors);
   const allowHostPaths = parseAllowHostPaths(flags.allowHostPath ?? [], '--allow-host-path', errors);
+  // Ingress on this node too (SPEC §3.11): off unless asked for.
+  const proxy = flags.proxyListen !== undefined ? parseListen(flags.proxyListen, '--proxy-listen') : null;
+  if (proxy && !proxy.ok) errors.push(...proxy.errors);
   if (errors.length) throw new CliError(EXIT.invalid, errors.join('\n'));
 
   let running;
   try {
     running = await startAgent(
       {
-        join: (join as URL).toString(),
+        join: joins.map((u) => (agentUrl(u) as URL).toString()).join(','),
         token:
           credentialNode === null && !joinToken && adminToken
             ? adminToken
@@ -112,6 +121,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
         watchdogIntervalMs,
         allowHostPaths,
         ...(ca ? { tls: { caPem: ca.pem } } : {}),
+        ...(proxy?.ok ? { proxyListen: proxy.value } : {}),
       },
       { log },
     );
