@@ -139,6 +139,30 @@ export const DEFAULTS = {
   revisionsKept: 20,
   eventsKept: 10_000,
 
+  /** The store on etcd (store/etcd-store.ts, SPEC §3.11). */
+  etcdStore: {
+    /** One gRPC call to one member, at most (a member that does not answer: the next is tried). */
+    callTimeoutMs: 1_500,
+    /** One store operation, retries across members and compare-and-swap rounds included, at most. */
+    opTimeoutMs: 5_000,
+    /** Connecting to a member, at most. */
+    dialTimeoutMs: 3_000,
+    /** Compare-and-swap rounds of one write, at most, when other servers keep changing the same keys. */
+    casAttempts: 16,
+    /** A value (kv, service, revision), at most, as JSON: under etcd's default request limit (1.5 MiB). */
+    maxValueBytes: 1024 * 1024,
+    /** Operations of one transaction, at most: under etcd's default --max-txn-ops (128). */
+    maxTxnOps: 120,
+    /** Bytes of one transaction's values, at most. */
+    maxTxnBytes: 1024 * 1024,
+    /** Entries fetched per range request when listing. */
+    pageSize: 256,
+    /** Entries one listing returns, at most (services, kv entries). */
+    maxListEntries: 100_000,
+    /** Largest gRPC message accepted from etcd. */
+    maxReceiveBytes: 64 * 1024 * 1024,
+  },
+
   // Manifest defaults (SPEC §2).
   replicas: 1,
   stopGraceSecs: 10,

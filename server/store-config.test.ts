@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadServerConfig } from './config.js';
 import { parseStoreConfig, type StoreInputs } from './store-config.js';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -52,6 +53,21 @@ describe('orca server --store etcd:// (parseStoreConfig)', () => {
     expect(store?.prefix).toBe('/teams/a/orca');
     expect(store?.tls?.ca?.toString()).toBe(PEM);
     expect(store?.tls?.key?.toString()).toMatch(/PRIVATE KEY/);
+  });
+
+  it('orca server takes them from flags and cluster.toml (flags win), --token-file too; none: the embedded store', async () => {
+    const file = join(dir, 'cluster.toml');
+    await writeFile(file, `store = "etcd://127.0.0.1:2379"\nstore_prefix = "/x/y"\netcd_ca = "${ca}"\ntoken_file = "${join(dir, 'tok')}"\n`);
+    const fromFile = await loadServerConfig({ config: file, nodeName: 'n1' });
+    expect(fromFile).toMatchObject({ ok: true, value: { store: { endpoints: ['https://127.0.0.1:2379'], prefix: '/x/y' }, tokenFile: join(dir, 'tok') } });
+    const flagged = await loadServerConfig({ config: file, nodeName: 'n1', store: 'etcd://127.0.0.1:3000', storePrefix: '/z' });
+    expect(flagged).toMatchObject({ ok: true, value: { store: { endpoints: ['https://127.0.0.1:3000'], prefix: '/z' } } });
+    const bad = await loadServerConfig({ nodeName: 'n1', store: 'etcd://h:1', storePrefix: 'nope' });
+    expect(bad).toEqual({ ok: false, errors: [`--store-prefix: "nope" must start with '/'`] });
+    const none = await loadServerConfig({ nodeName: 'n1', clusterId: 'prod' });
+    expect(none.ok && none.value.store).toBeUndefined();
+    const byDefault = await loadServerConfig({ nodeName: 'n1', clusterId: 'prod', store: 'etcd://h:1' });
+    expect(byDefault.ok && byDefault.value.store?.prefix).toBe('/orca/prod');
   });
 
   it('names the cluster.toml key when the value came from there', async () => {

@@ -6,36 +6,13 @@
 
 import { ClientClosedError, Etcd3, GRPCInvalidArgumentError, GRPCGenericError, type IOptions } from 'etcd3';
 import type { Clock } from '../core/clock.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
 
-/**
- * The etcd store's defaults and bounds. (Here rather than in core/defaults.ts only because that
- * file held another change in progress when this was committed; it belongs there.)
- */
-export const ETCD_STORE_DEFAULTS = {
-  /** One gRPC call to one member, at most (a member that does not answer: the next is tried). */
-  callTimeoutMs: 1_500,
-  /** One store operation, retries across members and compare-and-swap rounds included, at most. */
-  opTimeoutMs: 5_000,
-  /** Connecting to a member, at most. */
-  dialTimeoutMs: 3_000,
-  /** Compare-and-swap rounds of one write, at most, when other servers keep changing the same keys. */
-  casAttempts: 16,
-  /** A value (kv, service, revision), at most, as JSON: under etcd's default request limit (1.5 MiB). */
-  maxValueBytes: 1024 * 1024,
-  /** Operations of one transaction, at most: under etcd's default --max-txn-ops (128). */
-  maxTxnOps: 120,
-  /** Bytes of one transaction's values, at most. */
-  maxTxnBytes: 1024 * 1024,
-  /** Entries fetched per range request when listing. */
-  pageSize: 256,
-  /** Entries one listing returns, at most (services, kv entries). */
-  maxListEntries: 100_000,
-  /** Largest gRPC message accepted from etcd. */
-  maxReceiveBytes: 64 * 1024 * 1024,
-} as const;
+/** The etcd store's defaults and bounds (DEFAULTS.etcdStore), as numbers a test may override. */
+export const ETCD_STORE_DEFAULTS: EtcdLimits = DEFAULTS.etcdStore;
 
-export type EtcdLimits = { [K in keyof typeof ETCD_STORE_DEFAULTS]: number };
+export type EtcdLimits = { [K in keyof typeof DEFAULTS.etcdStore]: number };
 
 /** TLS to etcd: the CA that signed its certificates, and a client certificate and key if it wants one (PEM). */
 export interface EtcdTls {
