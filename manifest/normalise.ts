@@ -48,7 +48,10 @@ export function normaliseService(raw: RawService): ServiceSpec {
   if (raw.mounts && raw.mounts.length > 0) spec.mounts = raw.mounts.map((m) => ({ host: m.host, path: m.path, readOnly: m.read_only ?? DEFAULTS.mountReadOnly }));
   if (raw.secrets && raw.secrets.length > 0) spec.secrets = [...raw.secrets].sort();
   if (hasEntries(raw.secret_env)) spec.secretEnv = { ...raw.secret_env };
-  if (raw.route) spec.route = { host: raw.route.host.toLowerCase(), path: raw.route.path ?? DEFAULTS.routePath };
+  if (raw.route) {
+    spec.route = { host: raw.route.host.toLowerCase(), path: raw.route.path ?? DEFAULTS.routePath };
+    if (raw.route.tls !== undefined && raw.route.tls !== 'off') spec.route.tls = raw.route.tls;
+  }
   if (raw.resources?.memory !== undefined) {
     const mem = parseMemory(raw.resources.memory);
     if ('error' in mem) throw new Error(`bug: unvalidated memory reached normalise: ${mem.error}`);

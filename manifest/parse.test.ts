@@ -139,6 +139,9 @@ describe('parseManifestText: valid manifests', () => {
     ['placement = { node = "n1", labels = {} }', (s: ServiceSpec) => s.placement, { node: 'n1' }],
     ['port = 80\nroute = { host = "WEB.Example.COM" }', (s: ServiceSpec) => s.route, { host: 'web.example.com', path: '/' }],
     ['port = 80\nroute = { host = "*.example.com", path = "/api" }', (s: ServiceSpec) => s.route, { host: '*.example.com', path: '/api' }],
+    ['port = 80\nroute = { host = "a.example.com", tls = "acme" }', (s: ServiceSpec) => s.route, { host: 'a.example.com', path: '/', tls: 'acme' }],
+    ['port = 80\nroute = { host = "*.example.com", tls = "manual" }', (s: ServiceSpec) => s.route, { host: '*.example.com', path: '/', tls: 'manual' }],
+    ['port = 80\nroute = { host = "a.example.com", tls = "off" }', (s: ServiceSpec) => s.route, { host: 'a.example.com', path: '/' }],
     ['[service.readiness]\nexec = ["cat", "/tmp/ok"]\ninitial_delay_secs = 0\ninterval_secs = 0.05', (s: ServiceSpec) => s.readiness?.initialDelaySecs, 0],
     ['[service.liveness]\nexec = ["true"]\nsuccess_threshold = 1', (s: ServiceSpec) => s.liveness?.successThreshold, 1],
     ['[service.restart]\npolicy = "on-failure"\nbackoff_initial_secs = 0.2\nbackoff_max_secs = 0.2', (s: ServiceSpec) => s.restart, { policy: 'on-failure', backoffInitialSecs: 0.2, backoffMaxSecs: 0.2, resetAfterSecs: 60 }],
@@ -259,6 +262,8 @@ describe('parseManifestText: schema errors', () => {
     ['route host with _', 'port = 80\nroute = { host = "a_b.com" }', [`${W}: route.host: ${HOST}`]],
     ['route host with port', 'port = 80\nroute = { host = "a.com:80" }', [`${W}: route.host: ${HOST}`]],
     ['route wildcard inside', 'port = 80\nroute = { host = "a.*.com" }', [`${W}: route.host: ${HOST}`]],
+    ['route tls unknown', 'port = 80\nroute = { host = "a.com", tls = "yes" }', [`${W}: route.tls: must be one of "off", "acme", "manual"`]],
+    ['route tls acme on a wildcard', 'port = 80\nroute = { host = "*.a.com", tls = "acme" }', [`${W}: route.tls: tls = "acme" needs an exact host: a wildcard host takes a manual certificate (tls = "manual", orca cert set)`]],
     ['route path relative', 'port = 80\nroute = { host = "a.com", path = "api" }', [`${W}: route.path: must be a URL path starting with "/" (no spaces, query or fragment)`]],
     ['route a string', 'port = 80\nroute = "a.com"', [`${W}: route: must be a table`]],
     // resources

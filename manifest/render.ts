@@ -39,7 +39,7 @@ export function toManifestTable(spec: ServiceSpec): ManifestTable {
   if (spec.mounts) t.mounts = spec.mounts.map((m) => ({ host: m.host, path: m.path, read_only: m.readOnly }));
   if (spec.secrets) t.secrets = [...spec.secrets];
   if (spec.secretEnv) t.secret_env = { ...spec.secretEnv };
-  if (spec.route) t.route = { host: spec.route.host, path: spec.route.path };
+  if (spec.route) t.route = { host: spec.route.host, path: spec.route.path, ...(spec.route.tls ? { tls: spec.route.tls } : {}) };
   const r: ManifestTable = {};
   if (spec.resources.memoryBytes !== undefined) r.memory = formatMemory(spec.resources.memoryBytes);
   if (spec.resources.cpus !== undefined) r.cpus = spec.resources.cpus;

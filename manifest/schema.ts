@@ -211,9 +211,17 @@ const routeSchema = z.strictObject(
       .regex(/^\/[^\s?#]*$/, {
         error: 'must be a URL path starting with "/" (no spaces, query or fragment)',
       }),
+    tls: z.enum(['off', 'acme', 'manual'], { error: 'must be one of "off", "acme", "manual"' }),
   },
   { error: tableError },
-).partial({ path: true });
+)
+  .partial({ path: true, tls: true })
+  .superRefine((v: unknown, ctx) => {
+    // ACME's HTTP-01 challenge cannot prove a wildcard (SPEC §3.12): those take a manual certificate.
+    if (isObj(v) && v.tls === 'acme' && typeof v.host === 'string' && v.host.startsWith('*.')) {
+      ctx.addIssue({ code: 'custom', message: 'tls = "acme" needs an exact host: a wildcard host takes a manual certificate (tls = "manual", orca cert set)', path: ['tls'] });
+    }
+  }, always);
 
 const memorySchema = z
   .custom<string | number>((v) => typeof v === 'string' || typeof v === 'number', {

@@ -47,7 +47,8 @@ export interface ServiceSpec {
   secrets?: string[];
   /** Environment variable → secret name (SPEC §3.9). Absent when none. */
   secretEnv?: Record<string, string>;
-  route?: { host: string; path: string };
+  /** `tls` absent: plain HTTP only (`tls = "off"`); acme or manual: HTTPS at the edge (SPEC §3.12). */
+  route?: { host: string; path: string; tls?: RouteTls };
   resources: { memoryBytes?: number; cpus?: number };
   readiness?: ProbeSpec;
   liveness?: ProbeSpec;
@@ -68,3 +69,6 @@ export interface ParsedService {
   spec: ServiceSpec;
   file: string;
 }
+
+/** How a route's HTTPS certificate is obtained (SPEC §3.12); `off` is stored as no `tls`. */
+export type RouteTls = 'acme' | 'manual';

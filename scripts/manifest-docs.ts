@@ -74,6 +74,11 @@ const SERVICE: Record<string, FieldDoc> = {
   route: { doc: 'Route requests of the built-in proxy to the ready instances. Needs `port`.', example: '{ host = "web.localhost" }' },
   'route.host': { doc: 'The Host header to match: an exact host, or `*.example.com` (any one sub-domain). Case-insensitive.', example: '"web.localhost"' },
   'route.path': { doc: 'Path prefix to match; the longest matching prefix wins.', default: `"${DEFAULTS.routePath}"`, example: '"/api"' },
+  'route.tls': {
+    doc: 'HTTPS at the edge, on proxies started with `--proxy-listen-tls`: `acme` obtains and renews a certificate for the exact host from the ACME CA (HTTP-01 on the plain proxy port); `manual` serves the certificate given with `orca cert set`. With either, plain HTTP to this route is redirected (308) to https. A wildcard host takes `manual`.',
+    default: '"off"',
+    example: '"acme"',
+  },
   resources: { doc: 'Docker resource limits.', example: '{ memory = "64m", cpus = 0.5 }' },
   'resources.memory': {
     doc: 'Memory limit: a number of bytes, or a string with a suffix `b`, `k`, `m`, `g` (powers of 1024; `ki`, `mi`, `gi` too). An instance killed for memory shows `OOMKilled` in `orca status`.',
@@ -234,6 +239,7 @@ secret_env = { DB_PASSWORD = "db-password" }
 [service.route]
 host = "web.localhost"
 path = "/"
+tls = "off"
 
 [service.resources]
 memory = "64m"
@@ -312,7 +318,7 @@ ${table(top, '')}
 ${sections.join('\n')}
 ## Rules across fields
 
-- \`route\` needs the service's \`port\`.
+- \`route\` needs the service's \`port\`; \`route.tls = "acme"\` needs an exact host (a wildcard takes \`manual\`).
 - A probe has exactly one check: \`path\`, \`tcp\` or \`exec\`. A \`path\` or \`tcp\` check needs a port
   (\`port\` of the probe, or of the service); \`exec\` takes no port.
 - A liveness probe's \`success_threshold\` is 1.
