@@ -31,6 +31,6 @@ export function nodeRouteTable(table: readonly RouteEntry[], node: string, own: 
     for (const e of ownBy.get(r.service) ?? []) add(e.instance, e.address);
     for (const b of r.backends) if (b.node !== node) add(b.instance, b.address);
     backends.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0));
-    return { service: r.service, host: r.host, path: r.path, backends };
+    return { service: r.service, host: r.host, path: r.path, backends, ...(r.tls ? { tls: r.tls } : {}) };
   });
 }

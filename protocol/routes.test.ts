@@ -7,7 +7,8 @@ import { decodeServerMessage as decodeV1 } from '../test/fixtures/protocol-v1.js
 
 const backend = (i: number, node = `n${i % 3}`) => ({ instance: `web-1-${i}-abcd`, address: `10.0.${Math.floor(i / 250) % 250}.${i % 250}:${30000 + (i % 30000)}`, node });
 const route = (service: string, n: number, host = `${service}.example.com`): RouteEntry => ({ service, host, path: '/', backends: Array.from({ length: n }, (_, i) => backend(i)) });
-const table: RouteEntry[] = [route('web', 2), route('api', 1), { service: 'idle', host: 'idle.example.com', path: '/x', backends: [] }];
+// A TLS route (SPEC §3.12) keeps its tls through parts and joins.
+const table: RouteEntry[] = [route('web', 2), { ...route('api', 1), tls: 'acme' }, { service: 'idle', host: 'idle.example.com', path: '/x', backends: [] }];
 
 /** Feeds the parts one by one as an agent would; returns the tables it applied. */
 function assemble(messages: RoutesMessage[]): RouteEntry[][] {

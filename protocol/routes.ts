@@ -41,6 +41,8 @@ export interface RouteEntry {
   host: string;
   path: string;
   backends: RouteBackendEntry[];
+  /** HTTPS at the edge (SPEC §3.12); absent: plain. */
+  tls?: 'acme' | 'manual';
 }
 
 /** The `routes` message: the whole table, or a part of it (`more`: parts follow). */
@@ -58,6 +60,7 @@ const routeEntry = z.strictObject({
   host: bounded(ROUTE_LIMITS.host),
   path: bounded(ROUTE_LIMITS.path),
   backends: z.array(routeBackendEntry).max(ROUTE_LIMITS.backends),
+  tls: z.enum(['acme', 'manual']).optional(),
 });
 /** The schema of the `routes` server message (a member of serverMessage). */
 export const routesMessageSchema = z.strictObject({
@@ -93,7 +96,7 @@ export function routeMessages(table: readonly RouteEntry[], budgetBytes: number 
     }
     total += backends.length;
     const open = (): RouteEntry => {
-      const entry: RouteEntry = { service: route.service, host: route.host, path: route.path, backends: [] };
+      const entry: RouteEntry = { service: route.service, host: route.host, path: route.path, backends: [], ...(route.tls ? { tls: route.tls } : {}) };
       current.push(entry);
       bytes += head;
       return entry;

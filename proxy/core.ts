@@ -19,6 +19,8 @@ export class ProxyCore {
   table = new RouteTable([]);
   /** Set once close() has begun: responses ask for the connection to close. */
   closing = false;
+  /** The TLS listener's port once it listens (SPEC §3.12: where plain HTTP to a TLS route is redirected). */
+  tlsPort: number | null = null;
 
   /** Next round-robin position per route of the current table. */
   private rr = new Map<Route, number>();

@@ -46,8 +46,9 @@ const BAD_HOST = { ok: false, status: 400, error: 'bad Host header' } as const;
  * @param raw the client's rawHeaders
  * @param clientIp the client's address, for X-Forwarded-For
  * @param upgrade keep `Upgrade` for a tunnel
+ * @param proto how the client reached the proxy, for X-Forwarded-Proto
  */
-export function parseRequestHead(url: string, raw: string[], clientIp: string, upgrade: boolean, limits: HeadLimits): RequestHead {
+export function parseRequestHead(url: string, raw: string[], clientIp: string, upgrade: boolean, limits: HeadLimits, proto: 'http' | 'https' = 'http'): RequestHead {
   if (raw.length / 2 > limits.maxHeaderCount) return TOO_MANY;
   let path = url;
   let authority: string | undefined;
@@ -66,7 +67,7 @@ export function parseRequestHead(url: string, raw: string[], clientIp: string, u
     path = rest === '' ? '/' : rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
   }
   if (path.indexOf('%') !== -1 && !validEscapes(path)) return BAD_ESCAPE;
-  const fwd = upstreamRequestHeaders(raw, clientIp, upgrade);
+  const fwd = upstreamRequestHeaders(raw, clientIp, upgrade, proto);
   if (fwd.hostCount > 1) return DUPLICATE_HOST;
   if (authority !== undefined) {
     replaceHost(fwd, authority);

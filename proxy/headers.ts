@@ -34,8 +34,9 @@ export interface UpstreamHeaders {
  * @param raw the client's rawHeaders
  * @param clientIp the client's address, appended to X-Forwarded-For
  * @param upgrade keep `Upgrade` and send `Connection: upgrade` (tunnels)
+ * @param proto X-Forwarded-Proto: how the client reached the proxy (`https` on its TLS listener)
  */
-export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade = false): UpstreamHeaders {
+export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade = false, proto: 'http' | 'https' = 'http'): UpstreamHeaders {
   const out: string[] = [];
   let host: string | undefined;
   let hostCount = 0;
@@ -73,7 +74,7 @@ export function upstreamRequestHeaders(raw: string[], clientIp: string, upgrade 
     'x-forwarded-for',
     xff === undefined ? clientIp : `${xff}, ${clientIp}`,
     'x-forwarded-proto',
-    'http',
+    proto,
   );
   if (host !== undefined) headers.push('x-forwarded-host', host);
   return { headers, host, hostCount, hasBody };

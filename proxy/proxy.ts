@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -9,6 +11,7 @@ import { type HeadLimits, parseRequestHead } from './head.js';
 import { clientAddress } from './headers.js';
 import type { Route } from './table.js';
 import { Tunnels } from './tunnel.js';
+import { acmeChallengeToken, httpsLocation, pickCertificate, type EdgeState } from './tls.js';
 import { PROXY_DEFAULTS, type ProxyOptions } from './types.js';
 
 /** How long, and how many bytes, a refused client's further bytes are read and dropped before closing. */
@@ -26,9 +29,13 @@ export type { ProxyMetrics, ProxyOptions } from './types.js';
 export { PROXY_DEFAULTS } from './types.js';
 export type { Match, Route, RouteBackend } from './table.js';
 export { RouteTable } from './table.js';
+export type { AcmeChallenge, EdgeCert, EdgeState } from './tls.js';
+
+/** A TLS client gets this long to finish its handshake. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Listens (port 0 picks a free one) and resolves with the bound address; rejects on a listen error. */
-function listenOn(server: http.Server, host: string, port: number): Promise<{ host: string; port: number }> {
+function listenOn(server: http.Server | https.Server, host: string, port: number): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -53,6 +60,13 @@ export class Proxy {
   private readonly server: http.Server;
   /** More listeners (listenAlso), each with the same handlers and bounds. */
   private readonly extra = new Set<http.Server>();
+  /** The TLS listener (`--proxy-listen-tls`), once it listens, and its port (for the 308's Location). */
+  private tlsServer: https.Server | null = null;
+  /** SNI name → the certificate's context (setEdge); `edgeText` keeps each one's PEM to rebuild only what changed. */
+  private contexts = new Map<string, SecureContext>();
+  private edgeText = new Map<string, string>();
+  /** ACME HTTP-01 challenges answered now: token → key authorization. */
+  private challenges = new Map<string, string>();
   private readonly opts: ProxyOptions;
   private readonly limits: HeadLimits;
   /** Connections closing after a parse error (onClientError). */
@@ -73,21 +87,40 @@ export class Proxy {
     this.server = this.makeServer();
   }
 
-  /** An http.Server with the proxy's handlers and client-side bounds (not listening yet). */
-  private makeServer(): http.Server {
+  /**
+   * An http.Server (or with `tls` an https.Server: SNI picks the certificate, HTTP/1.1 only) with
+   * the proxy's handlers and client-side bounds (not listening yet).
+   */
+  private makeServer(tls = false): http.Server {
     const opts = this.opts;
     // Client-side bounds (see PROXY_DEFAULTS): what fails them never reaches onRequest; it is
     // answered 408 / 431 / 400 in onClientError and only that connection is closed.
-    const server = http.createServer(
-      {
-        noDelay: true,
-        headersTimeout: opts.clientHeadersTimeoutMs ?? PROXY_DEFAULTS.clientHeadersTimeoutMs,
-        requestTimeout: opts.clientRequestTimeoutMs ?? PROXY_DEFAULTS.clientRequestTimeoutMs,
-        connectionsCheckingInterval: opts.timeoutCheckIntervalMs ?? PROXY_DEFAULTS.timeoutCheckIntervalMs,
-        maxHeaderSize: opts.maxHeaderBytes ?? PROXY_DEFAULTS.maxHeaderBytes,
-      },
-      this.onRequest,
-    );
+    const httpOptions: http.ServerOptions = {
+      noDelay: true,
+      headersTimeout: opts.clientHeadersTimeoutMs ?? PROXY_DEFAULTS.clientHeadersTimeoutMs,
+      requestTimeout: opts.clientRequestTimeoutMs ?? PROXY_DEFAULTS.clientRequestTimeoutMs,
+      connectionsCheckingInterval: opts.timeoutCheckIntervalMs ?? PROXY_DEFAULTS.timeoutCheckIntervalMs,
+      maxHeaderSize: opts.maxHeaderBytes ?? PROXY_DEFAULTS.maxHeaderBytes,
+    };
+    const server: http.Server = tls
+      ? https.createServer(
+          {
+            ...httpOptions,
+            // No default certificate: a client naming no host this proxy has a certificate for
+            // (or none at all) fails its handshake; the connection alone is closed.
+            SNICallback: (servername, cb) => {
+              const ctx = pickCertificate(this.contexts, servername);
+              if (ctx) cb(null, ctx);
+              else cb(new Error(`no certificate for ${JSON.stringify(servername.slice(0, 253))}`));
+            },
+            ALPNProtocols: ['http/1.1'],
+            handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+            minVersion: 'TLSv1.2',
+          },
+          this.onRequest,
+        )
+      : http.createServer(httpOptions, this.onRequest);
+    if (tls) server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
     server.keepAliveTimeout = opts.clientKeepAliveMs ?? PROXY_DEFAULTS.clientKeepAliveMs;
     // One more than allowed, so that a request with too many is seen (Node drops the rest silently).
     server.maxHeadersCount = this.limits.maxHeaderCount + 1;
@@ -136,6 +169,55 @@ export class Proxy {
   }
 
   /**
+   * Serves TLS too (`--proxy-listen-tls`, SPEC §3.12): same table, handlers and bounds, the
+   * certificate picked by the client's SNI name among those setEdge gave. Rejects when it cannot
+   * listen. Once it listens, plain-HTTP requests to TLS routes are redirected to its port.
+   */
+  async listenTls(host: string, port: number): Promise<{ host: string; port: number }> {
+    if (this.core.closing) throw new Error('the proxy is closing');
+    if (this.tlsServer) throw new Error('the proxy already listens for TLS');
+    const server = this.makeServer(true) as https.Server;
+    const bound = await listenOn(server, host, port);
+    this.tlsServer = server;
+    this.core.tlsPort = bound.port;
+    return bound;
+  }
+
+  /**
+   * The certificates to serve and the ACME challenges to answer, whole (SPEC §3.12): from the next
+   * handshake and request on. A certificate whose PEM does not load is left out and logged (the
+   * others are served); an unchanged one keeps its context.
+   */
+  setEdge(edge: EdgeState): void {
+    const contexts = new Map<string, SecureContext>();
+    const text = new Map<string, string>();
+    for (const c of edge.certs) {
+      const host = c.host.toLowerCase();
+      const pem = `${c.cert}\n${c.key}`;
+      const same = this.edgeText.get(host) === pem ? this.contexts.get(host) : undefined;
+      if (same) {
+        contexts.set(host, same);
+        text.set(host, pem);
+        continue;
+      }
+      try {
+        contexts.set(host, createSecureContext({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2' }));
+        text.set(host, pem);
+      } catch (err) {
+        this.core.log.warn({ host, error: (err as Error).message }, 'a certificate does not load; its host is not served over TLS');
+      }
+    }
+    this.contexts = contexts;
+    this.edgeText = text;
+    this.challenges = new Map(edge.challenges.map((c) => [c.token, c.keyAuthorization]));
+  }
+
+  /** The hosts a certificate is served for now. */
+  certificateHosts(): string[] {
+    return [...this.contexts.keys()].sort();
+  }
+
+  /**
    * Listens on one more address too (the cluster network's gateway, for `orca.internal`): same
    * table, handlers and bounds (its own connection cap). Rejects when it cannot listen (nothing
    * is left open then). `close()` of the result stops that listener alone; Proxy.close() stops all.
@@ -163,7 +245,8 @@ export class Proxy {
    */
   async close(): Promise<void> {
     this.core.closing = true;
-    const servers = [this.server, ...this.extra];
+    const servers: http.Server[] = [this.server, ...this.extra, ...(this.tlsServer ? [this.tlsServer] : [])];
+    this.tlsServer = null;
     this.extra.clear();
     const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const server of servers) server.closeIdleConnections();
@@ -216,16 +299,32 @@ export class Proxy {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const t0 = performance.now();
     if (this.core.closing) res.shouldKeepAlive = false;
-    const head = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), false, this.limits);
+    const encrypted = (req.socket as TLSSocket).encrypted === true;
+    const head = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), false, this.limits, encrypted ? 'https' : 'http');
     if (!head.ok) {
       // The client's body, if any, is not read: the connection closes after the answer.
       res.shouldKeepAlive = false;
       return this.reply(res, '-', head.status, { error: head.error });
     }
     const { path, fwd } = head;
+    // ACME HTTP-01 (SPEC §3.12): a challenge the control plane is answering now, whatever the host
+    // (the CA asks on the plain port, with the host being proven). Other tokens go to the routes.
+    if (this.challenges.size > 0 && req.method === 'GET') {
+      const token = acmeChallengeToken(path);
+      const answer = token === null ? undefined : this.challenges.get(token);
+      if (answer !== undefined) return this.replyText(res, 200, answer);
+    }
     const m = this.core.table.match(fwd.host, path);
     if (m.kind !== 'route') return this.reply(res, '-', 404, { error: m.kind === 'no-host' ? 'unknown host' : 'no route for path' });
     const route = m.route;
+    if (route.tls && !encrypted && acmeChallengeToken(path) === null) {
+      // The request's body, if any, is not read: the connection closes after the answer.
+      if (fwd.hasBody) res.shouldKeepAlive = false;
+      res.writeHead(308, { location: httpsLocation(fwd.host ?? '', path, this.core.tlsPort), 'content-length': 0 });
+      res.end();
+      this.core.countRequest(route.service, 308);
+      return;
+    }
     const address = this.core.first(route);
     if (address === undefined) return this.reply(res, route.service, 503, { error: 'no ready instance', service: route.service });
     new Exchange(this.core, req, res, route, fwd, path, t0).start(address);
@@ -277,6 +376,13 @@ export class Proxy {
     this.active--;
     if (this.active === 0) this.onIdle?.();
   };
+
+  /** A text answer of the proxy itself (an ACME challenge's key authorization). */
+  private replyText(res: http.ServerResponse, status: number, text: string): void {
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    this.core.countRequest('-', status);
+  }
 
   /** Answers without a backend. The client's body, if any, is left to Node to discard. */
   private reply(res: http.ServerResponse, service: string, status: number, body: object): void {

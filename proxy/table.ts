@@ -26,6 +26,8 @@ export interface Route {
   path: string;
   /** Ready backends, in a stable order (round-robin walks it). Empty: the route answers 503. */
   backends: RouteBackend[];
+  /** HTTPS at the edge (SPEC §3.12): plain HTTP to this route is redirected (308) to https. Absent: plain. */
+  tls?: 'acme' | 'manual';
 }
 
 export type Match = { kind: 'route'; route: Route } | { kind: 'no-host' } | { kind: 'no-path' };

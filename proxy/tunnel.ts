@@ -5,12 +5,15 @@ import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { ProxyCore } from './core.js';
 import { parseRequestHead, type HeadLimits } from './head.js';
+import { httpsLocation } from './tls.js';
+import type { TLSSocket } from 'node:tls';
 import { clientAddress, downstreamResponseHeaders } from './headers.js';
 import type { Route } from './table.js';
 import { CLIENT_CLOSED } from './types.js';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  308: 'Permanent Redirect',
   404: 'Not Found',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -79,7 +82,8 @@ export class Tunnels {
 
   private start(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const t0 = performance.now();
-    const parsed = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), true, this.limits);
+    const encrypted = (req.socket as TLSSocket).encrypted === true;
+    const parsed = parseRequestHead(req.url ?? '/', req.rawHeaders, clientAddress(req.socket.remoteAddress), true, this.limits, encrypted ? 'https' : 'http');
     if (!parsed.ok) return this.reject(socket, '-', parsed.status, { error: parsed.error });
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') {
       return this.reject(socket, '-', 400, { error: 'only WebSocket upgrades (GET with Upgrade: websocket) are proxied' });
@@ -90,6 +94,9 @@ export class Tunnels {
     const m = this.core.table.match(fwd.host, path);
     if (m.kind !== 'route') return this.reject(socket, '-', 404, { error: m.kind === 'no-host' ? 'unknown host' : 'no route for path' });
     const route = m.route;
+    if (route.tls && !encrypted) {
+      return this.reject(socket, route.service, 308, { error: 'this route is served over https' }, `Location: ${httpsLocation(fwd.host ?? '', path, this.core.tlsPort)}\r\n`);
+    }
     const retryAfter = 'Retry-After: 1\r\n';
     if (this.count >= this.limits.maxTunnels) return this.reject(socket, route.service, 503, { error: 'too many open tunnels', service: route.service }, retryAfter);
     const first = this.core.first(route);

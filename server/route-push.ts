@@ -103,5 +103,6 @@ export function agentRouteTable(routes: readonly Route[], endpoints: readonly No
     host: r.host,
     path: r.path,
     backends: r.backends.map((b) => ({ instance: b.instance, address: b.address, node: nodeOf.get(`${b.instance}\n${b.address}`) ?? '' })),
+    ...(r.tls ? { tls: r.tls } : {}),
   }));
 }

@@ -37,6 +37,15 @@ interface Case {
 const cases: Case[] = [
   { name: 'nothing desired, nothing served', services: [], endpoints: [], current: [], actions: [], table: [], changed: false },
   {
+    name: 'a route turning to TLS (SPEC §3.12) changes the table with no backend action',
+    services: [svc('web', { route: { host: 'web.localhost', path: '/', tls: 'acme' } })],
+    endpoints: [ep('web', 'w1')],
+    current: [route('web', ['w1'])],
+    actions: [],
+    table: [{ ...route('web', ['w1']), tls: 'acme' }],
+    changed: true,
+  },
+  {
     name: 'a new routed service with no ready instance gets an empty route (503), no action',
     services: [svc('web')],
     endpoints: [],

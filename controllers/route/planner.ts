@@ -22,7 +22,7 @@ export interface RoutePlan {
   actions: RouteAction[];
   /** The table the actions lead to (the whole table; the proxy swaps whole tables). */
   table: Route[];
-  /** Whether `table` differs from `current` (backends, or a route's presence, host or path). */
+  /** Whether `table` differs from `current` (backends, or a route's presence, host, path or tls). */
   changed: boolean;
 }
 
@@ -58,7 +58,7 @@ export function planRoutes(input: RoutePlanInput): RoutePlan {
     table.length === current.size &&
     table.every((r) => {
       const o = current.get(r.service);
-      return o !== undefined && o.host === r.host && o.path === r.path;
+      return o !== undefined && o.host === r.host && o.path === r.path && o.tls === r.tls;
     });
   return { actions, table, changed: actions.length > 0 || !sameShape };
 }
@@ -78,7 +78,7 @@ function desiredTable({ services, endpoints, reachable }: RoutePlanInput): Route
     const backends = (byService.get(s.name) ?? [])
       .map((e) => ({ instance: e.instance, address: e.address }))
       .sort((a, b) => a.instance.localeCompare(b.instance));
-    routes.push({ service: s.name, host: route.host, path: route.path, backends });
+    routes.push({ service: s.name, host: route.host, path: route.path, backends, ...(route.tls ? { tls: route.tls } : {}) });
   }
   return routes.sort((a, b) => a.host.localeCompare(b.host) || a.path.localeCompare(b.path));
 }
