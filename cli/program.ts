@@ -196,6 +196,20 @@ export function buildProgram(): Command {
     .argument('<id>')
     .action(async (id: string) => (await import('./commands/token.js')).rm(g(), id));
 
+  const cert = program.command('cert').description('certificates for routes with tls = "manual" (SPEC: HTTPS at the edge)');
+  cert
+    .command('set')
+    .description('store a certificate (PEM chain, leaf first) and its key for HOST, checked against HOST; every proxy serves it at once')
+    .argument('<host>')
+    .requiredOption('--cert <file>', 'the certificate chain, PEM')
+    .requiredOption('--key <file>', 'its private key, PEM (no passphrase)')
+    .action(async (host: string, opts) => (await import('./commands/certs.js')).set(g(), host, opts));
+  program
+    .command('certs')
+    .description('certificates: host, status (valid, pending, failed), issuer, expiry, and why')
+    .addOption(outputOption('{"certs":[{"host","issuer","notAfter","status","reason"}]}'))
+    .action(async (opts) => (await import('./commands/certs.js')).certs(g(), opts));
+
   const secret = program.command('secret').description('secrets: values sealed in the store, delivered to the services that name them');
   secret
     .command('set')

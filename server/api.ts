@@ -19,6 +19,7 @@ import { accessRoutes, joinHandler, type AccessApiDeps } from './api-access.js';
 import { MAX_SECRET_BYTES, secretNameProblem } from './secrets.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
 import { rebalanceHandler } from './rebalance-api.js';
+import { certRoutes, type CertApiDeps } from './certs-api.js';
 
 /** Limits of the API listener (defaults in core/defaults.ts, DEFAULTS.api; see there). */
 export const API_LIMITS: ApiLimitsShape = DEFAULTS.api;
@@ -57,6 +58,8 @@ export interface ApiDeps {
   forward?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   /** The control plane's members, for `orca servers`. */
   servers?: () => Promise<ServerMember[]>;
+  /** Certificates (SPEC §3.12): `orca certs`, `orca cert set`. */
+  certs?: CertApiDeps;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
@@ -162,6 +165,7 @@ export function createApi(deps: ApiDeps): Server {
       sendJson(res, 200, { node: n.name, state: n.state() });
     }],
     ...(deps.access ? accessRoutes(deps.access) : []),
+    ...(deps.certs ? certRoutes(deps.certs) : []),
     ['GET', /^\/v1\/servers$/, async (_req, res) => {
       sendJson(res, 200, { servers: deps.servers ? await deps.servers() : [] });
     }],
