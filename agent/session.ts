@@ -1,4 +1,5 @@
 import { sleep, type Clock, type Rng, type TimerHandle } from '../core/clock.js';
+import type { EdgeState } from '../proxy/tls.js';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
 import { errorMessage, isOrcaError, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -51,6 +52,8 @@ export interface AgentSessionDeps {
   logs: (containerId: string, opts: { tail?: number; follow?: boolean; signal?: AbortSignal }) => AsyncIterable<string>;
   /** The cluster's whole route table as the server pushed it (an agent with a proxy: identity.proxy). */
   onRoutes?: (routes: RouteEntry[]) => void;
+  /** The certificates and ACME challenges as the server pushed them (SPEC §3.12). */
+  onEdge?: (edge: EdgeState) => void;
 }
 
 /**
@@ -278,6 +281,9 @@ export class AgentSession {
       }
       case 'routes':
         this.deps.onRoutes?.(e.routes);
+        return;
+      case 'edge':
+        this.deps.onEdge?.(e.edge);
         return;
       case 'welcomed':
         this.connectedOnce?.();

@@ -28,6 +28,7 @@ import { decodeServerMessage, LIMITS, PROTOCOL_VERSION, type AgentMessage, type 
 import type { InstanceReport } from './reports.js';
 import { jsonBytes, splitByBytes } from './split.js';
 import { takeRoutesPart, type RouteEntry, type RoutesInProgress } from './routes.js';
+import type { EdgeState } from '../proxy/tls.js';
 
 /** Who the agent says it is in its hello. */
 export interface SessionIdentity {
@@ -40,6 +41,8 @@ export interface SessionIdentity {
   allowHostPaths?: string[];
   /** The node runs a proxy (`--proxy-listen`): the hello asks for the route table. */
   proxy?: boolean;
+  /** Its proxy serves TLS too (`--proxy-listen-tls`): the hello asks for the certificates (SPEC §3.12). */
+  proxyTls?: boolean;
 }
 
 /** What the node answers to the server's `volumes` and `volumes-remove` requests. */
@@ -156,6 +159,8 @@ export type AgentSessionEffect =
   | { kind: 'welcomed' }
   /** The cluster's whole route table, as the server pushed it (SPEC §3.11): serve it. */
   | { kind: 'routes'; routes: RouteEntry[] }
+  /** The certificates and ACME challenges, as the server pushed them (SPEC §3.12): serve them. */
+  | { kind: 'edge'; edge: EdgeState }
   /** The connection is over: dial again (the backoff starts afresh when it was welcomed). */
   | { kind: 'ended'; welcomed: boolean }
   /** Retrying cannot help: stop dialling. */
@@ -396,6 +401,9 @@ function onMessage(s: AgentSessionState, msg: ServerMessage, send: AgentMessage[
       if (r.table) effects.push({ kind: 'routes', routes: r.table });
       return;
     }
+    case 'edge':
+      effects.push({ kind: 'edge', edge: { certs: msg.certs, challenges: msg.challenges } });
+      return;
     case 'error':
       s.refusal = { code: msg.code, message: msg.message };
       log('error', { code: msg.code, message: msg.message }, 'the server refused the session');
@@ -462,6 +470,7 @@ function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { k
         ...(rest.length ? { more: true } : {}),
         ...(id.allowHostPaths && id.allowHostPaths.length > 0 ? { allowHostPaths: id.allowHostPaths } : {}),
         ...(id.proxy ? { proxy: true } : {}),
+        ...(id.proxyTls ? { proxyTls: true } : {}),
       });
       return;
     }

@@ -21,13 +21,15 @@ import type { EventRecord } from '../store/types.js';
 import type { ObservedContainer } from '../runtime/types.js';
 import type { SlotAssignment } from '../controllers/container/types.js';
 import { routesMessageSchema, type RoutesMessage } from './routes.js';
+import { edgeMessageSchema, type EdgeMessage } from './edge.js';
 
 /**
  * The version this build speaks. Version 2 added, over version 1: named volumes and host mounts
  * (`volumes`/`volumes-remove` and their answers, `hello.allowHostPaths`), secrets (an
  * assignment's `secretVersions`, the assignments message's `secrets`) and the cluster network
  * kept by the agent, and the route table pushed to agents that run a proxy (`routes`,
- * `hello.proxy`).
+ * `hello.proxy`), with the certificates and ACME challenges of HTTPS at the edge (`edge`,
+ * `hello.proxyTls`).
  */
 export const PROTOCOL_VERSION = 2;
 /**
@@ -58,6 +60,7 @@ export function forProtocol(msg: ServerMessage, v: number): ServerMessage | null
     case 'volumes':
     case 'volumes-remove':
     case 'routes':
+    case 'edge':
       return null;
     case 'assignments': {
       const strip = (l: SlotAssignment[]) => l.map(({ secretVersions: _drop, ...a }) => a);
@@ -257,6 +260,8 @@ export const agentMessage = z.discriminatedUnion('type', [
     allowHostPaths: z.array(str.min(1).max(LIMITS.path)).max(LIMITS.hostPaths).optional(),
     /** The agent runs a proxy (`--proxy-listen`): the server pushes it the route table (`routes`). */
     proxy: z.boolean().optional(),
+    /** The agent's proxy also serves TLS (`--proxy-listen-tls`): the `edge` messages carry the certificates and keys. */
+    proxyTls: z.boolean().optional(),
   }),
   z.strictObject({ type: z.literal('state'), reports: records(LIMITS.reports), endpoints: records(LIMITS.endpoints), more: z.boolean().optional() }),
   /** Ready endpoints only, sent the moment they change (routes follow within milliseconds). */
@@ -304,6 +309,8 @@ export const serverMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('error'), code: str, message: str }),
   /** The whole route table, for an agent whose hello said `proxy` (protocol/routes.ts; in parts when large). */
   routesMessageSchema,
+  /** Certificates (to a proxyTls agent) and ACME challenges, for an agent whose hello said `proxy` (protocol/edge.ts). */
+  edgeMessageSchema,
 ]);
 
 /** The messages in domain types (the schemas above check their shape on receipt). */
@@ -321,6 +328,7 @@ export type AgentMessage =
       more?: boolean;
       allowHostPaths?: string[];
       proxy?: boolean;
+      proxyTls?: boolean;
     }
   | { type: 'state'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean }
   | { type: 'endpoints'; endpoints: Endpoint[] }
@@ -364,7 +372,8 @@ export type ServerMessage =
   | { type: 'volumes'; id: number }
   | { type: 'volumes-remove'; id: number; service: string }
   | { type: 'error'; code: string; message: string }
-  | RoutesMessage;
+  | RoutesMessage
+  | EdgeMessage;
 
 import type { Endpoint } from '../core/endpoint.js';
 export type { Endpoint };

@@ -20,6 +20,8 @@ import type { SlotAssignment } from '../controllers/container/types.js';
 import { forProtocol, LIMITS, PROTOCOL_VERSION, type AgentMessage, type Endpoint, type SecretValue, type ServerMessage } from './messages.js';
 import type { InstanceReport } from './reports.js';
 import { routeMessages, type RouteEntry } from './routes.js';
+import { edgeMessage } from './edge.js';
+import type { EdgeState } from '../proxy/tls.js';
 
 export type ServerTimer = `rpc:${number}`;
 export type ServerRequest = { type: 'observe' } | { type: 'containers'; service: string } | { type: 'volumes' } | { type: 'volumes-remove'; service: string };
@@ -57,17 +59,25 @@ export interface ServerSessionState {
   routes: RouteEntry[] | null;
   /** The table (JSON) this session was last sent; '' before any. */
   sentRoutes: string;
+  /** The attached agent's proxy serves TLS too (hello.proxyTls): the edge messages carry keys. */
+  proxyTls: boolean;
+  /** Certificates and ACME challenges as last given (null before any; SPEC §3.12). */
+  edge: EdgeState | null;
+  /** The edge message (JSON) this session was last sent; '' before any. */
+  sentEdge: string;
 }
 
 export type ServerSessionInput =
   /** A session began (after its hello): its reports and endpoints. */
-  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean; protocol?: number; proxy?: boolean }
+  | { kind: 'attached'; reports: InstanceReport[]; endpoints: Endpoint[]; more?: boolean; protocol?: number; proxy?: boolean; proxyTls?: boolean }
   /** The session ended. */
   | { kind: 'detached' }
   /** The control plane's assignment set for this node. */
   | { kind: 'assignments'; slots: SlotAssignment[]; secrets?: SecretValue[] }
   /** The cluster's whole route table now (SPEC §3.11): sent to an agent with a proxy when it changed. */
   | { kind: 'routes'; routes: RouteEntry[] }
+  /** The certificates and ACME challenges now (SPEC §3.12): sent to an agent with a proxy when they changed. */
+  | { kind: 'edge'; edge: EdgeState }
   /** A message from the agent, already decoded and checked by the hub. */
   | { kind: 'message'; msg: AgentMessage }
   /** Ask the agent; `id` is the driver's, echoed in `reply` or `reply-timeout`. */
@@ -99,7 +109,7 @@ export interface ServerSessionStep {
 }
 
 export function initialServerSession(): ServerSessionState {
-  return { attached: false, protocol: PROTOCOL_VERSION, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [], proxy: false, routes: null, sentRoutes: '' };
+  return { attached: false, protocol: PROTOCOL_VERSION, published: false, desired: [], secrets: [], sentFull: false, sent: {}, reports: [], partialReports: null, endpoints: [], pending: {}, observedParts: {}, logStreams: [], proxy: false, routes: null, sentRoutes: '', proxyTls: false, edge: null, sentEdge: '' };
 }
 
 /** One step of the server's session with a node. Pure: the state given is not changed. `now` is unused today (timers are relative). */
@@ -121,9 +131,12 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
       s.sentFull = false;
       s.proxy = input.proxy === true;
       s.sentRoutes = '';
+      s.proxyTls = input.proxyTls === true;
+      s.sentEdge = '';
       // Never an empty full set by default: an agent would remove what it runs.
       if (s.published) sendAssignments(s, true, send);
       sendRoutes(s, send, effects);
+      sendEdge(s, send, effects);
       return out();
 
     case 'detached':
@@ -148,6 +161,11 @@ export function stepServerSession(state: ServerSessionState, input: ServerSessio
     case 'routes':
       s.routes = input.routes;
       sendRoutes(s, send, effects);
+      return out();
+
+    case 'edge':
+      s.edge = input.edge;
+      sendEdge(s, send, effects);
       return out();
 
     case 'message':
@@ -294,6 +312,17 @@ function sendRoutes(s: ServerSessionState, send: ServerMessage[], effects: Serve
   const { messages, cut } = routeMessages(s.routes);
   if (cut > 0) effects.push({ kind: 'log', level: 'warn', fields: { backendsLeftOut: cut }, msg: 'route table over the limit for an agent; the backends past it are left out' });
   send.push(...messages);
+}
+
+/** Certificates (with keys only to a TLS proxy) and challenges to an attached agent with a proxy, when they differ from what it was last sent. */
+function sendEdge(s: ServerSessionState, send: ServerMessage[], effects: ServerSessionEffect[]): void {
+  if (!s.attached || !s.proxy || s.edge === null) return;
+  const { message, left } = edgeMessage(s.edge, s.proxyTls);
+  const text = JSON.stringify(message);
+  if (text === s.sentEdge) return;
+  s.sentEdge = text;
+  if (left > 0) effects.push({ kind: 'log', level: 'warn', fields: { certificatesLeftOut: left }, msg: 'certificates over the message limit for an agent; those past it are left out' });
+  send.push(message);
 }
 
 function sendAssignments(s: ServerSessionState, full: boolean, send: ServerMessage[]): void {

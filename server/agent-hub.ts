@@ -263,7 +263,7 @@ export class AgentHub {
     // The session speaks the agent's version (one release back at most): so does the welcome.
     if (hello.v < PROTOCOL_VERSION) this.deps.log.warn({ node: node.name, protocol: hello.v, current: PROTOCOL_VERSION }, 'agent speaks an older protocol: upgrade orca agent on this node (services with volumes, mounts or secrets are not placed there)');
     channel.send(encode({ type: 'welcome', v: hello.v, heartbeatIntervalMs: this.deps.heartbeat.intervalMs, heartbeatTimeoutMs: this.deps.heartbeat.timeoutMs }));
-    node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}), ...(hello.proxy ? { proxy: true } : {}) });
+    node.attach(channel, clean.reports, clean.endpoints, { remote, ...(clean.more ? { more: true } : {}), ...(hello.proxy ? { proxy: true } : {}), ...(hello.proxyTls ? { proxyTls: true } : {}) });
     this.deps.log.info({ node: node.name, remote, instances: clean.reports.length }, 'agent session established');
     this.deps.onSession(node);
     this.deps.onState(node);

@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
+import type { EdgeState } from '../proxy/tls.js';
 import { OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { DEFAULTS } from '../core/defaults.js';
@@ -113,17 +114,22 @@ export class RemoteNode implements NodeLink {
    * A session began (after hello): the node gets its full assignment set. The hub never attaches
    * a second session while one is live (the newcomer is refused with 4409).
    */
-  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[], o: { more?: boolean; remote?: string; proxy?: boolean } = {}): void {
+  attach(channel: Channel, reports: InstanceReport[], endpoints: Endpoint[], o: { more?: boolean; remote?: string; proxy?: boolean; proxyTls?: boolean } = {}): void {
     if (this.channel && this.channel !== channel) this.channel.close(4409, 'replaced by a newer session');
     this.channel = channel;
     this.epoch++;
     this.remote = o.remote ?? null;
-    this.feed({ kind: 'attached', reports, endpoints, protocol: this.protocol(), ...(o.more ? { more: true } : {}), ...(o.proxy ? { proxy: true } : {}) });
+    this.feed({ kind: 'attached', reports, endpoints, protocol: this.protocol(), ...(o.more ? { more: true } : {}), ...(o.proxy ? { proxy: true } : {}), ...(o.proxyTls ? { proxyTls: true } : {}) });
   }
 
   /** The cluster's whole route table: sent to the node when its agent runs a proxy and the table changed (SPEC §3.11). */
   setRoutes(routes: RouteEntry[]): void {
     this.feed({ kind: 'routes', routes });
+  }
+
+  /** The certificates and ACME challenges (SPEC §3.12): sent to the node when its agent runs a proxy and they changed. */
+  setEdge(edge: EdgeState): void {
+    this.feed({ kind: 'edge', edge });
   }
 
   /** Whether the attached agent runs a proxy (its hello said so). */
