@@ -4,6 +4,7 @@ import { errorMessage, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Store } from '../store/types.js';
 import type { Route } from '../proxy/table.js';
+import type { EdgeState } from '../proxy/tls.js';
 import { routesMessageSchema, type RouteEntry } from '../protocol/routes.js';
 import { nodeRouteTable } from './ingress-routes.js';
 import { GatewayListener } from '../proxy/gateway-listener.js';
@@ -15,6 +16,9 @@ export interface IngressProxy {
   listenAlso(host: string, port: number): Promise<{ host: string; port: number; close(): Promise<void> }>;
   drain(address: string, maxMs: number): Promise<void>;
   close(): Promise<void>;
+  /** HTTPS at the edge (SPEC §3.12), with --proxy-listen-tls. */
+  listenTls?(host: string, port: number): Promise<{ host: string; port: number }>;
+  setEdge?(edge: EdgeState): void;
 }
 
 export interface NodeIngressDeps {
@@ -26,6 +30,8 @@ export interface NodeIngressDeps {
   proxy: IngressProxy;
   /** `--proxy-listen`. */
   listen: { host: string; port: number };
+  /** `--proxy-listen-tls` (SPEC §3.12): serve TLS there too, with the certificates the server pushes. */
+  listenTls?: { host: string; port: number };
   /** The cluster network's gateway address now, or null (see GatewayListener). */
   gateway: () => Promise<string | null>;
   /** How often the gateway is looked at again. */
@@ -49,6 +55,7 @@ export class NodeIngress {
   private applied = '';
   private saving: Promise<void> = Promise.resolve();
   private bound: { host: string; port: number } | null = null;
+  private tlsBound: { host: string; port: number } | null = null;
   private gatewayListener: GatewayListener | null = null;
 
   constructor(private readonly deps: NodeIngressDeps) {}
@@ -56,6 +63,21 @@ export class NodeIngress {
   /** Where the main listener is bound, once it is. */
   get address(): { host: string; port: number } | null {
     return this.bound;
+  }
+
+  /** Whether it serves TLS (--proxy-listen-tls): the hello asks for the certificates then. */
+  get servesTls(): boolean {
+    return this.deps.listenTls !== undefined;
+  }
+
+  /** Where the TLS listener is bound, once it is (--proxy-listen-tls). */
+  get tlsAddress(): { host: string; port: number } | null {
+    return this.tlsBound;
+  }
+
+  /** The certificates and ACME challenges as the server pushed them (SPEC §3.12); kept in memory only (keys never on this node's disk). */
+  setEdge(edge: EdgeState): void {
+    this.deps.proxy.setEdge?.(edge);
   }
 
   /** Where it listens on the cluster network's gateway now ("ip:port"), or null. */
@@ -88,6 +110,15 @@ export class NodeIngress {
       throw new OrcaError('ORCA_USAGE', `--proxy-listen ${host}:${port}: cannot listen: ${errorMessage(err)}`);
     }
     this.deps.log.info({ proxy: `http://${this.bound.host.includes(':') ? `[${this.bound.host}]` : this.bound.host}:${this.bound.port}` }, 'proxy listening');
+    if (this.deps.listenTls && this.deps.proxy.listenTls) {
+      const t = this.deps.listenTls;
+      try {
+        this.tlsBound = await this.deps.proxy.listenTls(t.host, t.port);
+      } catch (err) {
+        throw new OrcaError('ORCA_USAGE', `--proxy-listen-tls ${t.host}:${t.port}: cannot listen: ${errorMessage(err)}`);
+      }
+      this.deps.log.info({ proxy: `https://${this.tlsBound.host.includes(':') ? `[${this.tlsBound.host}]` : this.tlsBound.host}:${this.tlsBound.port}` }, 'proxy listening for TLS');
+    }
     const gw = new GatewayListener({
       clock: this.deps.clock,
       log: this.deps.log,

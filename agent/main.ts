@@ -19,6 +19,7 @@ import { TmpfsSecretFiles, type SecretFiles } from './secret-files.js';
 import type { DialAuth } from './join.js';
 import { failoverDialer, StandbyAnswer } from './dial.js';
 import { NodeIngress } from './ingress.js';
+import type { EdgeState } from '../proxy/tls.js';
 import { Proxy } from '../proxy/proxy.js';
 import { clusterNetwork } from '../runtime/labels.js';
 
@@ -48,6 +49,8 @@ export interface AgentConfig {
    * server pushes, and on the cluster network's gateway at the same port (`orca.internal`).
    */
   proxyListen?: { host: string; port: number };
+  /** `--proxy-listen-tls` (SPEC §3.12, with proxyListen): the node's proxy serves TLS there too. */
+  proxyListenTls?: { host: string; port: number };
 }
 
 export interface RunningAgent {
@@ -152,6 +155,7 @@ export async function startAgent(
         store,
         proxy: new Proxy({ log: log.child({ component: 'proxy' }), clock }),
         listen: config.proxyListen,
+        ...(config.proxyListenTls ? { listenTls: config.proxyListenTls } : {}),
         gateway: async () => (await runtime.inspectNetwork(network))?.gateway ?? null,
         gatewayRecheckMs: config.watchdogIntervalMs,
       });
@@ -243,7 +247,7 @@ export function buildAgent(o: {
     clock: o.clock,
     rng: o.rng,
     log: o.log.child({ component: 'session', node: o.identity.node }),
-    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() }, ...(allowHostPaths.length > 0 ? { allowHostPaths } : {}), ...(o.ingress ? { proxy: true } : {}) },
+    identity: { ...o.identity, labels: o.labels, capacity: { memoryBytes: totalmem() }, ...(allowHostPaths.length > 0 ? { allowHostPaths } : {}), ...(o.ingress ? { proxy: true } : {}), ...(o.ingress?.servesTls ? { proxyTls: true } : {}) },
     dial: o.dial,
     reconnect: o.reconnect,
     inventory: async () => {
@@ -255,7 +259,7 @@ export function buildAgent(o: {
     volumes: () => agent.volumes(),
     removeVolumes: (service) => agent.removeVolumes(service),
     logs: (containerId, opts) => agent.logs(containerId, opts),
-    ...(o.ingress ? { onRoutes: (routes: RouteEntry[]) => o.ingress?.setTable(routes) } : {}),
+    ...(o.ingress ? { onRoutes: (routes: RouteEntry[]) => o.ingress?.setTable(routes), onEdge: (edge: EdgeState) => o.ingress?.setEdge(edge) } : {}),
   });
   const agent = new Agent({
     runtime: o.runtime,

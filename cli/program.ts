@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './exit.js';
 import type { ClientOptions } from './client.js';
 import { outputOption } from './format.js';
@@ -49,6 +49,11 @@ export function buildProgram(): Command {
     .option('--etcd-cert <file>', 'with --store: TLS client certificate for etcd (PEM; with --etcd-key)')
     .option('--etcd-key <file>', 'with --store: the key of --etcd-cert (PEM)')
     .option('--token-file <file>', "the admin token to use (on a shared store: the first server's cluster.token) instead of making one")
+    .option('--proxy-listen-tls <host:port>', 'serve HTTPS too, for routes with tls = "acme" or "manual" (default off)')
+    .option('--acme-directory <url>', "the ACME CA's directory for tls = \"acme\" (default Let's Encrypt production)")
+    .option('--acme-email <email>', 'the contact of the ACME account')
+    .option('--acme-ca-file <file>', "trust this CA (PEM) for the ACME directory's HTTPS (a test CA)")
+    .addOption(new Option('--acme-retry-secs <secs>', 'first retry of a failed certificate order (tests; default 1 h, doubling to 24 h)').hideHelp())
     .action(async (opts) => (await import('./commands/server.js')).run({ ...opts, dataDir: g().dataDir }));
 
   program
@@ -65,6 +70,7 @@ export function buildProgram(): Command {
     .option('--label <key=value>', 'node label for placement.labels (repeatable)', collect)
     .option('--allow-host-path <dir>', 'allow host mounts under this directory (repeatable; none by default)', collect)
     .option('--proxy-listen <host:port>', 'run the proxy on this node too, serving every route (off by default); also on the cluster network gateway (orca.internal) at the same port')
+    .option('--proxy-listen-tls <host:port>', 'with --proxy-listen: serve HTTPS too, for routes with tls = "acme" or "manual" (the certificates come from the server)')
     .action(async (opts) => (await import('./commands/agent.js')).run(opts, g()));
 
   program

@@ -6,6 +6,7 @@ import { DEFAULTS } from '../core/defaults.js';
 import { fail, ok, type Result } from '../core/errors.js';
 import { sanProblem } from './cluster-tls.js';
 import { parseStoreConfig, type EtcdStoreConfig } from './store-config.js';
+import { parseEdgeConfig, type EdgeConfig } from './edge-config.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -38,6 +39,8 @@ export interface ServerConfig {
   store?: EtcdStoreConfig;
   /** `--token-file`: the admin token to use (the first server's, on a shared store) instead of making one. */
   tokenFile?: string;
+  /** HTTPS at the edge (SPEC §3.12): `--proxy-listen-tls`, `--acme-*`. */
+  edge?: EdgeConfig;
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -66,6 +69,11 @@ export interface ServerFlags {
   etcdCert?: string;
   etcdKey?: string;
   tokenFile?: string;
+  proxyListenTls?: string;
+  acmeDirectory?: string;
+  acmeEmail?: string;
+  acmeCaFile?: string;
+  acmeRetrySecs?: string;
 }
 
 const secs = z.number().min(DEFAULTS.minDurationSecs, `must be a number ≥ ${DEFAULTS.minDurationSecs}`);
@@ -93,6 +101,10 @@ const fileSchema = z.strictObject({
   etcd_cert: z.string().min(1).optional(),
   etcd_key: z.string().min(1).optional(),
   token_file: z.string().min(1).optional(),
+  proxy_listen_tls: z.string().optional(),
+  acme_directory: z.string().optional(),
+  acme_email: z.string().optional(),
+  acme_ca_file: z.string().min(1).optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -235,6 +247,12 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     errors,
   );
   if (store) config.store = store;
+  config.edge = await parseEdgeConfig(
+    { proxyListenTls: flags.proxyListenTls ?? file.proxy_listen_tls, acmeDirectory: flags.acmeDirectory ?? file.acme_directory, acmeEmail: flags.acmeEmail ?? file.acme_email, acmeCaFile: flags.acmeCaFile ?? file.acme_ca_file, acmeRetrySecs: flags.acmeRetrySecs },
+    { proxyListenTls: flags.proxyListenTls !== undefined ? '--proxy-listen-tls' : 'proxy_listen_tls', acmeDirectory: flags.acmeDirectory !== undefined ? '--acme-directory' : 'acme_directory', acmeEmail: flags.acmeEmail !== undefined ? '--acme-email' : 'acme_email', acmeCaFile: flags.acmeCaFile !== undefined ? '--acme-ca-file' : 'acme_ca_file', acmeRetrySecs: '--acme-retry-secs' },
+    parseListen,
+    errors,
+  );
   return errors.length ? fail(errors) : ok(config);
 }
 

@@ -40,6 +40,7 @@ import { adoptSharedCa, publishSharedCa } from './shared-ca.js';
 import { RoutePush } from './route-push.js';
 import { GatewayListener } from '../proxy/gateway-listener.js';
 import { clusterNetwork } from '../runtime/labels.js';
+import { edgeServices } from './edge-services.js';
 
 export interface ServerDeps {
   log: Logger;
@@ -194,6 +195,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     });
     events = eventLog;
 
+    let desiredServices: readonly ServiceRecord[] = [];
     const px = new Proxy({
       log: log.child({ component: 'proxy' }),
       clock,
@@ -203,6 +205,8 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       },
     });
     proxy = px;
+    // HTTPS at the edge (SPEC §3.12): certificates from the store to every proxy, ACME on the leader.
+    const edge = edgeServices({ config, store, clusterKey, clock, log, proxy: px, leading, services: () => desiredServices, record: (e) => eventLog.record(e), signal: abort.signal });
 
     // The node reconciler (key = node name): triggered by the registry (heartbeats, hellos,
     // drain / uncordon), at each node's next deadline, and on every watchdog interval.
@@ -240,7 +244,6 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     // The route reconciler: one key (the table), triggered by instance, node and service changes
     // (processed at once: a dead instance leaves the table within the trigger) and resynced on
     // every watchdog interval.
-    let desiredServices: readonly ServiceRecord[] = [];
     const routeLog = log.child({ reconciler: 'route' });
     /** A new table: the gateway listener looks whether the cluster network is there now. */
     let onRoutesApplied = (): void => undefined;
@@ -302,6 +305,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       onServices: (services) => {
         desiredServices = services;
         routesChanged();
+        edge.servicesChanged();
       },
     });
     await cp.load();
@@ -350,6 +354,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       leader: () => leadership.leaderAddress(),
       onSession: (node) => {
         routePush.sessionStarted(node);
+        edge.sessionStarted(node);
         void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
       },
       onState: () => {
@@ -380,6 +385,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       isReady: () => ready || (!leading() && apiUrlNow !== ''),
       forward: leaderForwarder({ isLeader: leading, leader: () => leadership.leaderAddress(), problem: () => leadership.problem(), ca: () => clusterTls.caPem, log: log.child({ component: 'forward' }) }),
       servers: () => leadership.members(),
+      certs: edge.api,
       clock,
       onUnauthorized: () => metrics.apiUnauthorized.inc(),
       access: {
@@ -443,6 +449,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     leadership.onChange((leadingNow) => {
       terms = terms.then(async () => {
         if (abort.signal.aborted) return;
+        edge.servicesChanged();
         if (!leadingNow) {
           agentHub.closeSessions('this server no longer leads the control plane');
           return;
@@ -501,6 +508,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       proxyAddress = listening;
       ownAddresses.push(listening);
       log.info({ proxy: `http://${listening.host}:${listening.port}` }, 'proxy listening');
+      await edge.start(() => reg.list());
       routePush.start();
       if (deps.localAgent) {
         // Containers of this node reach the proxy as orca.internal (SPEC §3.8): it listens on the cluster network's gateway too.

@@ -26,6 +26,7 @@ interface AgentFlags {
   label?: string[];
   allowHostPath?: string[];
   proxyListen?: string;
+  proxyListenTls?: string;
 }
 
 function secs(v: string | undefined, flag: string, def: number, errors: string[]): number {
@@ -100,6 +101,10 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
   // Ingress on this node too (SPEC §3.11): off unless asked for.
   const proxy = flags.proxyListen !== undefined ? parseListen(flags.proxyListen, '--proxy-listen') : null;
   if (proxy && !proxy.ok) errors.push(...proxy.errors);
+  // HTTPS at the edge (SPEC §3.12): the node's proxy serves TLS too.
+  const proxyTls = flags.proxyListenTls !== undefined ? parseListen(flags.proxyListenTls, '--proxy-listen-tls') : null;
+  if (proxyTls && !proxyTls.ok) errors.push(...proxyTls.errors);
+  if (proxyTls && !proxy) errors.push('--proxy-listen-tls: needs --proxy-listen (the plain port answers ACME challenges and redirects to https)');
   if (errors.length) throw new CliError(EXIT.invalid, errors.join('\n'));
 
   let running;
@@ -122,6 +127,7 @@ export async function run(flags: AgentFlags, global: { token?: string; dataDir?:
         allowHostPaths,
         ...(ca ? { tls: { caPem: ca.pem } } : {}),
         ...(proxy?.ok ? { proxyListen: proxy.value } : {}),
+        ...(proxyTls?.ok ? { proxyListenTls: proxyTls.value } : {}),
       },
       { log },
     );
