@@ -304,7 +304,9 @@ export class DockerRuntime implements Runtime {
     if (raw.Name !== name) return undefined;
     const gateways = (raw.IPAM?.Config ?? []).map((c) => c.Gateway).filter((g): g is string => typeof g === 'string' && isIP(g) !== 0);
     const gateway = gateways.find((g) => isIP(g) === 4) ?? gateways[0] ?? null;
-    return { id: raw.Id, name: raw.Name, driver: raw.Driver, labels: { ...(raw.Labels ?? {}) }, containers: Object.keys(raw.Containers ?? {}), gateway };
+    // Keys are container ids; Docker lists an endpoint whose container it no longer knows (left by a
+    // forced disconnect racing a connect) as "ep-<endpoint id>": not a container, left out.
+    return { id: raw.Id, name: raw.Name, driver: raw.Driver, labels: { ...(raw.Labels ?? {}) }, containers: Object.keys(raw.Containers ?? {}).filter((k) => !k.startsWith('ep-')), gateway };
   }
 
   async connect(containerId: string, network: string, aliases: string[]): Promise<void> {
