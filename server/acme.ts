@@ -14,6 +14,7 @@
  * which proves nothing about the nodes and fails behind NAT and in tests); the CA's validation is
  * the check.
  */
+import http from 'node:http';
 import https from 'node:https';
 import { sleep, type Clock, type TimerHandle } from '../core/clock.js';
 import { errorMessage } from '../core/errors.js';
@@ -21,7 +22,7 @@ import type { Logger } from '../core/log.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 import type { EventRecord } from '../store/types.js';
 import type { AcmeChallenge } from '../proxy/tls.js';
-import type { CertStore } from './certs.js';
+import type { AcmeOrderState, CertStore } from './certs.js';
 import { ACME_RETRY, decideOrder, retryDelayMs } from './acme-policy.js';
 
 export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
@@ -136,19 +137,21 @@ export class AcmeManager {
         next = Math.min(next, d.untilMs);
         continue;
       }
-      const after = await this.orderOne(host, d.why, order?.failures ?? 0);
+      const after = await this.orderOne(host, d.why, order);
       next = Math.min(next, after);
     }
     this.schedule(next);
   }
 
   /** One order for `host`; returns when the host should be looked at again. */
-  private async orderOne(host: string, why: string, failuresBefore: number): Promise<number> {
+  private async orderOne(host: string, why: string, prev: AcmeOrderState | undefined): Promise<number> {
     const { clock, certs, log } = this.deps;
     const started = clock.now();
     const startedIso = new Date(started).toISOString();
-    // Written before the CA is asked: a crash mid-order is seen by the next leader.
-    await certs.putOrder({ host, status: 'pending', failures: failuresBefore, lastAttemptAt: startedIso });
+    const failuresBefore = prev?.failures ?? 0;
+    // Written before the CA is asked: a crash mid-order is seen by the next leader. A retry stays
+    // "failed" (with the last reason) until it succeeds.
+    await certs.putOrder(prev?.status === 'failed' ? { ...prev, lastAttemptAt: startedIso } : { host, status: 'pending', failures: failuresBefore, lastAttemptAt: startedIso });
     log.info({ host, why, directory: this.deps.settings.directory }, 'ordering a certificate');
     const timeout = new AbortController();
     const onStop = () => timeout.abort();
@@ -206,7 +209,14 @@ export function acmeOrder(settings: AcmeSettings, certs: CertStore, log: Logger,
     // acme-client's HTTP is one axios instance: the test CA and a bound on every request.
     if (settings.caPem) acme.axios.defaults.httpsAgent = new https.Agent({ ca: settings.caPem, keepAlive: false });
     acme.axios.defaults.timeout = 30_000;
+    // Its own retries of a refused connection or a 5xx: two, 2 s and 4 s apart (its default, five
+    // up to 25 s apart, holds a failing order for over a minute); the order's backoff does the rest.
+    const settingsOf = acme.axios.defaults as unknown as { acmeSettings?: { retryMaxAttempts: number; retryDefaultDelay: number } };
+    if (settingsOf.acmeSettings) Object.assign(settingsOf.acmeSettings, { retryMaxAttempts: 2, retryDefaultDelay: 2 });
     acme.setLogger(() => undefined);
+    // acme-client reports a CA it cannot reach poorly ("Cannot read properties of undefined"):
+    // the directory is fetched first, so that the reason shown says what is wrong.
+    await reachDirectory(settings.directory, settings.caPem);
     let account = await certs.accountKey(settings.directory);
     if (!account) {
       const keyPem = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
@@ -214,7 +224,8 @@ export function acmeOrder(settings: AcmeSettings, certs: CertStore, log: Logger,
       account = { keyPem };
       log.info({ directory: settings.directory }, 'ACME account key made');
     }
-    const client = new acme.Client({ directoryUrl: settings.directory, accountKey: account.keyPem, ...(account.url ? { accountUrl: account.url } : {}), backoffAttempts: 8, backoffMin: 500, backoffMax: 5_000 });
+    // No account URL kept: newAccount with the key finds the account (or makes it again at a CA that lost it).
+    const client = new acme.Client({ directoryUrl: settings.directory, accountKey: account.keyPem, backoffAttempts: 8, backoffMin: 500, backoffMax: 5_000 });
     const [key, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, await acme.crypto.createPrivateEcdsaKey('P-256'));
     const cert = await client.auto({
       csr,
@@ -231,13 +242,21 @@ export function acmeOrder(settings: AcmeSettings, certs: CertStore, log: Logger,
         board.remove(challenge.token);
       },
     });
-    if (!account.url) {
-      try {
-        await certs.putAccountKey(settings.directory, account.keyPem, settings.email, client.getAccountUrl());
-      } catch {
-        // The account URL only saves a lookup next time.
-      }
-    }
     return { cert, key: key.toString() };
   };
+}
+
+/** GET of the ACME directory (10 s bound): rejects with a reason naming the directory when it does not answer 200. */
+function reachDirectory(directory: string, caPem: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(directory);
+    const get = url.protocol === 'http:' ? http.get : https.get;
+    const req = get(url, { timeout: 10_000, ...(caPem && url.protocol === 'https:' ? { ca: caPem } : {}) }, (res) => {
+      res.resume();
+      if (res.statusCode === 200) resolve();
+      else reject(new Error(`the ACME directory ${directory} answered HTTP ${res.statusCode}`));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(`the ACME directory ${directory} cannot be reached: ${err.code ?? err.message}`)));
+  });
 }
