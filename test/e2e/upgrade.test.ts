@@ -6,7 +6,8 @@
  * replicas as real containers and reports them as the old agent did.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -15,7 +16,8 @@ import { agentMessage as v1AgentMessage, decodeServerMessage as decodeV1 } from 
 import { cleanup, cli, holdsFor, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
 import { httpClient } from './http-client.js';
 
-const SERVER_FLAGS = ['--heartbeat-interval', '0.2', '--heartbeat-timeout', '1', '--node-down-grace', '1.5', '--watchdog-interval', '2'];
+const sh = promisify(execFile);
+const SERVER_FLAGS = ['--heartbeat-interval', '0.2', '--heartbeat-timeout', '2', '--node-down-grace', '1.5', '--watchdog-interval', '2'];
 const NODE = 'old1';
 
 interface Slot {
@@ -87,7 +89,8 @@ class OldAgent {
         this.sessions++;
         this.timer = setInterval(() => this.send({ type: 'heartbeat', seq: ++this.seq }), msg.heartbeatIntervalMs as number);
       } else if (msg.type === 'heartbeat-ack') this.acks++;
-      else if (msg.type === 'assignments') this.assign(msg as never);
+      // One assignment message after the other, never blocking the event loop (heartbeats go on meanwhile).
+      else if (msg.type === 'assignments') this.assigning = this.assigning.then(() => this.assign(msg as never)).catch((err: unknown) => void this.refused.push(`assign failed: ${String(err)}`));
       else if (msg.type === 'observe') this.send({ type: 'observed', id: msg.id, reports: this.reports(), endpoints: this.endpoints() });
     });
     this.send({ type: 'hello', v: 1, node: NODE, cluster: this.cluster, advertise: '127.0.0.1', labels: { gen: 'old' }, capacity: {}, reports: this.reports(), endpoints: this.endpoints() });
@@ -107,17 +110,19 @@ class OldAgent {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
   }
 
-  private assign(msg: { full: boolean; slots?: Slot[]; services?: Record<string, Slot[]> }): void {
+  private assigning: Promise<void> = Promise.resolve();
+
+  private async assign(msg: { full: boolean; slots?: Slot[]; services?: Record<string, Slot[]> }): Promise<void> {
     const wanted = msg.full ? (msg.slots ?? []) : Object.values(msg.services ?? {}).flat();
     for (const a of wanted) {
       const key = `${a.service}/${a.slot}`;
       if (this.running.has(key)) continue;
       const id = `${a.service}-${a.revision}-${a.slot}-old${a.slot}`;
-      const containerId = execFileSync('docker', [
+      const containerId = (await sh('docker', [
         'run', '-d', '--name', `${this.cluster}-${NODE}-${id}`, '--label', `orca.cluster=${this.cluster}`, '--label', `orca.node=${NODE}`, '--label', `orca.service=${a.service}`, '--label', `orca.instance=${id}`, '--label', `orca.slot=${a.slot}`, '--label', `orca.revision=${a.revision}`, '-p', '127.0.0.1::80', TEST_IMAGE,
         'sh', '-c', 'mkdir -p /tmp/www && echo old-agent > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www',
-      ]).toString().trim();
-      const port = execFileSync('docker', ['port', containerId, '80/tcp']).toString().trim().split('\n')[0]!.split(':').pop()!;
+      ])).stdout.trim();
+      const port = (await sh('docker', ['port', containerId, '80/tcp'])).stdout.trim().split('\n')[0]!.split(':').pop()!;
       this.running.set(key, { id, slot: a, containerId, address: `127.0.0.1:${port}`, startedAt: new Date().toISOString() });
     }
     this.send({ type: 'state', reports: this.reports(), endpoints: this.endpoints() });
@@ -183,8 +188,8 @@ describe('an agent one protocol version behind (upgrade: server first, then agen
       await waitFor(async () => (await http.get('web.localhost').catch(() => null))?.body.trim() === 'old-agent', 15_000, 'proxy routes to the old agent’s container');
       const container = old.running.get('web/0')!.containerId;
       const acks = old.acks;
-      // Five heartbeat deadlines: the session holds, the node stays ready, nothing moves.
-      await holdsFor(async () => old.closed === null && (await nodesJson()).nodes.find((n) => n.name === NODE)?.state === 'ready', 5_000, 'session and node ready');
+      // Three heartbeat deadlines: the session holds, the node stays ready, nothing moves.
+      await holdsFor(async () => old.closed === null && (await nodesJson()).nodes.find((n) => n.name === NODE)?.state === 'ready', 6_000, 'session and node ready');
       expect(old.acks).toBeGreaterThan(acks + 10);
       expect((await http.get('web.localhost')).body.trim()).toBe('old-agent');
 
