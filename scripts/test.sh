@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-docker.sh || exit 1
 bash scripts/ensure-etcd.sh || exit 1
 bash scripts/ensure-pebble.sh || exit 1
+bash scripts/ensure-chromium.sh >/dev/null || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund || exit 1
 fi
