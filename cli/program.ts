@@ -92,6 +92,11 @@ export function buildProgram(): Command {
     .action(async (opts) => (await import('./commands/apply.js')).diff(g(), opts));
 
   program
+    .command('schema')
+    .description("print the manifest's JSON Schema (draft-07) for editors, e.g. orca schema > orca.schema.json")
+    .action(async () => (await import('./commands/schema.js')).schema());
+
+  program
     .command('delete')
     .description('delete services (by name, or those defined in manifests)')
     .argument('[service...]')

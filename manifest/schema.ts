@@ -11,12 +11,16 @@ import { posix } from 'node:path';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
 import { LIMITS } from './limits.js';
-import { parseMemory } from './units.js';
+import { jsonSchemaHints } from './json-hints.js';
+import { MAX_MEMORY_BYTES, MEMORY_JSON_PATTERN, MIN_MEMORY_BYTES, parseMemory } from './units.js';
 
 /** A service name is a DNS label. */
 export const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-/** An exact host name, or a wildcard `*.example.com`; case-insensitive (normalised to lower case). */
-const HOST_RE = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+/**
+ * An exact host name, or a wildcard `*.example.com`; case-insensitive (normalised to lower case).
+ * Cases spelled out rather than a flag: JSON Schema patterns (`orca schema`) have no flags.
+ */
+const HOST_RE = /^(\*\.)?[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$/;
 /** Every duration is at most a day (SPEC §2); Node's timers would overflow past about 24.8 days. */
 export const MAX_DURATION_SECS = LIMITS.durationSecs;
 const MIN_SECS = DEFAULTS.minDurationSecs;
@@ -98,17 +102,21 @@ const stringMap = (key: z.ZodType<string>, maxKeys: number, maxValue: number, va
       z.record(key, value ?? z.string({ error: typeError('a string') }).max(maxValue, maxChars(maxValue)), {
         error: typeError('a table of strings'),
       }),
-    );
+    )
+    // The __proto__ guard has no fragment: JavaScript validators see every object's prototype there.
+    .register(jsonSchemaHints, { maxProperties: maxKeys });
 
 const keyChars = (n: number) => ({ error: `key must be at most ${n} characters` });
 const envKey = z
   .string()
-  .regex(/^[^=\0]+$/, { error: 'must be a variable name (non-empty, without "=")' })
+  .regex(/^[^=\u0000]+$/, { error: 'must be a variable name (non-empty, without "=")' })
   .max(LIMITS.envKeyChars, keyChars(LIMITS.envKeyChars));
 const mapKey = z.string().min(1, { error: 'must not be empty' }).max(LIMITS.labelKeyChars, keyChars(LIMITS.labelKeyChars));
-const labelKey = mapKey.refine((k) => !k.toLowerCase().startsWith('orca.'), {
-  error: 'keys starting with "orca." are reserved for Orca',
-});
+const labelKey = mapKey
+  .refine((k) => !k.toLowerCase().startsWith('orca.'), {
+    error: 'keys starting with "orca." are reserved for Orca',
+  })
+  .register(jsonSchemaHints, { not: { pattern: '^[oO][rR][cC][aA]\\.' } });
 const labelMap = () => stringMap(labelKey, LIMITS.labelKeys, LIMITS.labelValueChars);
 
 const DNS_LABEL_MESSAGE = 'must be a DNS label: 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit';
@@ -138,6 +146,16 @@ const absolutePath = (inContainer: boolean) =>
     .superRefine((p, ctx) => {
       const why = pathProblem(p, inContainer);
       if (why) ctx.addIssue({ code: 'custom', message: why, path: [] });
+    })
+    .register(jsonSchemaHints, {
+      pattern: '^/',
+      not: {
+        anyOf: [
+          { pattern: '[\\u0000-\\u001f\\u007f]' },
+          { pattern: '//|/\\.\\.?(/|$)|./$' },
+          ...(inContainer ? [{ const: '/' }, { pattern: `^${SECRETS_DIR}(/|$)` }] : []),
+        ],
+      },
     });
 
 const mountSchema = z.strictObject(
@@ -159,7 +177,8 @@ const secretList = z
       if (seen.has(n)) ctx.addIssue({ code: 'custom', message: 'is listed more than once', path: [i] });
       seen.add(n);
     });
-  });
+  })
+  .register(jsonSchemaHints, { uniqueItems: true });
 
 /**
  * Every container path a service's volumes and mounts take must differ (two mounts on one path
@@ -197,7 +216,8 @@ const placementSchema = z
     if (v.node === undefined && (labels === undefined || (isObj(labels) && Object.keys(labels).length === 0))) {
       ctx.addIssue({ code: 'custom', message: 'must set node or labels, e.g. { node = "n2" } or { labels = { zone = "a" } }', path: [] });
     }
-  }, always);
+  }, always)
+  .register(jsonSchemaHints, { anyOf: [{ required: ['node'] }, { required: ['labels'], properties: { labels: { minProperties: 1 } } }] });
 
 const routeSchema = z.strictObject(
   {
@@ -221,7 +241,8 @@ const routeSchema = z.strictObject(
     if (isObj(v) && v.tls === 'acme' && typeof v.host === 'string' && v.host.startsWith('*.')) {
       ctx.addIssue({ code: 'custom', message: 'tls = "acme" needs an exact host: a wildcard host takes a manual certificate (tls = "manual", orca cert set)', path: ['tls'] });
     }
-  }, always);
+  }, always)
+  .register(jsonSchemaHints, { if: { required: ['tls'], properties: { tls: { const: 'acme' } } }, then: { properties: { host: { not: { pattern: '^\\*\\.' } } } } });
 
 const memorySchema = z
   .custom<string | number>((v) => typeof v === 'string' || typeof v === 'number', {
@@ -230,6 +251,13 @@ const memorySchema = z
   .superRefine((v, ctx) => {
     const r = parseMemory(v);
     if ('error' in r) ctx.addIssue({ code: 'custom', message: r.error, path: [] });
+  })
+  // The bounds of a string ("6m" – "1024g") are not a pattern: the editor checks only the form.
+  .register(jsonSchemaHints, {
+    anyOf: [
+      { type: 'string', pattern: MEMORY_JSON_PATTERN },
+      { type: 'integer', minimum: MIN_MEMORY_BYTES, maximum: MAX_MEMORY_BYTES },
+    ],
   });
 
 const resourcesSchema = z.strictObject(
@@ -273,7 +301,9 @@ function checkProbe(v: unknown, ctx: z.RefinementCtx): void {
   }
 }
 
-const readinessSchema = z.strictObject(probeShape, { error: tableError }).superRefine(checkProbe, always);
+/** checkProbe in JSON Schema: one of the three checks; exec without port. */
+const probeHint = { oneOf: [{ required: ['path'] }, { required: ['tcp'] }, { required: ['exec'], not: { required: ['port'] } }] };
+const readinessSchema = z.strictObject(probeShape, { error: tableError }).superRefine(checkProbe, always).register(jsonSchemaHints, probeHint);
 const livenessSchema = z
   .strictObject(probeShape, { error: tableError })
   .superRefine(checkProbe, always)
@@ -281,7 +311,8 @@ const livenessSchema = z
     if (isObj(v) && v.success_threshold !== undefined && v.success_threshold !== 1) {
       ctx.addIssue({ code: 'custom', message: 'must be 1 for a liveness probe (as in Kubernetes)', path: ['success_threshold'] });
     }
-  }, always);
+  }, always)
+  .register(jsonSchemaHints, { ...probeHint, allOf: [{ properties: { success_threshold: { const: 1 } } }] });
 
 const restartSchema = z
   .strictObject(
@@ -362,7 +393,15 @@ export const serviceSchema = z
         if (Object.hasOwn(v.env, key)) ctx.addIssue({ code: 'custom', message: 'is also set in env (a variable comes from one place)', path: ['secret_env', key] });
       }
     }
-  }, always);
+  }, always)
+  .register(jsonSchemaHints, {
+    dependencies: { route: ['port'] },
+    // A path or tcp probe without its own port needs the service's.
+    allOf: (['readiness', 'liveness'] as const).map((probe) => ({
+      if: { required: [probe], properties: { [probe]: { anyOf: [{ required: ['path'] }, { required: ['tcp'] }], not: { required: ['port'] } } } },
+      then: { required: ['port'] },
+    })),
+  });
 
 /** A whole manifest file. An empty or missing `service` array is reported by the parser. */
 export const manifestSchema = z.strictObject(

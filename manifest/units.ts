@@ -14,7 +14,15 @@ export const MAX_MEMORY_BYTES = LIMITS.memoryBytes;
 const MAX_SIZE_CHARS = 64;
 
 const MULTIPLIERS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b|i)?|(b))?$/i;
+/**
+ * A size: a number, then b, k, m, g, ki, mi, gi, kb, mb, gb, kib… in any case. Written without
+ * flags (case spelled out) so the JSON Schema of `orca schema` uses this very pattern; the
+ * value is trimmed first, and the JSON form allows that whitespace.
+ */
+const SIZE_PATTERN = '(\\d+(?:\\.\\d+)?)\\s*(?:([kKmMgG])(?:[iI]?[bB]|[iI])?|([bB]))?';
+const SIZE_RE = new RegExp(`^${SIZE_PATTERN}$`);
+/** The string form of a memory size as a JSON Schema pattern (without the bounds). */
+export const MEMORY_JSON_PATTERN = `^\\s*${SIZE_PATTERN}\\s*$`;
 
 export const MEMORY_FORMAT_MESSAGE = 'must be a size like "64m" (suffix b, k, m, g or ki, mi, gi) or an integer number of bytes';
 export const MEMORY_MIN_MESSAGE = "must be at least 6m (Docker's minimum)";
