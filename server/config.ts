@@ -7,6 +7,7 @@ import { fail, ok, type Result } from '../core/errors.js';
 import { sanProblem } from './cluster-tls.js';
 import { parseStoreConfig, type EtcdStoreConfig } from './store-config.js';
 import { parseEdgeConfig, type EdgeConfig } from './edge-config.js';
+import { parseAlertConfig, type AlertWebhook } from './alerts/config.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -41,6 +42,8 @@ export interface ServerConfig {
   tokenFile?: string;
   /** HTTPS at the edge (SPEC §3.12): `--proxy-listen-tls`, `--acme-*`. */
   edge?: EdgeConfig;
+  /** `[[alert]]` tables of cluster.toml (SPEC §6); none: no alerts are sent. */
+  alerts?: AlertWebhook[];
 }
 
 /** Flags as the CLI passes them (all optional; strings as typed). */
@@ -105,6 +108,7 @@ const fileSchema = z.strictObject({
   acme_directory: z.string().optional(),
   acme_email: z.string().optional(),
   acme_ca_file: z.string().min(1).optional(),
+  alert: z.unknown().optional(),
 });
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -253,6 +257,8 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     parseListen,
     errors,
   );
+  const alerts = parseAlertConfig(file.alert, flags.config ?? 'cluster.toml', errors);
+  if (alerts.length) config.alerts = alerts;
   return errors.length ? fail(errors) : ok(config);
 }
 
