@@ -32,6 +32,8 @@ class FakeHalf {
   posts: Post[] = [];
   snapshot: Record<string, unknown> = {};
   answer: (p: Post) => { status: number; body: unknown } = () => ({ status: 200, body: {} });
+  /** As a server whose session cookie lapsed: /ui redirects to the sign-in page, the stream is 401. */
+  signedOut = false;
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -68,6 +70,11 @@ class FakeHalf {
       '/ui/app.css': ['app.css', 'text/css; charset=utf-8'],
       '/ui/login.css': ['login.css', 'text/css; charset=utf-8'],
     };
+    if (this.signedOut && (path === '/ui' || path === '/ui/stream')) {
+      res.writeHead(path === '/ui' ? 302 : 401, path === '/ui' ? { Location: '/ui/login' } : { 'Content-Type': 'application/json' });
+      res.end(path === '/ui' ? '' : '{"error":"ORCA_UNAUTHORIZED","message":"no session"}');
+      return;
+    }
     if (req.method === 'GET' && assets[path]) return file(...assets[path]!);
     if (req.method === 'GET' && path === '/ui/stream') {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
@@ -151,6 +158,7 @@ describe('the dashboard page in chromium, against a scripted stream', () => {
   beforeEach(async () => {
     half.snapshot = { now: Date.now(), services: [svc('web'), svc('api')], nodes: [node('n1'), node('n2')], servers: [{ name: 'n1', address: 'http://127.0.0.1:6880', role: 'leader', since: new Date().toISOString() }], events: [], recoveries: [] };
     half.posts = [];
+    half.signedOut = false;
     half.answer = () => ({ status: 200, body: {} });
     await ctx?.close();
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -273,6 +281,14 @@ describe('the dashboard page in chromium, against a scripted stream', () => {
     expect(await page.locator('tr[data-node="n2"]').getAttribute('data-state')).toBe('down');
     expect(await page.getByTestId('problems').locator('[data-node="n2"]').count()).toBe(1);
     expect((await ui()).snapshots).toBe(2);
+  });
+
+  it('goes to the sign-in page when the stream is refused because the session lapsed', async () => {
+    await open();
+    half.signedOut = true;
+    half.endStreams();
+    await page.waitForURL(`${half.base}/ui/login`);
+    await page.getByTestId('login-token').waitFor();
   });
 
   it('posts rollback, drain and uncordon only once confirmed, as same-origin JSON, and shows the answer', async () => {
