@@ -43,7 +43,7 @@ export interface AgentDeps {
   /** Called after any action changed the node's instances. */
   onChange?: () => void;
   /** A failed slot has a ready replacement: seconds from the failure to then. */
-  onRecovery?: (service: string, seconds: number) => void;
+  onRecovery?: (service: string, seconds: number, detail?: import('./container-reconciler.js').RecoveryDetail) => void;
   /** Probe I/O; default: real HTTP, TCP and exec checks. */
   checks?: ProbeChecks;
   /**

@@ -32,7 +32,7 @@ export interface ContainerReconcilerDeps {
   observed: (service: string, containers: ObservedContainer[]) => void;
   record: (e: EventRecord) => void;
   onChange?: () => void;
-  onRecovery?: (service: string, seconds: number) => void;
+  onRecovery?: (service: string, seconds: number, detail?: RecoveryDetail) => void;
 }
 
 /**
@@ -43,10 +43,17 @@ export interface ContainerReconcilerDeps {
  * reported once a failed slot's replacement is ready. keys() are the assigned services; the
  * host's full resync adds the services observed here and removes orphans (see planResync).
  */
+/** Which instance recovered a slot: the ready replacement, the one that failed, and why it failed. */
+export interface RecoveryDetail {
+  instance: string;
+  failed: string;
+  reason: string;
+}
+
 export class ContainerReconciler implements Reconciler {
   readonly name = 'container' as const;
   /** Slots whose instance failed and whose replacement is not ready yet: failed instance and when. */
-  private readonly recovering = new Map<string, { instance: string; atMs: number }>();
+  private readonly recovering = new Map<string, { instance: string; atMs: number; reason: string }>();
   /** Image and port pairs already checked against the image's EXPOSE list ("image port"). */
   private readonly portChecked = new Set<string>();
   /** Services whose last reconcile ended in a terminal error (an image missing): the error, for status. */
@@ -94,7 +101,7 @@ export class ContainerReconciler implements Reconciler {
     }
     for (const a of plan.actions) {
       if (a.kind === 'slot.update' && a.key.startsWith('failure:') && a.slot.lastExit) {
-        this.recovering.set(slotKey(service, a.slot.slot), { instance: a.slot.lastExit.instance, atMs: Date.parse(a.slot.lastExit.at) });
+        this.recovering.set(slotKey(service, a.slot.slot), { instance: a.slot.lastExit.instance, atMs: Date.parse(a.slot.lastExit.at), reason: a.slot.lastExit.reason });
       }
     }
     if (spec?.port !== undefined && plan.actions.some((a) => a.kind === 'container.create')) await this.checkExposedPort(service, spec.image, spec.port);
@@ -173,7 +180,8 @@ export class ContainerReconciler implements Reconciler {
       });
       if (!replacement) continue;
       this.recovering.delete(key);
-      this.deps.onRecovery(service, Math.max(0, this.deps.clock.now() - r.atMs) / 1000);
+      const instance = parseInstanceLabels(replacement.labels)?.instance ?? '';
+      this.deps.onRecovery(service, Math.max(0, this.deps.clock.now() - r.atMs) / 1000, { instance, failed: r.instance, reason: r.reason });
     }
   }
 }

@@ -233,7 +233,7 @@ export function buildAgent(o: {
   watchdogIntervalMs: number;
   dial: () => Promise<Channel>;
   reconnect: { initialMs: number; maxMs: number; jitter: number };
-  onRecovery?: (service: string, seconds: number) => void;
+  onRecovery?: (service: string, seconds: number, detail?: import('./container-reconciler.js').RecoveryDetail) => void;
   checks?: import('../controllers/health/checks.js').ProbeChecks;
   /** Directories host mounts may come from (`--allow-host-path`); none by default. */
   allowHostPaths?: string[];

@@ -13,13 +13,19 @@ import type { ControlPlane, ManifestFile } from './control-plane.js';
 import type { ServerMember } from './leadership.js';
 import type { EventLog } from './event-log.js';
 import type { NodeRegistry } from './node-registry.js';
-import { boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
+import { bodyTypeProblem, boolParam, decodePathParam, headerProblem, HttpError, intParam, parseTarget, readJson, sendError, sendJson, type Target } from './http-util.js';
 import { RefusalLog } from './refusals.js';
 import { accessRoutes, joinHandler, type AccessApiDeps } from './api-access.js';
 import { MAX_SECRET_BYTES, secretNameProblem } from './secrets.js';
 import { DroppingQueue, StreamWriter } from './stream-writer.js';
 import { rebalanceHandler } from './rebalance-api.js';
 import { certRoutes, type CertApiDeps } from './certs-api.js';
+import { nodeListing, serverListing } from './listings.js';
+import type { RecoveryFeed } from './recoveries.js';
+import { loadAssets } from './ui/assets.js';
+import { cookieWriteProblem } from './ui/guard.js';
+import { createUi } from './ui/routes.js';
+import { UiStreams, type UiStreamLimits } from './ui/stream.js';
 
 /** Limits of the API listener (defaults in core/defaults.ts, DEFAULTS.api; see there). */
 export const API_LIMITS: ApiLimitsShape = DEFAULTS.api;
@@ -60,6 +66,10 @@ export interface ApiDeps {
   servers?: () => Promise<ServerMember[]>;
   /** Certificates (SPEC §3.12): `orca certs`, `orca cert set`. */
   certs?: CertApiDeps;
+  /** Crash → ready recoveries, for the dashboard's stream (SPEC §6). */
+  recoveries?: RecoveryFeed;
+  /** The dashboard stream's bounds (server/ui/stream.ts; tests make them small). */
+  uiLimits?: Partial<UiStreamLimits>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: Target, params: string[]) => Promise<void>;
@@ -72,6 +82,19 @@ export function createApi(deps: ApiDeps): Server {
   const refusals = new RefusalLog(clock, log, deps.onUnauthorized, { windowMs: limits.refusalLogWindowMs });
   const streams = { clock, stallMs: limits.streamStallMs, followQueue: limits.followQueue };
   const join = deps.access ? joinHandler(deps.access) : null;
+  // The dashboard (SPEC §6): its pages, sign-in and live stream under /ui; its session cookie signs in /v1 too.
+  const uiStreams = new UiStreams({
+    clock,
+    log,
+    services: () => control.statusFromReports(),
+    nodes: () => nodeListing(control),
+    servers: () => serverListing(deps.servers),
+    events: deps.events,
+    store: deps.store,
+    ...(deps.recoveries ? { recoveries: deps.recoveries } : {}),
+    ...(deps.uiLimits ? { limits: deps.uiLimits } : {}),
+  });
+  const ui = createUi({ token: deps.token, clock, tls: deps.tls !== undefined, assets: loadAssets(), streams: uiStreams, refused: (req, path) => refusals.refused(req.socket.remoteAddress, req.method, path) });
   const routes: Array<[string, RegExp, Handler]> = [
     ['POST', /^\/v1\/apply$/, async (req, res) => {
       const body = await readJson(req);
@@ -167,20 +190,10 @@ export function createApi(deps: ApiDeps): Server {
     ...(deps.access ? accessRoutes(deps.access) : []),
     ...(deps.certs ? certRoutes(deps.certs) : []),
     ['GET', /^\/v1\/servers$/, async (_req, res) => {
-      sendJson(res, 200, { servers: deps.servers ? await deps.servers() : [] });
+      sendJson(res, 200, { servers: await serverListing(deps.servers) });
     }],
     ['GET', /^\/v1\/nodes$/, async (_req, res) => {
-      const reports = control.lastReports();
-      sendJson(res, 200, {
-        nodes: control.nodeLinks().map((n) => ({
-          name: n.name,
-          state: n.state(),
-          address: n.address(),
-          lastHeartbeat: n.lastHeartbeat(),
-          protocol: n.protocol(),
-          instances: reports.filter((r) => r.node === n.name && r.containerId !== null).length,
-        })),
-      });
+      sendJson(res, 200, { nodes: nodeListing(control) });
     }],
   ];
 
@@ -210,14 +223,27 @@ export function createApi(deps: ApiDeps): Server {
         await join(req, res);
         return;
       }
+      if (url.pathname === '/ui' || url.pathname.startsWith('/ui/')) {
+        await ui.handle(req, res, url);
+        return;
+      }
       const presented = bearer(req.headers.authorization);
-      const who = deps.access ? deps.access.access.authenticate(presented) : tokenMatches(presented, deps.token) ? { role: 'admin' as const } : null;
+      let who = deps.access ? deps.access.access.authenticate(presented) : tokenMatches(presented, deps.token) ? { role: 'admin' as const } : null;
+      // The dashboard's session cookie, when no token is presented: admin, for /v1 only, and a write only from the dashboard's own page.
+      if (!who && req.headers.authorization === undefined && url.pathname.startsWith('/v1/') && ui.signedIn(req)) {
+        const refused = cookieWriteProblem(req, deps.tls !== undefined);
+        if (refused) throw refused;
+        who = { role: 'admin' as const };
+      }
       if (!who) {
         refusals.refused(req.socket.remoteAddress, req.method, url.pathname);
         throw HttpError.of('ORCA_UNAUTHORIZED', 'missing or wrong token');
       }
       // Roles (SPEC §3.10): a node credential may only hold its node's agent session.
       if (who.role !== 'admin') throw HttpError.of('ORCA_FORBIDDEN', `a node credential (node ${who.node}) may only hold an agent session for its own node; the API needs the admin token`);
+      // A body that is not JSON is refused before any route sees it (a form or text/plain post included).
+      const badType = req.method === 'GET' || req.method === 'HEAD' ? null : bodyTypeProblem(req);
+      if (badType) throw new HttpError(415, 'ORCA_USAGE', badType);
       if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
         await deps.metrics(req, res);
         return;
@@ -278,6 +304,12 @@ export function createApi(deps: ApiDeps): Server {
   server.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
     socket.on('error', (err) => log.debug({ err: { message: err.message }, remote: req.socket.remoteAddress }, 'upgrade socket error'));
   });
+  // Closing the server ends the dashboard's streams (they would hold it open for ever).
+  const closeServer = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    uiStreams.close();
+    return closeServer(cb);
+  }) as typeof server.close;
   server.maxHeadersCount = limits.maxHeadersCount;
   server.maxConnections = limits.maxConnections;
   // Malformed requests Node's parser refuses (bad request line, header overflow, timeouts): a

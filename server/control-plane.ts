@@ -473,6 +473,21 @@ export class ControlPlane {
     return ok(out);
   }
 
+  /**
+   * The status of every service from what the nodes last pushed (their state reports; no node is
+   * asked): the dashboard's live view, recomputed a few times a second for all its viewers at once.
+   * The same rows as status(), from the reports the routes follow too.
+   */
+  async statusFromReports(): Promise<ServiceStatus[]> {
+    const services = await this.deps.store.listServices();
+    const reports = this.nodeLinks().flatMap((n) => {
+      const state = n.state();
+      if (state === 'down') return [];
+      return state === 'unreachable' ? n.lastReports().map((r) => ({ ...r, ready: false })) : n.lastReports();
+    });
+    return services.map((s) => this.statusOf(s, reports));
+  }
+
   /** A service's status; one this version cannot schedule is `degraded`, with the reason. */
   private statusOf(svc: ServiceRecord, reports: InstanceReport[]): ServiceStatus {
     const reason = svc.deletedAt === undefined ? this.whyUnschedulable(svc) : null;

@@ -55,6 +55,9 @@ export function leaderForwarder(deps: ForwardDeps): (req: IncomingMessage, res: 
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
     headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
     headers['x-orca-forwarded-by'] = 'standby';
+    // The dashboard's writes are checked against the origin the browser addressed (server/ui/guard.ts).
+    headers['x-orca-forwarded-host'] = req.headers.host ?? '';
+    headers['x-orca-forwarded-proto'] = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
     const mod = await import(target.protocol === 'https:' ? 'node:https' : 'node:http');
     const ca = target.protocol === 'https:' ? deps.ca?.() : undefined;
     await new Promise<void>((resolve) => {

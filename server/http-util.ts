@@ -63,8 +63,33 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { error: err.code, message: err.message, ...(err.errors ? { errors: err.errors } : {}) });
 }
 
-/** Reads a JSON body of at most `maxBytes` (default MAX_BODY_BYTES; more is 413); 400 on anything that is not a JSON object. */
+/** True when a Content-Type header says application/json (parameters such as charset allowed). */
+export function isJsonContentType(header: string | undefined): boolean {
+  return (header ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
+}
+
+/**
+ * Why a request's body is not taken, or null: a Content-Type other than application/json, or a
+ * body without a Content-Type (answered 415). A browser may send text/plain, form and multipart
+ * bodies to any site without asking first; a JSON body it sends cross-site only after a CORS
+ * preflight, which this API never grants — so no other site's page can post to it.
+ */
+export function bodyTypeProblem(req: Pick<IncomingMessage, 'headers'>): string | null {
+  const type = req.headers['content-type'];
+  if (type !== undefined) return isJsonContentType(type) ? null : `Content-Type "${excerpt(type, 60)}" is not accepted: send the body as JSON (Content-Type: application/json)`;
+  const length = req.headers['content-length'];
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  return hasBody ? 'a request body needs Content-Type: application/json' : null;
+}
+
+/**
+ * Reads a JSON body of at most `maxBytes` (default MAX_BODY_BYTES; more is 413); 415 for a body
+ * that does not say it is JSON (bodyTypeProblem), before a byte of it is read; 400 on anything
+ * that is not a JSON object.
+ */
 export async function readJson(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  const badType = bodyTypeProblem(req);
+  if (badType) throw new HttpError(415, 'ORCA_USAGE', badType);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
