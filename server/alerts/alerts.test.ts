@@ -101,9 +101,15 @@ describe('AlertService', () => {
     }
     expect(t.sent).toHaveLength(1);
     expect(Object.keys((await t.store.getKv<object>(ALERT_STATE_KEY)) ?? {})).toEqual(['crashloop/web']);
-    // Healthy, then crash-looping again: a second alert.
-    t.n1.reports = [report({})];
+    // Healthy for reset_after_secs (60 s), then crash-looping again: a second alert.
+    t.n1.reports = [report({ restarts: 3 })];
+    await t.settle(55_000);
+    t.n1.reports = [crashloop];
     await t.settle(6_000);
+    expect(t.sent).toHaveLength(1);
+    t.n1.reports = [report({ restarts: 4 })];
+    await t.settle(70_000);
+    t.n1.reports = [{ ...crashloop, restarts: 5 }];
     t.n1.reports = [crashloop];
     await t.settle(6_000);
     expect(t.sent).toEqual([

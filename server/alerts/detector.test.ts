@@ -11,6 +11,8 @@ const svc = (name: string, state: ServiceFact['state'], extra: Partial<ServiceFa
   reason: state === 'crashloop' ? 'last exit Error (code 1)' : null,
   instance: state === 'crashloop' ? `${name}-1-0-abcd` : null,
   node: state === 'crashloop' ? 'n1' : null,
+  restarts: 0,
+  resetAfterMs: 60_000,
   ...extra,
 });
 const facts = (f: Partial<AlertFacts>): AlertFacts => ({ services: [], nodes: [], certs: [], ...f });
@@ -29,18 +31,34 @@ function run(steps: AlertFacts[], settlingSteps = 0, start: ActiveProblems = {})
 
 describe('detectAlerts', () => {
   it('alerts once when a service enters crashloop, not for the crashes that follow, again after it recovered and re-entered', () => {
+    // One step a second.
     const steps = [
       facts({ services: [svc('web', 'healthy')] }),
-      facts({ services: [svc('web', 'crashloop')] }),
-      // Twenty more crashes: between two the replacement runs for a moment (degraded).
-      ...Array.from({ length: 20 }, (_, i) => facts({ services: [svc('web', i % 2 ? 'crashloop' : 'degraded')] })),
-      facts({ services: [svc('web', 'healthy')] }),
-      facts({ services: [svc('web', 'crashloop')] }),
+      facts({ services: [svc('web', 'crashloop', { restarts: 1 })] }),
+      // Twenty more crashes: between two the replacement runs for a moment (healthy, or degraded).
+      ...Array.from({ length: 40 }, (_, i) => facts({ services: [svc('web', i % 2 ? 'crashloop' : i % 4 ? 'degraded' : 'healthy', { restarts: 2 + Math.floor(i / 2) })] })),
+      // Healthy without a restart for reset_after_secs (60 s): the crash loop is over.
+      ...Array.from({ length: 61 }, () => facts({ services: [svc('web', 'healthy', { restarts: 21 })] })),
+      facts({ services: [svc('web', 'crashloop', { restarts: 22 })] }),
     ];
     const { perStep } = run(steps);
     expect(perStep.flat()).toEqual(['crashloop:web', 'crashloop:web']);
     expect(perStep[1]).toEqual(['crashloop:web']);
-    expect(perStep[23]).toEqual(['crashloop:web']);
+    expect(perStep[103]).toEqual(['crashloop:web']);
+  });
+
+  it('a crash loop is not over before reset_after_secs of health without a restart', () => {
+    const steps = [
+      facts({ services: [svc('web', 'crashloop', { restarts: 1 })] }),
+      // Healthy 59 s, then one crash (no crashloop state seen, the restart count moved), healthy again.
+      ...Array.from({ length: 59 }, () => facts({ services: [svc('web', 'healthy', { restarts: 1 })] })),
+      facts({ services: [svc('web', 'healthy', { restarts: 2 })] }),
+      ...Array.from({ length: 30 }, () => facts({ services: [svc('web', 'healthy', { restarts: 2 })] })),
+      facts({ services: [svc('web', 'crashloop', { restarts: 3 })] }),
+    ];
+    const { perStep, active } = run(steps);
+    expect(perStep.flat()).toEqual(['crashloop:web']);
+    expect(Object.keys(active)).toEqual(['crashloop/web']);
   });
 
   it('carries the SPEC fields: time, kind, service, instance, node, message', () => {

@@ -35,6 +35,10 @@ export interface ServiceFact {
   /** The instance (and its node) the state is about: the crash-looping one, when known. */
   instance: string | null;
   node: string | null;
+  /** Restarts of its instances, summed: a change between two looks means it failed meanwhile. */
+  restarts: number;
+  /** The service's `restart.reset_after_secs`, in ms: healthy this long, a crash loop is over. */
+  resetAfterMs: number;
 }
 
 export interface NodeFact {
@@ -66,6 +70,13 @@ export interface ActiveProblem {
   since: string;
   /** rollout-failed: the revision whose rollout failed (another failed revision alerts again). */
   revision?: number;
+  /**
+   * crashloop: since when (ISO-8601) the service has been healthy or stopped without a restart,
+   * and the restarts seen at the last look. Hints only: not compared by sameProblems, so not
+   * written to the store for themselves.
+   */
+  okSince?: string;
+  restarts?: number;
 }
 export type ActiveProblems = Record<string, ActiveProblem>;
 
@@ -84,8 +95,9 @@ export interface DetectOptions {
  * Compares what is true now with the problems already alerted. Returns the alerts for problems
  * that began and the active set to keep. Pure.
  *
- * When problems end: crashloop when the service is healthy or stopped again (or gone) — between
- * two crashes a crash-looping service is briefly `degraded`, which does not end it;
+ * When problems end: crashloop once the service has been healthy (or stopped) without a restart
+ * for its `restart.reset_after_secs` — what ends the crash-loop backoff too: between two crashes
+ * a crash-looping service runs (healthy or degraded) for a moment, which does not end it;
  * rollout-failed when the service no longer shows it; node-unreachable when the node is ready or
  * draining again (down does not end it); node-down when the node is no longer down;
  * cert-failed when the certificate is no longer failing. A subject that is gone ends its problems.
@@ -102,12 +114,14 @@ export function detectAlerts(active: Readonly<ActiveProblems>, facts: AlertFacts
     if (p) next[key] = p;
   };
 
+  const nowMs = Date.parse(o.time);
   for (const s of facts.services) {
     const crash = `crashloop/${s.name}`;
+    const was = active[crash];
     if (s.state === 'crashloop') {
-      if (active[crash]) keep(crash);
+      if (was) next[crash] = { since: was.since, restarts: s.restarts };
       else {
-        raise(crash, { since: o.time }, {
+        raise(crash, { since: o.time, restarts: s.restarts }, {
           kind: 'crashloop',
           service: s.name,
           instance: s.instance,
@@ -115,7 +129,12 @@ export function detectAlerts(active: Readonly<ActiveProblems>, facts: AlertFacts
           message: `service ${s.name} is crash-looping${s.reason ? `: ${s.reason}` : ''}${s.instance ? ` (instance ${s.instance}${s.node ? ` on node ${s.node}` : ''})` : ''}`,
         });
       }
-    } else if (s.state !== 'healthy' && s.state !== 'stopped') keep(crash);
+    } else if (was) {
+      const quiet = (s.state === 'healthy' || s.state === 'stopped') && was.restarts === s.restarts;
+      const okSince = quiet ? (was.okSince ?? o.time) : undefined;
+      // Over once quiet for reset_after_secs; until then kept (not yet written for the hint's sake).
+      if (okSince === undefined || nowMs - Date.parse(okSince) < s.resetAfterMs) next[crash] = { since: was.since, restarts: s.restarts, ...(okSince ? { okSince } : {}) };
+    }
 
     const rollout = `rollout-failed/${s.name}`;
     if (s.state === 'rollout-failed') {

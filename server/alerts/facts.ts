@@ -34,7 +34,16 @@ export function serviceFacts(services: readonly ServiceRecord[], nodes: readonly
     try {
       const st = serviceStatus(svc, reports);
       const about = st.state === 'crashloop' ? st.instances.find((i) => i.state === 'crashloop') : st.instances.find((i) => i.error !== null || i.state !== 'running');
-      out.push({ name: st.name, state: st.state, revision: st.revision, reason: st.reason ?? null, instance: about?.id ?? null, node: about && about.node !== '-' ? about.node : null });
+      out.push({
+        name: st.name,
+        state: st.state,
+        revision: st.revision,
+        reason: st.reason ?? null,
+        instance: about?.id ?? null,
+        node: about && about.node !== '-' ? about.node : null,
+        restarts: st.instances.reduce((n, i) => n + i.restarts, 0),
+        resetAfterMs: Math.round(svc.spec.restart.resetAfterSecs * 1000),
+      });
     } catch {
       // A spec this version cannot read: nothing certain to alert about.
     }
