@@ -271,11 +271,11 @@ export class UiStreams {
     }
   }
 
+  /** Ends a stream now: a reader that fell behind or stalled may never take a polite end. */
   private end(c: Conn): void {
     this.drop(c);
     c.writer.finish();
-    // A reader that stalled may never take the end: do not wait for it.
-    if (c.writer.stalled || this.closed) c.res.destroy();
+    c.res.destroy();
   }
 
   private drop(c: Conn): void {
