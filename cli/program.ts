@@ -97,6 +97,14 @@ export function buildProgram(): Command {
     .action(async () => (await import('./commands/schema.js')).schema());
 
   program
+    .command('import')
+    .description('translate another format into an Orca manifest')
+    .command('compose')
+    .description('print the Orca manifest for a Compose file; every key it could not translate is named on stderr with its line')
+    .argument('<file>')
+    .action(async (file: string) => (await import('./commands/import-compose.js')).importCompose(file));
+
+  program
     .command('delete')
     .description('delete services (by name, or those defined in manifests)')
     .argument('[service...]')
