@@ -47,7 +47,7 @@ describe('alerts: [[alert]] webhooks', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/orca`;
     const config = join(env.dataDir, 'cluster.toml');
-    await writeFile(config, `[[alert]]\nwebhook = "${url}"\non = ["crashloop", "node-unreachable"]\n`);
+    await writeFile(config, `[[alert]]\nwebhook = "${url}"\non = ["crashloop", "oom", "node-unreachable"]\n`);
     server = await startServer({ ...env, extra: ['--config', config, '--heartbeat-interval', '0.2', '--heartbeat-timeout', '1', '--node-down-grace', '30'] });
     run = cli(server, env.dataDir);
     const token = (await readFile(join(env.dataDir, 'cluster.token'), 'utf8')).trim();
@@ -125,6 +125,40 @@ describe('alerts: [[alert]] webhooks', () => {
     expect(posts.filter((p) => p.body.kind === 'crashloop')).toHaveLength(2);
     console.log(`crashloop: ${await restarts()} restarts, ${delivered('crashloop').length} alert delivered (after one 500)`);
     await run(['delete', 'crashy']);
+  });
+
+  it('a service killed by the OOM killer again and again: one oom alert within the minute, naming the instance and the hint', async () => {
+    const file = join(env.dataDir, 'hungry.toml');
+    await writeFile(
+      file,
+      [
+        '[[service]]',
+        'name = "hungry"',
+        `image = "${TEST_IMAGE}"`,
+        'command = ["sh", "-c", "sleep 0.3; a=$(yes | head -c 64000000); sleep 3600"]',
+        'placement = { node = "n1" }',
+        'stop_grace_secs = 0.5',
+        '[service.resources]',
+        'memory = "8m"',
+        '[service.restart]',
+        'backoff_initial_secs = 0.5',
+        'backoff_max_secs = 1',
+      ].join('\n'),
+    );
+    const a = await run(['apply', '-f', file]);
+    expect(a.code, a.stderr).toBe(0);
+    const ooms = async () => {
+      const ev = await run(['events', '--service', 'hungry', '-o', 'json']);
+      return ev.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; reason: string }).filter((e) => e.action === 'slot.update' && e.reason.startsWith('oom-killed')).length;
+    };
+    await waitFor(async () => (await ooms()) >= 3 && delivered('oom').length >= 1, 45_000, 'three OOM kills and an oom alert', 250);
+    const oomPosts = posts.filter((p) => p.body.kind === 'oom');
+    expect(oomPosts).toHaveLength(1);
+    expect(oomPosts[0]!.body).toMatchObject({ kind: 'oom', service: 'hungry', node: 'n1' });
+    expect(oomPosts[0]!.body.instance).toMatch(/^hungry-/);
+    expect(oomPosts[0]!.body.message).toMatch(/killed by the kernel's OOM killer.*resources\.memory/);
+    console.log(`oom: ${await ooms()} OOM kills, ${oomPosts.length} oom alert`);
+    await run(['delete', 'hungry']);
   });
 
   it('an agent process killed: one node-unreachable alert for its node', async () => {
