@@ -105,7 +105,6 @@ export function parseAlertConfig(raw: unknown, file: string, errors: string[]): 
           // Only the value's kind and length are named: it may be a token.
           else if (typeof value !== 'string') err(`${at}: must be a string`);
           else if (value.length > ALERT_DEFAULTS.maxHeaderValueChars) err(`${at}: at most ${ALERT_DEFAULTS.maxHeaderValueChars} characters`);
-          // eslint-disable-next-line no-control-regex
           else if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value) || /[^\u0000-\u00ff]/.test(value)) err(`${at}: must not hold control characters (line breaks included) or characters beyond Latin-1`);
           else headers[name] = value;
         }

@@ -243,6 +243,10 @@ export class OomAlerts {
 
   private forgetOld(nowMs: number): void {
     if (this.last.size < 256) return;
-    for (const [k, v] of this.last) if (nowMs - v.atMs >= this.windowMs && v.suppressed === 0) this.last.delete(k);
+    // A count of held-back kills is kept for a while (it goes into the service's next alert).
+    for (const [k, v] of this.last) {
+      const age = nowMs - v.atMs;
+      if (age >= this.windowMs && (v.suppressed === 0 || age >= 10 * this.windowMs)) this.last.delete(k);
+    }
   }
 }
