@@ -241,9 +241,6 @@ export function createApi(deps: ApiDeps): Server {
       }
       // Roles (SPEC §3.10): a node credential may only hold its node's agent session.
       if (who.role !== 'admin') throw HttpError.of('ORCA_FORBIDDEN', `a node credential (node ${who.node}) may only hold an agent session for its own node; the API needs the admin token`);
-      // A body that is not JSON is refused before any route sees it (a form or text/plain post included).
-      const badType = req.method === 'GET' || req.method === 'HEAD' ? null : bodyTypeProblem(req);
-      if (badType) throw new HttpError(415, 'ORCA_USAGE', badType);
       if (url.pathname === '/metrics' && req.method === 'GET' && deps.metrics) {
         await deps.metrics(req, res);
         return;
@@ -263,6 +260,9 @@ export function createApi(deps: ApiDeps): Server {
           if (!p.ok) throw HttpError.of('ORCA_USAGE', `${p.errors} (path ${url.pathname})`);
           params.push(p.value);
         }
+        // A body that is not JSON is refused before the route sees it (a form or text/plain post included).
+        const badType = req.method === 'GET' || req.method === 'HEAD' ? null : bodyTypeProblem(req);
+        if (badType) throw new HttpError(415, 'ORCA_USAGE', badType);
         await handler(req, res, url, params);
         return;
       }
