@@ -245,3 +245,24 @@ describe('orca schema: the JSON Schema of a manifest', () => {
     expect(schemaAccepts(twice)).toBe(true);
   });
 });
+
+describe('orca schema: patterns every engine reads', () => {
+  it('uses no look-around, no flags, no octal and no escaped slash in any pattern', () => {
+    const patterns: string[] = [];
+    const walk = (v: unknown) => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (typeof v === 'object' && v !== null) {
+        for (const [k, x] of Object.entries(v)) {
+          if (k === 'pattern' && typeof x === 'string') patterns.push(x);
+          else walk(x);
+        }
+      }
+    };
+    walk(manifestJsonSchema());
+    expect(patterns.length).toBeGreaterThan(5);
+    for (const p of patterns) {
+      expect(p, p).not.toMatch(/\(\?[=!<]|\\\/|\\0|^\/.*\/[a-z]*$/);
+      expect(() => new RegExp(p, 'u'), p).not.toThrow();
+    }
+  });
+});

@@ -58,6 +58,9 @@ function generate(schema: z.ZodType): JsonSchema {
     // field is left as `{}` (anything goes).
     unrepresentable: 'any',
     override: ({ zodSchema, jsonSchema }) => {
+      // `\/` is a JavaScript habit; older Rust regex (taplo) refuses escapes it does not know.
+      const j0 = jsonSchema as JsonSchema;
+      if (typeof j0.pattern === 'string') j0.pattern = j0.pattern.replace(/(^|[^\\])\\\//g, '$1/');
       // A table of strings (schema.ts stringMap) is `unknown` (a guard against __proto__ and too
       // many keys) piped into a record: its input side says nothing, so render the record.
       const def = zodSchema._zod.def;
