@@ -245,7 +245,7 @@ export class Client {
       throw new CliError(EXIT.failed, `the server refused the token (401): pass --token, set ORCA_TOKEN, or point --data-dir at the server's data directory`);
     }
     const lines = parsed.errors?.length ? parsed.errors : [parsed.message ?? `HTTP ${status}`];
-    const code = status === 400 || status === 413 ? EXIT.invalid : EXIT.failed;
+    const code = status === 400 || status === 413 || status === 415 ? EXIT.invalid : EXIT.failed;
     const err = new CliError(code, lines.join('\n'));
     if (status === 503 && parsed.error === 'ORCA_NOT_LEADER') Object.assign(err, { notLeader: true });
     throw err;
