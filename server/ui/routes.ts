@@ -89,6 +89,7 @@ export function createUi(deps: UiDeps): Ui {
       if (!read) throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${path}`);
       if (path === '/ui/login') return sendAsset(req, res, 'login.html');
       if (path === '/ui/stream') {
+        if (req.method !== 'GET') throw new HttpError(405, 'ORCA_USAGE', `${req.method} not allowed on ${path}`);
         if (!signedIn(req)) throw unauthorized();
         await deps.streams.open(req, res);
         return;
