@@ -41,6 +41,8 @@ import { RoutePush } from './route-push.js';
 import { GatewayListener } from '../proxy/gateway-listener.js';
 import { clusterNetwork } from '../runtime/labels.js';
 import { edgeServices } from './edge-services.js';
+import { RecoveryFeed } from './recoveries.js';
+import { AlertService } from './alerts/alerts.js';
 
 export interface ServerDeps {
   log: Logger;
@@ -75,7 +77,7 @@ export interface EmbedContext {
   clock: Clock;
   log: Logger;
   /** A failed slot has a ready replacement: seconds from the failure to then (the recovery metric). */
-  onRecovery(service: string, seconds: number): void;
+  onRecovery(service: string, seconds: number, detail?: import('../agent/container-reconciler.js').RecoveryDetail): void;
 }
 
 export interface EmbeddedAgent {
@@ -185,6 +187,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     const secrets = await SecretStore.open(store, clusterKey, clusterKeyPath(config.dataDir, config.clusterKeyFile));
     let cp!: ControlPlane;
     let rollouts: RolloutWatcher | null = null;
+    let alerts: AlertService | null = null;
     const metrics = new Metrics({
       instances: () => cp?.observeAll() ?? Promise.resolve([]),
       nodes: () => cp?.nodeLinks().map((n) => ({ state: n.state() })) ?? [],
@@ -192,6 +195,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     const eventLog = new EventLog(store, log.child({ component: 'event-log' }), (e) => {
       metrics.observeAction(e);
       rollouts?.onEvent(e);
+      alerts?.onEvent(e);
     });
     events = eventLog;
 
@@ -339,6 +343,22 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     );
     rollouts = watcher;
     abort.signal.addEventListener('abort', () => watcher.stop());
+    // Alerts (SPEC §6): the leader looks at services, nodes and certificates and posts to the webhooks.
+    if (config.alerts?.length) {
+      alerts = new AlertService({
+        clock,
+        log: log.child({ component: 'alerts' }),
+        store,
+        webhooks: config.alerts,
+        leading,
+        services: () => desiredServices,
+        nodes: () => reg.list(),
+        certs: async () => edge.api.certs.view(await edge.api.wanted(), clock.now()),
+        record: (e) => eventLog.record(e),
+        settleMs: config.heartbeatTimeoutMs,
+      });
+      alerts.start(abort.signal);
+    }
 
     /** The server's own listeners: never accepted as an agent's endpoint (SSRF). */
     const ownAddresses = [{ host: config.proxyListen.host, port: config.proxyListen.port }];
@@ -360,6 +380,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       onState: () => {
         routesChanged();
         watcher.poke();
+        alerts?.poke();
         if (cp.hasLingering()) void cp.publish().catch((err: unknown) => log.error({ err }, 'publish failed'));
       },
       record: (e) => eventLog.record(e),
@@ -374,8 +395,11 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     });
     hub = agentHub;
 
+    // Recoveries seen here (where orca_recovery_seconds is observed), for the dashboard.
+    const recoveries = new RecoveryFeed();
     api = createApi({
       token,
+      recoveries,
       log: log.child({ component: 'api' }),
       control: cp,
       store,
@@ -488,7 +512,15 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
             return agentEnd;
           },
         },
-        { signal: abort.signal, clock, log, onRecovery: (service, seconds) => metrics.observeRecovery(service, seconds) },
+        {
+          signal: abort.signal,
+          clock,
+          log,
+          onRecovery: (service, seconds, detail) => {
+            metrics.observeRecovery(service, seconds);
+            recoveries.publish({ time: new Date(clock.now()).toISOString(), service, instance: detail?.instance ?? '', node: config.nodeName, ms: Math.round(seconds * 1000), reason: detail?.reason ?? 'failure' });
+          },
+        },
       );
       embedded = agent;
       adopted = (async () => {
