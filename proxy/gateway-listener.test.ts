@@ -41,12 +41,12 @@ describe('GatewayListener', () => {
     const { clock, lines, open, g } = setup(() => gw);
     await g.start();
     expect(open.size).toBe(0);
-    gw = '172.20.0.1';
+    gw = '198.51.100.1';
     clock.advance(1_000);
     await settle();
     await settle();
-    expect([...open]).toEqual(['172.20.0.1:8080']);
-    expect(g.address).toBe('172.20.0.1:8080');
+    expect([...open]).toEqual(['198.51.100.1:8080']);
+    expect(g.address).toBe('198.51.100.1:8080');
     await g.stop();
     expect(open.size).toBe(0);
     // No timer left behind: nothing listens again.
@@ -57,7 +57,7 @@ describe('GatewayListener', () => {
   });
 
   it('says a failure once per address and reason, not at every recheck, and the main listener is not its concern', async () => {
-    const { clock, lines, open, g } = setup(() => '172.20.0.1', () => 'EADDRINUSE');
+    const { clock, lines, open, g } = setup(() => '198.51.100.1', () => 'EADDRINUSE');
     await g.start();
     for (let i = 0; i < 5; i++) {
       clock.advance(1_000);
@@ -70,9 +70,9 @@ describe('GatewayListener', () => {
   });
 
   it('coalesces concurrent checks into one listen', async () => {
-    const { open, g } = setup(() => '172.20.0.1');
+    const { open, g } = setup(() => '198.51.100.1');
     await Promise.all([g.check(), g.check(), g.check()]);
-    expect([...open]).toEqual(['172.20.0.1:8080']);
+    expect([...open]).toEqual(['198.51.100.1:8080']);
     await g.stop();
   });
 });

@@ -22,8 +22,8 @@ class FakeNode implements RoutePushNode {
 }
 
 const endpoints: NodeEndpoint[] = [
-  { node: 'n1', service: 'web', instance: 'w0', address: '10.0.0.1:3000' },
-  { node: 'n2', service: 'web', instance: 'w1', address: '10.0.0.2:3000' },
+  { node: 'n1', service: 'web', instance: 'w0', address: '203.0.113.1:3000' },
+  { node: 'n2', service: 'web', instance: 'w1', address: '203.0.113.2:3000' },
 ];
 const table: Route[] = [{ service: 'web', host: 'web.test', path: '/', backends: endpoints.map(({ instance, address }) => ({ instance, address })) }];
 
@@ -35,7 +35,7 @@ function setup(nodes: FakeNode[]) {
 
 describe('agentRouteTable', () => {
   it('gives each backend the node that reported it ("" when none does now)', () => {
-    const t = agentRouteTable([{ ...table[0]!, backends: [...table[0]!.backends, { instance: 'w9', address: '10.0.0.9:1' }] }], endpoints);
+    const t = agentRouteTable([{ ...table[0]!, backends: [...table[0]!.backends, { instance: 'w9', address: '203.0.113.9:1' }] }], endpoints);
     expect(t[0]!.backends.map((b) => `${b.instance}@${b.node}`)).toEqual(['w0@n1', 'w1@n2', 'w9@']);
   });
 });

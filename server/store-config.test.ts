@@ -46,10 +46,10 @@ describe('orca server --store etcd:// (parseStoreConfig)', () => {
   });
 
   it('TLS files make the endpoints https:// and are read at start', async () => {
-    const r = await load({ store: 'etcd://10.0.0.1:2379', storePrefix: '/teams/a/orca', etcdCa: ca, etcdCert: cert, etcdKey: key });
+    const r = await load({ store: 'etcd://203.0.113.1:2379', storePrefix: '/teams/a/orca', etcdCa: ca, etcdCert: cert, etcdKey: key });
     expect(r.ok).toBe(true);
     const store = r.ok ? r.value.store : undefined;
-    expect(store?.endpoints).toEqual(['https://10.0.0.1:2379']);
+    expect(store?.endpoints).toEqual(['https://203.0.113.1:2379']);
     expect(store?.prefix).toBe('/teams/a/orca');
     expect(store?.tls?.ca?.toString()).toBe(PEM);
     expect(store?.tls?.key?.toString()).toMatch(/PRIVATE KEY/);

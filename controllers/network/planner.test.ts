@@ -13,7 +13,7 @@ const created = aContainer({ service: 'web', slot: 3, instance: 'web-1-3-eeee', 
 const otherNode = aContainer({ service: 'web', slot: 4, instance: 'web-1-4-ffff', node: 'n2' });
 const orphan: ObservedContainer = { ...aContainer({ instance: 'stray' }), labels: { [LABEL.cluster]: 'test' } };
 
-const net = (containers: string[], driver = 'bridge'): ObservedNetwork => ({ id: 'nid', name: desired.name, driver, labels: desired.labels, containers, gateway: '172.18.0.1' });
+const net = (containers: string[], driver = 'bridge'): ObservedNetwork => ({ id: 'nid', name: desired.name, driver, labels: desired.labels, containers, gateway: '198.51.100.1' });
 const summary = (observed: ObservedNetwork | undefined, containers: ObservedContainer[]) =>
   planNetwork({ desired, observed, containers, node: 'n1' }).map((a) => (a.kind === 'network.create' ? `create ${a.network} (${a.reason})` : `connect ${a.instance} as ${a.aliases.join(',')} (${a.reason})`));
 

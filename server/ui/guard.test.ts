@@ -20,8 +20,8 @@ describe('the origin a request was addressed to', () => {
     expect(ownOrigin(req({ host: '[::1]:6880' }), false)).toBe('http://[::1]:6880');
     expect(ownOrigin(req({}), false)).toBeNull();
     expect(ownOrigin(req({ host: 'a b' }), false)).toBeNull();
-    expect(ownOrigin(req({ host: '10.0.0.2:6880', 'x-orca-forwarded-by': 'standby', 'x-orca-forwarded-host': '10.0.0.1:6880', 'x-orca-forwarded-proto': 'https' }), false)).toBe('https://10.0.0.1:6880');
-    expect(ownOrigin(req({ host: '10.0.0.2:6880', 'x-orca-forwarded-by': 'standby', 'x-orca-forwarded-proto': 'gopher' }), false)).toBeNull();
+    expect(ownOrigin(req({ host: '203.0.113.2:6880', 'x-orca-forwarded-by': 'standby', 'x-orca-forwarded-host': '203.0.113.1:6880', 'x-orca-forwarded-proto': 'https' }), false)).toBe('https://203.0.113.1:6880');
+    expect(ownOrigin(req({ host: '203.0.113.2:6880', 'x-orca-forwarded-by': 'standby', 'x-orca-forwarded-proto': 'gopher' }), false)).toBeNull();
   });
 
   it('a cookie write needs its own Origin (403) and JSON (415); reads need neither', () => {
