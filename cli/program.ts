@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'cluster.toml with the same keys as the flags')
     .option('--api-listen <host:port>', 'API address (default 127.0.0.1:6880)')
     .option('--proxy-listen <host:port>', 'proxy address (default 127.0.0.1:8080)')
+    .option('--proxy-workers <n|auto>', 'processes serving the proxy; 1 = in the server process (default auto: half the cores, at most 4)')
     .option('--node-name <name>', 'this node’s name (default: hostname)')
     .option('--advertise <addr>', 'address published ports bind to (default 127.0.0.1)')
     .option('--cluster-id <id>', 'cluster label on every container (default "default")')

@@ -33,6 +33,14 @@ export const DEFAULTS = {
   clusterId: 'default',
   apiListen: '127.0.0.1:6880',
   proxyListen: '127.0.0.1:8080',
+  /**
+   * `--proxy-workers`: "auto" is half the cores (the other half is left to the backends on the
+   * same node, wrk-style load and the control plane), at most proxyWorkersMax, at least 1 — and 1
+   * is the in-process proxy, so a machine with fewer than 4 cores runs as it always did.
+   */
+  proxyWorkers: 'auto' as number | 'auto',
+  proxyWorkersMax: 16,
+  proxyWorkersAutoMax: 4,
   apiUrl: 'http://127.0.0.1:6880',
   advertise: '127.0.0.1',
   dataDirName: '.orca',

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { homedir, hostname } from 'node:os';
+import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULTS } from '../core/defaults.js';
@@ -13,6 +13,8 @@ export interface ServerConfig {
   dataDir: string;
   apiListen: { host: string; port: number };
   proxyListen: { host: string; port: number };
+  /** `--proxy-workers`: processes serving the proxy (1: in the server's own process; see resolveProxyWorkers). */
+  proxyWorkers: number;
   nodeName: string;
   advertise: string;
   clusterId: string;
@@ -52,6 +54,7 @@ export interface ServerFlags {
   dataDir?: string;
   apiListen?: string;
   proxyListen?: string;
+  proxyWorkers?: string;
   nodeName?: string;
   advertise?: string;
   clusterId?: string;
@@ -84,6 +87,7 @@ const fileSchema = z.strictObject({
   data_dir: z.string().min(1).optional(),
   api_listen: z.string().optional(),
   proxy_listen: z.string().optional(),
+  proxy_workers: z.union([z.number(), z.string()]).optional(),
   node_name: z.string().optional(),
   advertise: z.string().optional(),
   cluster_id: z.string().optional(),
@@ -215,6 +219,7 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
     dataDir: defaultDataDir(flags.dataDir ?? file.data_dir),
     apiListen: api.ok ? api.value : { host: '127.0.0.1', port: 0 },
     proxyListen: proxy.ok ? proxy.value : { host: '127.0.0.1', port: 0 },
+    proxyWorkers: resolveProxyWorkers(flags.proxyWorkers ?? file.proxy_workers ?? DEFAULTS.proxyWorkers, flags.proxyWorkers !== undefined ? '--proxy-workers' : 'proxy_workers', availableParallelism(), errors),
     nodeName,
     advertise,
     clusterId,
@@ -260,6 +265,20 @@ export async function loadServerConfig(flags: ServerFlags): Promise<Result<Serve
   const alerts = parseAlertConfig(file.alert, flags.config ?? 'cluster.toml', errors);
   if (alerts.length) config.alerts = alerts;
   return errors.length ? fail(errors) : ok(config);
+}
+
+/**
+ * `--proxy-workers N|auto` (or proxy_workers): a whole number from 1 to DEFAULTS.proxyWorkersMax,
+ * or "auto": half of `cores`, at most DEFAULTS.proxyWorkersAutoMax, at least 1.
+ */
+export function resolveProxyWorkers(value: string | number, what: string, cores: number, errors: string[]): number {
+  if (value === 'auto') return Math.max(1, Math.min(DEFAULTS.proxyWorkersAutoMax, Math.floor(cores / 2)));
+  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > DEFAULTS.proxyWorkersMax) {
+    errors.push(`${what}: "${String(value).slice(0, 40)}" must be "auto" or a whole number from 1 to ${DEFAULTS.proxyWorkersMax}`);
+    return 1;
+  }
+  return n;
 }
 
 /** `--leader-lease-secs` (or leader_lease_secs): whole seconds 1–60, an etcd lease's TTL; default 5. */

@@ -7,7 +7,7 @@
 import type { Clock } from '../core/clock.js';
 import { errorMessage, OrcaError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Proxy } from '../proxy/proxy.js';
+import type { DataPlane } from '../proxy/data-plane.js';
 import type { EventRecord, ServiceRecord, Store } from '../store/types.js';
 import { AcmeManager } from './acme.js';
 import { CertStore, type WantedCert } from './certs.js';
@@ -36,7 +36,7 @@ export function edgeServices(o: {
   clusterKey: Buffer;
   clock: Clock;
   log: Logger;
-  proxy: Proxy;
+  proxy: DataPlane;
   leading: () => boolean;
   services: () => readonly ServiceRecord[];
   record: (e: EventRecord) => void;

@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime/types.js';
 import type { ServiceRecord, Store } from '../store/types.js';
 import { openLevelStore } from '../store/index.js';
 import { memoryChannelPair, type Channel } from '../protocol/channel.js';
-import { Proxy } from '../proxy/proxy.js';
+import { createDataPlane, type DataPlane } from '../proxy/data-plane.js';
 import { Controller } from '../controllers/controller.js';
 import { RouteExecutor } from '../controllers/route/executor.js';
 import { ROUTE_TABLE_KEY, RouteReconciler } from '../controllers/route/reconciler.js';
@@ -120,7 +120,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
   let api: HttpServer | null = null;
   let embedded: EmbeddedAgent | null = null;
   let events: EventLog | null = null;
-  let proxy: Proxy | null = null;
+  let proxy: DataPlane | null = null;
   let hub: AgentHub | null = null;
 
   // Private before anything is written: 0700 directory, 0600 files (SPEC §3.7).
@@ -200,11 +200,13 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     events = eventLog;
 
     let desiredServices: readonly ServiceRecord[] = [];
-    const px = new Proxy({
+    const px = createDataPlane({
       log: log.child({ component: 'proxy' }),
       clock,
+      workers: config.proxyWorkers,
       metrics: {
         request: (route: string, status: number) => metrics.proxyRequests.inc({ route, status: String(status) }),
+        requests: (route: string, status: number, count: number) => metrics.proxyRequests.inc({ route, status: String(status) }, count),
         upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
       },
     });
