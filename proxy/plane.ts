@@ -245,7 +245,9 @@ export class ProxyPlane {
     // the cluster module's other way, the primary accepting and passing connections, for comparison).
     if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: this.script, args: [], silent: false });
-    const worker = cluster.fork({ ORCA_PROXY_WORKER: String(index) });
+    // UV_TCP_SINGLE_ACCEPT: libuv accepts one connection per wakeup and yields, so that the workers
+    // share new connections instead of the first one awake taking a burst (one of 4 got none without it).
+    const worker = cluster.fork({ ORCA_PROXY_WORKER: String(index), UV_TCP_SINGLE_ACCEPT: '1' });
     let markUp: (ok: boolean) => void = () => undefined;
     const slot: Slot = {
       index,
