@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiServesTls, loadServerConfig, type ServerFlags } from './config.js';
+import { apiServesTls, loadServerConfig, resolveProxyWorkers, type ServerFlags } from './config.js';
 
 async function configFile(text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'orca-config-'));
@@ -132,5 +132,31 @@ describe('when TLS is on (apiServesTls)', () => {
     const r = await loadServerConfig({ dataDir: '/nonexistent', nodeName: 'n1', tls: true, insecurePlaintext: true, tlsSan: ['ok.example.com', 'not a name'] });
     expect(r.ok).toBe(false);
     expect(!r.ok && r.errors).toEqual(['--tls-san: "not a name" must be a DNS name or an IP address', '--tls and --insecure-plaintext: choose one']);
+  });
+});
+
+describe('--proxy-workers', () => {
+  it('defaults to auto: half the cores, at most 4, at least 1 (1 = the in-process proxy)', () => {
+    const auto = (cores: number) => resolveProxyWorkers('auto', '--proxy-workers', cores, []);
+    expect([1, 2, 3, 4, 6, 8, 16, 64].map(auto)).toEqual([1, 1, 1, 2, 3, 4, 4, 4]);
+  });
+
+  it('takes a whole number from 1 to 16 from the flag or proxy_workers, the flag winning', async () => {
+    const file = await configFile('proxy_workers = 3\n');
+    expect(await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1', config: file })).toMatchObject({ ok: true, value: { proxyWorkers: 3 } });
+    expect(await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1', config: file, proxyWorkers: '2' })).toMatchObject({ ok: true, value: { proxyWorkers: 2 } });
+    const autoFile = await configFile('proxy_workers = "auto"\n');
+    expect(await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1', config: autoFile })).toMatchObject({ ok: true });
+  });
+
+  it('refuses anything else, naming the flag or the key', async () => {
+    for (const bad of ['0', '17', '1.5', 'two', '', '-1']) {
+      const r = await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1', proxyWorkers: bad });
+      expect(r.ok, bad).toBe(false);
+      if (!r.ok) expect(r.errors.join('\n')).toMatch(/^--proxy-workers: .* must be "auto" or a whole number from 1 to 16/);
+    }
+    const r = await loadServerConfig({ dataDir: '/tmp/x', nodeName: 'n1', config: await configFile('proxy_workers = 0\n') });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.join('\n')).toMatch(/proxy_workers: "0" must be/);
   });
 });
