@@ -65,6 +65,16 @@ export interface ServerProcess {
 }
 
 /**
+ * `ORCA_E2E_PROXY_WORKERS=N` runs every test server's proxy in N worker processes
+ * (`--proxy-workers N`), unless the test sets the flag itself: the proxy's tests then run against
+ * the multi-process proxy too.
+ */
+function proxyWorkersFlag(extra: string[] | undefined): string[] {
+  const n = process.env.ORCA_E2E_PROXY_WORKERS;
+  return n && !(extra ?? []).includes('--proxy-workers') ? ['--proxy-workers', n] : [];
+}
+
+/**
  * Starts `orca server` on ephemeral ports and resolves once /healthz says ready.
  * Rejects with the server's output if it exits first.
  */
@@ -84,6 +94,7 @@ export async function startServer(o: { cluster: string; dataDir: string; extra?:
       '127.0.0.1:0',
       '--proxy-listen',
       '127.0.0.1:0',
+      ...proxyWorkersFlag(o.extra),
       ...(o.extra ?? []),
     ],
     { env: { ...process.env, ORCA_LOG_LEVEL: 'debug', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] },
