@@ -47,6 +47,12 @@ process.on('uncaughtException', (err) => {
 // The primary is gone: nothing may keep serving a table nobody updates.
 process.on('disconnect', () => process.exit(0));
 
+// The server decides when its workers stop (close: in-flight requests finish first). A terminal's
+// Ctrl-C and systemd's SIGTERM reach every process of the group or unit at once: a worker that
+// ended on them would cut its requests and be restarted by a server that is stopping.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+
 process.on('message', (raw: unknown) => {
   const m = asToWorker(raw);
   if (m) void handle(m);

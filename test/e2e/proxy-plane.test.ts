@@ -225,11 +225,23 @@ describe('proxy plane: --proxy-workers 2', () => {
     await waitFor(async () => (await get()).status === 404, 15_000, '404 once deleted');
   });
 
-  it('stopping the server ends every worker', async () => {
+  it('Ctrl-C to the whole group: requests in flight on every worker finish, the workers end, none is restarted', async () => {
+    await ensureHello();
     const pids = [...workerPids(server!).values()];
-    expect(pids.every(alive)).toBe(true);
-    await stopServer(server);
+    const inflight: Array<Promise<{ status: number; body: string }>> = [];
+    for (const pid of pids) {
+      await alone(pid, async () => {
+        inflight.push(get('/cgi-bin/slow'));
+        await sleep(systemClock, 300);
+      });
+    }
+    // As a terminal's Ctrl-C does: every process of the group at once.
+    for (const pid of [...pids, server!.pid]) process.kill(pid, 'SIGINT');
+    const answers = await Promise.all(inflight);
+    expect(answers.map((a) => `${a.status} ${a.body.trim()}`)).toEqual(pids.map(() => '200 slow-done'));
+    await server!.exited;
     await waitFor(() => !pids.some(alive), 10_000, 'workers gone');
+    expect(server!.logs()).not.toMatch(/"signal":"SIGINT"[^\n]*"proxy worker ended/);
   });
 
   it('workers end when their server dies (SIGKILL)', async () => {
