@@ -133,6 +133,8 @@ interface Measured extends WrkResult {
   cpu: number[];
   /** CPU microseconds per request over the measured runs, all of the proxy's processes. */
   cpuUsPerRequest: number;
+  /** Of which the first process (Orca: the primary, merging the workers' metrics; nginx: the master). */
+  firstUsPerRequest: number;
 }
 
 async function main(): Promise<void> {
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
 
     const runs = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
     const cpu = new Map<string, number[]>(targets.map((t) => [t.name, t.pids.map(() => 0)]));
-    const cpuAll = new Map<string, { ticks: number; requests: number }>(targets.map((t) => [t.name, { ticks: 0, requests: 0 }]));
+    const cpuAll = new Map<string, { ticks: number; first: number; requests: number }>(targets.map((t) => [t.name, { ticks: 0, first: 0, requests: 0 }]));
     for (let r = 0; r < rounds; r++) {
       for (const t of [...targets.slice(r % targets.length), ...targets.slice(0, r % targets.length)]) {
         const url = `http://127.0.0.1:${t.port}/`;
@@ -176,12 +178,14 @@ async function main(): Promise<void> {
         if (t.family === 'nginx') t.all = processTree(t.all[0]!);
         const before = t.pids.map(cpuTicks);
         const beforeAll = t.all.reduce((a, pid) => a + cpuTicks(pid), 0);
+        const beforeFirst = cpuTicks(t.all[0]!);
         const run = await wrk(url, { ...WRK, durationSecs: secs, host: HOST });
         runs.get(t.name)!.push(run);
         const c = cpu.get(t.name)!;
         t.pids.forEach((pid, i) => (c[i] = (c[i] ?? 0) + cpuTicks(pid) - (before[i] ?? 0)));
         const a = cpuAll.get(t.name)!;
         a.ticks += t.all.reduce((x, pid) => x + cpuTicks(pid), 0) - beforeAll;
+        a.first += cpuTicks(t.all[0]!) - beforeFirst;
         a.requests += run.requests;
       }
     }
@@ -190,7 +194,7 @@ async function main(): Promise<void> {
       const list = runs.get(t.name)!;
       const median = [...list].sort((a, b) => a.rps - b.rps)[Math.floor((list.length - 1) / 2)]!;
       const a = cpuAll.get(t.name)!;
-      results.set(t.name, { ...median, all: list.map((x) => x.rps), cpu: cpu.get(t.name)!, cpuUsPerRequest: a.requests > 0 ? (a.ticks * (1e6 / ticksPerSec)) / a.requests : NaN });
+      results.set(t.name, { ...median, all: list.map((x) => x.rps), cpu: cpu.get(t.name)!, cpuUsPerRequest: a.requests > 0 ? (a.ticks * (1e6 / ticksPerSec)) / a.requests : NaN, firstUsPerRequest: a.requests > 0 ? (a.first * (1e6 / ticksPerSec)) / a.requests : NaN });
     }
 
     out(`proxy scaling with worker processes: wrk -t${WRK.threads} -c${WRK.connections} -d${secs}s --latency (after a ${WARMUP_SECS} s warm-up each), Host: ${HOST}, loopback, backend: keep-alive Node http server (bench/proxy.ts set B)`);
@@ -214,17 +218,19 @@ async function main(): Promise<void> {
         t.family === 'orca' && ng ? `${(m.rps / ng.rps).toFixed(2)}x` : '-',
         t.family === 'orca' && ng ? `${(m.p99 / ng.p99).toFixed(2)}x` : '-',
         m.cpuUsPerRequest,
+        m.firstUsPerRequest,
         split,
       ];
     });
     report(
       'req/s and p99 by worker count (scaling = req/s ÷ same proxy with 1 worker; ÷ nginx = against nginx with as many workers)',
-      ['how', 'req/s', 'req/s by round', 'p50 ms', 'p99 ms', 'non-2xx / socket errors', 'scaling', 'req/s ÷ nginx', 'p99 ÷ nginx', 'CPU µs/req', 'worker CPU split'],
+      ['how', 'req/s', 'req/s by round', 'p50 ms', 'p99 ms', 'non-2xx / socket errors', 'scaling', 'req/s ÷ nginx', 'p99 ÷ nginx', 'CPU µs/req', 'of which primary/master', 'worker CPU split'],
       rows,
     );
     out('');
     out('CPU µs/req: CPU time of all of the proxy\'s processes (Orca: the primary, which merges the metrics, and its workers; nginx: master and workers) over the measured runs ÷ requests.');
     out('It is what a request costs whatever the worker count; with k cores free for the proxy, req/s tops out near k × 1e6 ÷ it — the scaling this machine cannot show.');
+    out(`of which primary/master: Orca's primary (the server's side: it adds the workers' metric batches to prom-client) or nginx's master; the figure with 1 worker is the plane's own overhead against the in-process proxy.`);
     out(`worker CPU split: how the Orca workers' CPU time divided (the kernel picks which worker accepts each connection).`);
     out(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
   } finally {
