@@ -1,6 +1,6 @@
 import type { EventRecord } from '../store/types.js';
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -216,6 +216,96 @@ ${o.locationExtra ?? ''}
     throw new Error(`nginx did not start: ${String(err)}\n${e}`);
   }
   return { pid: child.pid as number, port, dir, errors, stop };
+}
+
+export interface Caddy {
+  pid: number;
+  port: number;
+  dir: string;
+  /** Its stderr so far (its log), the last 64 KiB. */
+  errors: () => string;
+  /** SIGTERM by pid, waits for it, removes the temp dir. Idempotent. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Caddy as a reverse proxy with its defaults (`caddy run --config dir/Caddyfile --adapter
+ * caddyfile`, a child of this process): admin endpoint and automatic HTTPS off, no access log, one
+ * plain-HTTP site for any host on 127.0.0.1:port (the benches send `Host: bench.localhost`), a
+ * `reverse_proxy` to `servers` (host:port each; Caddy's default keep-alive transport and random
+ * selection). HOME and XDG dirs point into the temp dir (Caddy autosaves its config there).
+ */
+export async function startCaddy(o: { servers: string[] }): Promise<Caddy> {
+  const caddy = toolPath('caddy');
+  const dir = await mkdtemp(join(tmpdir(), 'orca-bench-caddy-'));
+  const port = await freePort();
+  const conf = `{
+	admin off
+	auto_https off
+}
+
+http://:${port} {
+	bind 127.0.0.1
+	reverse_proxy ${o.servers.join(' ')}
+}
+`;
+  await writeFile(join(dir, 'Caddyfile'), conf);
+  const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_DATA_HOME: join(dir, 'data') };
+  const child = spawn(caddy, ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-65_536)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (alive()) {
+      process.kill(child.pid as number, 'SIGTERM');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForPort(port, 10_000, alive);
+  } catch (err) {
+    const e = stderr;
+    await stop();
+    throw new Error(`caddy did not start: ${String(err)}\n${e}`);
+  }
+  return { pid: child.pid as number, port, dir, errors: () => stderr, stop };
+}
+
+/** A process and its descendants (from /proc/PID/task/TID/children); [pid] alone once it is gone. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      for (const k of kids ? kids.split(/\s+/) : []) out.push(...processTree(Number(k)));
+    }
+  } catch {
+    /* gone */
+  }
+  return out;
+}
+
+/** CPU time (user + system, clock ticks) of a process so far; 0 when it is gone. */
+export function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+let clkTck: number | undefined;
+/** Clock ticks per second of /proc/PID/stat's times (getconf CLK_TCK, usually 100). */
+export function ticksPerSec(): number {
+  clkTck ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return clkTck;
 }
 
 export interface WrkResult {

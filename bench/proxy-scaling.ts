@@ -17,13 +17,12 @@
  *
  *   node dist/bench/proxy-scaling.js [seconds=6] [rounds=3]     (~2.5 min with the defaults)
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
-import { ensureDebianTool, report, startNginx, wrk, type Nginx, type WrkResult } from './lib.js';
+import { cpuTicks, ensureDebianTool, processTree, report, startNginx, ticksPerSec as clockTicksPerSec, wrk, type Nginx, type WrkResult } from './lib.js';
 
 const HOST = 'bench.localhost';
 const WRK = { threads: 2, connections: 50 };
@@ -91,31 +90,6 @@ function startChild(file: string, args: string[]): Promise<Child> {
   });
 }
 
-/** A process and its descendants (from /proc/PID/task/TID/children). */
-function processTree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      for (const k of kids ? kids.split(/\s+/) : []) out.push(...processTree(Number(k)));
-    }
-  } catch {
-    /* gone */
-  }
-  return out;
-}
-
-/** CPU time (user + system, clock ticks) of a process so far; 0 when it is gone. */
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
 interface Target {
   name: string;
   family: 'orca' | 'nginx';
@@ -147,7 +121,7 @@ async function main(): Promise<void> {
   ensureDebianTool('wrk', 'wrk');
   ensureDebianTool('nginx', 'nginx-light');
   const cores = availableParallelism();
-  const ticksPerSec = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const ticksPerSec = clockTicksPerSec();
   const started = performance.now();
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const stops: Array<() => Promise<void>> = [];
