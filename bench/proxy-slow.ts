@@ -51,6 +51,8 @@ interface Target {
 interface Round {
   latencies: number[];
   errors: number;
+  /** What the failed probes got: a status, "timeout" or an error code. */
+  errorKinds: Map<string, number>;
   load: WrkResult;
   cpuTicks: number;
   p50: number;
@@ -58,26 +60,26 @@ interface Round {
   max: number;
 }
 
-/** One GET through the proxy; resolves with its latency in ms, or undefined on an error, a non-200 or the timeout. */
-function probeOnce(agent: http.Agent, port: number): Promise<number | undefined> {
+/** One GET through the proxy: its latency in ms, or what went wrong (a non-200 status, "timeout", an error code). */
+function probeOnce(agent: http.Agent, port: number): Promise<number | string> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     let done = false;
-    const finish = (ok: boolean) => {
+    const finish = (failure?: string) => {
       if (done) return;
       done = true;
-      resolve(ok ? performance.now() - t0 : undefined);
+      resolve(failure ?? performance.now() - t0);
     };
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent, headers: { host: HOST }, timeout: PROBE_TIMEOUT_MS }, (res) => {
       res.resume();
-      res.once('end', () => finish(res.statusCode === 200));
-      res.once('error', () => finish(false));
+      res.once('end', () => finish(res.statusCode === 200 ? undefined : String(res.statusCode)));
+      res.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'));
     });
     req.once('timeout', () => {
+      finish('timeout');
       req.destroy();
-      finish(false);
     });
-    req.once('error', () => finish(false));
+    req.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'));
   });
 }
 
@@ -87,7 +89,7 @@ async function runOnce(t: Target, secs: number): Promise<Round> {
   const before = pids.reduce((a, p) => a + cpuTicks(p), 0);
   const load = wrk(`http://127.0.0.1:${t.port}/`, { ...LOAD, durationSecs: secs, host: HOST });
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-  const pending: Array<Promise<number | undefined>> = [];
+  const pending: Array<Promise<number | string>> = [];
   try {
     await sleep(systemClock, MARGIN_MS);
     const start = performance.now();
@@ -103,10 +105,13 @@ async function runOnce(t: Target, secs: number): Promise<Round> {
     const results = await Promise.all(pending);
     const result = await load;
     const ticks = pids.reduce((a, p) => a + cpuTicks(p), 0) - before;
-    const latencies = results.filter((x): x is number => x !== undefined);
+    const latencies = results.filter((x): x is number => typeof x === 'number');
+    const errorKinds = new Map<string, number>();
+    for (const x of results) if (typeof x === 'string') errorKinds.set(x, (errorKinds.get(x) ?? 0) + 1);
     return {
       latencies,
       errors: results.length - latencies.length,
+      errorKinds,
       load: result,
       cpuTicks: ticks,
       p50: percentile(latencies, 50),
@@ -116,6 +121,15 @@ async function runOnce(t: Target, secs: number): Promise<Round> {
   } finally {
     agent.destroy();
   }
+}
+
+/** "0", or "19: 502×10 timeout×9" over all rounds. */
+function errorsOf(list: Round[]): string {
+  const kinds = new Map<string, number>();
+  for (const r of list) for (const [k, n] of r.errorKinds) kinds.set(k, (kinds.get(k) ?? 0) + n);
+  const total = [...kinds.values()].reduce((a, n) => a + n, 0);
+  if (total === 0) return '0';
+  return `${total}: ${[...kinds.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' ')}`;
 }
 
 async function main(): Promise<void> {
@@ -164,7 +178,7 @@ async function main(): Promise<void> {
     const agent = new http.Agent({ keepAlive: false });
     for (const t of targets) {
       const ms = await probeOnce(agent, t.port);
-      if (ms === undefined) throw new Error(`${t.name} (127.0.0.1:${t.port}) does not answer 200`);
+      if (typeof ms !== 'number') throw new Error(`${t.name} (127.0.0.1:${t.port}) does not answer 200: ${ms}`);
     }
     agent.destroy();
 
@@ -192,7 +206,7 @@ async function main(): Promise<void> {
         m.p50,
         m.p99,
         m.max,
-        String(list.reduce((a, x) => a + x.errors, 0)),
+        errorsOf(list),
         list.map((x) => x.p50.toFixed(1)).join(' '),
         list.map((x) => x.p99.toFixed(0)).join(' '),
         series(list.map((x) => x.load.rps)),
