@@ -110,7 +110,6 @@ export const DEFAULTS = {
     connectTimeoutMs: 5_000,
     headersTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
-    maxSocketsPerBackend: 256,
     /** How long a client's idle keep-alive connection stays open (above common LB idle timeouts). */
     clientKeepAliveMs: 65_000,
     /**

@@ -38,7 +38,10 @@ export class ProxyCore {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
     this.poolOptions = {
-      connections: opts.maxSocketsPerBackend ?? PROXY_DEFAULTS.maxSocketsPerBackend,
+      // No cap by default: a request over a cap would wait in the pool's queue behind slow ones
+      // (up to the backend's pace, not its own); requests in flight are bounded by the client
+      // connections (maxConnections), one request each, as nginx's worker_connections bound them.
+      connections: opts.maxSocketsPerBackend ?? null,
       pipelining: 1,
       connect: { timeout: this.connectTimeoutMs },
       headersTimeout: this.headersTimeoutMs,

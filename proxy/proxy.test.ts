@@ -3,6 +3,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Proxy } from './proxy.js';
 import type { Route } from './table.js';
+import { sleep, systemClock } from '../core/clock.js';
 import { recordMetrics, send, startBackend, startProxy, type TestBackend, until , testScope } from './test-support.js';
 
 const { defer, backend, proxyWith } = testScope(afterEach);
@@ -249,5 +250,63 @@ describe('connections', () => {
     await proxy.close();
     await until(() => clientClosed);
     await expect(send(port, '/')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('no queue behind slow requests', () => {
+  /**
+   * A backend that holds every request to /slow until released and answers /fast at once; `held`
+   * counts the /slow requests it has received and not answered yet.
+   */
+  async function slowBackend() {
+    const waiting: Array<() => void> = [];
+    let released = false;
+    const b = await backend('slow', (req, res) => {
+      req.resume();
+      if (req.url === '/slow' && !released) waiting.push(() => res.end('slow'));
+      else res.end(req.url === '/slow' ? 'slow' : 'fast');
+    });
+    const release = () => {
+      released = true;
+      for (const w of waiting.splice(0)) w();
+    };
+    defer(release);
+    return { b, held: () => waiting.length, release };
+  }
+
+  /** Fires `n` slow requests on connections of their own, then times one fast one to the same backend. */
+  async function fastBehindSlow(n: number, opts: Parameters<typeof proxyWith>[1] = {}) {
+    const { b, held, release } = await slowBackend();
+    const { port } = await proxyWith([route('web', [b])], { ...opts, headersTimeoutMs: 30_000 });
+    const slow = Array.from({ length: n }, () => send(port, '/slow'));
+    // Every slow request is in flight at the backend (a connection cap would hold some back in the proxy).
+    await until(() => held() >= n, 5_000).catch(() => undefined);
+    const reachedBackend = held();
+    const t0 = performance.now();
+    const fast = await Promise.race([send(port, '/fast'), sleep(systemClock, 2_000).then(() => null)]);
+    const ms = performance.now() - t0;
+    const heldWhileFast = held();
+    release();
+    const replies = await Promise.all(slow);
+    return { reachedBackend, fast, ms, heldWhileFast, replies };
+  }
+
+  it('the 41st request to a backend holding 40 slow ones in flight comes back at once', async () => {
+    const r = await fastBehindSlow(40);
+    expect(r.reachedBackend).toBe(40);
+    expect(r.fast?.status).toBe(200);
+    expect(r.fast?.body).toBe('fast');
+    expect(r.ms).toBeLessThan(1_000);
+    // It was answered while the 40 were still held, not after them.
+    expect(r.heldWhileFast).toBe(40);
+    expect(r.replies.map((x) => x.body)).toEqual(Array(40).fill('slow'));
+  });
+
+  it('has no per-backend connection cap by default: 300 slow requests in flight, the 301st comes back at once', async () => {
+    const r = await fastBehindSlow(300);
+    expect(r.reachedBackend).toBe(300);
+    expect(r.fast?.body).toBe('fast');
+    expect(r.ms).toBeLessThan(1_000);
+    expect(r.replies.every((x) => x.status === 200 && x.body === 'slow')).toBe(true);
   });
 });

@@ -20,7 +20,10 @@ export interface ProxyOptions {
   headersTimeoutMs?: number;
   /** Longest silence while the upstream streams its response body; then the response is cut. */
   idleTimeoutMs?: number;
-  /** Connections open at once to one backend; further requests queue. */
+  /**
+   * Connections open at once to one backend; further requests queue in the proxy. Default: no
+   * cap (each request in flight gets a connection of its own; maxConnections bounds them).
+   */
   maxSocketsPerBackend?: number;
   /** Client side (the listening server); each defaults to PROXY_DEFAULTS, where they are described. */
   clientHeadersTimeoutMs?: number;
