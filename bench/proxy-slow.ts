@@ -10,10 +10,12 @@
  * bench/lib.ts startCaddy).
  *
  * Per proxy and round: wrk -t2 -c20 for `secs` saturates the backends through the proxy, and
- * meanwhile, from 0.5 s after it starts until 0.5 s before it ends, a probe sends a GET through the
- * same proxy every 10 ms — open loop: a probe does not wait for the previous one, so a slow answer
- * does not hide the ones behind it — on keep-alive connections of its own, each with a 5 s timeout
- * (a timeout, a reset or a non-200 is an error). Shown per proxy: the round with the median probe
+ * meanwhile, from 0.5 s after it starts until 0.5 s before it ends, a probe — one user — sends a
+ * GET through the same proxy every 10 ms, one at a time on a keep-alive connection of its own: the
+ * next leaves 10 ms after the previous one left, or at once when that one took longer. (Not an
+ * open loop: on a slow machine busybox answers fewer than the 100 requests a second that would
+ * add, and the probe would be measuring its own pile-up.) Each has a 5 s timeout; a timeout, a
+ * reset or a non-200 is an error. Shown per proxy: the round with the median probe
  * p50, with p50/p99/max of its probes, beside the p50 and p99 of every round; the load's req/s;
  * and the proxy's CPU µs per request (its processes' /proc CPU time over the run ÷ the requests
  * of wrk and the probe; the orca row is the whole server process). Proxies are interleaved in
@@ -88,21 +90,20 @@ async function runOnce(t: Target, secs: number): Promise<Round> {
   const pids = processTree(t.pid);
   const before = pids.reduce((a, p) => a + cpuTicks(p), 0);
   const load = wrk(`http://127.0.0.1:${t.port}/`, { ...LOAD, durationSecs: secs, host: HOST });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-  const pending: Array<Promise<number | string>> = [];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const results: Array<number | string> = [];
   try {
     await sleep(systemClock, MARGIN_MS);
     const start = performance.now();
     const end = start + secs * 1000 - 2 * MARGIN_MS;
-    // Open loop on a fixed schedule: the n-th probe leaves at start + n × 10 ms, whatever came back.
-    for (let n = 0; ; n++) {
-      const at = start + n * PROBE_EVERY_MS;
-      if (at >= end) break;
+    // One at a time, each leaving 10 ms after the previous one left (at once if that took longer).
+    for (let at = start; at < end; ) {
+      results.push(await probeOnce(agent, t.port));
+      at += PROBE_EVERY_MS;
       const wait = at - performance.now();
       if (wait > 0) await sleep(systemClock, wait);
-      pending.push(probeOnce(agent, t.port));
+      else at = performance.now();
     }
-    const results = await Promise.all(pending);
     const result = await load;
     const ticks = pids.reduce((a, p) => a + cpuTicks(p), 0) - before;
     const latencies = results.filter((x): x is number => typeof x === 'number');
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
       const requests = list.reduce((a, x) => a + x.load.requests + x.latencies.length + x.errors, 0);
       return [
         t.name,
-        m.latencies.length + m.errors,
+        String(m.latencies.length + m.errors),
         m.p50,
         m.p99,
         m.max,
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
     });
 
     out(`one request while a slow backend is saturated: busybox httpd (orca-example/web:1, 2 replicas, fork + close per connection) behind each proxy`);
-    out(`load: wrk -t${LOAD.threads} -c${LOAD.connections} -d${secs}s, Host: ${HOST}; probe: a GET every ${PROBE_EVERY_MS} ms (open loop, keep-alive, ${PROBE_TIMEOUT_MS / 1000} s timeout) through the same proxy, from ${MARGIN_MS / 1000} s after the load starts to ${MARGIN_MS / 1000} s before it ends`);
+    out(`load: wrk -t${LOAD.threads} -c${LOAD.connections} -d${secs}s, Host: ${HOST}; probe: a GET every ${PROBE_EVERY_MS} ms (one at a time, keep-alive, ${PROBE_TIMEOUT_MS / 1000} s timeout) through the same proxy, from ${MARGIN_MS / 1000} s after the load starts to ${MARGIN_MS / 1000} s before it ends`);
     out(`${rounds} rounds, proxies interleaved (order rotated each round); shown per proxy: the round with the median probe p50 (its probes), p50/p99 of every round`);
     out(`machine: ${cpus().length} CPUs shared by wrk, the probe, the proxy and the backends; nginx: 2 workers, upstream keepalive 64, both replicas; caddy: Debian's, its defaults, both replicas`);
     out('CPU µs/req: CPU time of the proxy\'s processes over every run ÷ (load + probe requests); the orca row is the whole server process');
