@@ -1,38 +1,52 @@
 /**
  * Bundles the CLI for a fast start (`npm run build` runs it after tsc). dist/cli/orca.cjs holds
- * cli/main.ts, cli/program.ts and commander in one CommonJS file, which Node loads with one read
- * and one compile instead of resolving and linking a tree of ES modules; bin/orca runs it. Each
- * command is bundled on its own (dist/cli/bundle/X.cjs) and loaded only when it runs, so that
- * `orca status` does not parse the manifest schemas (zod, TOML, YAML) that `orca apply` needs.
+ * cli/main.ts, cli/program.ts, commander and the light commands (status, logs, events, …) in one
+ * CommonJS file, which Node loads with one read and one compile instead of resolving and
+ * linking a tree of ES modules; bin/orca runs it. The commands that need the manifest schemas
+ * (zod, TOML, YAML: apply, diff, schema, import, nodes, secret) are bundled on their own
+ * (dist/cli/bundle/X.cjs) and loaded only when they run, so that `orca status` does not parse
+ * a megabyte it never uses.
  *
  * The commands that start long-running processes (server, agent) pull Docker, the store, the
  * state machines and the proxy: they are not bundled, and the CLI loads their compiled modules
  * (dist/cli/commands/X.js) by dynamic import only when that command runs. The build fails if a
  * package that only they need slips into a bundle.
  *
+ * Last, it writes dist/cli/orca.cjs.cache: V8's code cache for orca.cjs, taken after one
+ * `orca status` (bin/orca hands it to V8, which then skips compiling what that run compiled).
+ *
  *   node dist/scripts/bundle-cli.js
  */
-import { build, type Plugin } from 'esbuild';
-import { readdirSync } from 'node:fs';
+import { build, type Metafile, type Plugin } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ROOT } from './root.js';
 
 /** Commands loaded from dist/cli/commands/ at run time, not bundled. */
-export const UNBUNDLED_COMMANDS = ['server', 'agent'] as const;
+export const UNBUNDLED_COMMANDS = ['server', 'agent'];
 
-/** Packages that must not be in the bundle: only the unbundled commands need them. */
+/** Commands with a bundle of their own (dist/cli/bundle/X.cjs): they import the manifest schemas. */
+export const SEPARATE_COMMANDS = ['apply', 'schema', 'import-compose', 'nodes', 'secret'];
+
+/** Packages that must be in no bundle: only the unbundled commands need them. */
 const HEAVY_PACKAGES = ['dockerode', 'docker-modem', 'ssh2', 'level', 'classic-level', 'memory-level', 'etcd3', 'xstate', 'undici', 'pino', 'pino-pretty', 'prom-client', 'ws', 'acme-client', '@peculiar/x509'];
 
-const OUT = join(ROOT, 'dist', 'cli', 'orca.cjs');
+/** Packages that must not be in orca.cjs: only the separately bundled commands need them. */
+const SCHEMA_PACKAGES = ['zod', '@iarna/toml', 'yaml'];
+
+const CLI_DIST = join(ROOT, 'dist', 'cli');
+const OUT = join(CLI_DIST, 'orca.cjs');
+const PROGRAM = join(ROOT, 'cli', 'program.ts');
 
 const COMMANDS = readdirSync(join(ROOT, 'cli', 'commands'))
   .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-  .map((f) => f.slice(0, -'.ts'.length))
-  .filter((c) => !(UNBUNDLED_COMMANDS as readonly string[]).includes(c));
+  .map((f) => f.slice(0, -'.ts'.length));
 
 /**
- * `import('./commands/X.js')` in cli/program.ts becomes `require('./bundle/X.cjs')` (that
- * command's bundle), or stays as it is for an unbundled command (its compiled module).
+ * `import('./commands/X.js')` in cli/program.ts: bundled into orca.cjs for a light command;
+ * `require('./bundle/X.cjs')` for a separately bundled one (CommonJS all the way, so Node's ES
+ * module loader is never started); left as it is for an unbundled one (its compiled module).
  * commander is marked free of side effects: a command bundle that imports cli/format.ts for
  * jsonLine alone then leaves commander out.
  */
@@ -40,14 +54,13 @@ const commands: Plugin = {
   name: 'orca-cli-commands',
   setup(b) {
     b.onResolve({ filter: /^\.\/commands\/[a-z-]+\.js$/ }, (args) => {
-      if (args.importer !== join(ROOT, 'cli', 'program.ts')) return undefined;
+      if (args.importer !== PROGRAM) return undefined;
       const name = args.path.slice('./commands/'.length, -'.js'.length);
-      if ((UNBUNDLED_COMMANDS as readonly string[]).includes(name)) return { path: args.path, external: true };
       if (!COMMANDS.includes(name)) return { errors: [{ text: `cli/program.ts imports ${args.path}: no such command module` }] };
-      return { path: name, namespace: 'orca-command' };
+      if (UNBUNDLED_COMMANDS.includes(name)) return { path: args.path, external: true };
+      if (SEPARATE_COMMANDS.includes(name)) return { path: name, namespace: 'orca-command' };
+      return undefined;
     });
-    // A stand-in for the command's module: a plain require of its bundle (CommonJS all the way,
-    // so Node's ES module loader is never started), run when the command is.
     b.onLoad({ filter: /.*/, namespace: 'orca-command' }, (args) => ({ contents: `module.exports = require('./bundle/${args.path}.cjs');`, loader: 'js' }));
     b.onResolve({ filter: /^\.\/bundle\/[a-z-]+\.cjs$/ }, (args) => ({ path: args.path, external: true }));
     b.onResolve({ filter: /^commander$/ }, async (args) => {
@@ -58,12 +71,14 @@ const commands: Plugin = {
   },
 };
 
+rmSync(join(CLI_DIST, 'bundle'), { recursive: true, force: true });
+rmSync(`${OUT}.cache`, { force: true });
 const result = await build({
   entryPoints: {
     orca: join(ROOT, 'cli', 'main.ts'),
-    ...Object.fromEntries(COMMANDS.map((c) => [`bundle/${c}`, join(ROOT, 'cli', 'commands', `${c}.ts`)])),
+    ...Object.fromEntries(SEPARATE_COMMANDS.map((c) => [`bundle/${c}`, join(ROOT, 'cli', 'commands', `${c}.ts`)])),
   },
-  outdir: join(ROOT, 'dist', 'cli'),
+  outdir: CLI_DIST,
   outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
@@ -75,20 +90,34 @@ const result = await build({
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',
-  banner: { js: '// Generated by scripts/bundle-cli.ts (npm run build): the orca CLI in one file. Do not edit.' },
+  banner: { js: '// Generated by scripts/bundle-cli.ts (npm run build): the orca CLI for a fast start. Do not edit.' },
 });
 
 const problems = [...result.errors, ...result.warnings].map((m) => m.text);
-const inputs = Object.keys(result.metafile.inputs);
-for (const pkg of HEAVY_PACKAGES) {
-  const hit = inputs.find((i) => i.includes(`node_modules/${pkg}/`));
-  if (hit) problems.push(`${hit} is in the CLI bundle: a light command imports a heavy module (add the command to UNBUNDLED_COMMANDS, or import less)`);
+const inputsOf = (out: Metafile['outputs'][string]) => Object.keys(out.inputs);
+for (const [file, out] of Object.entries(result.metafile.outputs)) {
+  const forbidden = file.endsWith('/orca.cjs') ? [...HEAVY_PACKAGES, ...SCHEMA_PACKAGES] : HEAVY_PACKAGES;
+  for (const pkg of forbidden) {
+    const hit = inputsOf(out).find((i) => i.includes(`node_modules/${pkg}/`));
+    if (hit) problems.push(`${hit} is in ${file}: a command imports more than it should (or belongs in UNBUNDLED_COMMANDS / SEPARATE_COMMANDS)`);
+  }
 }
 if (problems.length) {
   process.stderr.write(`bundle-cli: ${problems.join('\n')}\n`);
   process.exit(1);
 }
-const bytes = result.metafile.outputs[relative(process.cwd(), OUT)]?.bytes ?? 0;
+
+// The code cache: one run of `orca status` against a port where nothing listens (it fails at
+// once, exit 3), with bin/orca told to write the cache on exit. Without it the CLI works the same.
+const run = spawnSync(process.execPath, [join(ROOT, 'bin', 'orca'), 'status', '--api', 'http://127.0.0.1:1'], {
+  env: { ...process.env, ORCA_CLI_WRITE_CODE_CACHE: '1' },
+  stdio: 'ignore',
+  timeout: 30_000,
+});
+const cached = existsSync(`${OUT}.cache`);
+if (!cached) process.stderr.write(`bundle-cli: no code cache written (orca status ended with ${run.status ?? run.signal ?? run.error}); the CLI works without\n`);
+
+const kib = (file: string) => `${((result.metafile.outputs[relative(process.cwd(), file)]?.bytes ?? 0) / 1024).toFixed(0)} KiB`;
 process.stdout.write(
-  `bundle-cli: ${relative(ROOT, OUT)} (${(bytes / 1024).toFixed(0)} KiB) and ${COMMANDS.length} commands in dist/cli/bundle/; not bundled: ${UNBUNDLED_COMMANDS.join(', ')}\n`,
+  `bundle-cli: ${relative(ROOT, OUT)} (${kib(OUT)}${cached ? ', code cache' : ''}); own bundles in dist/cli/bundle/: ${SEPARATE_COMMANDS.join(', ')}; not bundled: ${UNBUNDLED_COMMANDS.join(', ')}\n`,
 );
