@@ -126,10 +126,20 @@ export interface OkResponse {
   json<T>(): Promise<T>;
 }
 
-async function readAll(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks).toString('utf8');
+/** The whole body as text. Events, not `for await`: the stream's async iterator costs a start-up's worth of compiling. */
+function readAll(body: import('node:http').IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let ended = false;
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.on('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    body.on('error', reject);
+    // Closed before its end (the server went away mid-body), as `for await` would report it.
+    body.on('close', () => ended || reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+  });
 }
 
 /**
