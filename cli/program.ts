@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { CliError, EXIT } from './exit.js';
+import { EXIT, isCliError } from './exit.js';
 import type { ClientOptions } from './client.js';
 import { outputOption } from './format.js';
 import { orcaVersion } from './version.js';
@@ -262,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return EXIT.ok;
       return EXIT.invalid;
     }
-    if (err instanceof CliError) {
+    if (isCliError(err)) {
       process.stderr.write(`error: ${err.message}\n`);
       return err.exitCode;
     }

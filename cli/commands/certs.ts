@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { Client, type ClientOptions } from '../client.js';
-import { CliError, EXIT } from '../exit.js';
+import { CliError, EXIT, isCliError } from '../exit.js';
 import { jsonLine, type Format } from '../format.js';
 import { table } from '../table.js';
 import { CERT_LIMITS, certHostProblem } from '../../server/cert-check.js';
@@ -25,7 +25,7 @@ async function readBounded(file: string, max: number, what: string): Promise<str
     if (size > max) throw new CliError(EXIT.invalid, `${what} ${file}: larger than ${max / 1024} KiB`);
     return buf.subarray(0, size).toString('utf8');
   } catch (err) {
-    if (err instanceof CliError) throw err;
+    if (isCliError(err)) throw err;
     throw new CliError(EXIT.invalid, `${what} ${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   } finally {
     await fh.close().catch(() => undefined);

@@ -4,7 +4,7 @@ import { COMPOSE_MAX_BYTES } from '../../manifest/compose/source.js';
 import { renderComposeToml } from '../../manifest/compose/render.js';
 import { translateCompose } from '../../manifest/compose/translate.js';
 import { formatManifestError, parseManifestText } from '../../manifest/parse.js';
-import { CliError, EXIT } from '../exit.js';
+import { CliError, EXIT, isCliError } from '../exit.js';
 
 interface Out {
   write(s: string): unknown;
@@ -54,7 +54,7 @@ async function readBounded(file: string): Promise<string> {
     if (size > COMPOSE_MAX_BYTES) throw new CliError(EXIT.invalid, `${file}: larger than ${COMPOSE_MAX_BYTES / 1024} KiB, the most orca import compose reads`);
     return buf.subarray(0, size).toString('utf8');
   } catch (e) {
-    if (e instanceof CliError) throw e;
+    if (isCliError(e)) throw e;
     throw new CliError(EXIT.invalid, `${file}: cannot read: ${(e as NodeJS.ErrnoException).code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
   } finally {
     await fh.close().catch(() => undefined);

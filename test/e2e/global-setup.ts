@@ -13,7 +13,7 @@ export default async function setup(): Promise<void> {
   execFileSync('bash', ['scripts/ensure-etcd.sh'], { stdio: 'inherit' });
   execFileSync('bash', ['scripts/ensure-pebble.sh'], { stdio: 'inherit' });
   execFileSync('bash', ['scripts/ensure-chromium.sh'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (!existsSync('dist/cli/main.js')) execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  if (!existsSync('dist/cli/main.js') || !existsSync('dist/cli/orca.cjs')) execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
   const rt = new DockerRuntime();
   await ensureTestImages(rt);
   await buildExampleImages(rt);
