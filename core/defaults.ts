@@ -90,7 +90,7 @@ export const DEFAULTS = {
   instanceStartTimeoutMs: 120_000,
 
   /** The readiness check of a service with a port and no readiness probe: its port accepts connections. */
-  implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
+  implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0, startIntervalSecs: 0.1 },
 
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,
