@@ -176,6 +176,7 @@ export class Agent {
       clock: deps.clock,
       log: this.log,
       resyncMs: 0,
+      concurrency: DEFAULTS.containerReconcileConcurrency,
       retry: { initialMs: DEFAULTS.queueRetryInitialMs, maxMs: DEFAULTS.queueRetryMaxMs },
     });
   }

@@ -72,6 +72,12 @@ export const DEFAULTS = {
   /** Work-queue retry backoff for a failed key. */
   queueRetryInitialMs: 100,
   queueRetryMaxMs: 5_000,
+  /**
+   * Services an agent's container reconciler works on at once (creates and starts in flight): as
+   * many as an operator's `docker run` at concurrency 8, so a large apply converges at Docker's
+   * pace (other controllers keep the work queue's 4).
+   */
+  containerReconcileConcurrency: 8,
   /** A service whose last reconcile hit a terminal error (an image missing) is looked at again after this. */
   terminalRetryMs: 30_000,
   /** Docker event stream reconnect backoff. */
@@ -84,7 +90,7 @@ export const DEFAULTS = {
   instanceStartTimeoutMs: 120_000,
 
   /** The readiness check of a service with a port and no readiness probe: its port accepts connections. */
-  implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
+  implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0, startIntervalSecs: 0.1 },
 
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,

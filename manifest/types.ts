@@ -19,6 +19,13 @@ export interface ProbeSpec {
   failureThreshold: number;
   successThreshold: number;
   initialDelaySecs: number;
+  /**
+   * Not from manifests: the implicit readiness check's (DEFAULTS.implicitTcpReadiness). Until the
+   * probe first passes it also looks this often between its interval checks; such a look counts
+   * only when it passes (failures keep the interval's cadence), so an instance is ready soon after
+   * it listens, not up to a whole interval later.
+   */
+  startIntervalSecs?: number;
 }
 
 export interface MountSpec {

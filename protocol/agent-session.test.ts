@@ -313,6 +313,45 @@ describe('stepAgentSession: endpoints and state', () => {
     expect(again!.effects).toEqual([{ kind: 'timer.set', timer: 'state', ms: 0 }]);
   });
 
+  it('reads one state inventory at a time: changes while one is read make exactly one more report after it', () => {
+    const steps = run([
+      ...welcomed,
+      { kind: 'changed', endpoints: [ep('a')] },
+      { kind: 'timer', timer: 'state' },
+      { kind: 'changed', endpoints: [ep('b')] },
+      { kind: 'changed', endpoints: [ep('c')] },
+      { kind: 'inventory', for: 'state', ok: true, inventory: { reports: [report(0)], endpoints: [ep('b')] } },
+      { kind: 'timer', timer: 'state' },
+      { kind: 'inventory', for: 'state', ok: true, inventory: { reports: [report(1)], endpoints: [ep('c')] } },
+      { kind: 'changed', endpoints: [ep('c')] },
+    ]);
+    const [timer, b, c, inv, timer2, inv2, after] = steps.slice(-7);
+    expect(timer!.effects).toEqual([{ kind: 'inventory', for: 'state' }]);
+    // Endpoints still go at once; no second inventory while the first is read.
+    expect(b!.send).toEqual([{ type: 'endpoints', endpoints: [ep('b')] }]);
+    expect(b!.effects).toEqual([]);
+    expect(c!.effects).toEqual([]);
+    expect(inv!.send).toEqual([{ type: 'state', reports: [report(0)], endpoints: [ep('b')] }]);
+    expect(inv!.effects).toEqual([{ kind: 'timer.set', timer: 'state', ms: 0 }]);
+    expect(timer2!.effects).toEqual([{ kind: 'inventory', for: 'state' }]);
+    expect(inv2!.send).toEqual([{ type: 'state', reports: [report(1)], endpoints: [ep('c')] }]);
+    expect(inv2!.effects).toEqual([]);
+    // Nothing in flight any more: the next change asks for a report again.
+    expect(after!.effects).toEqual([{ kind: 'timer.set', timer: 'state', ms: 0 }]);
+  });
+
+  it('a session that ends while a state inventory is read starts the next one afresh', () => {
+    const steps = run([
+      ...welcomed,
+      { kind: 'changed', endpoints: [ep('a')] },
+      { kind: 'timer', timer: 'state' },
+      { kind: 'closed', code: 1006, reason: '' },
+      ...welcomed,
+      { kind: 'changed', endpoints: [ep('b')] },
+    ]);
+    expect(steps.at(-1)!.effects).toEqual([{ kind: 'timer.set', timer: 'state', ms: 0 }]);
+  });
+
   it('a state report whose inventory failed says so and sends the endpoints known', () => {
     const r = last([...welcomed, { kind: 'changed', endpoints: [ep('a')] }, { kind: 'timer', timer: 'state' }, { kind: 'inventory', for: 'state', ok: false, error: new Error('docker down') }]);
     expect(r.send).toEqual([{ type: 'state', reports: [], endpoints: [ep('a')] }]);

@@ -93,6 +93,13 @@ export interface AgentSessionState {
   sentEndpoints: string;
   /** A state report is due (its timer is set). */
   statePending: boolean;
+  /**
+   * A state report's inventory is being read: one at a time (each lists and inspects every
+   * container of the node); changes meanwhile make one more report once it is sent.
+   */
+  stateReading: boolean;
+  /** The node changed while a state report's inventory was being read. */
+  stateAgain: boolean;
   /** The server's assignment set for this node, as full and delta messages built it. */
   assignments: SlotAssignment[];
   /** Drains asked of the server and not yet answered. */
@@ -186,6 +193,8 @@ export function initialAgentSession(identity: SessionIdentity, maxBufferedEvents
     endpoints: [],
     sentEndpoints: '',
     statePending: false,
+    stateReading: false,
+    stateAgain: false,
     assignments: [],
     drains: [],
     logStreams: [],
@@ -234,6 +243,8 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
       s.helloRest = [];
       s.sentEndpoints = '';
       s.statePending = false;
+      s.stateReading = false;
+      s.stateAgain = false;
       s.partialRoutes = null;
       for (const timer of ['heartbeat', 'deadline', 'state'] as const) effects.push({ kind: 'timer.clear', timer });
       for (const id of s.drains) effects.push({ kind: 'timer.clear', timer: `drain:${id}` }, { kind: 'drain.done', id });
@@ -289,7 +300,7 @@ export function stepAgentSession(state: AgentSessionState, input: AgentSessionIn
       return out();
 
     case 'inventory':
-      onInventory(s, input, send, log);
+      onInventory(s, input, send, effects, log);
       return out();
 
     case 'containers': {
@@ -423,7 +434,9 @@ function onTimer(s: AgentSessionState, timer: SessionTimer, now: number, send: A
     effects.push({ kind: 'close', code: 4408, reason: 'heartbeat deadline' });
   } else if (timer === 'state') {
     s.statePending = false;
-    if (s.phase === 'welcomed') effects.push({ kind: 'inventory', for: 'state' });
+    if (s.phase !== 'welcomed') return;
+    s.stateReading = true;
+    effects.push({ kind: 'inventory', for: 'state' });
   } else {
     const id = Number(timer.slice('drain:'.length));
     if (!s.drains.includes(id)) return;
@@ -443,11 +456,15 @@ function sync(s: AgentSessionState, send: AgentMessage[], effects: AgentSessionE
     send.push({ type: 'endpoints', endpoints: s.endpoints });
   }
   if (s.statePending) return;
+  if (s.stateReading) {
+    s.stateAgain = true;
+    return;
+  }
   s.statePending = true;
   effects.push({ kind: 'timer.set', timer: 'state', ms: 0 });
 }
 
-function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { kind: 'inventory' }>, send: AgentMessage[], log: Log): void {
+function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { kind: 'inventory' }>, send: AgentMessage[], effects: AgentSessionEffect[], log: Log): void {
   if (input.ok) s.endpoints = input.inventory.endpoints;
   const reports = input.ok ? input.inventory.reports : [];
   const endpoints = s.endpoints;
@@ -480,6 +497,13 @@ function onInventory(s: AgentSessionState, input: Extract<AgentSessionInput, { k
       s.sentEndpoints = JSON.stringify(endpoints);
       const parts = reportParts(reports, endpoints);
       parts.forEach((part, i) => send.push({ type: 'state', reports: part, endpoints, ...(i < parts.length - 1 ? { more: true } : {}) }));
+      s.stateReading = false;
+      if (s.stateAgain) {
+        // What changed while this inventory was read may be missing from it: one more report.
+        s.stateAgain = false;
+        s.statePending = true;
+        effects.push({ kind: 'timer.set', timer: 'state', ms: 0 });
+      }
       return;
     }
     case 'observe': {

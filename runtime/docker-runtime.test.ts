@@ -92,6 +92,33 @@ describe('DockerRuntime on a real engine', () => {
     }
   });
 
+  it('a network seen lately is not asked about again for each create; removed behind its back, a failed create or start makes the next ensure look (and make it again) at once', async () => {
+    const name = `${cluster}-seen`;
+    const labels = { [LABEL.cluster]: cluster };
+    const made: string[] = [];
+    const runOn = async () => {
+      const id = await rt.create(spec({ network: { name, aliases: ['seen'] } }));
+      made.push(id);
+      await rt.start(id);
+      return id;
+    };
+    try {
+      expect(await rt.ensureNetwork(name, labels)).toBe(true);
+      expect((await rt.inspectNetwork(name))?.driver).toBe('bridge');
+      execFileSync('docker', ['network', 'rm', name]);
+      // Seen a moment ago: taken as there, without a round trip.
+      expect(await rt.ensureNetwork(name, labels)).toBe(false);
+      // API 1.41 refuses at start, later engines at create: either way the memory is dropped.
+      await expect(runOn()).rejects.toThrow();
+      expect(await rt.ensureNetwork(name, labels)).toBe(true);
+      const id = await runOn();
+      expect((await rt.inspect(id))?.status).toBe('running');
+    } finally {
+      for (const id of made) await rt.remove(id, { force: true });
+      await rt.removeNetwork(name);
+    }
+  });
+
   it('flags an OOM kill: oomKilled, exit 137, oom and die events', async () => {
     const ac = new AbortController();
     const ev = collect(rt, { [LABEL.cluster]: cluster }, ac);

@@ -42,12 +42,21 @@ const EXEC_INSPECT_POLL_MS = 10;
 const EVENT_LINE_MAX_CHARS = 1024 * 1024;
 /** Parallel inspects per list(). */
 const INSPECT_CONCURRENCY = 16;
+/**
+ * How long a bridge network seen (inspected or ensured) counts as there for the creates that
+ * follow: a burst of creates then asks Docker about it once, not twice per container (each
+ * inspect lists every endpoint of the network). A create or start that fails forgets it, and so
+ * does any inspect that finds it missing or changed (the network reconciler looks for itself).
+ */
+const NETWORK_SEEN_MS = 2_000;
 
 export class DockerRuntime implements Runtime {
   private readonly docker: Docker;
   private readonly clock: Clock;
   /** ensureNetwork calls under way, by network name. */
   private readonly ensuring = new Map<string, Promise<boolean>>();
+  /** Bridge networks seen lately, by name: when (performance.now) and their gateway. */
+  private readonly networksSeen = new Map<string, { at: number; id: string; gateway: string | null }>();
 
   /** No I/O here; the first call connects. */
   constructor(opts: DockerRuntimeOptions = {}) {
@@ -100,7 +109,7 @@ export class DockerRuntime implements Runtime {
   async create(spec: ContainerSpec): Promise<string> {
     const portKeys = publishedContainerPorts(spec).map((p) => `${p}/tcp`);
     const gatewayHosts = spec.gatewayHosts ?? [];
-    const gateway = gatewayHosts.length > 0 && spec.network ? ((await this.inspectNetwork(spec.network.name).catch(() => undefined))?.gateway ?? null) : null;
+    const gateway = gatewayHosts.length > 0 && spec.network ? await this.networkGateway(spec.network.name) : null;
     const options: Docker.ContainerCreateOptions = {
       name: spec.name,
       Image: spec.image,
@@ -131,6 +140,7 @@ export class DockerRuntime implements Runtime {
         const c = await this.docker.createContainer(options);
         return c.id;
       } catch (e) {
+        if (spec.network) this.networksSeen.delete(spec.network.name);
         const status = httpStatus(e);
         // Engines newer than API 1.41 check the network at create (1.41 does at start).
         if (status === 404 && spec.network && /network/i.test(dockerMessage(e))) {
@@ -164,6 +174,8 @@ export class DockerRuntime implements Runtime {
       await this.docker.getContainer(id).start();
     } catch (e) {
       if (httpStatus(e) === 304) return;
+      // API 1.41 checks the network at start: look at it again before the next create.
+      this.networksSeen.clear();
       const err = toOrcaError(e, `start ${id}`);
       // A command that cannot be executed fails the same way on every try.
       if (err.code === 'ORCA_RUNTIME_FAILED' && /OCI runtime/i.test(err.message)) {
@@ -218,6 +230,7 @@ export class DockerRuntime implements Runtime {
    * A caller that joins one under way gets false (it did not create it) or its error.
    */
   ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
+    if (this.recentlySeen(name)) return Promise.resolve(false);
     const under = this.ensuring.get(name);
     if (under) return under.then(() => false);
     const p = this.ensureNetworkNow(name, labels).finally(() => this.ensuring.delete(name));
@@ -285,7 +298,31 @@ export class DockerRuntime implements Runtime {
     }
   }
 
+  /** A bridge network of this name was seen within NETWORK_SEEN_MS. */
+  private recentlySeen(name: string): { id: string; gateway: string | null } | undefined {
+    const seen = this.networksSeen.get(name);
+    if (seen && performance.now() - seen.at < NETWORK_SEEN_MS) return seen;
+    return undefined;
+  }
+
+  /** The gateway of a network (null when it has none, or cannot be inspected), recently seen or inspected now. */
+  private async networkGateway(name: string): Promise<string | null> {
+    const seen = this.recentlySeen(name);
+    if (seen) return seen.gateway;
+    return (await this.inspectNetwork(name).catch(() => undefined))?.gateway ?? null;
+  }
+
   async inspectNetwork(name: string): Promise<ObservedNetwork | undefined> {
+    const observed = await this.inspectNetworkNow(name).catch((e: unknown) => {
+      this.networksSeen.delete(name);
+      throw e;
+    });
+    if (observed?.driver === 'bridge') this.networksSeen.set(name, { at: performance.now(), id: observed.id, gateway: observed.gateway });
+    else this.networksSeen.delete(name);
+    return observed;
+  }
+
+  private async inspectNetworkNow(name: string): Promise<ObservedNetwork | undefined> {
     let raw: {
       Id: string;
       Name: string;
@@ -376,8 +413,10 @@ export class DockerRuntime implements Runtime {
     try {
       const existing = await this.inspectNetwork(name);
       if (!existing) return;
+      this.networksSeen.delete(name);
       await this.docker.getNetwork(existing.id).remove();
     } catch (e) {
+      this.networksSeen.delete(name);
       if (httpStatus(e) === 404) return;
       if (httpStatus(e) === 403) throw new OrcaError('ORCA_RUNTIME_CONFLICT', `remove network ${name}: ${dockerMessage(e)}`, { cause: e });
       throw toOrcaError(e, `remove network ${name}`);

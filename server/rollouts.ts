@@ -11,6 +11,9 @@ import type { ServiceStatus } from './status.js';
  */
 export class RolloutWatcher {
   private timer: TimerHandle | null = null;
+  /** A check is under way; `again`: something changed meanwhile, check once more after it. */
+  private checking = false;
+  private again = false;
 
   constructor(
     private readonly store: Store,
@@ -36,10 +39,24 @@ export class RolloutWatcher {
 
   /** Something changed on a node: look (soon) for rollouts that completed. */
   poke(): void {
+    if (this.checking) {
+      this.again = true;
+      return;
+    }
     if (this.timer) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = null;
-      void this.check().catch((err) => this.log.warn({ err }, 'rollout check failed'));
+      this.checking = true;
+      void this.check()
+        .catch((err) => this.log.warn({ err }, 'rollout check failed'))
+        .finally(() => {
+          // One check at a time: overlapping ones would each record the same outcome.
+          this.checking = false;
+          if (this.again) {
+            this.again = false;
+            this.poke();
+          }
+        });
     }, this.debounceMs);
   }
 

@@ -334,12 +334,12 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     nodes.start(abort.signal);
     // Known nodes (from the store) get their heartbeat deadline to come back.
     for (const name of reg.names()) nodes.trigger(name);
+    // Rollouts complete on what the nodes reported (each state report pokes the watcher), as
+    // routes follow: asking every node for a fresh inventory on each poke listed and inspected
+    // every container again and again while a large apply converged.
     const watcher = new RolloutWatcher(
       store,
-      async () => {
-        const r = await cp.status();
-        return r.ok ? r.value : [];
-      },
+      () => cp.statusFromReports(),
       clock,
       log.child({ component: 'rollouts' }),
     );

@@ -102,6 +102,24 @@ function setup() {
 }
 
 describe('HealthReconciler', () => {
+  it('with a start interval (the implicit readiness check), looks often until the first pass; in-between failures count for nothing, passes at once', async () => {
+    const { f, h, log, target, tick, t0 } = setup();
+    f.set(false, 'refused');
+    h.syncService('web', [target({ readiness: probe({ check: { kind: 'tcp' }, initialDelaySecs: 0, startIntervalSecs: 0.25 }) })]);
+    await tick(2100);
+    // Failures keep the interval's cadence: the third counted failure is at 2000, as without quick looks.
+    expect(f.calls.map((c) => c.at - t0)).toEqual([0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000]);
+    expect(log).toEqual(['2000 a unready refused']);
+    f.set(true);
+    await tick(300);
+    expect(log).toEqual(['2000 a unready refused', '2250 a ready ok']);
+    // Passed once: the interval from then on, even when it fails again.
+    const after = f.calls.length;
+    f.set(false, 'refused');
+    await tick(2000);
+    expect(f.calls.slice(after).map((c) => c.at - t0)).toEqual([3250, 4250]);
+  });
+
   it('honours initial delay, interval, timeout and the probe port', async () => {
     const { f, h, target, tick, t0 } = setup();
     h.syncService('web', [target({ readiness: probe({ check: { kind: 'http', path: '/ready', port: 9000 } }) })]);

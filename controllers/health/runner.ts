@@ -104,6 +104,9 @@ class Runner {
   reported: ProbeCounters['status'];
   lastDetail: string | undefined;
   answered = false;
+  /** With spec.startIntervalSecs, until the probe first passes: when the next interval check is due (a failure counts then). */
+  private countFailuresFrom = -Infinity;
+  private passedOnce = false;
   private answer!: () => void;
   /** Resolves after the first check has been counted. */
   readonly firstAnswer = new Promise<void>((r) => (this.answer = r));
@@ -152,6 +155,15 @@ class Runner {
     const began = this.clock.now();
     const result = await this.check();
     if (this.stopped) return;
+    const start = this.spec.startIntervalSecs;
+    const quick = this.kind === 'readiness' && start !== undefined && !this.passedOnce;
+    if (quick && !result.ok && began < this.countFailuresFrom) {
+      // A look between interval checks that failed: counts for nothing; look again soon.
+      this.schedule(Math.max(0, Math.min(began + start * 1000, this.countFailuresFrom) - this.clock.now()));
+      return;
+    }
+    if (quick) this.countFailuresFrom = began + this.spec.intervalSecs * 1000;
+    if (result.ok) this.passedOnce = true;
     this.lastDetail = result.detail;
     const { counters, changed } = applyProbeResult(this.counters, result.ok, this.spec);
     this.counters = counters;
@@ -161,7 +173,8 @@ class Runner {
     if (!result.ok) this.log.debug({ service: t.service, instance: t.instance, probe: this.kind, detail: result.detail, failures: counters.failures }, 'probe failed');
     if (changed) this.changed();
     if (changed === 'fail' && this.kind === 'liveness') return; // the instance is being replaced; no more probes for it
-    this.schedule(Math.max(0, began + this.spec.intervalSecs * 1000 - this.clock.now()));
+    const every = quick && !this.passedOnce ? (start as number) : this.spec.intervalSecs;
+    this.schedule(Math.max(0, began + every * 1000 - this.clock.now()));
   }
 
   private check(): Promise<CheckResult> {
