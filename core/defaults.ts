@@ -86,6 +86,14 @@ export const DEFAULTS = {
   /** The readiness check of a service with a port and no readiness probe: its port accepts connections. */
   implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0 },
 
+  /**
+   * Probes share timers: each probe's interval is split into this many phases on a grid of wall
+   * time, and the probes due in the same phase run from one timer (controllers/health/probe-wheel.ts).
+   * A probe may so run up to half a phase early or late, never drifting: its next check is one
+   * interval after the grid time it ran at.
+   */
+  probePhasesPerInterval: 4,
+
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,
 
