@@ -94,6 +94,9 @@ export const DEFAULTS = {
    */
   probePhasesPerInterval: 4,
 
+  /** How often /metrics' event-loop lag histogram samples (a timer of its own, so not too often: idle cost). */
+  metricsLoopSampleMs: 1_000,
+
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,
 
