@@ -60,6 +60,11 @@ export const DEFAULTS = {
   pinFetchTimeoutMs: 10_000,
 
   watchdogIntervalMs: 30_000,
+  /**
+   * Every this many watchdog passes, one reconciles every service; the others only those whose
+   * containers changed since their last reconcile (agent resyncAll): one listing per pass at idle.
+   */
+  watchdogFullEvery: 10,
   heartbeatIntervalMs: 5_000,
   /** The control-plane leader's etcd lease, seconds (SPEC §3.11 `--leader-lease-secs`). */
   leaderLeaseSecs: 5,
