@@ -148,6 +148,18 @@ failure_threshold = 3
   return out;
 }
 
+/** The server's V8 heap and external memory from its /metrics (MB), to show what its RSS is made of. */
+async function heapFigures(api: string, dataDir: string): Promise<string> {
+  try {
+    const token = readFileSync(join(dataDir, 'cluster.token'), 'utf8').trim();
+    const text = await (await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+    const get = (name: string) => Number(new RegExp(`^orca_process_${name} ([0-9.e+]+)`, 'm').exec(text)?.[1]) / 1048576;
+    return `heap used ${get('nodejs_heap_size_used_bytes').toFixed(0)} of ${get('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${get('nodejs_external_memory_bytes').toFixed(0)} MB`;
+  } catch (err) {
+    return `(no heap figures: ${String(err)})`;
+  }
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   await buildExampleImages(new DockerRuntime());
@@ -155,7 +167,7 @@ async function main(): Promise<void> {
   let server: ServerProcess | undefined;
   const idleNode = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
   const started = performance.now();
-  const results: Array<{ n: number; rounds: Round[]; readyS: number }> = [];
+  const results: Array<{ n: number; rounds: Round[]; readyS: number; heap: string }> = [];
   try {
     const dockerd = dockerdPid();
     // Info level, as an operator runs it: debug lines would be work an idle server does not do.
@@ -186,7 +198,7 @@ async function main(): Promise<void> {
         const x = rounds[r] as Round;
         process.stderr.write(`  ${n} services, round ${r + 1}: orca ${x.orcaCpu.toFixed(2)} % ${x.orcaRss.toFixed(0)} MB, dockerd ${x.dockerdCpu.toFixed(2)} %, node ${x.nodeCpu.toFixed(2)} % ${x.nodeRss.toFixed(0)} MB\n`);
       }
-      results.push({ n, rounds, readyS });
+      results.push({ n, rounds, readyS, heap: await heapFigures(server.api, env.dataDir) });
     }
   } finally {
     idleNode.kill('SIGTERM');
@@ -205,6 +217,7 @@ async function main(): Promise<void> {
     ['services', 'orca CPU %', 'orca RSS', 'dockerd CPU %', 'node CPU %', 'node RSS', 'orca CPU, all rounds', 'dockerd, all rounds', 'orca RSS, all rounds'],
     rows,
   );
+  for (const r of results) process.stdout.write(`${r.n} services: all ready ${r.readyS.toFixed(0)} s after apply; ${r.heap}\n`);
   const cpu = results.map(({ rounds }) => median(rounds.map((r) => r.orcaCpu)));
   if (results.length > 1) {
     const first = results[0] as { n: number };
