@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, seededRng } from '../../core/clock.js';
+import { ManualClock, seededRng, type Clock } from '../../core/clock.js';
 import { silentLogger } from '../../core/log.js';
 import type { ProbeSpec } from '../../manifest/types.js';
 import type { ProbeTarget } from './actions.js';
@@ -95,6 +95,18 @@ describe('ProbeRunners on the shared wheel', () => {
     expect(clock.pending()).toBeLessThanOrEqual(5);
     runners.stopAll();
     expect(clock.pending()).toBe(0);
+  });
+
+  it('a timer that fires late (a busy machine) does not push the probe off its grid', async () => {
+    const clock = new ManualClock();
+    const t0 = clock.now();
+    // Every timer fires 130 ms after it was due: more than half a phase (125 ms) of a 1 s probe.
+    const late: Clock = { now: () => clock.now(), setTimeout: (fn, ms) => clock.setTimeout(fn, ms + 130), clearTimeout: (h) => clock.clearTimeout(h) };
+    const { checks, at } = recordingChecks(clock);
+    const runners = new ProbeRunners(late, checks, () => {}, silentLogger());
+    runners.start(target(1), 'readiness', spec(1), 0);
+    await tick(clock, 5_000);
+    expect(at.get(40_001)?.map((t) => t - t0)).toEqual([130, 1130, 2130, 3130, 4130]);
   });
 
   it('a 1 s and a 2 s probe share the grid', async () => {

@@ -154,19 +154,21 @@ class Runner {
 
   private scheduleAt(due: number): void {
     if (this.stopped) return;
-    this.timer = this.wheel.schedule(
+    const entry = this.wheel.schedule(
       () => {
         this.timer = null;
-        void this.run();
+        void this.run(entry.at);
       },
       due,
       this.spec.intervalSecs * 1000,
     );
+    this.timer = entry;
   }
 
-  private async run(): Promise<void> {
+  /** One check; `slot` is the grid time it was due at (its timer may fire a little later). */
+  private async run(slot: number): Promise<void> {
     if (this.stopped) return;
-    const began = this.clock.now();
+    const began = Math.min(slot, this.clock.now());
     const result = await this.check();
     if (this.stopped) return;
     this.lastDetail = result.detail;
@@ -178,7 +180,8 @@ class Runner {
     if (!result.ok) this.log.debug({ service: t.service, instance: t.instance, probe: this.kind, detail: result.detail, failures: counters.failures }, 'probe failed');
     if (changed) this.changed();
     if (changed === 'fail' && this.kind === 'liveness') return; // the instance is being replaced; no more probes for it
-    // From when this check began (its grid time, give or take the timer's lateness): on the grid.
+    // From the grid time this check was due at, not when its timer fired: a late timer (a busy
+    // machine) does not push the probe off its grid.
     this.scheduleAt(began + this.spec.intervalSecs * 1000);
   }
 
