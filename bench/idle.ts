@@ -167,6 +167,7 @@ async function main(): Promise<void> {
   let server: ServerProcess | undefined;
   const idleNode = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
   const started = performance.now();
+  let failed: string | null = null;
   const results: Array<{ n: number; rounds: Round[]; readyS: number; heap: string }> = [];
   try {
     const dockerd = dockerdPid();
@@ -178,7 +179,11 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       await writeFile(file, manifest(n));
       const applied = await run(['apply', '-f', file, '--wait', '--timeout', String(Math.max(120, n * 3))], Math.max(120, n * 3) * 1000 + 30_000);
-      if (applied.code !== 0) throw new Error(`orca apply (${n} services) failed: ${applied.stderr}`);
+      if (applied.code !== 0) {
+        // An overloaded machine (probes timing out, instances replaced) may never settle: report what was measured.
+        failed = `${n} services: not all ready (${applied.stderr.trim().slice(0, 300)}); larger sizes skipped`;
+        break;
+      }
       await waitFor(
         async () => {
           const r = await run(['status', '-o', 'json']);
@@ -218,6 +223,7 @@ async function main(): Promise<void> {
     rows,
   );
   for (const r of results) process.stdout.write(`${r.n} services: all ready ${r.readyS.toFixed(0)} s after apply; ${r.heap}\n`);
+  if (failed) process.stdout.write(`${failed}\n`);
   const cpu = results.map(({ rounds }) => median(rounds.map((r) => r.orcaCpu)));
   if (results.length > 1) {
     const first = results[0] as { n: number };
