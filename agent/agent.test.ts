@@ -3,6 +3,7 @@ import { ManualClock, seededRng, flushMicrotasks } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
 import { FakeRuntime } from '../runtime/fake-runtime.js';
 import { LABEL } from '../runtime/labels.js';
+import { DEFAULTS } from '../core/defaults.js';
 import { memoryStore } from '../store/index.js';
 import type { EventRecord, Store } from '../store/types.js';
 import { Agent } from './agent.js';
@@ -223,6 +224,43 @@ describe('Agent on FakeRuntime', () => {
     w.rt.crash(victim!.id, 2);
     await settle(w, 2_000);
     expect(await running(w)).toHaveLength(1);
+  });
+
+  it('the watchdog lists once per pass at idle, reconciling every service only every watchdogFullEvery-th pass', async () => {
+    const w = await world();
+    const services = Array.from({ length: 20 }, (_, i) => aSpec({ name: `s${i}`, replicas: 1 }));
+    await w.agent.setAssignments(services.flatMap((s) => slotsOf(s)));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    expect(await w.rt.list({ [LABEL.cluster]: CLUSTER })).toHaveLength(20);
+    const lists: number[] = [];
+    for (let pass = 1; pass <= 2 * DEFAULTS.watchdogFullEvery; pass++) {
+      w.rt.resetCalls();
+      await settle(w, 30_000);
+      lists.push(w.rt.calls.list);
+    }
+    // One listing (the sweep of secret files may add one) per light pass; a full pass lists each service too.
+    expect(DEFAULTS.watchdogFullEvery).toBeGreaterThan(1);
+    expect(lists.map((n) => (n <= 2 ? 'light' : n >= 21 ? 'full' : n))).toEqual(lists.map((_, i) => ((i + 1) % DEFAULTS.watchdogFullEvery === 0 ? 'full' : 'light')));
+    expect(w.rt.mutatingCalls()).toBe(0);
+  });
+
+  it('a light watchdog pass still heals what the event stream missed', async () => {
+    const w = await world();
+    await w.agent.setAssignments([...slotsOf(aSpec({ name: 'web', replicas: 1 })), ...slotsOf(aSpec({ name: 'api', replicas: 1 }))]);
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    w.rt.muteEvents(true);
+    const [victim] = await running(w, 'web');
+    w.rt.crash(victim!.id, 2);
+    await settle(w, 1_000);
+    expect(await running(w, 'web')).toHaveLength(0); // no event: nothing noticed yet
+    w.rt.resetCalls();
+    await settle(w, 30_000); // the first watchdog pass: a light one
+    expect(await running(w, 'web')).toHaveLength(1);
+    // Only the changed service was reconciled: its own listing(s), none for api.
+    expect(w.rt.calls.list).toBeLessThanOrEqual(5);
+    expect(await running(w, 'api')).toHaveLength(1);
   });
 
   it('retries a failed action with backoff and converges', async () => {

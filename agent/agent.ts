@@ -85,6 +85,10 @@ export class Agent {
   private readonly health: Controller;
   /** Each service's containers as the container reconciler last listed them (observed state). */
   private readonly observedBy = new Map<string, ObservedContainer[]>();
+  /** Fingerprint (containersKey) of each service's containers as its last reconcile listed them, none included. */
+  private readonly listedBy = new Map<string, string>();
+  /** Watchdog passes since the last full one (see resyncAll). */
+  private passesSinceFull = 0;
   private readonly log: Logger;
   private readonly secretValues: SecretCache | null;
   private readonly instanceSecrets: InstanceSecrets | null;
@@ -164,6 +168,7 @@ export class Agent {
       observed: (service, containers) => {
         if (containers.length > 0) this.observedBy.set(service, containers);
         else this.observedBy.delete(service);
+        this.listedBy.set(service, containersKey(containers));
         this.health.trigger(service);
       },
       record: deps.record,
@@ -249,7 +254,7 @@ export class Agent {
       },
       signal,
     );
-    startWatchdog(this.deps.clock, this.deps.watchdogIntervalMs, signal, () => this.resyncAll());
+    startWatchdog(this.deps.clock, this.deps.watchdogIntervalMs, signal, () => this.resyncAll({ periodic: true }));
     // Before its first assignment set (a fresh agent not yet welcomed, or one the server
     // refuses) the agent makes nothing on the Docker host, not even the cluster network.
     if (this.assignments.known) await this.resyncAll();
@@ -345,8 +350,17 @@ export class Agent {
     return { removed, failed };
   }
 
-  /** A full level-triggered pass: every assigned or observed service, orphans, and the cluster network. */
-  async resyncAll(): Promise<void> {
+  /**
+   * A full level-triggered pass: every assigned or observed service, orphans, and the cluster
+   * network. The watchdog's periodic pass (`periodic`) is lighter on all but every
+   * DEFAULTS.watchdogFullEvery-th: from its one listing of the node's containers it reconciles
+   * only the services whose containers differ from what their last reconcile listed (or that were
+   * never reconciled) — the rest were seen as they are and are already converged or waiting on
+   * their own timer —, so an idle node costs one Docker listing per pass, not one per service.
+   * Whatever the event stream missed still shows in that listing; a re-opened stream calls the
+   * full pass.
+   */
+  async resyncAll(opts: { periodic?: boolean } = {}): Promise<void> {
     if (!this.assignments.known) return;
     let containers: ObservedContainer[];
     try {
@@ -366,7 +380,12 @@ export class Agent {
     if (swept?.length) this.log.info({ instances: swept }, 'removed the secret files of instances without a container');
     // Re-attached instances publish on new host ports: the reconcile below reads them, then routes follow.
     const reattached = await healClusterNetwork(this.deps, containers);
-    const keys = new Set([...this.assignments.services(), ...plan.services]);
+    const all = new Set([...this.assignments.services(), ...plan.services]);
+    // Re-attached containers changed after the listing above (new host ports): all services then.
+    const full = !opts.periodic || ++this.passesSinceFull >= DEFAULTS.watchdogFullEvery || reattached.size > 0;
+    if (full) this.passesSinceFull = 0;
+    const keys = full ? all : changedServices(all, containers, this.node, this.listedBy);
+    for (const k of this.listedBy.keys()) if (!all.has(k)) this.listedBy.delete(k);
     for (const k of keys) this.container.trigger(k);
     await this.container.idle();
     if (reattached.size > 0) this.deps.onChange?.();
@@ -377,4 +396,25 @@ export class Agent {
   private ownLabels(): Record<string, string> {
     return { [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.node };
   }
+}
+
+/** Content of a service's containers, order aside: equal keys, nothing changed in Docker's view. */
+export function containersKey(containers: ObservedContainer[]): string {
+  return containers
+    .map((c) => JSON.stringify(c))
+    .sort()
+    .join('\n');
+}
+
+/** The services of `services` whose containers on this node differ from what their last reconcile listed. */
+function changedServices(services: Set<string>, containers: ObservedContainer[], node: string, listedBy: Map<string, string>): string[] {
+  const now = new Map<string, ObservedContainer[]>();
+  for (const c of containers) {
+    const svc = c.labels[LABEL.service];
+    if (svc === undefined || c.labels[LABEL.node] !== node) continue;
+    const list = now.get(svc) ?? [];
+    list.push(c);
+    now.set(svc, list);
+  }
+  return [...services].filter((s) => listedBy.get(s) !== containersKey(now.get(s) ?? []));
 }

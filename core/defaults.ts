@@ -60,6 +60,11 @@ export const DEFAULTS = {
   pinFetchTimeoutMs: 10_000,
 
   watchdogIntervalMs: 30_000,
+  /**
+   * Every this many watchdog passes, one reconciles every service; the others only those whose
+   * containers changed since their last reconcile (agent resyncAll): one listing per pass at idle.
+   */
+  watchdogFullEvery: 10,
   heartbeatIntervalMs: 5_000,
   /** The control-plane leader's etcd lease, seconds (SPEC §3.11 `--leader-lease-secs`). */
   leaderLeaseSecs: 5,
@@ -91,6 +96,17 @@ export const DEFAULTS = {
 
   /** The readiness check of a service with a port and no readiness probe: its port accepts connections. */
   implicitTcpReadiness: { intervalSecs: 1, timeoutSecs: 1, failureThreshold: 3, successThreshold: 1, initialDelaySecs: 0, startIntervalSecs: 0.1 },
+
+  /**
+   * Probes share timers: each probe's interval is split into this many phases on a grid of wall
+   * time, and the probes due in the same phase run from one timer (controllers/health/probe-wheel.ts).
+   * A probe may so run up to half a phase early or late, never drifting: its next check is one
+   * interval after the grid time it ran at.
+   */
+  probePhasesPerInterval: 4,
+
+  /** How often /metrics' event-loop lag histogram samples (a timer of its own, so not too often: idle cost). */
+  metricsLoopSampleMs: 1_000,
 
   /** At start, how long readiness probes of adopted instances may take before the server says ready. */
   adoptProbeWaitMs: 2_000,

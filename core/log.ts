@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type { Logger };
 
@@ -30,6 +30,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
     redact: { paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
   };
   if (pretty) {
+    // Loaded only for pretty output (a terminal): a server writing JSON lines never pays for it.
+    const { prettyFactory } = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     const format = prettyFactory({ colorize: (out as { isTTY?: boolean }).isTTY === true, translateTime: 'HH:MM:ss.l' });
     return pino(base, { write: (line: string) => void out.write(format(line)) });
   }

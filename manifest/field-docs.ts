@@ -89,7 +89,7 @@ export const FIELD_DOCS: Record<string, FieldDoc> = {
   'probe.tcp': { doc: 'Passes when something inside the container accepts a TCP connection on the probe port.', example: 'true' },
   'probe.exec': { doc: 'Runs this command inside the container; exit code 0 passes.', example: '["cat", "/tmp/ok"]' },
   'probe.port': { doc: 'The port of a `path` or `tcp` check. Default: the service\'s `port`.', example: '8081' },
-  'probe.interval_secs': { doc: 'Time between checks.', example: '2' },
+  'probe.interval_secs': { doc: 'Time between checks. Probes share timers on a grid of ¼ interval: a check runs up to ⅛ interval early or late (once; it never drifts).', example: '2' },
   'probe.timeout_secs': { doc: 'A check that takes longer fails.', example: '1' },
   'probe.failure_threshold': { doc: 'Consecutive failures that make the probe fail.', example: '3' },
   'probe.success_threshold': { doc: 'Consecutive passes that make the probe pass again (liveness: must be 1).', example: '1' },

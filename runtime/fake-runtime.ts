@@ -162,6 +162,7 @@ const HARMLESS_SIGNALS = new Set(['CHLD', 'CONT', 'URG', 'WINCH']);
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 export class FakeRuntime implements Runtime {
+  private eventsMuted = false;
   /** Port calls so far, by operation (failed ones included). */
   readonly calls: Record<RuntimeOp, number> = {
     ping: 0, hasImage: 0, imageHealthcheck: 0, create: 0, start: 0, stop: 0, kill: 0, remove: 0, list: 0, inspect: 0, logs: 0, events: 0,
@@ -270,6 +271,11 @@ export class FakeRuntime implements Runtime {
   /** A file's content, or undefined when it does not exist. */
   readFile(id: string, path: string): string | undefined {
     return this.mustGet(id).files.get(path);
+  }
+
+  /** While muted, changes send no events though the streams stay open: events Docker lost. */
+  muteEvents(muted: boolean): void {
+    this.eventsMuted = muted;
   }
 
   /** Ends every open event stream (with error, if given), as a daemon restart does. */
@@ -787,6 +793,7 @@ export class FakeRuntime implements Runtime {
   }
 
   private emit(kind: RuntimeEventKind, c: FakeContainer, extra: Pick<RuntimeEvent, 'exitCode' | 'health'> = {}): void {
+    if (this.eventsMuted) return;
     for (const s of this.subscribers) {
       if (!matches(c.labels, s.labels)) continue;
       s.queue.push({ kind, containerId: c.id, labels: { ...c.labels }, timeMs: this.clock.now(), ...extra });

@@ -1,15 +1,17 @@
-import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
 import type { ProbeSpec } from '../../manifest/types.js';
 import type { ProbeTarget } from './actions.js';
 import type { CheckResult, ProbeChecks } from './checks.js';
 import type { ProbeView } from './planner.js';
 import { applyProbeResult, initialCounters, type ProbeCounters, type ProbeKind } from './probe-state.js';
+import { ProbeWheel, type WheelEntry } from './probe-wheel.js';
 
 /**
  * The probe runners of one node: the health reconciler's I/O half. Each runner checks one probe
  * of one container on the injected clock — first at the time the planner gave, then every
- * interval_secs, each check bounded by timeout_secs — folds the answers into its counters
+ * interval_secs, each check bounded by timeout_secs; all of them on one shared timer grid
+ * (ProbeWheel: a check runs at most ⅛ of its interval early or late) — folds the answers into its counters
  * (applyProbeResult) and calls `verdictChanged(service)` when the counters' status changes.
  * A failed liveness probe stops checking (the instance is being replaced). What the runners show
  * (views) is the health planner's observed state; deciding what a verdict means is the planner's.
@@ -17,13 +19,16 @@ import { applyProbeResult, initialCounters, type ProbeCounters, type ProbeKind }
 export class ProbeRunners {
   /** Runners by `instance/containerId`, by service. */
   private readonly byService = new Map<string, Map<string, Runner[]>>();
+  private readonly wheel: ProbeWheel;
 
   constructor(
     private readonly clock: Clock,
     private readonly checks: ProbeChecks,
     private readonly verdictChanged: (service: string) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.wheel = new ProbeWheel(clock);
+  }
 
   start(target: ProbeTarget, kind: ProbeKind, spec: ProbeSpec, firstInMs: number): void {
     let targets = this.byService.get(target.service);
@@ -31,7 +36,7 @@ export class ProbeRunners {
     const key = `${target.instance}/${target.containerId}`;
     const runners = targets.get(key) ?? [];
     if (runners.some((r) => r.kind === kind)) return;
-    const r = new Runner(this.clock, kind, spec, target, this.checks, () => this.verdictChanged(target.service), this.log);
+    const r = new Runner(this.clock, this.wheel, kind, spec, target, this.checks, () => this.verdictChanged(target.service), this.log);
     runners.push(r);
     targets.set(key, runners);
     r.schedule(firstInMs);
@@ -98,7 +103,7 @@ export class ProbeRunners {
 }
 
 class Runner {
-  private timer: TimerHandle | null = null;
+  private timer: WheelEntry | null = null;
   private stopped = false;
   counters: ProbeCounters;
   reported: ProbeCounters['status'];
@@ -113,6 +118,7 @@ class Runner {
 
   constructor(
     private readonly clock: Clock,
+    private readonly wheel: ProbeWheel,
     readonly kind: ProbeKind,
     private readonly spec: ProbeSpec,
     private readonly target: ProbeTarget,
@@ -141,25 +147,38 @@ class Runner {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) this.clock.clearTimeout(this.timer);
+    if (this.timer) this.wheel.cancel(this.timer);
     this.timer = null;
   }
 
   schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = this.clock.setTimeout(() => void this.run(), ms);
+    this.scheduleAt(this.clock.now() + ms);
   }
 
-  private async run(): Promise<void> {
+  private scheduleAt(due: number, intervalMs = this.spec.intervalSecs * 1000): void {
     if (this.stopped) return;
-    const began = this.clock.now();
+    const entry = this.wheel.schedule(
+      () => {
+        this.timer = null;
+        void this.run(entry.at);
+      },
+      due,
+      intervalMs,
+    );
+    this.timer = entry;
+  }
+
+  /** One check; `slot` is the grid time it was due at (its timer may fire a little later). */
+  private async run(slot: number): Promise<void> {
+    if (this.stopped) return;
+    const began = Math.min(slot, this.clock.now());
     const result = await this.check();
     if (this.stopped) return;
     const start = this.spec.startIntervalSecs;
     const quick = this.kind === 'readiness' && start !== undefined && !this.passedOnce;
     if (quick && !result.ok && began < this.countFailuresFrom) {
       // A look between interval checks that failed: counts for nothing; look again soon.
-      this.schedule(Math.max(0, Math.min(began + start * 1000, this.countFailuresFrom) - this.clock.now()));
+      this.scheduleAt(Math.min(began + start * 1000, this.countFailuresFrom), start * 1000);
       return;
     }
     if (quick) this.countFailuresFrom = began + this.spec.intervalSecs * 1000;
@@ -173,8 +192,11 @@ class Runner {
     if (!result.ok) this.log.debug({ service: t.service, instance: t.instance, probe: this.kind, detail: result.detail, failures: counters.failures }, 'probe failed');
     if (changed) this.changed();
     if (changed === 'fail' && this.kind === 'liveness') return; // the instance is being replaced; no more probes for it
+    // From the grid time this check was due at, not when its timer fired: a late timer (a busy
+    // machine) does not push the probe off its grid. Quick looks before a first pass keep to a
+    // grid of their own cadence.
     const every = quick && !this.passedOnce ? (start as number) : this.spec.intervalSecs;
-    this.schedule(Math.max(0, began + every * 1000 - this.clock.now()));
+    this.scheduleAt(began + every * 1000, every * 1000);
   }
 
   private check(): Promise<CheckResult> {
