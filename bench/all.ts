@@ -28,7 +28,7 @@ interface Entry {
 
 /** In the order of the table; the arguments keep each one short but still in rounds. */
 export const ENTRIES: Entry[] = [
-  { name: 'proxy', script: 'proxy', args: ['5', '3'], what: 'proxy req/s and p99 vs nginx and Caddy' },
+  { name: 'proxy', script: 'proxy', args: ['5', '3', 'B'], what: 'proxy req/s and p99, keep-alive backend (set B), vs nginx and Caddy' },
   { name: 'proxy-slow', script: 'proxy-slow', args: [], what: 'one request while a slow backend is saturated vs nginx and Caddy' },
   { name: 'proxy-scaling', script: 'proxy-scaling', args: ['5', '3'], what: 'proxy with 1, 2, 4 workers vs nginx with as many' },
   { name: 'converge', script: 'converge', args: [], what: 'apply 40 services → all ready vs docker run -d ×40 at concurrency 8' },
