@@ -212,7 +212,8 @@ ${sections.join('\n')}
 - Label keys starting with \`orca.\` are reserved; a table cannot have a \`__proto__\` key.
 - Readiness: a service with neither a readiness probe nor \`port\` is ready as soon as it runs; one
   with \`port\` and no probe is ready once something inside the container accepts connections on
-  that port.
+  that port (checked every second, and every 0.1 s until it first passes, so a new instance
+  takes traffic as soon as it listens; the 0.1 s looks that fail count for nothing).
 - Changing any field makes a new revision and a rollout; \`replicas\` alone only adds or removes
   instances. A new value of a secret the service uses (\`orca secret set\`) makes a new revision too.
   \`orca history SERVICE\` lists revisions, \`orca rollback SERVICE\` goes back.
