@@ -108,6 +108,19 @@ describe('realProbeChecks: HTTP', () => {
     expect(r.detail).toMatch(/ECONNREFUSED/);
   });
 
+  it('fails at its timeout in all, not per silence: a head dripped a byte at a time does not hold the probe open', async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const drip = await rawServer((c) => {
+      c.write('HTTP/1.1 200 OK\r\n');
+      timers.push(setInterval(() => c.writable && c.write('X'), 40));
+    });
+    const t0 = Date.now();
+    const r = await httpCheck('127.0.0.1', drip.port, '/', 300);
+    for (const t of timers) clearInterval(t);
+    expect(r).toEqual({ ok: false, detail: 'timed out after 300 ms' });
+    expect(Date.now() - t0).toBeLessThan(1500);
+  });
+
   it('does not put a path with spaces or control characters on the request line', async () => {
     const srv = await rawServer((c) => c.end('HTTP/1.1 200 OK\r\n\r\n'));
     for (const path of ['/a b', '/a\r\nX-Evil: 1', '/é']) {

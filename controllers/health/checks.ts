@@ -62,7 +62,6 @@ function connectCheck(host: string, port: number, timeoutMs: number): Promise<Ch
       resolve(r);
     };
     sock.on('connect', () => done({ ok: true, detail: 'connected' }));
-    sock.on('timeout', () => done({ ok: false, detail: `timed out after ${timeoutMs} ms` }));
     sock.on('error', (err) => done({ ok: false, detail: errorMessage(err) }));
   });
 }
@@ -75,19 +74,22 @@ const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?\r?\n/;
  * HTTP GET on a plain socket: the request line and three headers out, the response's head in,
  * its status line judged (200–399 pass), the connection closed without reading the body — a
  * third of node:http's CPU per check, which is most of what an idle node does. The head must end
- * within MAX_HEAD_BYTES and the idle timeout; anything else fails the check.
+ * within MAX_HEAD_BYTES and the probe's timeout (for the whole check); anything else fails it.
  */
 export function httpCheck(host: string, port: number, path: string, timeoutMs: number): Promise<CheckResult> {
   // The manifest allows any path starting with '/'; only what goes on a request line unescaped is sent.
   if (!/^\/[\x21-\x7e]*$/.test(path)) return Promise.resolve({ ok: false, detail: 'the probe path has characters a request line cannot carry (escape them, e.g. %20)' });
   return new Promise((resolve) => {
     const sock = connect({ host, port });
-    sock.setTimeout(timeoutMs);
     let head = '';
     let settled = false;
+    // The timeout bounds the whole check, not each silence: a head dripped a byte at a time
+    // must not hold the probe (and so the instance's verdict) open.
+    const deadline = setTimeout(() => done({ ok: false, detail: `timed out after ${timeoutMs} ms` }), timeoutMs);
     const done = (r: CheckResult) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       sock.destroy();
       resolve(r);
     };
@@ -109,7 +111,6 @@ export function httpCheck(host: string, port: number, path: string, timeoutMs: n
       done({ ok: code >= 200 && code < 400, detail: `HTTP ${code}` });
     });
     sock.on('end', () => done({ ok: false, detail: head ? 'the connection closed before the response head ended' : 'socket hang up' }));
-    sock.on('timeout', () => done({ ok: false, detail: `timed out after ${timeoutMs} ms` }));
     sock.on('error', (err) => done({ ok: false, detail: errorMessage(err) }));
   });
 }
