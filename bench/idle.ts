@@ -15,14 +15,14 @@
  *   node dist/bench/idle.js [--services 5,20,100] [--rounds 3] [--round-secs 10] [--settle-secs 10]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep, systemClock } from '../core/clock.js';
 import { buildExampleImages, EXAMPLE_WEB_V1 } from '../examples/images.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess } from '../test/e2e/harness.js';
-import { median, report } from './lib.js';
+import { cpuTicks, median, processTree, report, ticksPerSec } from './lib.js';
 
 interface Options {
   services: number[];
@@ -50,33 +50,6 @@ function parseArgs(argv: string[]): Options {
     else throw new Error(`unknown argument ${JSON.stringify(a)}; usage: node dist/bench/idle.js [--services 5,20,100] [--rounds 3] [--round-secs 10] [--settle-secs 10]`);
   }
   return o;
-}
-
-const TICKS_PER_SEC = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** A process and its descendants (from /proc/PID/task/TID/children). */
-function processTree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      for (const k of kids ? kids.split(/\s+/) : []) out.push(...processTree(Number(k)));
-    }
-  } catch {
-    /* gone */
-  }
-  return out;
-}
-
-/** CPU time (user + system, clock ticks) of a process so far; 0 when it is gone. */
-function cpuTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
 }
 
 /** Resident memory of one process in MB (VmRSS). */
@@ -110,7 +83,7 @@ async function measureRound(serverPid: number, dockerd: number, idleNode: number
   await sleep(systemClock, secs * 1000);
   const b = { orca: treeTicks(), dockerd: cpuTicks(dockerd), node: cpuTicks(idleNode) };
   const wall = (performance.now() - t0) / 1000;
-  const pct = (ticks: number) => (ticks / TICKS_PER_SEC / wall) * 100;
+  const pct = (ticks: number) => (ticks / ticksPerSec() / wall) * 100;
   return {
     orcaCpu: pct(b.orca - a.orca),
     orcaRss: rssMB(serverPid),
