@@ -9,8 +9,8 @@
  * the previous response, so a client chunk that starts with a request line after the previous
  * response began is the next call. Bytes are relayed unchanged.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { DockerRelay } from '../test/e2e/docker-proxy.js';
 
 export interface CallStats {
   calls: number;
@@ -62,35 +62,9 @@ export function callName(kind: string): string {
   return names[kind] ?? kind;
 }
 
-export class DockerTap {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
+/** A DockerRelay (test/e2e/docker-proxy.ts) that counts the calls it relays. */
+export class DockerTap extends DockerRelay {
   private stats = new Map<string, CallStats>();
-
-  constructor(
-    readonly path: string,
-    private readonly target = '/var/run/docker.sock',
-  ) {}
-
-  get dockerHost(): string {
-    return `unix://${this.path}`;
-  }
-
-  async up(): Promise<void> {
-    await rm(this.path, { force: true });
-    const server = createServer((client) => this.relay(client));
-    await new Promise<void>((resolve) => server.listen(this.path, resolve));
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    for (const sock of this.sockets) sock.destroy();
-    this.sockets.clear();
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-    await rm(this.path, { force: true });
-  }
 
   /** The counts so far, and starts counting afresh. */
   take(): Map<string, CallStats> {
@@ -99,20 +73,10 @@ export class DockerTap {
     return s;
   }
 
-  private relay(client: Socket): void {
-    const upstream = createConnection(this.target);
-    this.sockets.add(client).add(upstream);
+  protected override pipe(client: Socket, upstream: Socket): void {
     // The call under way on this connection: its kind and when its request line came.
     let current: { kind: string; at: number } | null = null;
     let answered = true;
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
     client.on('data', (chunk: Buffer) => {
       if (answered) {
         const m = REQUEST_LINE.exec(chunk.subarray(0, 2048).toString('latin1'));

@@ -28,10 +28,19 @@ export class DockerRelay {
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream).pipe(client);
+      this.pipe(client, upstream);
     });
     await new Promise<void>((resolve) => server.listen(this.path, resolve));
     this.server = server;
+  }
+
+  /** Moves the bytes of one connection both ways, with backpressure; a subclass may watch them. */
+  protected pipe(client: Socket, upstream: Socket): void {
+    client.pipe(upstream).pipe(client);
+  }
+
+  get dockerHost(): string {
+    return `unix://${this.path}`;
   }
 
   /** Refuses new connections and cuts every open one (streams included). */
