@@ -1,5 +1,5 @@
 import type { EventRecord } from '../store/types.js';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -189,8 +189,6 @@ ${o.locationExtra ?? ''}
   const child = spawn(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
   const errors = () => {
     try {
       return readFileSync(join(dir, 'error.log'), 'utf8') + stderr;
@@ -198,6 +196,17 @@ ${o.locationExtra ?? ''}
       return stderr;
     }
   };
+  return supervise('nginx', child, dir, port, errors);
+}
+
+/**
+ * A proxy child of this process once its port answers: stop() sends SIGTERM by pid, waits for
+ * it and removes its temp dir (idempotent); a child that does not start is stopped and its
+ * errors are thrown.
+ */
+async function supervise(name: string, child: ChildProcess, dir: string, port: number, errors: () => string): Promise<Nginx> {
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const alive = () => child.exitCode === null && child.signalCode === null;
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -213,7 +222,7 @@ ${o.locationExtra ?? ''}
   } catch (err) {
     const e = errors();
     await stop();
-    throw new Error(`nginx did not start: ${String(err)}\n${e}`);
+    throw new Error(`${name} did not start: ${String(err)}\n${e}`);
   }
   return { pid: child.pid as number, port, dir, errors, stop };
 }
@@ -254,26 +263,7 @@ http://:${port} {
   const child = spawn(caddy, ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-65_536)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    if (alive()) {
-      process.kill(child.pid as number, 'SIGTERM');
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitForPort(port, 10_000, alive);
-  } catch (err) {
-    const e = stderr;
-    await stop();
-    throw new Error(`caddy did not start: ${String(err)}\n${e}`);
-  }
-  return { pid: child.pid as number, port, dir, errors: () => stderr, stop };
+  return supervise('caddy', child, dir, port, () => stderr);
 }
 
 /** A process and its descendants (from /proc/PID/task/TID/children); [pid] alone once it is gone. */
