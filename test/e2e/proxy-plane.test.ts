@@ -163,16 +163,18 @@ describe('proxy plane: --proxy-workers 2', () => {
     }
   });
 
-  it('a route change reaches every worker: once one request sees it, every worker serves it', async () => {
+  it('a route change reaches every worker: once one request sees it, each worker alone serves it within a second', async () => {
     await ensureHello();
     const [a] = await instances();
     const idA = a!.containerId!.slice(0, 12);
     try {
       dockerExec(a!.containerId!, 'rm', '/tmp/www/ready');
       await waitFor(async () => !(await servedBy(2)).has(idA), 5_000, 'the unready instance out of the table');
+      // Each worker reads the change from its own pipe: a worker just continued from SIGSTOP (or
+      // on a loaded machine) may accept a connection before it reads the queued message, so
+      // "at once" is within a bound, not in the same instant.
       for (const pid of workerPids(server!).values()) {
-        const seen = await alone(pid, () => servedBy(4));
-        expect([...seen], `worker ${pid}`).not.toContain(idA);
+        await waitFor(async () => !(await alone(pid, () => servedBy(4))).has(idA), 1_000, `worker ${pid} without the unready instance`);
       }
     } finally {
       dockerExec(a!.containerId!, 'touch', '/tmp/www/ready');
