@@ -1,12 +1,14 @@
 /**
- * The Runtime port over the Docker Engine API (dockerode). The only file that imports
- * dockerode. Every mutating call is idempotent; errors are OrcaErrors (see docker-mapping.ts).
- * Images are never pulled: a missing image is ORCA_IMAGE_MISSING; images Orca needs for tests
- * and examples are built locally by ensureImage from an ImageDef.
+ * The Runtime port over the Docker Engine API (dockerode). The only file that uses dockerode
+ * (loaded through ./dockerode.ts, which defers ssh2). Every mutating call is idempotent; errors
+ * are OrcaErrors (see docker-mapping.ts). Images are never pulled: a missing image is
+ * ORCA_IMAGE_MISSING; images Orca needs for tests and examples are built locally by
+ * ensureImage from an ImageDef.
  */
 import { Readable, type Duplex } from 'node:stream';
 import { isIP } from 'node:net';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { Dockerode } from './dockerode.js';
 import { sleep, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { readFile } from 'node:fs/promises';
 import { parseProcNetTcp, type Listener } from './listeners.js';
@@ -62,10 +64,10 @@ export class DockerRuntime implements Runtime {
   constructor(opts: DockerRuntimeOptions = {}) {
     const fromEnv = process.env.DOCKER_HOST;
     this.docker = opts.socketPath
-      ? new Docker({ socketPath: opts.socketPath })
+      ? new Dockerode({ socketPath: opts.socketPath })
       : fromEnv
-        ? new Docker()
-        : new Docker({ socketPath: '/var/run/docker.sock' });
+        ? new Dockerode()
+        : new Dockerode({ socketPath: '/var/run/docker.sock' });
     this.clock = opts.clock ?? systemClock;
   }
 
