@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
-import { ProxyCore } from './core.js';
+import { Pool, ProxyCore } from './core.js';
 import type { Route } from './table.js';
 import { PROXY_DEFAULTS } from './types.js';
 
@@ -95,5 +96,18 @@ describe('ProxyCore in-flight and drain', () => {
     c.release('a');
     await q;
     expect(clock.pending()).toBe(0);
+  });
+});
+
+describe("undici's Pool, without undici's index", () => {
+  it('leaves fetch, WebSocket and the rest unloaded, and is undici\'s own Pool', () => {
+    const require = createRequire(import.meta.url);
+    const index = require.resolve('undici');
+    expect(require.cache[index]).toBeUndefined();
+    const loaded = Object.keys(require.cache).filter((p) => p.includes('/node_modules/undici/'));
+    expect(loaded.length).toBeGreaterThan(0);
+    expect(loaded.length).toBeLessThan(40); // the index brings ~110
+    expect(typeof new Pool('http://127.0.0.1:9').dispatch).toBe('function');
+    expect(Pool).toBe((require('undici') as { Pool: unknown }).Pool);
   });
 });

@@ -1,8 +1,19 @@
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { RouteTable, type Route } from './table.js';
 import { PROXY_DEFAULTS, type ProxyMetrics, type ProxyOptions } from './types.js';
+
+/**
+ * undici's Pool, and only it: undici's index also loads fetch, WebSocket, EventSource, the cache
+ * and the mock agents (110 modules; ~3 MB of V8 heap and several MB of resident memory in every
+ * server and proxy worker) that the proxy never uses. undici has no `exports` map, so the file is
+ * reachable; the version is pinned by package-lock.json, and proxy/core.test.ts checks the class
+ * is undici's own Pool and that the index stays unloaded.
+ */
+export const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+type Pool = UndiciPool;
 
 /**
  * The proxy's shared state, used by HTTP exchanges and upgrade tunnels: the current table,
@@ -14,7 +25,7 @@ export class ProxyCore {
   readonly metrics: ProxyMetrics | undefined;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
-  private readonly poolOptions: Pool.Options;
+  private readonly poolOptions: UndiciPool.Options;
 
   table = new RouteTable([]);
   /** Set once close() has begun: responses ask for the connection to close. */
