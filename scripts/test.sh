@@ -26,7 +26,13 @@ for (const f of process.argv.slice(1)) {
   if (!fs.existsSync(f)) { failed++; console.error("no report: " + f); continue; }
   const r = JSON.parse(fs.readFileSync(f, "utf8"));
   passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + (r.numTodoTests || 0);
-  for (const s of r.testResults) if (s.status === "failed" && s.assertionResults.length === 0) { failed++; console.error("failed to load: " + s.name); }
+  for (const s of r.testResults) {
+    if (s.status === "failed" && s.assertionResults.length === 0) { failed++; console.error("failed to load: " + s.name); }
+    for (const a of s.assertionResults) if (a.status === "failed") {
+      const why = String((a.failureMessages || [])[0] || "").split("\n")[0].slice(0, 300);
+      console.error(`failed: ${s.name.replace(process.cwd() + "/", "")} > ${a.fullName}\n    ${why}`);
+    }
+  }
 }
 console.log(`tests: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "$out/unit.json" "$out/e2e.json"
