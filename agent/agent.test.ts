@@ -125,6 +125,26 @@ describe('Agent on FakeRuntime', () => {
     expect(await running(again)).toHaveLength(2);
   });
 
+  it('an OOM kill Docker reports after the exit (oom after die, inspect says not OOM-killed) is recorded as one all the same', async () => {
+    const w = await world();
+    await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1, resources: { memoryBytes: 8 * 1024 * 1024 } })));
+    await w.agent.start(w.abort.signal);
+    await settle(w);
+    const [victim] = await running(w);
+    w.rt.crash(victim!.id, 137);
+    await settle(w);
+    expect((await w.agent.observe())[0]).toMatchObject({ restarts: 1, lastExit: { code: 137, reason: 'Error' } });
+    w.rt.lateOom(victim!.id);
+    await settle(w);
+    const [r] = await w.agent.observe();
+    expect(r).toMatchObject({ restarts: 1, lastExit: { code: 137, reason: 'OOMKilled' } });
+    const corrected = w.events.filter((e) => e.action === 'slot.update' && e.reason.startsWith('oom-killed'));
+    expect(corrected).toHaveLength(1);
+    expect(corrected[0]!.message).toMatch(/resources.memory = "8m"/);
+    // The replacement still runs, and nothing else was done about the correction.
+    expect(await running(w)).toHaveLength(1);
+  });
+
   it('replaces a crashed instance from the die event, with no watchdog', async () => {
     const w = await world();
     await w.agent.setAssignments(slotsOf(aSpec({ replicas: 1 })));

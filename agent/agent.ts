@@ -85,6 +85,8 @@ export class Agent {
   private readonly health: Controller;
   /** Each service's containers as the container reconciler last listed them (observed state). */
   private readonly observedBy = new Map<string, ObservedContainer[]>();
+  /** Deaths and OOM kills read off the runtime's event stream (see DeathWatch). */
+  private readonly deaths = new DeathWatch();
   /** Fingerprint (containersKey) of each service's containers as its last reconcile listed them, none included. */
   private readonly listedBy = new Map<string, string>();
   /** Watchdog passes since the last full one (see resyncAll). */
@@ -165,6 +167,7 @@ export class Agent {
       executor: this.executor,
       lastReadiness: (instance) => this.probes.lastReadiness(instance),
       // What the container reconciler saw is the health reconciler's observed state.
+      lateOomKilled: (id) => this.deaths.lateOomKilled(id),
       observed: (service, containers) => {
         if (containers.length > 0) this.observedBy.set(service, containers);
         else this.observedBy.delete(service);
@@ -227,7 +230,7 @@ export class Agent {
       this.probes.stopAll();
     });
     // Docker events only say when to look; a re-opened stream is followed by a full resync.
-    const deaths = new DeathWatch();
+    const deaths = this.deaths;
     void followRuntimeEvents(
       {
         runtime: this.deps.runtime,

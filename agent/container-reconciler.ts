@@ -30,6 +30,11 @@ export interface ContainerReconcilerDeps {
   lastReadiness: (instance: string) => string | undefined;
   /** The service's containers as just listed: the observed state other reconcilers read. */
   observed: (service: string, containers: ObservedContainer[]) => void;
+  /**
+   * The container's last run was OOM-killed although Docker's inspect may say otherwise (its
+   * `oom` event came after the `die`; see DeathWatch). Absent: inspect is believed.
+   */
+  lateOomKilled?: (containerId: string) => boolean;
   record: (e: EventRecord) => void;
   onChange?: () => void;
   onRecovery?: (service: string, seconds: number, detail?: RecoveryDetail) => void;
@@ -71,7 +76,7 @@ export class ContainerReconciler implements Reconciler {
     // Docker event must not make this agent remove containers it was never given.
     if (!this.deps.assignments.known) return { kind: 'done' };
     const desired = this.deps.assignments.of(service);
-    const observed = await this.deps.runtime.list({ [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.deps.identity.node, [LABEL.service]: service });
+    const observed = this.withLateOoms(await this.deps.runtime.list({ [LABEL.cluster]: this.deps.identity.cluster, [LABEL.node]: this.deps.identity.node, [LABEL.service]: service }));
     const slots = this.deps.slots.ofService(service);
     const spec = desired[0]?.spec;
     this.deps.lifecycle.sync(service, observed, slots.values(), spec);
@@ -121,6 +126,13 @@ export class ContainerReconciler implements Reconciler {
     }
     this.clearTerminal(service);
     return { kind: 'requeue' };
+  }
+
+  /** The listing, with the exited containers a late `oom` showed to be OOM-killed marked so. */
+  private withLateOoms(listed: ObservedContainer[]): ObservedContainer[] {
+    const late = this.deps.lateOomKilled;
+    if (!late) return listed;
+    return listed.map((c) => (c.status === 'exited' && !c.oomKilled && late(c.id) ? { ...c, oomKilled: true } : c));
   }
 
   /**

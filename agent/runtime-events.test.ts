@@ -6,7 +6,7 @@ import { LABEL, instanceLabels } from '../runtime/labels.js';
 import type { RuntimeEvent, RuntimeEventKind } from '../runtime/types.js';
 import { aSpec } from '../test/builders.js';
 import { InstanceLifecycle } from './lifecycle.js';
-import { DeathWatch, followRuntimeEvents } from './runtime-events.js';
+import { DEATH_WATCH_MAX_DEAD, DeathWatch, followRuntimeEvents } from './runtime-events.js';
 
 const ev = (containerId: string): RuntimeEvent => ({ kind: 'die', containerId, labels: {}, timeMs: 0, exitCode: 137 });
 
@@ -102,11 +102,50 @@ describe('DeathWatch', () => {
     expect(watch.see(on('die', 'x', { labels: {} }))).toBeNull();
   });
 
+  it('an oom that comes after the die (Docker 20.10 under load) marks that run as OOM-killed, until it starts again or goes', () => {
+    const watch = new DeathWatch();
+    expect(watch.see(on('die', 'a', { exitCode: 137 }))?.oomKilled).toBe(false);
+    expect(watch.lateOomKilled('a')).toBe(false);
+    expect(watch.see(on('oom', 'a'))).toBeNull();
+    expect(watch.lateOomKilled('a')).toBe(true);
+    expect(watch.lateOomKilled('b')).toBe(false);
+    // The next run is not marked, neither by the late oom nor as an early one.
+    watch.see(on('start', 'a'));
+    expect(watch.lateOomKilled('a')).toBe(false);
+    expect(watch.see(on('die', 'a', { exitCode: 1 }))?.oomKilled).toBe(false);
+    // A destroyed container is forgotten.
+    watch.see(on('oom', 'a'));
+    watch.see(on('destroy', 'a'));
+    expect(watch.lateOomKilled('a')).toBe(false);
+  });
+
+  it('an oom for a container whose die it never saw is an early mark, not a late one', () => {
+    const watch = new DeathWatch();
+    watch.see(on('oom', 'a'));
+    expect(watch.lateOomKilled('a')).toBe(false);
+    expect(watch.see(on('die', 'a'))?.oomKilled).toBe(true);
+  });
+
+  it('remembers at most DEATH_WATCH_MAX_DEAD dead containers, the oldest forgotten first', () => {
+    const watch = new DeathWatch();
+    for (let i = 0; i <= DEATH_WATCH_MAX_DEAD; i++) watch.see(on('die', `c${i}`, { labels: {} }));
+    watch.see(on('oom', 'c0'));
+    watch.see(on('oom', `c${DEATH_WATCH_MAX_DEAD}`));
+    expect(watch.lateOomKilled('c0')).toBe(false);
+    expect(watch.lateOomKilled(`c${DEATH_WATCH_MAX_DEAD}`)).toBe(true);
+    // A flood of ooms for containers it never saw die marks nothing late.
+    for (let i = 0; i < 5000; i++) watch.see(on('oom', `x${i}`, { labels: {} }));
+    expect(watch.lateOomKilled('x1')).toBe(false);
+  });
+
   it('forgets its marks when the stream is re-opened', () => {
     const watch = new DeathWatch();
     watch.see(on('oom', 'a'));
     watch.reset();
     expect(watch.see(on('die', 'a'))?.oomKilled).toBe(false);
+    watch.see(on('oom', 'a'));
+    watch.reset();
+    expect(watch.lateOomKilled('a')).toBe(false);
   });
 
   it('an OOM kill seen on the event stream ends the instance as oom-killed (FakeRuntime sends oom, then die, as Docker does)', async () => {

@@ -63,35 +63,80 @@ export interface InstanceGone {
   timeMs: number;
 }
 
+/** How many dead containers the watch remembers for a late `oom` (FIFO beyond that). */
+export const DEATH_WATCH_MAX_DEAD = 1024;
+
 /**
  * Reads instance deaths off the runtime's event stream, for the fast path that takes a dead
  * instance out of service before the next listing. Docker's `die` carries no OOM flag; for an
- * OOM kill it sends `oom` for the same container first (the fact inspect later shows as
+ * OOM kill it usually sends `oom` for the same container first (the fact inspect later shows as
  * State.OOMKilled), so the watch marks containers with an `oom` until their `die` or `destroy`.
- * Marks are bounded by the node's containers that had an `oom` and are not destroyed yet, and
- * dropped when the stream is re-opened (`reset`): what happened meanwhile was not seen, and the
- * resync that follows reads Docker's own flag. Never throws.
+ *
+ * Not always first: Docker 20.10 records the exit when containerd's TaskExit arrives, and when
+ * containerd's TaskOOM comes after it (a loaded host), the `die` goes out — and inspect keeps
+ * OOMKilled=false for that run — before the `oom`. So the watch also remembers containers whose
+ * `die` it saw (until their `start` or `destroy`, at most DEATH_WATCH_MAX_DEAD), and an `oom`
+ * for one of them marks that run as OOM-killed after all: lateOomKilled(id) says so, for the
+ * reconciler to correct what it recorded from inspect.
+ *
+ * Marks are bounded by the node's containers and dropped when the stream is re-opened (`reset`):
+ * what happened meanwhile was not seen, and the resync that follows reads Docker's own flag.
+ * Never throws.
  */
 export class DeathWatch {
   private readonly oom = new Set<string>();
+  /** Containers whose `die` was seen and that have not started again or gone (insertion order). */
+  private readonly dead = new Set<string>();
+  /** Of those, the ones whose `oom` came after their `die`. */
+  private readonly lateOom = new Set<string>();
 
   /** Feeds one event in stream order; returns the death it reports, or null. */
   see(ev: RuntimeEvent): InstanceGone | null {
+    const id = ev.containerId;
     if (ev.kind === 'oom') {
-      this.oom.add(ev.containerId);
+      if (this.dead.has(id)) this.lateOom.add(id);
+      else this.oom.add(id);
+      return null;
+    }
+    if (ev.kind === 'start') {
+      // A new run: what the last one died of is the past.
+      this.forgetDead(id);
       return null;
     }
     if (ev.kind !== 'die' && ev.kind !== 'destroy') return null;
-    const oomKilled = this.oom.has(ev.containerId);
+    const oomKilled = this.oom.has(id);
     // A die is followed by a destroy (or a start again): the mark has been read either way.
-    this.oom.delete(ev.containerId);
+    this.oom.delete(id);
+    if (ev.kind === 'die') this.noteDead(id);
+    else this.forgetDead(id);
     const instance = ev.labels[LABEL.instance];
     if (!instance) return null;
     return { instance, kind: ev.kind, exitCode: ev.exitCode ?? null, oomKilled: ev.kind === 'die' && oomKilled, timeMs: ev.timeMs };
   }
 
+  /** The container's last run was OOM-killed, as an `oom` that came after its `die` says. */
+  lateOomKilled(containerId: string): boolean {
+    return this.lateOom.has(containerId);
+  }
+
   /** Forgets every mark (the stream was re-opened). */
   reset(): void {
     this.oom.clear();
+    this.dead.clear();
+    this.lateOom.clear();
+  }
+
+  private noteDead(id: string): void {
+    this.forgetDead(id);
+    this.dead.add(id);
+    if (this.dead.size > DEATH_WATCH_MAX_DEAD) {
+      const oldest = this.dead.values().next().value as string;
+      this.forgetDead(oldest);
+    }
+  }
+
+  private forgetDead(id: string): void {
+    this.dead.delete(id);
+    this.lateOom.delete(id);
   }
 }

@@ -241,6 +241,17 @@ export class FakeRuntime implements Runtime {
     this.exit(c, exitCode, opts.oom ?? false);
   }
 
+  /**
+   * Docker 20.10's late OOM: containerd's TaskOOM came after TaskExit, so the exit was recorded
+   * (and `die` sent) as a plain one, and the `oom` event follows it while inspect keeps
+   * OOMKilled=false for that run. Use after crash(id, 137).
+   */
+  lateOom(id: string): void {
+    const c = this.mustGet(id);
+    if (c.status !== 'exited') throw new Error(`FakeRuntime.lateOom: ${id} is ${c.status}, not exited`);
+    this.emit('oom', c);
+  }
+
   /** Someone ran `docker rm -f` behind Orca's back (not counted in calls). */
   removeBehindBack(id: string): void {
     this.forceRemove(this.mustGet(id));

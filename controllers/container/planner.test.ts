@@ -103,6 +103,40 @@ describe('planContainers', () => {
     expect(p.actions[0]).toMatchObject({ kind: 'slot.update', slot: { lastExit: { reason: 'oom-killed' } } });
   });
 
+  it('corrects a plain exit to an OOM kill when the corpse shows it later (Docker sent the oom after the die), once', () => {
+    const at = '2026-01-01T00:00:50.000Z';
+    const failed = { handledInstance: 'a', consecutiveFailures: 1, lastExit: { instance: 'a', code: 137, reason: 'exited' as const, at } };
+    // The replacement already runs; the corpse of the failed run is still there.
+    const corpse = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'exited', exitCode: 137, oomKilled: true });
+    const next = aContainer({ slot: 0, instance: 'b', specHash: hash });
+    const slots = new Map([slotState({ ...failed, currentInstance: 'b' })]);
+    const p = plan({ desired: desired.slice(0, 1), observed: [corpse, next], slots });
+    expect(p.actions).toHaveLength(1);
+    expect(p.actions[0]).toMatchObject({
+      kind: 'slot.update',
+      key: 'oom:a',
+      instance: 'a',
+      reason: expect.stringMatching(/^oom-killed/),
+      message: expect.stringContaining('OOM-killed'),
+      slot: { currentInstance: 'b', lastExit: { instance: 'a', code: 137, reason: 'oom-killed', at } },
+    });
+    // Applied, the slot memory agrees and nothing more is planned.
+    const after = plan({ desired: desired.slice(0, 1), observed: [corpse, next], slots: new Map([[0, (p.actions[0] as { slot: SlotState }).slot]]) });
+    expect(after.actions).toEqual([]);
+  });
+
+  it.each([
+    ['the corpse shows no OOM kill', { oomKilled: false }, 'exited' as const],
+    ['the exit was recorded otherwise (completed)', { oomKilled: true }, 'completed' as const],
+    ['the corpse still runs (a restart in place)', { oomKilled: true, status: 'running' as const }, 'exited' as const],
+  ])('leaves the last exit alone when %s', (_name, over, reason) => {
+    const corpse = aContainer({ slot: 0, instance: 'a', specHash: hash, status: 'exited', exitCode: 137, ...over });
+    const next = aContainer({ slot: 0, instance: 'b', specHash: hash });
+    const slots = new Map([slotState({ currentInstance: 'b', handledInstance: 'a', lastExit: { instance: 'a', code: 137, reason, at: '2026-01-01T00:00:50.000Z' } })]);
+    const p = plan({ desired: desired.slice(0, 1), observed: [corpse, next], slots });
+    expect(p.actions.filter((a) => a.key.startsWith('oom:'))).toEqual([]);
+  });
+
   it('recreates an instance removed behind its back', () => {
     const p = plan({ desired: desired.slice(0, 1), observed: [], slots: new Map([slotState({ currentInstance: 'gone' })]) });
     expect(p.actions[0]).toMatchObject({ kind: 'slot.update', slot: { lastExit: { instance: 'gone', reason: 'removed', code: null } } });

@@ -230,6 +230,27 @@ export function planContainers(input: ContainerPlanInput): Plan {
       }
     }
 
+    // The last exit was recorded as a plain exit, and its container now shows an OOM kill:
+    // Docker may report the OOM after the exit (see DeathWatch). Correct the record, so status
+    // and the alerts name the cause; the restart decision stands (an OOM kill exits non-zero).
+    const le = state.lastExit;
+    if (le && le.reason === 'exited' && !condemned.has(le.instance)) {
+      const body = all.find((o) => o.instance === le.instance);
+      if (body && !isLive(body.c) && body.c.oomKilled) {
+        state = { ...state, lastExit: { ...le, reason: 'oom-killed' } };
+        actions.push({
+          kind: 'slot.update',
+          key: `oom:${le.instance}`,
+          reason: 'oom-killed; reported after the exit',
+          service,
+          instance: le.instance,
+          slot: state,
+          message: oomHint(d.spec.resources.memoryBytes),
+        });
+        bookkeeping = null;
+      }
+    }
+
     // Keep the latest dead container per slot (for logs --previous); remove older ones.
     for (const o of dead.slice(1)) remove(o, 'cleanup-old-exited');
 
