@@ -60,9 +60,9 @@ function terminal(s: ServiceStatus): string | null {
 
 /**
  * Waits until every applied service is stable: healthy (every instance of the new revision
- * ready) and unchanged — no restart, no new instance — for the settle window. Fails at once
- * (exit 1, with the reason) on a failed rollout, a crash loop or a terminal error such as a
- * missing image, and at the timeout.
+ * ready) and unchanged — no restart, no new instance — for the settle window. Fails (exit 1,
+ * with the reason) on a failed rollout, a crash loop or a terminal error such as a missing
+ * image, once two polls in a row say so, and at the timeout.
  */
 export async function waitStable(
   client: Client,
@@ -74,6 +74,8 @@ export async function waitStable(
   const last = new Map<string, string>();
   const stable = new Map<string, { since: number; print: string }>();
   const pending = new Set(results.map((r) => r.service));
+  /** Services found terminal on the last poll. */
+  const doomed = new Set<string>();
   while (pending.size > 0) {
     const { services } = await client.json<{ services: ServiceStatus[] }>('GET', '/v1/status');
     const now = systemClock.now();
@@ -83,8 +85,13 @@ export async function waitStable(
       const line = `service/${s.name} revision ${s.revision} ${s.state}: ${s.replicas.ready}/${s.replicas.desired} ready, ${live} instance${live === 1 ? '' : 's'} running`;
       if (last.get(s.name) !== line) progress.write(line + '\n');
       last.set(s.name, line);
+      // A verdict must hold on two polls in a row, and the second one's words are reported:
+      // the node may correct a cause a moment after it (Docker can report an OOM kill after
+      // the exit), and a status that says why must say the final why.
       const fatal = terminal(s);
-      if (fatal) throw new CliError(EXIT.failed, `service/${s.name} ${fatal}`);
+      if (fatal && doomed.has(s.name)) throw new CliError(EXIT.failed, `service/${s.name} ${fatal}`);
+      if (fatal) doomed.add(s.name);
+      else doomed.delete(s.name);
       if (s.state !== 'healthy' && s.state !== 'stopped') {
         stable.delete(s.name);
         continue;
