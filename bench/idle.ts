@@ -7,17 +7,23 @@
  *             and the server's RSS (/proc/PID/status VmRSS) at the end of the round;
  *   dockerd   CPU % of the Docker daemon (baseline: what the engine underneath costs at rest);
  *   node      an idle `node -e "setInterval(()=>{},1e9)"`: its CPU and RSS (baseline: what a
- *             Node process costs doing nothing).
+ *             Node process costs doing nothing);
+ *   probes    bench/probe-floor: the same HTTP probes on the same published ports from a bare
+ *             Node loop with the server's own check (baseline: what the probes alone cost on
+ *             this machine — the floor under the server's figure, whatever orchestrates them),
+ *             in rounds of its own after the server's, as many and as long, with the server
+ *             stopped (SIGSTOP) meanwhile so the two never probe at once.
  * One server grows through the sizes (5, then 20, then 100 services by default). Reported per
  * size: the median round and every round beside it. Goal (issue 17): ≤ 1.5 % CPU at 20 services,
  * growing sub-linearly; RSS ≤ 90 MB at 20.
  *
  *   node dist/bench/idle.js [--services 5,20,100] [--rounds 3] [--round-secs 10] [--settle-secs 10]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sleep, systemClock } from '../core/clock.js';
 import { buildExampleImages, EXAMPLE_WEB_V1 } from '../examples/images.js';
 import { DockerRuntime } from '../runtime/docker-runtime.js';
@@ -72,10 +78,11 @@ interface Round {
   dockerdCpu: number;
   nodeCpu: number;
   nodeRss: number;
+  floorCpu: number;
 }
 
 /** One round: CPU of every process over the same window (a process tree's as of its start), RSS at its end. */
-async function measureRound(serverPid: number, dockerd: number, idleNode: number, secs: number): Promise<Round> {
+async function measureRound(serverPid: number, dockerd: number, idleNode: number, secs: number): Promise<Omit<Round, 'floorCpu'>> {
   const tree = processTree(serverPid);
   const treeTicks = () => processTree(serverPid).reduce((s, p) => s + cpuTicks(p), 0);
   const t0 = performance.now();
@@ -139,6 +146,11 @@ async function main(): Promise<void> {
   const env = await testEnv('bench-idle');
   let server: ServerProcess | undefined;
   const idleNode = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
+  /** The probe floor of the size being measured (see bench/probe-floor.ts), and what each size's did. */
+  const floors = new Set<ChildProcess>();
+  const floorChecks = new Map<number, string>();
+  /** The server's pid while it is stopped for the floor's rounds. */
+  let stopped: number | undefined;
   const started = performance.now();
   let failed: string | null = null;
   const results: Array<{ n: number; rounds: Round[]; readyS: number; heap: string }> = [];
@@ -157,10 +169,12 @@ async function main(): Promise<void> {
         failed = `${n} services: not all ready (${applied.stderr.trim().slice(0, 300)}); larger sizes skipped`;
         break;
       }
+      let ports: number[] = [];
       await waitFor(
         async () => {
           const r = await run(['status', '-o', 'json']);
-          const s = (JSON.parse(r.stdout) as { services: Array<{ instances: Array<{ ready: boolean }> }> }).services;
+          const s = (JSON.parse(r.stdout) as { services: Array<{ instances: Array<{ ready: boolean; address: string | null }> }> }).services;
+          ports = s.flatMap((x) => x.instances.map((i) => Number(i.address?.split(':').pop())));
           return s.length === n && s.every((x) => x.instances.length === 1 && x.instances.every((i) => i.ready));
         },
         120_000,
@@ -172,13 +186,41 @@ async function main(): Promise<void> {
       await sleep(systemClock, o.settleSecs * 1000);
       const rounds: Round[] = [];
       for (let r = 0; r < o.rounds; r++) {
-        rounds.push(await measureRound(server.pid, dockerd, idleNode.pid as number, o.roundSecs));
+        rounds.push({ ...(await measureRound(server.pid, dockerd, idleNode.pid as number, o.roundSecs)), floorCpu: NaN });
         const x = rounds[r] as Round;
         process.stderr.write(`  ${n} services, round ${r + 1}: orca ${x.orcaCpu.toFixed(2)} % ${x.orcaRss.toFixed(0)} MB, dockerd ${x.dockerdCpu.toFixed(2)} %, node ${x.nodeCpu.toFixed(2)} % ${x.nodeRss.toFixed(0)} MB\n`);
       }
+      // Then the floor, in rounds of its own, with the server stopped (SIGSTOP) meanwhile: one
+      // prober at a time, so neither disturbs the other (two sets of probes at 100 services load
+      // this machine enough to time probes out — and liveness would replace instances).
+      process.kill(server.pid, 'SIGSTOP');
+      stopped = server.pid;
+      const floor = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'probe-floor.js'), '--ports', ports.join(',')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      floors.add(floor);
+      let floorOut = '';
+      floor.stdout.setEncoding('utf8').on('data', (d: string) => (floorOut += d));
+      await sleep(systemClock, 2_000);
+      for (const x of rounds) {
+        const t0 = performance.now();
+        const before = cpuTicks(floor.pid as number);
+        await sleep(systemClock, o.roundSecs * 1000);
+        x.floorCpu = ((cpuTicks(floor.pid as number) - before) / ticksPerSec() / ((performance.now() - t0) / 1000)) * 100;
+        process.stderr.write(`  ${n} services, the same probes alone: ${x.floorCpu.toFixed(2)} %\n`);
+      }
+      const ended = new Promise((r) => floor.once('exit', r));
+      floor.kill('SIGTERM');
+      await ended;
+      floors.delete(floor);
+      floorChecks.set(n, floorOut.trim());
+      process.kill(server.pid, 'SIGCONT');
+      stopped = undefined;
+      // Its timers fire late once, all at once: let that pass before the next size.
+      await sleep(systemClock, 3_000);
       results.push({ n, rounds, readyS, heap: await heapFigures(server.api, env.dataDir) });
     }
   } finally {
+    for (const f of floors) f.kill('SIGTERM');
+    if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
     idleNode.kill('SIGTERM');
     await stopServer(server);
     await cleanup(env.cluster, env.dataDir);
@@ -186,16 +228,17 @@ async function main(): Promise<void> {
   const list = (v: number[]) => v.map((x) => x.toFixed(2)).join(' ');
   const rows: Array<Array<string | number>> = [];
   for (const { n, rounds } of results) {
-    // The median round by Orca's CPU; every figure of the row is from that round.
+    // The median round by Orca's CPU; every figure of the row is from that round but the floor's,
+    // whose rounds are its own (its median).
     const m = [...rounds].sort((a, b) => a.orcaCpu - b.orcaCpu)[Math.floor((rounds.length - 1) / 2)] as Round;
-    rows.push([`${n}`, m.orcaCpu, m.orcaRss, m.dockerdCpu, m.nodeCpu, m.nodeRss, list(rounds.map((r) => r.orcaCpu)), list(rounds.map((r) => r.dockerdCpu)), list(rounds.map((r) => r.orcaRss))]);
+    rows.push([`${n}`, m.orcaCpu, median(rounds.map((r) => r.floorCpu)), m.orcaRss, m.dockerdCpu, m.nodeCpu, m.nodeRss, list(rounds.map((r) => r.orcaCpu)), list(rounds.map((r) => r.floorCpu)), list(rounds.map((r) => r.orcaRss))]);
   }
   report(
     `Idle cost, median round of ${o.rounds} × ${o.roundSecs} s after ${o.settleSecs} s settled (CPU % of one core; server and its children; RSS of the server process, MB)`,
-    ['services', 'orca CPU %', 'orca RSS', 'dockerd CPU %', 'node CPU %', 'node RSS', 'orca CPU, all rounds', 'dockerd, all rounds', 'orca RSS, all rounds'],
+    ['services', 'orca CPU %', 'probes alone CPU %', 'orca RSS', 'dockerd CPU %', 'node CPU %', 'node RSS', 'orca CPU, all rounds', 'probes alone, all rounds', 'orca RSS, all rounds'],
     rows,
   );
-  for (const r of results) process.stdout.write(`${r.n} services: all ready ${r.readyS.toFixed(0)} s after apply; ${r.heap}\n`);
+  for (const r of results) process.stdout.write(`${r.n} services: all ready ${r.readyS.toFixed(0)} s after apply; ${r.heap}; ${floorChecks.get(r.n) ?? 'probe-floor: no figures'}\n`);
   if (failed) process.stdout.write(`${failed}\n`);
   const cpu = results.map(({ rounds }) => median(rounds.map((r) => r.orcaCpu)));
   if (results.length > 1) {
