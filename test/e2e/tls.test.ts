@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { ensureClusterTls, serverNames } from '../../server/cluster-tls.js';
 import { TEST_IMAGE } from '../images.js';
-import { cleanup, orca, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
+import { cleanup, orca, ROOT, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
 
 const SERVER_FLAGS = ['--tls', '--heartbeat-interval', '0.2', '--heartbeat-timeout', '1', '--node-down-grace', '1.5', '--watchdog-interval', '2'];
 const AGENT_FLAGS = ['--reconnect-initial', '0.2', '--reconnect-max', '0.5', '--watchdog-interval', '2'];
@@ -168,4 +168,30 @@ describe('TLS on the API port (--tls on 127.0.0.1)', () => {
       await rm(agentDir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('certificate issuance, as the built server runs it', () => {
+  it('issues the CA and the server certificate in a worker thread: @peculiar/x509 (and its reflect polyfill) never load into the server, and the files are good', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'orca-cert-worker-'));
+    try {
+      const script = `
+        const { ensureClusterTls } = await import(${JSON.stringify(join(ROOT, 'dist/server/cluster-tls.js'))});
+        const tls = await ensureClusterTls(${JSON.stringify(dir)}, { names: ['127.0.0.1', 'localhost'], clusterId: 'c1', commonName: 'n1', nowMs: Date.now() });
+        const { X509Certificate, createPrivateKey } = await import('node:crypto');
+        const cert = new X509Certificate(tls.chainPem.split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----');
+        const ca = new X509Certificate(tls.caPem);
+        process.stdout.write(JSON.stringify({
+          created: tls.created,
+          verified: cert.verify(ca.publicKey) && cert.checkPrivateKey(createPrivateKey(tls.keyPem)),
+          san: cert.subjectAltName,
+          polyfill: typeof Reflect.getMetadata,
+        }));`;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${String(err)}\n${stderr}`)) : resolve(stdout))),
+      );
+      expect(JSON.parse(out)).toEqual({ created: { ca: true, serverCert: true }, verified: true, san: 'IP Address:127.0.0.1, DNS:localhost', polyfill: 'undefined' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
