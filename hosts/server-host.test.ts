@@ -1,7 +1,6 @@
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ManualClock, flushMicrotasks, seededRng } from '../core/clock.js';
@@ -10,6 +9,10 @@ import { FakeRuntime } from '../runtime/fake-runtime.js';
 import { memoryStore } from '../store/index.js';
 import { loadServerConfig } from '../server/config.js';
 import { startServerHost, type RunningServerHost } from './server-host.js';
+import { TempDirs } from '../test/tmp.js';
+
+const temp = new TempDirs();
+afterAll(() => temp.removeAll());
 
 const WEB = '[[service]]\nname = "web"\nimage = "orca-test/busybox:1"\nreplicas = 2\n';
 
@@ -30,7 +33,7 @@ afterEach(async () => {
 });
 
 async function boot() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'orca-server-test-'));
+  const dataDir = await temp.make('orca-server-test-');
   const cfg = await loadServerConfig({ dataDir, nodeName: 'n1', apiListen: '127.0.0.1:0', clusterId: 'unit' });
   if (!cfg.ok) throw new Error(cfg.errors.join());
   const clock = new ManualClock();

@@ -1,9 +1,12 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract, type Header } from 'tar-stream';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { busyboxBase, dockerfile, imageContextTar, imageDefHash, type ImageDef } from './image-def.js';
+import { TempDirs } from '../test/tmp.js';
+
+const temp = new TempDirs();
+afterAll(() => temp.removeAll());
 
 const def = (over: Partial<ImageDef> = {}): ImageDef => ({
   tag: 'orca-test/unit:1',
@@ -40,7 +43,7 @@ describe('imageDefHash', () => {
   });
 
   it('covers the bytes of hostPath files', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'orca-image-def-'));
+    const dir = await temp.make('orca-image-def-');
     const file = join(dir, 'f');
     await writeFile(file, 'one');
     const d = def({ files: [{ path: '/f', hostPath: file }] });

@@ -1,11 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { apiServesTls, loadServerConfig, resolveProxyWorkers, type ServerFlags } from './config.js';
+import { TempDirs } from '../test/tmp.js';
+
+const temp = new TempDirs();
+afterAll(() => temp.removeAll());
 
 async function configFile(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'orca-config-'));
+  const dir = await temp.make('orca-config-');
   const p = join(dir, 'cluster.toml');
   await writeFile(p, text);
   return p;

@@ -1,6 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, stat, writeFile, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdir, readdir, stat, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManualClock } from '../core/clock.js';
 import { isOrcaError } from '../core/errors.js';
@@ -10,8 +9,12 @@ import { memoryStore, openLevelStore } from '../store/index.js';
 import { aSpec } from '../test/builders.js';
 import { claimDataDir, IDENTITY_KEY, prepareDataDir } from './data-dir.js';
 import { ensureToken } from './token.js';
+import { TempDirs } from '../test/tmp.js';
 
-const tmp = () => mkdtemp(join(tmpdir(), 'orca-datadir-'));
+const temp = new TempDirs();
+afterAll(() => temp.removeAll());
+
+const tmp = () => temp.make('orca-datadir-');
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<Error> {
   const err = await p.then(

@@ -1,12 +1,15 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadServerConfig } from '../config.js';
 import { ALERT_KINDS, parseAlertConfig } from './config.js';
+import { TempDirs } from '../../test/tmp.js';
+
+const temp = new TempDirs();
+afterAll(() => temp.removeAll());
 
 async function configFile(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'orca-alert-config-'));
+  const dir = await temp.make('orca-alert-config-');
   const p = join(dir, 'cluster.toml');
   await writeFile(p, text);
   return p;
