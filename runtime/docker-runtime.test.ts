@@ -39,9 +39,11 @@ runtimeContract('DockerRuntime', async () => {
       for (const c of n.containers) execFileSync('docker', ['network', 'disconnect', '-f', name, c]);
       await rt.removeNetwork(name);
     },
+    // The DNS names the container answers to on that network, and nothing else of its endpoint
+    // (no address is read: the host never dials a container IP).
     aliasesOf: async (id, network) => {
-      const nets = JSON.parse(execFileSync('docker', ['inspect', '-f', '{{json .NetworkSettings.Networks}}', id]).toString()) as Record<string, { Aliases?: string[] | null }> | null;
-      return nets?.[network]?.Aliases ?? [];
+      const template = `{{with index .NetworkSettings.Networks ${JSON.stringify(network)}}}{{json .Aliases}}{{else}}null{{end}}`;
+      return (JSON.parse(execFileSync('docker', ['inspect', '-f', template, id]).toString()) as string[] | null) ?? [];
     },
   };
 });
