@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { Pool as UndiciPool } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import { UpstreamPool } from './fast-path.js';
 import { RouteTable, type Route } from './table.js';
 import { PROXY_DEFAULTS, type ProxyMetrics, type ProxyOptions } from './types.js';
 
@@ -25,6 +26,9 @@ export class ProxyCore {
   readonly metrics: ProxyMetrics | undefined;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** The lean path's keep-alive connections to backends (fast-path.ts); undici's pools serve the full path. */
+  readonly upstreams: UpstreamPool;
   private readonly poolOptions: UndiciPool.Options;
 
   table = new RouteTable([]);
@@ -48,6 +52,8 @@ export class ProxyCore {
     this.metrics = opts.metrics;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? PROXY_DEFAULTS.headersTimeoutMs;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? PROXY_DEFAULTS.idleTimeoutMs;
+    this.upstreams = new UpstreamPool(this.connectTimeoutMs);
     this.poolOptions = {
       // No cap by default: a request over a cap would wait in the pool's queue behind slow ones
       // (up to the backend's pace, not its own); requests in flight are bounded by the client
@@ -56,7 +62,7 @@ export class ProxyCore {
       pipelining: 1,
       connect: { timeout: this.connectTimeoutMs },
       headersTimeout: this.headersTimeoutMs,
-      bodyTimeout: opts.idleTimeoutMs ?? PROXY_DEFAULTS.idleTimeoutMs,
+      bodyTimeout: this.idleTimeoutMs,
     };
   }
 
@@ -77,6 +83,7 @@ export class ProxyCore {
     // table.routes() copies the list but keeps the Route objects the table's matches return.
     this.table = table;
     this.rr = rr;
+    this.upstreams.prune(live);
     for (const [address, pool] of this.pools) {
       if (live.has(address)) continue;
       this.pools.delete(address);
@@ -214,6 +221,7 @@ export class ProxyCore {
   }
 
   async closePools(): Promise<void> {
+    this.upstreams.prune();
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));

@@ -1,12 +1,13 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { TimerHandle } from '../core/clock.js';
 import { ProxyCore } from './core.js';
 import { Exchange } from './exchange.js';
+import { LeanConnection, type LeanHost } from './fast-path.js';
 import { type HeadLimits, parseRequestHead } from './head.js';
 import { clientAddress } from './headers.js';
 import type { Route } from './table.js';
@@ -31,11 +32,26 @@ export type { Match, Route, RouteBackend } from './table.js';
 export { RouteTable } from './table.js';
 export type { AcmeChallenge, EdgeCert, EdgeState } from './tls.js';
 
+/** A plain listener: the lean path's net.Server in front, Node's HTTP server for the full path. */
+interface PlainListener {
+  front: net.Server;
+  http: http.Server;
+  /** Its client connections on the lean path now. */
+  conns: Set<LeanConnection>;
+}
+
+/** Stops a plain listener from accepting; resolves once its front has closed (connections aside). */
+function closePlain(p: PlainListener): Promise<void> {
+  // The http.Server never listened: closing it stops its timeout checks and closes its idle connections.
+  p.http.close(() => undefined);
+  return new Promise<void>((resolve) => p.front.close(() => resolve()));
+}
+
 /** A TLS client gets this long to finish its handshake. */
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Listens (port 0 picks a free one) and resolves with the bound address; rejects on a listen error. */
-function listenOn(server: http.Server | https.Server, host: string, port: number): Promise<{ host: string; port: number }> {
+function listenOn(server: net.Server, host: string, port: number): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -57,9 +73,10 @@ function listenOn(server: http.Server | https.Server, host: string, port: number
 export class Proxy {
   private readonly core: ProxyCore;
   private readonly tunnels: Tunnels;
-  private readonly server: http.Server;
+  /** The plain listener: the lean path in front (fast-path.ts), Node's HTTP server behind it. */
+  private readonly server: PlainListener;
   /** More listeners (listenAlso), each with the same handlers and bounds. */
-  private readonly extra = new Set<http.Server>();
+  private readonly extra = new Set<PlainListener>();
   /** The TLS listener (`--proxy-listen-tls`), once it listens, and its port (for the 308's Location). */
   private tlsServer: https.Server | null = null;
   /** SNI name → the certificate's context (setEdge); `edgeText` keeps each one's PEM to rebuild only what changed. */
@@ -84,7 +101,46 @@ export class Proxy {
       idleTimeoutMs: opts.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
       maxTunnels: opts.maxTunnels ?? PROXY_DEFAULTS.maxTunnels,
     });
-    this.server = this.makeServer();
+    this.server = this.makePlain();
+  }
+
+  /**
+   * A plain-HTTP listener: a net.Server whose connections start on the lean path, and the
+   * http.Server (never listening itself) that takes a connection over when a request needs the
+   * full path. The connection cap is the front's; the head and request timeouts are checked by
+   * the http.Server's own interval, started here as listening would start it.
+   */
+  private makePlain(): PlainListener {
+    const http = this.makeServer();
+    http.emit('listening');
+    const opts = this.opts;
+    const host: LeanHost = {
+      core: this.core,
+      upstreams: this.core.upstreams,
+      limits: this.limits,
+      maxHeaderBytes: opts.maxHeaderBytes ?? PROXY_DEFAULTS.maxHeaderBytes,
+      keepAliveMs: opts.clientKeepAliveMs ?? PROXY_DEFAULTS.clientKeepAliveMs,
+      headersTimeoutMs: opts.clientHeadersTimeoutMs ?? PROXY_DEFAULTS.clientHeadersTimeoutMs,
+      fullPathOnly: () => this.challenges.size > 0,
+      handOff: (socket, pending) => {
+        if (pending) socket.unshift(pending);
+        http.emit('connection', socket);
+        socket.resume();
+      },
+      requestStarted: () => {
+        this.active++;
+      },
+      requestEnded: this.onResponseClose,
+      connectionClosed: (conn) => {
+        conns.delete(conn);
+      },
+    };
+    const conns = new Set<LeanConnection>();
+    const front = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      conns.add(new LeanConnection(host, socket));
+    });
+    front.maxConnections = opts.maxConnections ?? PROXY_DEFAULTS.maxConnections;
+    return { front, http, conns };
   }
 
   /**
@@ -165,7 +221,7 @@ export class Proxy {
 
   /** Starts listening; port 0 picks a free one. Resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
-    return listenOn(this.server, host, port);
+    return listenOn(this.server.front, host, port);
   }
 
   /**
@@ -224,15 +280,16 @@ export class Proxy {
    */
   async listenAlso(host: string, port: number): Promise<{ host: string; port: number; close(): Promise<void> }> {
     if (this.core.closing) throw new Error('the proxy is closing');
-    const server = this.makeServer();
-    const bound = await listenOn(server, host, port);
+    const server = this.makePlain();
+    const bound = await listenOn(server.front, host, port);
     this.extra.add(server);
     return {
       ...bound,
       close: async () => {
         if (!this.extra.delete(server)) return;
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeAllConnections();
+        const closed = closePlain(server);
+        for (const conn of server.conns) conn.destroy();
+        server.http.closeAllConnections();
         await closed;
       },
     };
@@ -245,11 +302,14 @@ export class Proxy {
    */
   async close(): Promise<void> {
     this.core.closing = true;
-    const servers: http.Server[] = [this.server, ...this.extra, ...(this.tlsServer ? [this.tlsServer] : [])];
+    const plain = [this.server, ...this.extra];
+    const servers: http.Server[] = [...plain.map((p) => p.http), ...(this.tlsServer ? [this.tlsServer] : [])];
+    const tls = this.tlsServer;
     this.tlsServer = null;
     this.extra.clear();
-    const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const closed = Promise.all([...plain.map(closePlain), ...(tls ? [new Promise<void>((resolve) => tls.close(() => resolve()))] : [])]);
     for (const server of servers) server.closeIdleConnections();
+    for (const p of plain) for (const conn of p.conns) if (conn.idle) conn.destroy();
     this.tunnels.closeAll();
     for (const s of this.lingering) s.destroy();
     if (this.active > 0) {
@@ -265,6 +325,7 @@ export class Proxy {
       });
     }
     for (const server of servers) server.closeAllConnections();
+    for (const p of plain) for (const conn of p.conns) conn.destroy();
     await closed;
     await this.core.closePools();
   }

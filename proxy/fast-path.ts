@@ -1,0 +1,960 @@
+/**
+ * The proxy's lean path for the common request: a GET or HEAD on HTTP/1.1 with no body, whose
+ * whole head arrived in the bytes read so far, for a route with a ready backend. It reads the
+ * client's socket itself, checks the head with the same rules as the full path (head.ts), writes
+ * the request to a keep-alive backend socket of its own and relays the response, framed by its
+ * Content-Length, chunked encoding or the backend closing. It skips Node's HTTP server and undici,
+ * which cost most of a request's CPU (bench/proxy).
+ *
+ * Everything else — a request with a body, an upgrade, Expect, HTTP/1.0, an absolute-form target,
+ * a head split over several reads, any byte or header the strict checks below do not accept, an
+ * unknown host, a TLS route, no ready backend, an ACME challenge being answered — is handed, with
+ * the bytes read and not yet handled, to Node's HTTP server and the full path (proxy.ts,
+ * exchange.ts) for the rest of that connection. The full path is then what answers it, with all
+ * its checks (400, 404, 408, 431, 503, 308, tunnels). So the lean path only ever answers with a
+ * backend's response, or 502/504 when no backend could give one.
+ *
+ * SPEC §3.5 holds on this path as on the full one: round-robin over ready backends, X-Forwarded-*,
+ * hop-by-hop headers dropped both ways, and a request retried on the next backend when its
+ * backend refused, reset or timed out connecting, or broke the connection before any response
+ * byte (GET and HEAD are idempotent); a response-headers timeout is 504 and never retried.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { ProxyCore } from './core.js';
+import { type HeadLimits, parseRequestHead } from './head.js';
+import { clientAddress, downstreamResponseHeaders } from './headers.js';
+import type { Route } from './table.js';
+import { CLIENT_CLOSED } from './types.js';
+
+/** A backend's response head may be at most this long; more is a bad response (502). */
+export const RESPONSE_HEAD_MAX_BYTES = 64 * 1024;
+/** How long an idle backend connection is kept when the backend does not say (undici's default). */
+const UPSTREAM_IDLE_MS = 4_000;
+/** Kept this much shorter than what a backend's `Keep-Alive: timeout=N` says (undici's margin). */
+const UPSTREAM_IDLE_MARGIN_MS = 1_000;
+/** Idle backend connections kept per backend, at most. */
+const UPSTREAM_IDLE_MAX = 256;
+/** A response up to this size leaves in one write (head and body copied into one buffer). */
+const ONE_WRITE_MAX = 16 * 1024;
+/** Chunked framing: longest chunk-size line (with extensions) and trailer section. */
+const CHUNK_LINE_MAX = 4 * 1024;
+const TRAILERS_MAX = 16 * 1024;
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+const INTERNAL_ERROR = JSON.stringify({ error: 'internal proxy error' });
+
+/** tchar (RFC 9110 §5.6.2): header names. */
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TOKEN[c] = 1;
+for (let c = 65; c <= 90; c++) TOKEN[c] = 1;
+for (let c = 97; c <= 122; c++) TOKEN[c] = 1;
+/** What an origin-form target may hold (RFC 3986 pchar, "/", "?", "%"); anything else takes the full path. */
+const TARGET = new Uint8Array(128);
+for (const c of "-._~!$&'()*+,;=:@/?%[]") TARGET[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TARGET[c] = 1;
+for (let c = 65; c <= 90; c++) TARGET[c] = 1;
+for (let c = 97; c <= 122; c++) TARGET[c] = 1;
+
+/** Anything but HTAB and visible ASCII or space. */
+const NOT_VISIBLE_ASCII = /[^\t\x20-\x7e]/;
+/** A control byte other than HTAB (CR and LF included), or DEL. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** Request headers that send a request to the full path (lower-case). */
+const FULL_PATH_HEADERS = new Set(['content-length', 'transfer-encoding', 'upgrade', 'expect', 'te', 'http2-settings']);
+const FULL_PATH_LENGTH = new Uint8Array(32);
+for (const n of [...FULL_PATH_HEADERS, 'connection']) FULL_PATH_LENGTH[n.length] = 1;
+
+/** A request head the lean path takes. */
+interface LeanHead {
+  method: 'GET' | 'HEAD';
+  /** The client asked to close after this response. */
+  close: boolean;
+  /** Target and headers as Node's parser would give them (req.url, rawHeaders). */
+  target: string;
+  raw: string[];
+}
+
+/**
+ * Parses the request head `buf[0, end)` (end: where its blank line starts) when the lean path
+ * takes it; null sends the request to the full path. Strict: only visible ASCII and spaces, CRLF
+ * line ends, tokens as names, no folding, no duplicate or odd framing headers.
+ */
+export function parseLeanHead(buf: Buffer, end: number): LeanHead | null {
+  const text = buf.toString('latin1', 0, end);
+  const lines = text.split('\r\n');
+  // Lines end in CRLF; a CR or LF left inside a line, or any other control or non-ASCII byte, is not ours.
+  for (let l = 0; l < lines.length; l++) if (NOT_VISIBLE_ASCII.test(lines[l] as string)) return null;
+  const first = lines[0] as string;
+  let method: 'GET' | 'HEAD';
+  let rest: string;
+  if (first.startsWith('GET ')) {
+    method = 'GET';
+    rest = first.slice(4);
+  } else if (first.startsWith('HEAD ')) {
+    method = 'HEAD';
+    rest = first.slice(5);
+  } else return null;
+  if (!rest.endsWith(' HTTP/1.1')) return null;
+  const target = rest.slice(0, rest.length - 9);
+  if (target.length === 0 || target.charCodeAt(0) !== 47 /* / */) return null;
+  for (let i = 0; i < target.length; i++) if (TARGET[target.charCodeAt(i)] !== 1) return null;
+  const raw: string[] = [];
+  let close = false;
+  for (let l = 1; l < lines.length; l++) {
+    const line = lines[l] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return null;
+    for (let i = 0; i < colon; i++) if (TOKEN[line.charCodeAt(i)] !== 1) return null;
+    const name = line.slice(0, colon);
+    let a = colon + 1;
+    let b = line.length;
+    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
+    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
+    const value = line.slice(a, b);
+    if (FULL_PATH_LENGTH[name.length] === 1) {
+      const lower = name.toLowerCase();
+      if (FULL_PATH_HEADERS.has(lower)) return null;
+      if (lower === 'connection') {
+        const v = value.toLowerCase();
+        if (v === 'close') close = true;
+        else if (v !== 'keep-alive') return null;
+      }
+    }
+    raw.push(name, value);
+  }
+  return { method, close, target, raw };
+}
+
+/**
+ * Finds where a chunked body ends. Fed the body's bytes in order; `scan` returns the index just
+ * past the message's end within the chunk given, -1 when it has not ended yet, or -2 when the
+ * framing is malformed (the response is cut then).
+ */
+export class ChunkedScanner {
+  private state = 0;
+  private size = 0;
+  private digits = 0;
+  private line = 0;
+  private trailers = 0;
+
+  scan(buf: Buffer, start: number): number {
+    const n = buf.length;
+    let i = start;
+    while (i < n) {
+      const c = buf[i] as number;
+      switch (this.state) {
+        case 0: {
+          // chunk-size
+          const v = hex(c);
+          if (v >= 0) {
+            if (++this.digits > 12) return -2;
+            this.size = this.size * 16 + v;
+          } else if (this.digits === 0) return -2;
+          else if (c === 0x0d) this.state = 2;
+          else if (c === 0x3b /* ; */ || c === 0x20 || c === 0x09) this.state = 1;
+          else return -2;
+          this.line++;
+          i++;
+          break;
+        }
+        case 1: // chunk extensions (ignored, bounded)
+          if (c === 0x0d) this.state = 2;
+          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return -2;
+          if (++this.line > CHUNK_LINE_MAX) return -2;
+          i++;
+          break;
+        case 2: // LF after the size line
+          if (c !== 0x0a) return -2;
+          i++;
+          this.line = 0;
+          this.digits = 0;
+          this.state = this.size === 0 ? 6 : 3;
+          break;
+        case 3: {
+          // chunk data
+          const take = Math.min(this.size, n - i);
+          this.size -= take;
+          i += take;
+          if (this.size === 0) this.state = 4;
+          break;
+        }
+        case 4:
+          if (c !== 0x0d) return -2;
+          this.state = 5;
+          i++;
+          break;
+        case 5:
+          if (c !== 0x0a) return -2;
+          this.state = 0;
+          i++;
+          break;
+        case 6: // start of a trailer line, or the final CRLF
+          if (c === 0x0d) this.state = 9;
+          else if (c === 0x0a || c < 0x20 || c === 0x7f) return -2;
+          else this.state = 7;
+          if (++this.trailers > TRAILERS_MAX) return -2;
+          i++;
+          break;
+        case 7: // a trailer line
+          if (c === 0x0d) this.state = 8;
+          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) return -2;
+          if (++this.trailers > TRAILERS_MAX) return -2;
+          i++;
+          break;
+        case 8:
+          if (c !== 0x0a) return -2;
+          if (++this.trailers > TRAILERS_MAX) return -2;
+          this.state = 6;
+          i++;
+          break;
+        case 9:
+          if (c !== 0x0a) return -2;
+          this.state = 10;
+          return i + 1;
+        default:
+          return -2;
+      }
+    }
+    return -1;
+  }
+}
+
+function hex(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** A backend's response head, parsed: null when it is not a valid HTTP/1.x response head. */
+interface ResponseHead {
+  status: number;
+  reason: string;
+  /** Flat name/value list to send on (hop-by-hop dropped). */
+  headers: string[];
+  /** Body framing: a length, chunked, or until the backend closes. */
+  length: number;
+  chunked: boolean;
+  /** The backend connection may carry another request afterwards. */
+  reusable: boolean;
+  /** `Keep-Alive: timeout=N` of the backend, in ms, when it said. */
+  keepAliveMs: number | undefined;
+}
+
+/** Parses `buf[0, end)`, a response head without its blank line. */
+export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null {
+  const text = buf.toString('latin1', 0, end);
+  const lines = text.split('\r\n');
+  // Field values may carry obs-text (0x80–0xFF); no control byte but HTAB, no CR or LF inside a line.
+  for (let l = 0; l < lines.length; l++) if (CONTROL.test(lines[l] as string)) return null;
+  const first = lines[0] as string;
+  // HTTP/1.x SP 3DIGIT [SP reason]
+  if (first.length < 12 || !first.startsWith('HTTP/1.') || first.charCodeAt(8) !== 32) return null;
+  const minor = first.charCodeAt(7);
+  if (minor !== 49 && minor !== 48) return null;
+  const status = Number(first.slice(9, 12));
+  if (!Number.isInteger(status) || status < 100 || first.charCodeAt(9) < 49 || first.charCodeAt(9) > 53) return null;
+  if (first.length > 12 && first.charCodeAt(12) !== 32) return null;
+  const reason = first.slice(13);
+  const raw: string[] = [];
+  let length = -1;
+  let te: string | undefined;
+  let connection = '';
+  let keepAliveMs: number | undefined;
+  for (let l = 1; l < lines.length; l++) {
+    const line = lines[l] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return null;
+    for (let i = 0; i < colon; i++) if (TOKEN[line.charCodeAt(i)] !== 1) return null;
+    const name = line.slice(0, colon);
+    let a = colon + 1;
+    let b = line.length;
+    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
+    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
+    const value = line.slice(a, b);
+    const len = name.length;
+    if (len === 14 || len === 17 || len === 10) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length') {
+        if (!/^[0-9]{1,15}$/.test(value)) return null;
+        const n = Number(value);
+        if (length !== -1 && length !== n) return null;
+        length = n;
+      } else if (lower === 'transfer-encoding') {
+        if (te !== undefined) return null;
+        te = value.toLowerCase();
+      } else if (lower === 'connection') connection += `,${value.toLowerCase()}`;
+      else if (lower === 'keep-alive') {
+        const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,6})/i.exec(value);
+        if (m) keepAliveMs = Number(m[1]) * 1000;
+      }
+    }
+    raw.push(name, value);
+  }
+  let chunked = false;
+  if (te !== undefined) {
+    // Only plain chunked is relayed here; a response with both framings is refused (smuggling).
+    if (te !== 'chunked' || length !== -1) return null;
+    chunked = true;
+  }
+  const closes = connection.split(',').some((t) => t.trim() === 'close');
+  const reusable = minor === 49 ? !closes : connection.split(',').some((t) => t.trim() === 'keep-alive') && !closes;
+  return { status, reason, headers: downstreamResponseHeaders(raw), length, chunked, reusable, keepAliveMs };
+}
+
+/** A keep-alive connection to a backend, owned by one client connection while a request is on it. */
+export class Upstream {
+  readonly socket: net.Socket;
+  owner: LeanConnection | null = null;
+  connected = false;
+  /** Requests this connection has carried (0: fresh). */
+  uses = 0;
+  idleMs = UPSTREAM_IDLE_MS;
+  error: Error | null = null;
+  closed = false;
+
+  constructor(
+    readonly address: string,
+    private readonly pool: UpstreamPool,
+    connectTimeoutMs: number,
+  ) {
+    const colon = address.lastIndexOf(':');
+    let host = address.slice(0, colon);
+    if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+    const socket = net.connect({ host, port: Number(address.slice(colon + 1)), noDelay: true });
+    this.socket = socket;
+    socket.setTimeout(connectTimeoutMs);
+    socket.on('connect', this.onConnect);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('timeout', this.onTimeout);
+  }
+
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.owner?.onUpstreamConnect(this);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.owner) this.owner.onUpstreamData(this, chunk);
+    else this.socket.destroy(); // bytes nobody asked for: the connection is out of step
+  };
+
+  private readonly onEnd = (): void => {
+    if (this.owner) this.owner.onUpstreamEnd(this);
+    else this.socket.destroy();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.error ??= err;
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.pool.forget(this);
+    const owner = this.owner;
+    this.owner = null;
+    owner?.onUpstreamClose(this, this.error);
+  };
+
+  private readonly onTimeout = (): void => {
+    if (this.owner) this.owner.onUpstreamTimeout(this);
+    else this.socket.destroy();
+  };
+
+  destroy(): void {
+    this.owner = null;
+    this.socket.destroy();
+  }
+}
+
+/** Idle keep-alive backend connections per backend address (most recently used first out). */
+export class UpstreamPool {
+  private readonly idle = new Map<string, Upstream[]>();
+
+  constructor(private readonly connectTimeoutMs: number) {}
+
+  /** An idle connection to `address`, or a new one (connecting). */
+  take(address: string, fresh = false): Upstream {
+    const list = fresh ? undefined : this.idle.get(address);
+    if (list) {
+      for (let up = list.pop(); up; up = list.pop()) {
+        if (!up.closed && !up.socket.destroyed) return up;
+      }
+    }
+    return new Upstream(address, this, this.connectTimeoutMs);
+  }
+
+  /** Keeps a connection whose response is complete for the next request. */
+  put(up: Upstream): void {
+    let list = this.idle.get(up.address);
+    if (!list) this.idle.set(up.address, (list = []));
+    if (list.length >= UPSTREAM_IDLE_MAX || up.closed) {
+      up.destroy();
+      return;
+    }
+    up.owner = null;
+    up.socket.setTimeout(up.idleMs);
+    list.push(up);
+  }
+
+  forget(up: Upstream): void {
+    const list = this.idle.get(up.address);
+    if (!list) return;
+    const i = list.indexOf(up);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.idle.delete(up.address);
+  }
+
+  /** Closes the idle connections of backends not in `live` (all of them without it). */
+  prune(live?: ReadonlySet<string>): void {
+    for (const [address, list] of this.idle) {
+      if (live?.has(address)) continue;
+      this.idle.delete(address);
+      for (const up of list) up.destroy();
+    }
+  }
+}
+
+/** What the lean path needs of the proxy around it. */
+export interface LeanHost {
+  readonly core: ProxyCore;
+  readonly upstreams: UpstreamPool;
+  readonly limits: HeadLimits;
+  readonly maxHeaderBytes: number;
+  readonly keepAliveMs: number;
+  readonly headersTimeoutMs: number;
+  /** Whether every request must take the full path now (an ACME challenge is being answered). */
+  fullPathOnly(): boolean;
+  /** Gives the connection to Node's HTTP server (the full path), `pending` to be read first. */
+  handOff(socket: net.Socket, pending: Buffer | null): void;
+  requestStarted(): void;
+  requestEnded(): void;
+  connectionClosed(conn: LeanConnection): void;
+}
+
+/**
+ * One client connection on the lean path: reads request heads, sends each to a backend, relays
+ * the response, one request at a time (pipelined requests wait in `buffered`, bounded).
+ */
+export class LeanConnection {
+  private buffered: Buffer | null = null;
+  private inflight = false;
+  private clientEnded = false;
+  private gone = false;
+  private paused = false;
+  // the request in flight
+  private head: LeanHead | null = null;
+  private upstreamHead = '';
+  private route: Route | null = null;
+  private address = '';
+  private fwdHost: string | undefined;
+  private path = '';
+  private tried: Set<string> | null = null;
+  /** The backend's in-flight count is held (core.acquire) for the current attempt. */
+  private acquired = false;
+  /** A reused backend connection broke before any response byte: retried once on a fresh one. */
+  private staleRetried = false;
+  /** The first request has come: idle time is the keep-alive timeout from now on. */
+  private served = false;
+  private t0 = 0;
+  private up: Upstream | null = null;
+  /** 0 waiting for the response head, 1 relaying its body, 2 done. */
+  private phase = 0;
+  private resHead: Buffer | null = null;
+  private remaining = 0;
+  private scanner: ChunkedScanner | null = null;
+  private untilClose = false;
+  private reusable = false;
+  private closeAfter = false;
+  private status = 0;
+  private headersTimedOut = false;
+  /** Bytes of the current request's response went to the client. */
+  private responseStarted = false;
+
+  constructor(
+    private readonly host: LeanHost,
+    readonly socket: net.Socket,
+  ) {
+    socket.setNoDelay(true);
+    // A new connection must send its first head within the head timeout, as on the full path.
+    socket.setTimeout(host.headersTimeoutMs);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+    socket.on('timeout', this.onTimeout);
+    socket.on('drain', this.onDrain);
+  }
+
+  /** Whether no request is in flight (close() ends such connections at once). */
+  get idle(): boolean {
+    return !this.inflight;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- client side ---------------------------------------------------------------------
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buffered = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
+    if (this.inflight) {
+      // Pipelined bytes wait for the response in flight; bounded by pausing the socket.
+      if (this.buffered.length > this.host.maxHeaderBytes && !this.paused) {
+        this.paused = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    try {
+      this.next();
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  /**
+   * The connection's error boundary: anything that throws here is a bug in the proxy. It is
+   * logged, the client gets a 500 if nothing of a response was sent (else a cut connection), and
+   * only this connection closes.
+   */
+  private fail(err: unknown): void {
+    this.host.core.log.error({ err, path: this.path.slice(0, 200) }, 'proxy request failed');
+    try {
+      const up = this.up;
+      this.up = null;
+      up?.destroy();
+      this.releaseBackend();
+      if (!this.responseStarted && !this.gone) {
+        this.socket.end(`HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: ${INTERNAL_ERROR.length}\r\nConnection: close\r\n\r\n${INTERNAL_ERROR}`);
+        this.endRequest(500);
+        this.gone = true;
+        this.socket.destroySoon();
+        return;
+      }
+      this.endRequest(this.status);
+    } catch {
+      // nothing more to do
+    }
+    this.gone = true;
+    this.socket.destroy();
+  }
+
+  /** Takes the next request from `buffered`, or hands the connection off. */
+  private next(): void {
+    const buf = this.buffered;
+    if (buf === null || this.gone) return;
+    const end = buf.indexOf(CRLF2);
+    if (end < 0 || end + 4 > this.host.maxHeaderBytes) return this.handOff();
+    const host = this.host;
+    if (host.fullPathOnly()) return this.handOff();
+    let head: LeanHead | null;
+    try {
+      head = parseLeanHead(buf, end);
+    } catch {
+      head = null;
+    }
+    if (head === null) return this.handOff();
+    const parsed = parseRequestHead(head.target, head.raw, clientAddress(this.socket.remoteAddress), false, host.limits, 'http');
+    if (!parsed.ok) return this.handOff();
+    const core = host.core;
+    const m = core.table.match(parsed.fwd.host, parsed.path);
+    if (m.kind !== 'route' || m.route.tls) return this.handOff();
+    const address = core.first(m.route);
+    if (address === undefined) return this.handOff();
+    // Taken: the head's bytes are consumed.
+    this.buffered = end + 4 === buf.length ? null : buf.subarray(end + 4);
+    let text = `${head.method} ${parsed.path} HTTP/1.1\r\n`;
+    const h = parsed.fwd.headers;
+    for (let i = 0; i + 1 < h.length; i += 2) text += `${h[i] as string}: ${h[i + 1] as string}\r\n`;
+    this.head = head;
+    this.upstreamHead = `${text}\r\n`;
+    this.route = m.route;
+    this.address = address;
+    this.fwdHost = parsed.fwd.host;
+    this.path = parsed.path;
+    this.tried = null;
+    this.staleRetried = false;
+    if (!this.served) {
+      this.served = true;
+      this.socket.setTimeout(host.keepAliveMs);
+    }
+    this.t0 = performance.now();
+    this.inflight = true;
+    this.responseStarted = false;
+    this.closeAfter = head.close || core.closing;
+    host.requestStarted();
+    this.send();
+  }
+
+  /** Gives this connection to the full path, with what was read and not handled. */
+  private handOff(): void {
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('close', this.onClose);
+    s.off('error', this.onError);
+    s.off('timeout', this.onTimeout);
+    s.off('drain', this.onDrain);
+    s.setTimeout(0);
+    this.gone = true;
+    const pending = this.buffered;
+    this.buffered = null;
+    this.host.connectionClosed(this);
+    this.host.handOff(s, pending);
+  }
+
+  /**
+   * The client half-closed. As Node's server does (httpAllowHalfOpen off), a request in flight is
+   * abandoned (499) and the connection ends.
+   */
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (this.inflight) this.abandon();
+    this.endClient();
+  };
+
+  /** The client is gone while its request is in flight: the backend connection is mid-exchange. */
+  private abandon(): void {
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    this.releaseBackend();
+    this.endRequest(CLIENT_CLOSED);
+  }
+
+  private readonly onClose = (): void => {
+    if (this.gone) return;
+    this.gone = true;
+    this.host.connectionClosed(this);
+    if (this.inflight) this.abandon();
+  };
+
+  private readonly onError = (): void => undefined; // 'close' follows
+
+  private readonly onTimeout = (): void => {
+    // A request in flight is bounded by the backend's timeouts.
+    if (this.inflight) return;
+    if (!this.served) {
+      // No head on a new connection in time: 408, as Node's server answers it on the full path.
+      this.host.core.countRequest('-', 408);
+      this.socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    }
+    this.socket.destroy();
+  };
+
+  private readonly onDrain = (): void => {
+    this.up?.socket.resume();
+  };
+
+  private endClient(): void {
+    if (this.gone) return;
+    this.socket.end();
+  }
+
+  // ---- backend side --------------------------------------------------------------------
+
+  private send(fresh = false): void {
+    const up = this.host.upstreams.take(this.address, fresh);
+    up.owner = this;
+    this.up = up;
+    this.phase = 0;
+    this.resHead = null;
+    this.headersTimedOut = false;
+    this.acquired = true;
+    this.host.core.acquire(this.address);
+    if (up.connected) {
+      up.socket.setTimeout(this.host.core.headersTimeoutMs);
+      up.socket.resume();
+    }
+    up.socket.write(this.upstreamHead, 'latin1');
+  }
+
+  onUpstreamConnect(up: Upstream): void {
+    if (up !== this.up) return;
+    up.socket.setTimeout(this.host.core.headersTimeoutMs);
+  }
+
+  onUpstreamData(up: Upstream, chunk: Buffer): void {
+    if (up !== this.up) return;
+    try {
+      this.relay(up, chunk);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private relay(up: Upstream, chunk: Buffer): void {
+    if (this.phase === 0) {
+      const buf = this.resHead === null ? chunk : Buffer.concat([this.resHead, chunk]);
+      this.resHead = buf;
+      this.onResponseBytes(buf);
+    } else if (this.phase === 1) {
+      this.relayBody(chunk, 0);
+    } else {
+      up.destroy(); // bytes after the response: out of step
+    }
+  }
+
+  /** Parses the response head from `buf` once complete (skipping 1xx), then relays. */
+  private onResponseBytes(buf: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const end = buf.indexOf(CRLF2, start);
+      if (end < 0) {
+        if (buf.length - start > RESPONSE_HEAD_MAX_BYTES) return this.badResponse();
+        this.resHead = start === 0 ? buf : buf.subarray(start);
+        return;
+      }
+      if (end - start > RESPONSE_HEAD_MAX_BYTES) return this.badResponse();
+      const view = start === 0 ? buf : buf.subarray(start);
+      const res = parseResponseHead(view, end - start);
+      if (res === null || res.status === 101) return this.badResponse();
+      if (res.status < 200) {
+        start = end + 4;
+        continue;
+      }
+      this.resHead = null;
+      this.respond(res, buf, end + 4);
+      return;
+    }
+  }
+
+  private respond(res: ResponseHead, buf: Buffer, bodyStart: number): void {
+    const core = this.host.core;
+    const up = this.up as Upstream;
+    const route = this.route as Route;
+    core.observeUpstream(route.service, (performance.now() - this.t0) / 1000);
+    this.status = res.status;
+    this.phase = 1;
+    this.responseStarted = true;
+    const noBody = this.head?.method === 'HEAD' || res.status === 204 || res.status === 304;
+    this.scanner = null;
+    this.untilClose = false;
+    this.remaining = 0;
+    let framing = '';
+    if (noBody) {
+      // no body follows, whatever the headers say
+    } else if (res.chunked) {
+      this.scanner = new ChunkedScanner();
+      framing = 'Transfer-Encoding: chunked\r\n';
+    } else if (res.length >= 0) {
+      this.remaining = res.length;
+    } else {
+      this.untilClose = true;
+      this.closeAfter = true;
+    }
+    this.reusable = res.reusable && !this.untilClose;
+    if (res.keepAliveMs !== undefined) up.idleMs = Math.max(0, Math.min(UPSTREAM_IDLE_MS, res.keepAliveMs - UPSTREAM_IDLE_MARGIN_MS));
+    if (core.closing) this.closeAfter = true;
+    let text = `HTTP/1.1 ${res.status} ${res.reason || http.STATUS_CODES[res.status] || ''}\r\n`;
+    const h = res.headers;
+    for (let i = 0; i + 1 < h.length; i += 2) text += `${h[i] as string}: ${h[i + 1] as string}\r\n`;
+    text += framing;
+    if (this.closeAfter) text += 'Connection: close\r\n';
+    text += '\r\n';
+    up.socket.setTimeout(core.idleTimeoutMs);
+    if (noBody) {
+      this.socket.write(text, 'latin1');
+      if (buf.length > bodyStart) this.reusable = false;
+      return this.complete();
+    }
+    const rest = buf.length - bodyStart;
+    // The common small response: head and the whole body in one write.
+    if (this.remaining > 0 && rest === this.remaining && rest + text.length <= ONE_WRITE_MAX) {
+      const out = Buffer.allocUnsafe(text.length + rest);
+      out.write(text, 0, 'latin1');
+      buf.copy(out, text.length, bodyStart);
+      this.remaining = 0;
+      this.socket.write(out);
+      return this.complete();
+    }
+    this.socket.cork();
+    this.socket.write(text, 'latin1');
+    if (rest > 0) this.relayBody(buf, bodyStart);
+    else if (!this.scanner && !this.untilClose && this.remaining === 0) this.complete();
+    process.nextTick(uncork, this.socket);
+  }
+
+  private relayBody(buf: Buffer, start: number): void {
+    let end = buf.length;
+    let done = false;
+    if (this.scanner) {
+      const at = this.scanner.scan(buf, start);
+      if (at === -2) return this.cutResponse(new Error('malformed chunked response body'));
+      if (at >= 0) {
+        end = at;
+        done = true;
+      }
+    } else if (!this.untilClose) {
+      if (end - start >= this.remaining) {
+        end = start + this.remaining;
+        done = true;
+      }
+      this.remaining -= end - start;
+    }
+    if (end < buf.length) this.reusable = false; // bytes past the response: do not reuse
+    if (end > start) {
+      const ok = this.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+      if (!ok && !done) this.up?.socket.pause();
+    }
+    if (done) this.complete();
+  }
+
+  onUpstreamEnd(up: Upstream): void {
+    if (up !== this.up) return;
+    if (this.phase === 1 && this.untilClose) {
+      this.reusable = false;
+      this.complete();
+      return;
+    }
+    up.socket.destroy(Object.assign(new Error('the backend closed the connection'), { code: 'UND_ERR_SOCKET' }));
+  }
+
+  onUpstreamTimeout(up: Upstream): void {
+    if (up !== this.up) return;
+    if (this.phase === 1) {
+      up.socket.destroy(Object.assign(new Error('backend body timeout'), { code: 'UND_ERR_BODY_TIMEOUT' }));
+      return;
+    }
+    if (up.connected) {
+      this.headersTimedOut = true;
+      up.socket.destroy(Object.assign(new Error('backend headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+    } else {
+      up.socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+    }
+  }
+
+  onUpstreamClose(up: Upstream, err: Error | null): void {
+    if (up !== this.up || !this.inflight) return;
+    this.up = null;
+    const core = this.host.core;
+    const route = this.route as Route;
+    const error = err ?? Object.assign(new Error('the backend closed the connection'), { code: 'UND_ERR_SOCKET' });
+    if (this.phase !== 0) {
+      // The response has begun: the only honest signal left is a cut connection.
+      core.upstreamFailed({ service: route.service, address: this.address, err: error, phase: 'response', retry: false });
+      this.releaseBackend();
+      this.socket.destroy();
+      this.endRequest(this.status);
+      return;
+    }
+    this.releaseBackend();
+    const connectPhase = !up.connected;
+    if (connectPhase) core.connectFailed(this.address);
+    else if (up.uses > 0 && !this.headersTimedOut && !this.staleRetried) {
+      // A kept-alive connection the backend had closed (the request met its FIN or RST before any
+      // response byte): once more on a fresh connection to the same backend, as nginx does.
+      this.staleRetried = true;
+      this.send(true);
+      return;
+    }
+    // Nothing of a response came: GET and HEAD may go to the next backend, unless the backend
+    // was given its time to answer and did not (a response-headers timeout: 504, not retried).
+    const next = this.headersTimedOut ? undefined : this.nextBackend();
+    core.upstreamFailed({ service: route.service, address: this.address, err: error, phase: connectPhase ? 'connect' : 'request', retry: next !== undefined });
+    if (next) {
+      this.route = next.route;
+      this.address = next.address;
+      this.send();
+      return;
+    }
+    const code = (error as { code?: unknown }).code;
+    const timeout = code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT';
+    this.replyError(timeout ? 504 : 502);
+  }
+
+  private nextBackend(): { route: Route; address: string } | undefined {
+    const tried = (this.tried ??= new Set());
+    tried.add(this.address);
+    return this.host.core.next(this.fwdHost, this.path, tried, this.address);
+  }
+
+  private badResponse(): void {
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    const core = this.host.core;
+    const route = this.route as Route;
+    this.releaseBackend();
+    core.upstreamFailed({ service: route.service, address: this.address, err: new Error('invalid upstream response head'), phase: 'request', retry: false });
+    this.replyError(502);
+  }
+
+  private cutResponse(err: Error): void {
+    const up = this.up;
+    this.up = null;
+    up?.destroy();
+    const core = this.host.core;
+    core.upstreamFailed({ service: (this.route as Route).service, address: this.address, err, phase: 'response', retry: false });
+    this.releaseBackend();
+    this.socket.destroy();
+    this.endRequest(this.status);
+  }
+
+  private replyError(status: 502 | 504): void {
+    const core = this.host.core;
+    const payload = JSON.stringify({ error: status === 504 ? 'upstream timed out' : 'upstream unavailable', service: (this.route as Route).service });
+    if (core.closing) this.closeAfter = true;
+    this.responseStarted = true;
+    this.socket.write(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n${payload}`,
+      'latin1',
+    );
+    this.endRequest(status);
+    this.afterResponse();
+  }
+
+  /** The response is complete: the backend connection goes back to the pool (or closes). */
+  private complete(): void {
+    const up = this.up;
+    this.up = null;
+    this.phase = 2;
+    const core = this.host.core;
+    if (up) {
+      up.uses++;
+      if (this.reusable && !core.closing) this.host.upstreams.put(up);
+      else up.destroy();
+    }
+    this.releaseBackend();
+    this.endRequest(this.status);
+    this.afterResponse();
+  }
+
+  private releaseBackend(): void {
+    if (!this.acquired) return;
+    this.acquired = false;
+    this.host.core.release(this.address);
+  }
+
+  private endRequest(status: number): void {
+    if (!this.inflight) return;
+    this.inflight = false;
+    this.head = null;
+    this.host.core.countRequest((this.route as Route).service, status);
+    this.host.requestEnded();
+  }
+
+  /** After a response: close when asked to, else the next request. */
+  private afterResponse(): void {
+    if (this.gone) return;
+    if (this.closeAfter || this.host.core.closing || this.clientEnded) return this.endClient();
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.buffered !== null) this.next();
+  }
+}
+
+function uncork(socket: net.Socket): void {
+  socket.uncork();
+}
