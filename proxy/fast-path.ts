@@ -24,7 +24,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ProxyCore } from './core.js';
 import { type HeadLimits, parseRequestHead } from './head.js';
-import { clientAddress, downstreamResponseHeaders } from './headers.js';
+import { clientAddress } from './headers.js';
 import type { Route } from './table.js';
 import { CLIENT_CLOSED } from './types.js';
 
@@ -60,8 +60,14 @@ for (let c = 97; c <= 122; c++) TARGET[c] = 1;
 
 /** Anything but HTAB and visible ASCII or space. */
 const NOT_VISIBLE_ASCII = /[^\t\x20-\x7e]/;
-/** A control byte other than HTAB (CR and LF included), or DEL. */
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** In a response head: a control byte other than HTAB, DEL, or a CR or LF not in a CRLF pair. */
+const BAD_RESPONSE_BYTE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+/** A header field line: a token, a colon, the value without the spaces around it. */
+const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*(.*?)[\t ]*$/s;
+/** Response headers never passed on (RFC 9110 §7.6.1), framing and keep-alive read on the way. */
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+const HOP_LENGTH = new Uint8Array(32);
+for (const n of [...HOP_BY_HOP_RESPONSE, 'content-length']) HOP_LENGTH[n.length] = 1;
 
 /** Request headers that send a request to the full path (lower-case). */
 const FULL_PATH_HEADERS = new Set(['content-length', 'transfer-encoding', 'upgrade', 'expect', 'te', 'http2-settings']);
@@ -248,36 +254,34 @@ interface ResponseHead {
 /** Parses `buf[0, end)`, a response head without its blank line. */
 export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null {
   const text = buf.toString('latin1', 0, end);
-  const lines = text.split('\r\n');
-  // Field values may carry obs-text (0x80–0xFF); no control byte but HTAB, no CR or LF inside a line.
-  for (let l = 0; l < lines.length; l++) if (CONTROL.test(lines[l] as string)) return null;
-  const first = lines[0] as string;
+  // Field values may carry obs-text (0x80–0xFF); no control byte but HTAB, and CR only before LF.
+  if (BAD_RESPONSE_BYTE.test(text)) return null;
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
   // HTTP/1.x SP 3DIGIT [SP reason]
-  if (first.length < 12 || !first.startsWith('HTTP/1.') || first.charCodeAt(8) !== 32) return null;
-  const minor = first.charCodeAt(7);
+  if (eol < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== 32) return null;
+  const minor = text.charCodeAt(7);
   if (minor !== 49 && minor !== 48) return null;
-  const status = Number(first.slice(9, 12));
-  if (!Number.isInteger(status) || status < 100 || first.charCodeAt(9) < 49 || first.charCodeAt(9) > 53) return null;
-  if (first.length > 12 && first.charCodeAt(12) !== 32) return null;
-  const reason = first.slice(13);
-  const raw: string[] = [];
+  const d0 = text.charCodeAt(9) - 48;
+  const d1 = text.charCodeAt(10) - 48;
+  const d2 = text.charCodeAt(11) - 48;
+  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return null;
+  const status = d0 * 100 + d1 * 10 + d2;
+  if (eol > 12 && text.charCodeAt(12) !== 32) return null;
+  const reason = eol > 13 ? text.slice(13, eol) : '';
+  const headers: string[] = [];
   let length = -1;
   let te: string | undefined;
-  let connection = '';
+  let connection: string | undefined;
   let keepAliveMs: number | undefined;
-  for (let l = 1; l < lines.length; l++) {
-    const line = lines[l] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    for (let i = 0; i < colon; i++) if (TOKEN[line.charCodeAt(i)] !== 1) return null;
-    const name = line.slice(0, colon);
-    let a = colon + 1;
-    let b = line.length;
-    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
-    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
-    const value = line.slice(a, b);
-    const len = name.length;
-    if (len === 14 || len === 17 || len === 10) {
+  for (let pos = eol + 2; pos < text.length; pos = eol + 2) {
+    eol = text.indexOf('\r\n', pos);
+    if (eol < 0) eol = text.length;
+    const m = FIELD.exec(text.slice(pos, eol));
+    if (m === null) return null;
+    const name = m[1] as string;
+    const value = m[2] as string;
+    if (HOP_LENGTH[name.length] === 1) {
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
         if (!/^[0-9]{1,15}$/.test(value)) return null;
@@ -287,13 +291,17 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
       } else if (lower === 'transfer-encoding') {
         if (te !== undefined) return null;
         te = value.toLowerCase();
-      } else if (lower === 'connection') connection += `,${value.toLowerCase()}`;
-      else if (lower === 'keep-alive') {
-        const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,6})/i.exec(value);
-        if (m) keepAliveMs = Number(m[1]) * 1000;
-      }
+        continue;
+      } else if (lower === 'connection') {
+        connection = connection === undefined ? value.toLowerCase() : `${connection},${value.toLowerCase()}`;
+        continue;
+      } else if (lower === 'keep-alive') {
+        const k = /(?:^|[,;\s])timeout\s*=\s*(\d{1,6})/i.exec(value);
+        if (k) keepAliveMs = Number(k[1]) * 1000;
+        continue;
+      } else if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
     }
-    raw.push(name, value);
+    headers.push(name, value);
   }
   let chunked = false;
   if (te !== undefined) {
@@ -301,9 +309,26 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
     if (te !== 'chunked' || length !== -1) return null;
     chunked = true;
   }
-  const closes = connection.split(',').some((t) => t.trim() === 'close');
-  const reusable = minor === 49 ? !closes : connection.split(',').some((t) => t.trim() === 'keep-alive') && !closes;
-  return { status, reason, headers: downstreamResponseHeaders(raw), length, chunked, reusable, keepAliveMs };
+  let closes = false;
+  let keepAlive = false;
+  let named: Set<string> | undefined;
+  if (connection !== undefined) {
+    for (const token of connection.split(',')) {
+      const t = token.trim();
+      if (t === 'close') closes = true;
+      else if (t === 'keep-alive') keepAlive = true;
+      else if (t !== '') (named ??= new Set()).add(t);
+    }
+  }
+  const reusable = !closes && (minor === 49 || keepAlive);
+  return { status, reason, headers: named ? dropNamed(headers, named) : headers, length, chunked, reusable, keepAliveMs };
+}
+
+/** Removes the fields a Connection header names (hop-by-hop by declaration). */
+function dropNamed(headers: string[], named: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < headers.length; i += 2) if (!named.has((headers[i] as string).toLowerCase())) out.push(headers[i] as string, headers[i + 1] as string);
+  return out;
 }
 
 /** A keep-alive connection to a backend, owned by one client connection while a request is on it. */
