@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import { silentLogger } from '../core/log.js';
-import { Pool, ProxyCore } from './core.js';
+import { ProxyCore, undiciPool } from './core.js';
 import type { Route } from './table.js';
 import { PROXY_DEFAULTS } from './types.js';
 
@@ -102,6 +102,7 @@ describe('ProxyCore in-flight and drain', () => {
 describe("undici's Pool, without undici's index", () => {
   it('leaves fetch, WebSocket and the rest unloaded, and is undici\'s own Pool', () => {
     const require = createRequire(import.meta.url);
+    const Pool = undiciPool();
     const index = require.resolve('undici');
     expect(require.cache[index]).toBeUndefined();
     const loaded = Object.keys(require.cache).filter((p) => p.includes('/node_modules/undici/'));

@@ -7,13 +7,22 @@ import { RouteTable, type Route } from './table.js';
 import { PROXY_DEFAULTS, type ProxyMetrics, type ProxyOptions } from './types.js';
 
 /**
- * undici's Pool, and only it: undici's index also loads fetch, WebSocket, EventSource, the cache
- * and the mock agents (110 modules; ~3 MB of V8 heap and several MB of resident memory in every
- * server and proxy worker) that the proxy never uses. undici has no `exports` map, so the file is
- * reachable; the version is pinned by package-lock.json, and proxy/core.test.ts checks the class
- * is undici's own Pool and that the index stays unloaded.
+ * undici's Pool, and only it, loaded on the first request that takes the full path (a body, an
+ * upgrade…): the lean path (fast-path.ts) never needs it, so an idle proxy or one serving only
+ * GETs does not carry it. Only the Pool: undici's index also loads fetch, WebSocket, EventSource,
+ * the cache and the mock agents (110 modules; ~3 MB of V8 heap and several MB of resident memory)
+ * that the proxy never uses. undici has no `exports` map, so the file is reachable; the version
+ * is pinned by package-lock.json, and proxy/core.test.ts checks the class is undici's own Pool
+ * and that the index stays unloaded.
  */
-export const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+let PoolClass: typeof UndiciPool | undefined;
+export function undiciPool(): typeof UndiciPool {
+  return (PoolClass ??= createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool);
+}
+/** Whether undiciPool() has loaded undici in this process (tests). */
+export function undiciLoaded(): boolean {
+  return PoolClass !== undefined;
+}
 type Pool = UndiciPool;
 
 /**
@@ -154,7 +163,7 @@ export class ProxyCore {
     let pool = this.pools.get(address);
     if (!pool) {
       // Callers only pass addresses of the current table; a stray one is closed by the next setRoutes.
-      pool = new Pool(`http://${address}`, this.poolOptions);
+      pool = new (undiciPool())(`http://${address}`, this.poolOptions);
       this.pools.set(address, pool);
     }
     return pool;
