@@ -2,8 +2,9 @@
  * Ready-made stores. Constructors do no I/O; call open() (or use openLevelStore).
  */
 
+import { createRequire } from 'node:module';
 import { Level } from 'level';
-import { MemoryLevel } from 'memory-level';
+import type { MemoryLevel as MemoryLevelClass } from 'memory-level';
 import { LevelStore } from './level-store.js';
 
 export interface StoreCaps {
@@ -34,6 +35,9 @@ export async function openLevelStore(path: string, caps: StoreCaps = {}): Promis
  * again, as with a directory on disk.
  */
 export function memoryStore(caps: StoreCaps = {}): LevelStore {
+  // Loaded here, not at the top: the server and agent import this module for openLevelStore,
+  // and memory-level (~0.7 MB of heap) would otherwise stay loaded in them for nothing.
+  const { MemoryLevel } = createRequire(import.meta.url)('memory-level') as { MemoryLevel: typeof MemoryLevelClass };
   const createDb = () =>
     new MemoryLevel<string, string>({ keyEncoding: 'utf8', valueEncoding: 'utf8', storeEncoding: 'utf8' });
   return new LevelStore({ ...caps, createDb });
