@@ -100,6 +100,8 @@ export class EtcdLeadership implements Leadership {
   private checkTimer: ReturnType<Clock['setTimeout']> | null = null;
   private campaigning: Promise<void> | null = null;
   private trouble: string | null = null;
+  /** When the current spell of trouble began (clock ms). */
+  private troubleSince = 0;
 
   constructor(private readonly deps: EtcdLeadershipDeps) {}
 
@@ -116,15 +118,31 @@ export class EtcdLeadership implements Leadership {
   }
 
   leaderAddress(): string | null {
-    return this.leader?.address ?? null;
+    const leader = this.leader;
+    // This server, last seen leading, has stepped down: there is no leader to pass requests to
+    // until the election says who (not itself: that would forward to itself).
+    if (!leader || (!this.leading && leader.name === this.deps.self.name)) return null;
+    return leader.address;
   }
 
   onChange(cb: (leading: boolean) => void): void {
     this.listeners.push(cb);
   }
 
+  /**
+   * Trouble that lasts: a moment of it — a member just killed, its circuit still open in the
+   * client, an election under way — is "no leader yet", which clients retry; only trouble that
+   * has lasted a lease is reported as the store's (SPEC §3.11: with one member of three down,
+   * apply keeps working).
+   */
   problem(): string | null {
-    return this.leading ? null : this.trouble;
+    if (this.leading || this.trouble === null) return null;
+    return this.deps.clock.now() - this.troubleSince >= this.deps.leaseSecs * 1000 ? this.trouble : null;
+  }
+
+  private setTrouble(why: string | null): void {
+    if (why !== null && this.trouble === null) this.troubleSince = this.deps.clock.now();
+    this.trouble = why;
   }
 
   async members(): Promise<ServerMember[]> {
@@ -180,7 +198,7 @@ export class EtcdLeadership implements Leadership {
       });
       lease.on('lost', (err) => {
         if (this.lease !== lease || this.stopped) return;
-        this.trouble = `the lease was lost (${err.message.slice(0, 200)}): the control plane's store (etcd) may have lost its quorum`;
+        this.setTrouble(`the lease was lost (${err.message.slice(0, 200)}): the control plane's store (etcd) may have lost its quorum`);
         log.warn({ err: { message: err.message } }, 'leader lease lost: stepping down and campaigning again');
         this.lease = null;
         this.mine = null;
@@ -204,10 +222,10 @@ export class EtcdLeadership implements Leadership {
     for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.campaign();
-        this.trouble = null;
+        this.setTrouble(null);
         return;
       } catch (err) {
-        this.trouble = `no server can lead: the control plane's store (etcd) does not answer (${(err as Error).message.slice(0, 200)}); has it lost its quorum?`;
+        this.setTrouble(`no server can lead: the control plane's store (etcd) does not answer (${(err as Error).message.slice(0, 200)}); has it lost its quorum?`);
         this.deps.log.warn({ err: { message: (err as Error).message } }, 'campaign failed; retrying');
         await new Promise((r) => this.deps.clock.setTimeout(() => r(undefined), delay));
       }
@@ -256,7 +274,7 @@ export class EtcdLeadership implements Leadership {
       this.checkTimer = null;
       if (!this.leading) return;
       if (this.isLeader()) return this.scheduleCheck();
-      this.trouble = 'the leader could not renew its lease: the control plane\'s store (etcd) does not answer (has it lost its quorum?)';
+      this.setTrouble('the leader could not renew its lease: the control plane\'s store (etcd) does not answer (has it lost its quorum?)');
       this.deps.log.warn({ lastKeepalive: new Date(this.lastKeepaliveMs).toISOString() }, 'leader lease not renewed within its lifetime: stepping down');
       this.mine = null;
       const old = this.lease;
