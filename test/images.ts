@@ -13,6 +13,13 @@ import { busyboxBase, type ImageDef } from '../runtime/image-def.js';
 
 /** busybox with applet links in /bin; default command `sleep 3600`. */
 export const TEST_IMAGE = 'orca-test/busybox:1';
+/**
+ * A manifest `command` line (for TEST_IMAGE, with `memory = "8m"`) whose main process is
+ * OOM-killed 0.3 s after it starts: awk allocates 64 MB at once. Its shell predecessor,
+ * `a=$(yes | head -c 64000000)`, filled its buffer only as fast as the pipe ran; on a loaded
+ * machine that took long enough for the service to look stable first.
+ */
+export const OOM_COMMAND = 'command = ["awk", "BEGIN { system(\\"sleep 0.3\\"); s = sprintf(\\"%64000000s\\", \\"\\"); system(\\"sleep 3600\\") }"]';
 /** Like TEST_IMAGE, plus a HEALTHCHECK that passes while /tmp/healthy exists (checked every 200 ms). */
 export const HEALTHCHECK_IMAGE = 'orca-test/healthcheck:1';
 /**

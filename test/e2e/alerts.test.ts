@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TEST_IMAGE } from '../images.js';
+import { OOM_COMMAND, TEST_IMAGE } from '../images.js';
 import { cleanup, cli, orca, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, holdsFor, type AgentProcess, type ServerProcess } from './harness.js';
 
 interface Received {
@@ -135,7 +135,7 @@ describe('alerts: [[alert]] webhooks', () => {
         '[[service]]',
         'name = "hungry"',
         `image = "${TEST_IMAGE}"`,
-        'command = ["sh", "-c", "sleep 0.3; a=$(yes | head -c 64000000); sleep 3600"]',
+        OOM_COMMAND,
         'placement = { node = "n1" }',
         'stop_grace_secs = 0.5',
         '[service.resources]',

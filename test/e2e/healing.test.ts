@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { DockerRuntime } from '../../runtime/docker-runtime.js';
 import { LABEL } from '../../runtime/labels.js';
-import { TEST_IMAGE } from '../images.js';
+import { OOM_COMMAND, TEST_IMAGE } from '../images.js';
 import { cleanup, cli, startServer, stopServer, testEnv, waitFor, type ServerProcess, containerMainPid } from './harness.js';
 
 const rt = new DockerRuntime();
@@ -165,7 +165,7 @@ describe('self-healing on real Docker', () => {
   });
 
   it('shows an OOM kill as OOMKilled with a hint to raise resources.memory', async () => {
-    await apply('hungry', 'command = ["sh", "-c", "sleep 0.3; a=$(yes | head -c 64000000); sleep 3600"]\n[service.resources]\nmemory = "8m"');
+    await apply('hungry', `${OOM_COMMAND}\n[service.resources]\nmemory = "8m"`);
     await waitFor(async () => (await status('hungry')).instances.some((i) => i.lastExit?.reason === 'OOMKilled'), 20_000, 'an OOM kill');
     const s = await status('hungry');
     expect(s.instances.find((i) => i.lastExit)!.lastExit).toMatchObject({ reason: 'OOMKilled', code: 137 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { TEST_IMAGE } from '../images.js';
+import { OOM_COMMAND, TEST_IMAGE } from '../images.js';
 import { cleanup, cli, holdsFor, startServer, stopServer, testEnv, waitFor, type ServerProcess } from './harness.js';
 import { httpClient } from './http-client.js';
 
@@ -128,7 +128,7 @@ host = "wrongport.localhost"
     });
 
     it('an OOM-killed service: exit 1 with the OOM and the hint', async () => {
-      const r = await timed('oomer', 'command = ["sh", "-c", "sleep 0.3; a=$(yes | head -c 64000000); sleep 3600"]\n[service.resources]\nmemory = "8m"');
+      const r = await timed('oomer', `${OOM_COMMAND}\n[service.resources]\nmemory = "8m"`);
       expect(r.code, r.stdout + r.stderr).toBe(1);
       expect(r.stderr).toMatch(/oomer is crash-looping: .*OOMKilled/);
       expect(r.stderr).toMatch(/raise resources\.memory/);
