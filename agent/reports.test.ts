@@ -125,6 +125,26 @@ describe('buildReports: slot memory (restarts, last exit, crash-loop backoff)', 
   });
 });
 
+describe('buildReports: a container list read before the slot recorded its death', () => {
+  // observe() lists the containers, then reads the slots: an instance that died in between is
+  // still "running" in the list while its slot already holds its exit.
+  const died = slots({ slot: 0, currentInstance: 'a', handledInstance: 'a', lastExit: { instance: 'a', code: 137, reason: 'oom-killed', at: '2026-01-01T00:00:58.000Z' } });
+
+  it('an instance whose own exit came after it started is no live row: its slot shows the exit', () => {
+    const stale = [aContainer({ slot: 0, instance: 'a', specHash: hash, startedAt: '2026-01-01T00:00:57.700Z' })];
+    const [r, more] = buildReports('n1', desired.slice(0, 1), stale, died, NOW);
+    expect(more).toBeUndefined();
+    expect(r).toMatchObject({ containerId: null, state: 'pending', lastExit: { reason: 'OOMKilled', code: 137 } });
+  });
+
+  it('an instance started again after its recorded exit is live, and shows that exit as its past', () => {
+    const again = [aContainer({ slot: 0, instance: 'a', specHash: hash, startedAt: '2026-01-01T00:00:59.000Z' })];
+    const [r] = buildReports('n1', desired.slice(0, 1), again, died, NOW);
+    expect(r).toMatchObject({ id: 'a', state: 'running', lastExit: { reason: 'OOMKilled', code: 137 } });
+    expect(r?.containerId).not.toBeNull();
+  });
+});
+
 describe('buildReports: halted rollouts and terminal errors', () => {
   it('a halted rollout to the desired spec is reported on the slot; one to an older spec is not', () => {
     const old = aContainer({ slot: 0, instance: 'old', specHash: 'old-hash' });

@@ -24,6 +24,19 @@ const EXIT_REASON_TEXT: Record<string, string> = {
   'start-timeout': 'StartTimeout',
 };
 
+/**
+ * The slot recorded this very instance's exit after the container last started: the container
+ * list was read before the death was handled (the list is read first, the slots after), so the
+ * container is dead whatever the list says. A container started again after its recorded exit
+ * (someone ran `docker start`) is live.
+ */
+function diedSinceListed(c: ObservedContainer, instance: string, slot: SlotState | undefined): boolean {
+  const e = slot?.lastExit;
+  if (!e || e.instance !== instance || slot.handledInstance !== instance) return false;
+  const started = c.startedAt ? Date.parse(c.startedAt) : NaN;
+  return !(started > Date.parse(e.at));
+}
+
 function exitView(e: LastExit | null): InstanceReport['lastExit'] {
   if (!e) return null;
   return { code: e.code, reason: EXIT_REASON_TEXT[e.reason] ?? e.reason, at: e.at };
@@ -67,10 +80,10 @@ export function buildReports(
     if (!l) continue;
     const key = `${l.service}/${l.slot}`;
     const a = desired.get(key);
-    const live = c.status !== 'exited' && c.status !== 'dead';
+    const slot = slots.get(key);
+    const live = c.status !== 'exited' && c.status !== 'dead' && !diedSinceListed(c, l.instance, slot);
     if (!live) continue;
     liveSlots.add(key);
-    const slot = slots.get(key);
     const running = c.status === 'running';
     out.push({
       id: l.instance,
