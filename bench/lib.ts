@@ -2,7 +2,7 @@ import type { EventRecord } from '../store/types.js';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep, systemClock } from '../core/clock.js';
@@ -101,17 +101,9 @@ export function toolPath(bin: string): string {
   return p;
 }
 
-/** A free TCP port on 127.0.0.1 (bound, read, released: good enough for a bench). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, freePorts } from '../test/ports.js';
+
+export { freePort, freePorts };
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port; throws at the deadline. */
 export async function waitForPort(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {

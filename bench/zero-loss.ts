@@ -35,7 +35,7 @@ import { LABEL } from '../runtime/labels.js';
 import { TEST_IMAGE, ensureTestImages } from '../test/images.js';
 import { cleanup, cli, startServer, stopServer, testEnv, type ServerProcess } from '../test/e2e/harness.js';
 import { httpClient } from '../test/e2e/http-client.js';
-import { breakdown, containerMainPid, docker, ensureDebianTool, freePort, httpStatus, parseEvents, percentile, report, series, startNginx, type Nginx } from './lib.js';
+import { breakdown, containerMainPid, docker, ensureDebianTool, freePorts, httpStatus, parseEvents, percentile, report, series, startNginx, type Nginx } from './lib.js';
 
 const secs = Number(process.argv[2] ?? 30);
 if (!Number.isInteger(secs) || secs < 5 || secs > 300) {
@@ -274,7 +274,7 @@ reset_after_secs = 2
   // ---- nginx in front of Docker's --restart=always ------------------------------------------
   // Fresh containers for each variant: Docker's restart delay (100 ms doubling, reset after
   // 10 s up) would otherwise carry over from one variant to the next.
-  const ports = [await freePort(), await freePort()];
+  const ports = await freePorts(2);
   const portReady = async (port: number) => (await httpStatus(`http://127.0.0.1:${port}/ready`, 500)) === 200;
   const bothUp = async () => ((await Promise.all(ports.map(portReady))).every(Boolean) ? true : undefined);
   const variants = [

@@ -14,10 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep, systemClock } from '../core/clock.js';
+import { freePorts } from './ports.js';
 
 /** How long a member (or the cluster) may take to say it is healthy. */
 const HEALTHY_WITHIN_MS = 30_000;
@@ -65,14 +65,7 @@ export interface EtcdProcess {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel's choice; free again once closed). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from './ports.js';
 
 async function healthy(endpoint: string, tls?: EtcdTlsFiles): Promise<boolean> {
   if (tls) {
@@ -228,7 +221,8 @@ export async function startEtcd(opts: { members?: number; tls?: boolean } = {}):
   if (!Number.isInteger(count) || count < 1 || count > 7) throw new Error(`members must be 1-7, got ${count}`);
   const root = await mkdtemp(join(tmpdir(), 'orca-etcd-'));
   const plans: Plan[] = [];
-  for (let i = 0; i < count; i++) plans.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dataDir: join(root, `m${i}`) });
+  const ports = await freePorts(2 * count);
+  for (let i = 0; i < count; i++) plans.push({ name: `m${i}`, client: ports[2 * i]!, peer: ports[2 * i + 1]!, dataDir: join(root, `m${i}`) });
   const initialCluster = plans.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(',');
   const token = `orca-test-${randomBytes(6).toString('hex')}`;
   const tls = opts.tls ? await makeTlsFiles(root) : undefined;

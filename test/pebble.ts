@@ -14,6 +14,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueCert, makeCa } from './certs.js';
+import { freePorts } from './ports.js';
 
 export interface Pebble {
   /** The ACME directory URL. */
@@ -32,14 +33,6 @@ export interface Pebble {
 
 export function ensurePebble(): void {
   execFileSync('bash', ['scripts/ensure-pebble.sh'], { stdio: 'inherit' });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function waitPort(port: number, maxMs: number): Promise<void> {
@@ -80,7 +73,7 @@ export async function startPebble(o: { httpPort: number; validitySecs?: number; 
   await writeFile(caFile, ca.certPem);
   await writeFile(join(dir, 'cert.pem'), leaf.certPem);
   await writeFile(join(dir, 'key.pem'), leaf.keyPem);
-  const [acmePort, mgmtPort, dnsPort, challMgmtPort, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const [acmePort, mgmtPort, dnsPort, challMgmtPort, tlsPort] = (await freePorts(5)) as [number, number, number, number, number];
   await writeFile(
     join(dir, 'pebble.json'),
     JSON.stringify({

@@ -14,7 +14,6 @@ import http from 'node:http';
 import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_IMAGE } from '../images.js';
@@ -23,6 +22,7 @@ import { issueCert, makeCa } from '../certs.js';
 import { ensurePebble, startPebble, type Pebble } from '../pebble.js';
 import { cleanup, cli, startAgentProcess, startServer, stopAgentProcess, stopServer, testEnv, waitFor, type AgentProcess, type ServerProcess } from './harness.js';
 import { httpClient } from './http-client.js';
+import { freePort } from '../ports.js';
 
 /** pebble's certificate lifetime here: renewed a third before the end, i.e. after 40 s. */
 const VALIDITY_SECS = 60;
@@ -54,14 +54,6 @@ interface CertRow {
   notAfter: string | null;
   status: string;
   reason: string | null;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** One GET over a new TLS connection to 127.0.0.1:port with SNI `host`, trusting `ca`; the status, body and the certificate served. */
