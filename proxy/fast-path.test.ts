@@ -319,6 +319,55 @@ describe('the lean path with real sockets', () => {
     expect(metrics.requests).toEqual([{ route: 'web', status: 499 }]);
   });
 
+  it('relays large bodies byte for byte to concurrent clients, a slow one included, and heads split over many reads', async () => {
+    // Backend reads share one buffer in the proxy: what one response leaves in flight must not
+    // be overwritten by another's next read.
+    const bodies = [0, 1, 2, 3].map((i) => {
+      const body = Buffer.allocUnsafe(8 * 1024 * 1024);
+      for (let j = 0; j < body.length; j++) body[j] = (j * (i + 7) + i) & 0xff;
+      return body;
+    });
+    const be = await rawBackend((text, s) => {
+      const i = Number(/GET \/(\d)/.exec(text)?.[1] ?? 0);
+      const body = bodies[i]!;
+      const headText = `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`;
+      // The head in pieces of 5 bytes, a tick apart, then the body in pieces of odd sizes.
+      let at = 0;
+      const pieces: Buffer[] = [];
+      for (let k = 0; k < headText.length; k += 5) pieces.push(Buffer.from(headText.slice(k, k + 5), 'latin1'));
+      for (let k = 0; k < body.length; k += 100_003) pieces.push(body.subarray(k, k + 100_003));
+      const next = (): void => {
+        if (at >= pieces.length || s.destroyed) return;
+        if (s.write(pieces[at++]!)) setImmediate(next);
+        else s.once('drain', next);
+      };
+      next();
+    });
+    const { port } = await proxyWith([route(be.address)]);
+    const fetchOne = (i: number, slow: boolean) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const c = net.connect(port, '127.0.0.1');
+        defer(() => void c.destroy());
+        const parts: Buffer[] = [];
+        c.on('error', reject);
+        c.on('data', (d: Buffer) => {
+          parts.push(d);
+          if (slow && parts.length === 1) {
+            // Reads nothing for a while: the kernel's buffers fill and the proxy's writes to
+            // this client stay queued while the other backends' reads go on.
+            c.pause();
+            setTimeout(() => c.resume(), 300);
+          }
+          const all = Buffer.concat(parts);
+          const end = all.indexOf('\r\n\r\n');
+          if (end >= 0 && all.length - end - 4 >= bodies[i]!.length) resolve(all.subarray(end + 4));
+        });
+        c.write(GET(`/${i}`));
+      });
+    const got = await Promise.all([fetchOne(0, true), fetchOne(1, false), fetchOne(2, false), fetchOne(3, true)]);
+    for (let i = 0; i < 4; i++) expect(got[i]!.equals(bodies[i]!), `body ${i}`).toBe(true);
+  });
+
   it('bounds what a client pipelines while its request is in flight', async () => {
     let release: (() => void) | undefined;
     const b: TestBackend = await backend('slow', (_req, res) => {
