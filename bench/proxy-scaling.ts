@@ -43,9 +43,9 @@ async function planeChild(workers: number, backendPort: number): Promise<void> {
     clock: systemClock,
     workers,
     metrics: {
-      request: (route, status) => metrics.proxyRequests.inc({ route, status: String(status) }),
-      requests: (route, status, count) => metrics.proxyRequests.inc({ route, status: String(status) }, count),
-      upstreamSeconds: (route, seconds) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
+      request: (route, status) => metrics.proxyRequest(route, status),
+      requests: (route, status, count) => metrics.proxyRequest(route, status, count),
+      upstreamSeconds: (route, seconds) => metrics.proxyUpstreamSeconds(route, seconds),
     },
   });
   plane.setRoutes([{ service: 'bench', host: HOST, path: '/', backends: [{ instance: 'b', address: `127.0.0.1:${backendPort}` }] }]);

@@ -85,8 +85,8 @@ async function proxyChild(backendPort: number): Promise<void> {
     log: log.child({ component: 'proxy' }),
     clock: systemClock,
     metrics: {
-      request: (route: string, status: number) => metrics.proxyRequests.inc({ route, status: String(status) }),
-      upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
+      request: (route: string, status: number) => metrics.proxyRequest(route, status),
+      upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds(route, seconds),
     },
   });
   px.setRoutes([{ service: 'bench', host: HOST, path: '/', backends: [{ instance: 'b', address: `127.0.0.1:${backendPort}` }] }]);

@@ -60,8 +60,8 @@ async function proxyChild(backendPort: number, dir: string): Promise<void> {
     log: log.child({ component: 'proxy' }),
     clock: systemClock,
     metrics: {
-      request: (route: string, status: number) => metrics.proxyRequests.inc({ route, status: String(status) }),
-      upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
+      request: (route: string, status: number) => metrics.proxyRequest(route, status),
+      upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds(route, seconds),
     },
   });
   px.setRoutes([{ service: 'bench', host: HOST, path: '/', backends: [{ instance: 'b-1', address: `127.0.0.1:${backendPort}` }], tls: 'manual' }]);

@@ -205,9 +205,9 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clock,
       workers: config.proxyWorkers,
       metrics: {
-        request: (route: string, status: number) => metrics.proxyRequests.inc({ route, status: String(status) }),
-        requests: (route: string, status: number, count: number) => metrics.proxyRequests.inc({ route, status: String(status) }, count),
-        upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds.observe({ route }, seconds),
+        request: (route: string, status: number) => metrics.proxyRequest(route, status),
+        requests: (route: string, status: number, count: number) => metrics.proxyRequest(route, status, count),
+        upstreamSeconds: (route: string, seconds: number) => metrics.proxyUpstreamSeconds(route, seconds),
       },
     });
     proxy = px;
