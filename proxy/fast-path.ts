@@ -243,8 +243,11 @@ function hex(c: number): number {
 interface ResponseHead {
   status: number;
   reason: string;
-  /** Flat name/value list to send on (hop-by-hop dropped). */
-  headers: string[];
+  /**
+   * The header lines to send on as they came (hop-by-hop dropped): flat [start, end) byte ranges
+   * of the head, each line with its CRLF.
+   */
+  lines: number[];
   /** Body framing: a length, chunked, or until the backend closes. */
   length: number;
   chunked: boolean;
@@ -290,7 +293,7 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
   const status = d0 * 100 + d1 * 10 + d2;
   if (eol > 12 && text.charCodeAt(12) !== 32) return null;
   const reason = eol > 13 ? text.slice(13, eol) : '';
-  const headers: string[] = [];
+  const lines: number[] = [];
   let length = -1;
   let te: string | undefined;
   let connection: string | undefined;
@@ -306,14 +309,14 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
       if (c >= 128 || TOKEN[c] !== 1) return null;
     }
     if (colon === pos || colon === eol) return null;
-    let vs = colon + 1;
-    let ve = eol;
-    for (let c = text.charCodeAt(vs); vs < ve && (c === 32 || c === 9); c = text.charCodeAt(++vs));
-    for (let c = text.charCodeAt(ve - 1); ve > vs && (c === 32 || c === 9); c = text.charCodeAt(--ve - 1));
-    const name = text.slice(pos, colon);
-    const value = text.slice(vs, ve);
-    if (HOP_LENGTH[name.length] === 1) {
-      const lower = name.toLowerCase();
+    // Lines are passed on as they are; only framing and hop-by-hop candidates are read (by length).
+    if (HOP_LENGTH[colon - pos] === 1) {
+      let vs = colon + 1;
+      let ve = eol;
+      for (let c = text.charCodeAt(vs); vs < ve && (c === 32 || c === 9); c = text.charCodeAt(++vs));
+      for (let c = text.charCodeAt(ve - 1); ve > vs && (c === 32 || c === 9); c = text.charCodeAt(--ve - 1));
+      const value = text.slice(vs, ve);
+      const lower = text.slice(pos, colon).toLowerCase();
       if (lower === 'content-length') {
         if (!/^[0-9]{1,15}$/.test(value)) return null;
         const n = Number(value);
@@ -332,7 +335,7 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
         continue;
       } else if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
     }
-    headers.push(name, value);
+    lines.push(pos, eol + 2);
   }
   let chunked = false;
   if (te !== undefined) {
@@ -352,13 +355,23 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
     }
   }
   const reusable = !closes && (minor === 49 || keepAlive);
-  return { status, reason, headers: named ? dropNamed(headers, named) : headers, length, chunked, reusable, keepAliveMs };
+  return { status, reason, lines: named ? dropNamed(text, lines, named) : lines, length, chunked, reusable, keepAliveMs };
 }
 
-/** Removes the fields a Connection header names (hop-by-hop by declaration). */
-function dropNamed(headers: string[], named: ReadonlySet<string>): string[] {
+/** Removes the lines of the fields a Connection header names (hop-by-hop by declaration). */
+function dropNamed(text: string, lines: number[], named: ReadonlySet<string>): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const start = lines[i] as number;
+    if (!named.has(text.slice(start, text.indexOf(':', start)).toLowerCase())) out.push(start, lines[i + 1] as number);
+  }
+  return out;
+}
+
+/** The header lines of `res` in `head` (the bytes it was parsed from), as text without CRLFs. */
+export function responseLines(head: Buffer, res: ResponseHead): string[] {
   const out: string[] = [];
-  for (let i = 0; i + 1 < headers.length; i += 2) if (!named.has((headers[i] as string).toLowerCase())) out.push(headers[i] as string, headers[i + 1] as string);
+  for (let i = 0; i + 1 < res.lines.length; i += 2) out.push(head.toString('latin1', res.lines[i], (res.lines[i + 1] as number) - 2));
   return out;
 }
 
@@ -782,7 +795,8 @@ export class LeanConnection {
         continue;
       }
       this.resHead = null;
-      this.respond(res, buf, end + 4);
+      // The head's line ranges count from `view`.
+      this.respond(res, view, end + 4 - start);
       return;
     }
   }
@@ -814,30 +828,33 @@ export class LeanConnection {
     this.reusable = res.reusable && !this.untilClose;
     if (res.keepAliveMs !== undefined) up.idleMs = Math.max(0, Math.min(UPSTREAM_IDLE_MS, res.keepAliveMs - UPSTREAM_IDLE_MARGIN_MS));
     if (core.closing) this.closeAfter = true;
-    let text = `HTTP/1.1 ${res.status} ${res.reason || http.STATUS_CODES[res.status] || ''}\r\n`;
-    const h = res.headers;
-    for (let i = 0; i + 1 < h.length; i += 2) text += `${h[i] as string}: ${h[i + 1] as string}\r\n`;
-    text += framing;
-    if (this.closeAfter) text += 'Connection: close\r\n';
-    text += '\r\n';
+    // The head: a status line of our own, the backend's lines as they came, framing, the blank line.
+    const status = `HTTP/1.1 ${res.status} ${res.reason || http.STATUS_CODES[res.status] || ''}\r\n`;
+    const tail = `${framing}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
+    const lines = res.lines;
+    let headLength = status.length + tail.length;
+    for (let i = 0; i + 1 < lines.length; i += 2) headLength += (lines[i + 1] as number) - (lines[i] as number);
     up.socket.setTimeout(core.idleTimeoutMs);
+    const rest = buf.length - bodyStart;
+    // The common small response: head and the whole body in one write.
+    const whole = !noBody && this.remaining > 0 && rest === this.remaining && rest + headLength <= ONE_WRITE_MAX;
+    const out = Buffer.allocUnsafe(whole ? headLength + rest : headLength);
+    let at = out.write(status, 0, 'latin1');
+    for (let i = 0; i + 1 < lines.length; i += 2) at += buf.copy(out, at, lines[i] as number, lines[i + 1] as number);
+    at += out.write(tail, at, 'latin1');
     if (noBody) {
-      this.socket.write(text, 'latin1');
+      this.socket.write(out);
       if (buf.length > bodyStart) this.reusable = false;
       return this.complete();
     }
-    const rest = buf.length - bodyStart;
-    // The common small response: head and the whole body in one write.
-    if (this.remaining > 0 && rest === this.remaining && rest + text.length <= ONE_WRITE_MAX) {
-      const out = Buffer.allocUnsafe(text.length + rest);
-      out.write(text, 0, 'latin1');
-      buf.copy(out, text.length, bodyStart);
+    if (whole) {
+      buf.copy(out, at, bodyStart);
       this.remaining = 0;
       this.socket.write(out);
       return this.complete();
     }
     this.socket.cork();
-    this.socket.write(text, 'latin1');
+    this.socket.write(out);
     if (rest > 0) this.relayBody(buf, bodyStart);
     else if (!this.scanner && !this.untilClose && this.remaining === 0) this.complete();
     process.nextTick(uncork, this.socket);
