@@ -385,6 +385,7 @@ export class Upstream {
   idleMs = UPSTREAM_IDLE_MS;
   error: Error | null = null;
   closed = false;
+  private timeoutMs = -1;
 
   constructor(
     readonly address: string,
@@ -396,7 +397,7 @@ export class Upstream {
     if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
     const socket = net.connect({ host, port: Number(address.slice(colon + 1)), noDelay: true, onread: { buffer: UPSTREAM_READ_BUFFER, callback: this.onRead } });
     this.socket = socket;
-    socket.setTimeout(connectTimeoutMs);
+    this.timeout(connectTimeoutMs);
     socket.on('connect', this.onConnect);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
@@ -438,6 +439,16 @@ export class Upstream {
     else this.socket.destroy();
   };
 
+  /**
+   * The socket's inactivity timeout. Set again only when it changes: every read and write restarts
+   * it anyway, and a new timer per call cost a little on every request.
+   */
+  timeout(ms: number): void {
+    if (ms === this.timeoutMs) return;
+    this.timeoutMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
   destroy(): void {
     this.owner = null;
     this.socket.destroy();
@@ -470,7 +481,7 @@ export class UpstreamPool {
       return;
     }
     up.owner = null;
-    up.socket.setTimeout(up.idleMs);
+    up.timeout(up.idleMs);
     list.push(up);
   }
 
@@ -742,7 +753,7 @@ export class LeanConnection {
     this.acquired = true;
     this.host.core.acquire(this.address);
     if (up.connected) {
-      up.socket.setTimeout(this.host.core.headersTimeoutMs);
+      up.timeout(this.host.core.headersTimeoutMs);
       up.socket.resume();
     }
     up.socket.write(this.upstreamHead, 'latin1');
@@ -750,7 +761,7 @@ export class LeanConnection {
 
   onUpstreamConnect(up: Upstream): void {
     if (up !== this.up) return;
-    up.socket.setTimeout(this.host.core.headersTimeoutMs);
+    up.timeout(this.host.core.headersTimeoutMs);
   }
 
   /** `chunk` is lent for this call only (the shared read buffer): what is kept is copied. */
@@ -834,7 +845,7 @@ export class LeanConnection {
     const lines = res.lines;
     let headLength = status.length + tail.length;
     for (let i = 0; i + 1 < lines.length; i += 2) headLength += (lines[i + 1] as number) - (lines[i] as number);
-    up.socket.setTimeout(core.idleTimeoutMs);
+    up.timeout(core.idleTimeoutMs);
     const rest = buf.length - bodyStart;
     // The common small response: head and the whole body in one write.
     const whole = !noBody && this.remaining > 0 && rest === this.remaining && rest + headLength <= ONE_WRITE_MAX;
