@@ -373,6 +373,29 @@ describe('the lean path with real sockets', () => {
     for (let i = 0; i < 4; i++) expect(got[i]!.equals(bodies[i]!), `body ${i}`).toBe(true);
   });
 
+  it('reads a response head that comes a byte at a time, a 1xx before it, and relays it whole', async () => {
+    const fields = Array.from({ length: 40 }, (_, i) => `X-Field-${i}: ${'v'.repeat(i)}\r\n`).join('');
+    const bytes = Buffer.from(`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n${fields}Content-Length: 4\r\n\r\nbody`, 'latin1');
+    const be = await rawBackend((_t, s) => {
+      s.setNoDelay(true);
+      let at = 0;
+      const next = (): void => {
+        if (at >= bytes.length || s.destroyed) return;
+        s.write(bytes.subarray(at, ++at));
+        setImmediate(next);
+      };
+      next();
+    });
+    const { port } = await proxyWith([route(be.address)]);
+    const c = connection(port);
+    c.write(GET());
+    await until(() => c.text().endsWith('body'));
+    expect(c.statuses()).toEqual([200]);
+    expect(c.text()).toContain(fields);
+    c.write(GET());
+    await until(() => c.text().split('body').length === 3);
+  });
+
   it('bounds what a client pipelines while its request is in flight', async () => {
     let release: (() => void) | undefined;
     const b: TestBackend = await backend('slow', (_req, res) => {

@@ -548,7 +548,9 @@ export class LeanConnection {
   private up: Upstream | null = null;
   /** 0 waiting for the response head, 1 relaying its body, 2 done. */
   private phase = 0;
+  /** A response head not complete yet: `resHeadLength` bytes kept in `resHead` (grown by doubling). */
   private resHead: Buffer | null = null;
+  private resHeadLength = 0;
   private remaining = 0;
   private scanner: ChunkedScanner | null = null;
   private untilClose = false;
@@ -749,6 +751,7 @@ export class LeanConnection {
     this.up = up;
     this.phase = 0;
     this.resHead = null;
+    this.resHeadLength = 0;
     this.headersTimedOut = false;
     this.acquired = true;
     this.host.core.acquire(this.address);
@@ -776,9 +779,12 @@ export class LeanConnection {
 
   private relay(up: Upstream, chunk: Buffer): void {
     if (this.phase === 0) {
-      const buf = this.resHead === null ? chunk : Buffer.concat([this.resHead, chunk]);
-      this.resHead = null;
-      this.onResponseBytes(buf);
+      if (this.resHeadLength === 0) return this.onResponseBytes(chunk, 0);
+      // A head in pieces (a backend may send it a byte at a time): appended to one growing
+      // buffer and searched from where the last search stopped, so it costs linear time.
+      const kept = this.resHeadLength;
+      this.keepHead(chunk, 0);
+      this.onResponseBytes((this.resHead as Buffer).subarray(0, this.resHeadLength), Math.max(0, kept - 3));
     } else if (this.phase === 1) {
       this.relayBody(chunk, 0);
     } else {
@@ -786,15 +792,25 @@ export class LeanConnection {
     }
   }
 
-  /** Parses the response head from `buf` once complete (skipping 1xx), then relays. */
-  private onResponseBytes(buf: Buffer): void {
+  /**
+   * Parses the response head from `buf` once complete (skipping 1xx), then relays. `from`: where
+   * the search for the head's end may start (what came before it was searched already).
+   */
+  private onResponseBytes(buf: Buffer, from: number): void {
     let start = 0;
     for (;;) {
-      const end = buf.indexOf(CRLF2, start);
+      const end = buf.indexOf(CRLF2, Math.max(start, from));
       if (end < 0) {
         if (buf.length - start > RESPONSE_HEAD_MAX_BYTES) return this.badResponse();
-        // Kept for the next read: copied out of the lent read buffer.
-        this.resHead = Buffer.from(start === 0 ? buf : buf.subarray(start));
+        // Kept for the next read (out of the lent read buffer, or moved to the front of its own).
+        const own = this.resHead;
+        if (own !== null && buf.buffer === own.buffer && buf.byteOffset === own.byteOffset) {
+          if (start > 0) own.copyWithin(0, start, this.resHeadLength);
+          this.resHeadLength -= start;
+        } else {
+          this.resHeadLength = 0;
+          this.keepHead(buf, start);
+        }
         return;
       }
       if (end - start > RESPONSE_HEAD_MAX_BYTES) return this.badResponse();
@@ -806,10 +822,24 @@ export class LeanConnection {
         continue;
       }
       this.resHead = null;
+      this.resHeadLength = 0;
       // The head's line ranges count from `view`.
       this.respond(res, view, end + 4 - start);
       return;
     }
+  }
+
+  /** Appends `buf[start..]` to the kept head, growing its buffer by doubling. */
+  private keepHead(buf: Buffer, start: number): void {
+    const n = buf.length - start;
+    const need = this.resHeadLength + n;
+    if (this.resHead === null || need > this.resHead.length) {
+      const grown = Buffer.allocUnsafe(Math.max(1024, need, 2 * (this.resHead?.length ?? 0)));
+      if (this.resHead !== null) this.resHead.copy(grown, 0, 0, this.resHeadLength);
+      this.resHead = grown;
+    }
+    buf.copy(this.resHead, this.resHeadLength, start);
+    this.resHeadLength = need;
   }
 
   private respond(res: ResponseHead, buf: Buffer, bodyStart: number): void {
