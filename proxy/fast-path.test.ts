@@ -396,6 +396,38 @@ describe('the lean path with real sockets', () => {
     await until(() => c.text().split('body').length === 3);
   });
 
+  it("keeps an idle backend connection for the backend's keep-alive time less a second, then closes it", async () => {
+    const closedAt: number[] = [];
+    const seen = new WeakSet<net.Socket>();
+    const be = await rawBackend((text, s) => {
+      if (!seen.has(s)) {
+        seen.add(s);
+        s.on('close', () => closedAt.push(performance.now()));
+      }
+      const timeout = /GET \/ka(\d)/.exec(text)?.[1] ?? '2';
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=${timeout}\r\n\r\nok`);
+    });
+    const { port } = await proxyWith([route(be.address)]);
+    const c = connection(port);
+    c.write(GET('/ka2'));
+    await until(() => c.statuses().length === 1);
+    await sleep(systemClock, 300);
+    c.write(GET('/ka2'));
+    await until(() => c.statuses().length === 2);
+    const answered = performance.now();
+    expect(be.connections).toBe(1); // reused within its idle time
+    await until(() => closedAt.length === 1, 3_000);
+    // timeout=2 → kept 1 s after its last response, closed by the proxy before the backend would.
+    expect(closedAt[0]! - answered).toBeGreaterThan(800);
+    expect(closedAt[0]! - answered).toBeLessThan(1_800);
+    // timeout=1 leaves no time to reuse it safely: closed after its response, the next request opens another.
+    c.write(GET('/ka1'));
+    await until(() => c.statuses().length === 3 && closedAt.length === 2, 1_000);
+    c.write(GET('/ka1'));
+    await until(() => c.statuses().length === 4);
+    expect(be.connections).toBe(3);
+  });
+
   it('bounds what a client pipelines while its request is in flight', async () => {
     let release: (() => void) | undefined;
     const b: TestBackend = await backend('slow', (_req, res) => {

@@ -383,6 +383,8 @@ export class Upstream {
   /** Requests this connection has carried (0: fresh). */
   uses = 0;
   idleMs = UPSTREAM_IDLE_MS;
+  /** While pooled: when it expires (performance.now() ms). */
+  idleUntil = 0;
   error: Error | null = null;
   closed = false;
   private timeoutMs = -1;
@@ -458,32 +460,69 @@ export class Upstream {
 /** Idle keep-alive backend connections per backend address (most recently used first out). */
 export class UpstreamPool {
   private readonly idle = new Map<string, Upstream[]>();
+  /**
+   * Idle connections expire by one timer for the pool, armed for the earliest expiry, not by a
+   * socket timer set and reset on every request (a request's connection keeps its in-flight
+   * timeout all along).
+   */
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Infinity;
 
   constructor(private readonly connectTimeoutMs: number) {}
 
-  /** An idle connection to `address`, or a new one (connecting). */
+  /** An idle connection to `address` that has not expired, or a new one (connecting). */
   take(address: string, fresh = false): Upstream {
     const list = fresh ? undefined : this.idle.get(address);
     if (list) {
+      const now = performance.now();
       for (let up = list.pop(); up; up = list.pop()) {
-        if (!up.closed && !up.socket.destroyed) return up;
+        if (up.closed || up.socket.destroyed) continue;
+        if (now < up.idleUntil) return up;
+        up.destroy();
       }
     }
     return new Upstream(address, this, this.connectTimeoutMs);
   }
 
-  /** Keeps a connection whose response is complete for the next request. */
+  /** Keeps a connection whose response is complete for the next request, for its idleMs. */
   put(up: Upstream): void {
     let list = this.idle.get(up.address);
-    if (!list) this.idle.set(up.address, (list = []));
-    if (list.length >= UPSTREAM_IDLE_MAX || up.closed) {
+    if (up.closed || up.idleMs <= 0 || (list !== undefined && list.length >= UPSTREAM_IDLE_MAX)) {
       up.destroy();
       return;
     }
+    if (!list) this.idle.set(up.address, (list = []));
     up.owner = null;
-    up.timeout(up.idleMs);
+    up.idleUntil = performance.now() + up.idleMs;
     list.push(up);
+    if (up.idleUntil < this.sweepAt) this.arm(up.idleUntil);
   }
+
+  private arm(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(this.sweep, Math.max(1, Math.ceil(at - performance.now())));
+    this.sweepTimer.unref();
+  }
+
+  /** Closes the idle connections that have expired; arms the timer for the next expiry. */
+  private readonly sweep = (): void => {
+    this.sweepTimer = null;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [address, list] of this.idle) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const up = list[i] as Upstream;
+        if (now >= up.idleUntil) {
+          list.splice(i, 1);
+          up.destroy();
+        } else if (up.idleUntil < next) next = up.idleUntil;
+      }
+      if (list.length === 0) this.idle.delete(address);
+    }
+    if (next < Infinity) this.arm(next);
+  };
 
   forget(up: Upstream): void {
     const list = this.idle.get(up.address);
@@ -499,6 +538,11 @@ export class UpstreamPool {
       if (live?.has(address)) continue;
       this.idle.delete(address);
       for (const up of list) up.destroy();
+    }
+    if (this.idle.size === 0 && this.sweepTimer) {
+      clearTimeout(this.sweepTimer);
+      this.sweepTimer = null;
+      this.sweepAt = Infinity;
     }
   }
 }
