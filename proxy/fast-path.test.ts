@@ -76,6 +76,12 @@ describe('parseResponseHead', () => {
     expect(response('HTTP/1.0 200 OK\r\nContent-Length: 1')).toMatchObject({ reusable: false });
     expect(response('HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive')).toMatchObject({ reusable: true });
     expect(response('HTTP/1.1 200 OK\r\nX: caf\xe9')).toMatchObject({ headers: ['X: caf\xe9'] });
+    // Framing and keep-alive read from the bytes in any case, the uncommon forms too.
+    expect(response('HTTP/1.1 200 OK\r\ncontent-LENGTH:  0012 \r\nCONNECTION: Keep-Alive\r\nkeep-alive: timeout=7')).toMatchObject({ length: 12, reusable: true, keepAliveMs: 7000, headers: ['content-LENGTH:  0012 '] });
+    expect(response('HTTP/1.0 200 OK\r\nConnection: KEEP-ALIVE\r\nKeep-Alive: max=5, timeout=3')).toMatchObject({ reusable: true, keepAliveMs: 3000, headers: [] });
+    expect(response('HTTP/1.1 200 OK\r\nConnection: Close')).toMatchObject({ reusable: false });
+    expect(response('HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close')).toMatchObject({ reusable: false });
+    expect(response('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=x')).toMatchObject({ keepAliveMs: undefined });
     // Lines are passed on as they came, their spacing too.
     expect(response('HTTP/1.1 200 OK\r\nX-A:1\r\nx-b: \t two  \r\nCONNECTION: X-A')).toMatchObject({ headers: ['x-b: \t two  '] });
   });
@@ -86,6 +92,9 @@ describe('parseResponseHead', () => {
       'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6',
       'HTTP/1.1 200 OK\r\nContent-Length: -1',
       'HTTP/1.1 200 OK\r\nContent-Length: 1e3',
+      'HTTP/1.1 200 OK\r\nContent-Length:',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1 2',
+      'HTTP/1.1 200 OK\r\nContent-Length: +1',
       'HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked',
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked',
