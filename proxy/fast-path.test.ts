@@ -60,6 +60,10 @@ describe('parseLeanHead', () => {
       'GET / HTTP/1.1\r\nHost: a\r\nX: nul\0',
       'GET / HTTP/1.1\r\nHost: a\r\nX: caf\xe9',
       'GET / HTTP/1.1\r\nHost: a\r\nX\x7f: del',
+      'GET /\ta HTTP/1.1\r\nHost: a',
+      'GET HTTP/1.1\r\nHost: a',
+      'HEAD / HTTP/1.1\r\n: empty-name',
+      'GET / HTTP/1.1\r\nHost: a\r\nX: tab-then-cr\t\r',
     ];
     for (const text of others) expect(lean(text), JSON.stringify(text)).toBeNull();
   });

@@ -65,8 +65,6 @@ for (let c = 48; c <= 57; c++) TARGET[c] = 1;
 for (let c = 65; c <= 90; c++) TARGET[c] = 1;
 for (let c = 97; c <= 122; c++) TARGET[c] = 1;
 
-/** Anything but HTAB and visible ASCII or space. */
-const NOT_VISIBLE_ASCII = /[^\t\x20-\x7e]/;
 /** Response headers never passed on (RFC 9110 §7.6.1), framing and keep-alive read on the way. */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 const HOP_LENGTH = new Uint8Array(32);
@@ -93,37 +91,42 @@ interface LeanHead {
  * line ends, tokens as names, no folding, no duplicate or odd framing headers.
  */
 export function parseLeanHead(buf: Buffer, end: number): LeanHead | null {
-  const text = buf.toString('latin1', 0, end);
-  const lines = text.split('\r\n');
-  // Lines end in CRLF; a CR or LF left inside a line, or any other control or non-ASCII byte, is not ours.
-  for (let l = 0; l < lines.length; l++) if (NOT_VISIBLE_ASCII.test(lines[l] as string)) return null;
-  const first = lines[0] as string;
+  // Read as bytes (a string's charCodeAt and a regex per line cost twice as much).
+  let eol = requestLineEnd(buf, 0, end);
+  if (eol < 0) return null;
   let method: 'GET' | 'HEAD';
-  let rest: string;
-  if (first.startsWith('GET ')) {
+  let t: number;
+  if (buf[0] === 71 && buf[1] === 69 && buf[2] === 84 && buf[3] === 32) {
     method = 'GET';
-    rest = first.slice(4);
-  } else if (first.startsWith('HEAD ')) {
+    t = 4;
+  } else if (buf[0] === 72 && buf[1] === 69 && buf[2] === 65 && buf[3] === 68 && buf[4] === 32) {
     method = 'HEAD';
-    rest = first.slice(5);
+    t = 5;
   } else return null;
-  if (!rest.endsWith(' HTTP/1.1')) return null;
-  const target = rest.slice(0, rest.length - 9);
-  if (target.length === 0 || target.charCodeAt(0) !== 47 /* / */) return null;
-  for (let i = 0; i < target.length; i++) if (TARGET[target.charCodeAt(i)] !== 1) return null;
+  // ... SP "HTTP/1.1"
+  const te = eol - 9;
+  if (te <= t || buf.compare(SP_HTTP_11, 0, 9, te, eol) !== 0) return null;
+  if (buf[t] !== 47 /* / */) return null;
+  for (let i = t; i < te; i++) if (TARGET[buf[i] as number] !== 1) return null;
+  const target = buf.toString('latin1', t, te);
   const raw: string[] = [];
   let close = false;
-  for (let l = 1; l < lines.length; l++) {
-    const line = lines[l] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return null;
-    for (let i = 0; i < colon; i++) if (TOKEN[line.charCodeAt(i)] !== 1) return null;
-    const name = line.slice(0, colon);
+  for (let pos = eol + 2; pos < end; pos = eol + 2) {
+    eol = requestLineEnd(buf, pos, end);
+    if (eol < 0) return null;
+    let colon = pos;
+    for (; colon < eol; colon++) {
+      const c = buf[colon] as number;
+      if (c === 58) break;
+      if (TOKEN[c] !== 1) return null;
+    }
+    if (colon === pos || colon === eol) return null;
     let a = colon + 1;
-    let b = line.length;
-    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
-    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
-    const value = line.slice(a, b);
+    let b = eol;
+    while (a < b && (buf[a] === 32 || buf[a] === 9)) a++;
+    while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9)) b--;
+    const name = buf.toString('latin1', pos, colon);
+    const value = a === b ? '' : buf.toString('latin1', a, b);
     if (FULL_PATH_LENGTH[name.length] === 1) {
       const lower = name.toLowerCase();
       if (FULL_PATH_HEADERS.has(lower)) return null;
@@ -136,6 +139,22 @@ export function parseLeanHead(buf: Buffer, end: number): LeanHead | null {
     raw.push(name, value);
   }
   return { method, close, target, raw };
+}
+
+const SP_HTTP_11 = Buffer.from(' HTTP/1.1', 'latin1');
+
+/**
+ * Where the request line or header line from `pos` ends (its CR), or -1 for a byte the lean path
+ * does not take: anything but HTAB and visible ASCII or space, or a CR or LF not in a CRLF pair.
+ */
+function requestLineEnd(buf: Buffer, pos: number, end: number): number {
+  for (let i = pos; i < end; i++) {
+    const c = buf[i] as number;
+    if ((c >= 32 && c < 127) || c === 9) continue;
+    if (c === 13 && i + 1 < end && buf[i + 1] === 10) return i;
+    return -1;
+  }
+  return end;
 }
 
 /**
