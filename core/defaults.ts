@@ -176,6 +176,8 @@ export const DEFAULTS = {
     opTimeoutMs: 5_000,
     /** Connecting to a member, at most. */
     dialTimeoutMs: 3_000,
+    /** A member that failed three calls in a row is skipped this long, then tried again. */
+    memberSkipMs: 1_000,
     /** Compare-and-swap rounds of one write, at most, when other servers keep changing the same keys. */
     casAttempts: 16,
     /** A value (kv, service, revision), at most, as JSON: under etcd's default request limit (1.5 MiB). */

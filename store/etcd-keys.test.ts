@@ -1,8 +1,8 @@
 import { ClientClosedError, GRPCInvalidArgumentError, GRPCUnavailableError } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../core/clock.js';
+import { ManualClock, sleep, systemClock } from '../core/clock.js';
 import { isOrcaError } from '../core/errors.js';
-import { etcdFailure, withDeadline } from './etcd-client.js';
+import { ETCD_STORE_DEFAULTS, etcdClientOptions, etcdFailure, withDeadline } from './etcd-client.js';
 import { defaultStorePrefix, etcdEventFloorKey, etcdEventKey, isEtcdEventKey, keyAfter, prefixEnd, prefixProblem } from './etcd-keys.js';
 
 describe('etcd key layout', () => {
@@ -67,5 +67,25 @@ describe('etcd client edges', () => {
     expect(down.message).toMatch(/^put kv: etcd failed: 14 UNAVAILABLE/);
     expect(etcdFailure('get', new ClientClosedError('KV')).message).toMatch(/the connection is closed/);
     expect(etcdFailure('get', new Error('Execution prevented because the circuit breaker is open')).code).toBe('ORCA_STORE_UNAVAILABLE');
+  });
+});
+
+describe('etcd client options', () => {
+  it('skip a member that failed three times in a row for memberSkipMs, then try it again', async () => {
+    const limits = { ...ETCD_STORE_DEFAULTS, memberSkipMs: 100 };
+    const opts = etcdClientOptions(['http://127.0.0.1:1'], undefined, limits, systemClock);
+    const policy = opts.faultHandling!.host!('127.0.0.1:1');
+    const down = () => Promise.reject(new GRPCUnavailableError('member down'));
+    for (let i = 0; i < 3; i++) await expect(policy.execute(down)).rejects.toBeInstanceOf(GRPCUnavailableError);
+    let called = false;
+    const up = () => {
+      called = true;
+      return Promise.resolve('ok');
+    };
+    await expect(policy.execute(up)).rejects.toMatchObject({ isBrokenCircuitError: true });
+    expect(called).toBe(false);
+    await sleep(systemClock, 150);
+    await expect(policy.execute(up)).resolves.toBe('ok');
+    expect(ETCD_STORE_DEFAULTS.memberSkipMs).toBeLessThan(ETCD_STORE_DEFAULTS.opTimeoutMs / 2);
   });
 });
