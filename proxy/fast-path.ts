@@ -114,13 +114,8 @@ export function parseLeanHead(buf: Buffer, end: number): LeanHead | null {
   for (let pos = eol + 2; pos < end; pos = eol + 2) {
     eol = requestLineEnd(buf, pos, end);
     if (eol < 0) return null;
-    let colon = pos;
-    for (; colon < eol; colon++) {
-      const c = buf[colon] as number;
-      if (c === 58) break;
-      if (TOKEN[c] !== 1) return null;
-    }
-    if (colon === pos || colon === eol) return null;
+    const colon = fieldColon(buf, pos, eol);
+    if (colon < 0) return null;
     let a = colon + 1;
     let b = eol;
     while (a < b && (buf[a] === 32 || buf[a] === 9)) a++;
@@ -142,6 +137,20 @@ export function parseLeanHead(buf: Buffer, end: number): LeanHead | null {
 }
 
 const SP_HTTP_11 = Buffer.from(' HTTP/1.1', 'latin1');
+
+/**
+ * Where the colon after a header field's name is, in the line buf[pos, eol): -1 unless the line
+ * starts with a token (RFC 9110 tchar; bytes past ASCII are not) directly followed by a colon.
+ */
+function fieldColon(buf: Buffer, pos: number, eol: number): number {
+  let colon = pos;
+  for (; colon < eol; colon++) {
+    const c = buf[colon] as number;
+    if (c === 58) break;
+    if (TOKEN[c] !== 1) return -1; // TOKEN has 128 entries: a byte past ASCII reads undefined
+  }
+  return colon === pos || colon === eol ? -1 : colon;
+}
 
 /**
  * Where the request line or header line from `pos` ends (its CR), or -1 for a byte the lean path
@@ -335,13 +344,8 @@ export function parseResponseHead(buf: Buffer, end: number): ResponseHead | null
     eol = lineEnd(buf, pos, end);
     if (eol < 0) return null;
     // A token, a colon, the value without the spaces and tabs around it.
-    let colon = pos;
-    for (; colon < eol; colon++) {
-      const c = buf[colon] as number;
-      if (c === 58) break;
-      if (c >= 128 || TOKEN[c] !== 1) return null;
-    }
-    if (colon === pos || colon === eol) return null;
+    const colon = fieldColon(buf, pos, eol);
+    if (colon < 0) return null;
     // Lines are passed on as they are; only framing and hop-by-hop candidates are read (by length).
     const nameLength = colon - pos;
     if (HOP_LENGTH[nameLength] === 1) {
